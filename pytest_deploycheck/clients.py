@@ -1,0 +1,65 @@
+"""One keep-alive ``httpx.Client`` per (environment, service), shared by YAML and Python checks."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+
+import httpx
+
+from .environments import Environment, Service
+from .errors import CheckError
+from .suites import SAFE_METHODS
+
+ALLOW_WRITE = "deploycheck_allow_write"
+
+
+class ProtectedEnvironmentError(CheckError):
+    """A writing request was refused because the environment is protected."""
+
+
+def _protect(env_name: str) -> httpx._client.EventHook:
+    def guard(request: httpx.Request) -> None:
+        if request.method not in SAFE_METHODS and not request.extensions.get(ALLOW_WRITE):
+            raise ProtectedEnvironmentError(
+                f"environment '{env_name}' is protected: {request.method} {request.url} refused "
+                f"(only GET, HEAD and OPTIONS run there; set 'allow_write: true' on the step, or "
+                f"pass extensions={{'{ALLOW_WRITE}': True}} from Python, to allow it)")
+    return guard
+
+
+class ClientPool:
+    """Clients built on first use and closed together at session end.
+
+    A protected environment's clients refuse writing requests in an event hook, so the same rule
+    holds for YAML checks and for Python checks using the ``service`` fixture.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str | None], httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, env: Environment, service: Service | None) -> httpx.Client:
+        """The client for ``service`` in ``env``; ``None`` is the env's client for absolute URLs."""
+        key = (env.name, service.name if service else None)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                hooks = {"request": [_protect(env.name)]} if env.protected else {}
+                if service is None:
+                    client = httpx.Client(timeout=env.timeout, event_hooks=hooks)
+                else:
+                    verify: bool | ssl.SSLContext = service.verify_tls \
+                        if isinstance(service.verify_tls, bool) \
+                        else ssl.create_default_context(cafile=service.verify_tls)
+                    client = httpx.Client(base_url=service.url, headers=dict(service.headers),
+                                          timeout=service.timeout, event_hooks=hooks,
+                                          verify=verify)
+                self._clients[key] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

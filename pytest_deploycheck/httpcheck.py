@@ -1,0 +1,299 @@
+"""Running health and smoke checks: requests, expectations, ``save``, ``retry``, deadlines.
+
+Plain Python over :mod:`httpx`; the pytest items only ask for a :class:`Result`. A check never
+blocks past its deadline: every request gets the time that is left, and bodies are read in chunks
+so that a slow or endless body is cut off by time and by size.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .clients import ALLOW_WRITE, ClientPool, ProtectedEnvironmentError
+from .errors import CheckError
+from .expectations import Mismatch, Response
+from .secrets import Redactor, is_secret_variable
+from .suites import SAFE_METHODS, CheckInstance, Retry, Step
+from .templating import render
+from .units import format_duration
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+SNIPPET_CHARS = 1500
+
+
+@dataclass
+class Exchange:
+    """One request and what came of it, kept for the failure message and for reports."""
+
+    step: str
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: str | None
+    response: Response | None = None
+    error: str | None = None
+    fatal: bool = False  # retrying cannot help (a refused write, an undefined template name)
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+@dataclass
+class _Attempt:
+    """What the latest pass over a check's steps produced."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    reason: str | None = None
+    stop: bool = False
+
+    def reset(self) -> None:
+        self.exchanges, self.reason, self.stop = [], None, False
+
+
+@dataclass
+class Result:
+    """The outcome of one check instance."""
+
+    passed: bool
+    reason: str
+    exchanges: list[Exchange]
+    attempts: int
+    duration: float
+    latency: float | None = None
+
+    def render(self, instance: CheckInstance, redactor: Redactor) -> str:
+        """The failure message: what was asked, expected and seen, and where in the YAML."""
+        check = instance.check
+        lines = [f"{check.kind} check '{check.name}' failed in environment '{instance.env.name}'",
+                 f"  at {check.file}:{check.line}"]
+        if instance.params:
+            lines.append(f"  parameters: {json.dumps(dict(instance.params.values), default=str)}")
+        if check.runbook:
+            lines.append(f"  runbook: {check.runbook}")
+        for exchange in self.exchanges:
+            lines.append("")
+            label = f"[{exchange.step}] " if len(check.steps) > 1 else ""
+            lines.append(f"{label}{exchange.method} {exchange.url}")
+            lines.extend(f"  {name}: {value}" for name, value in exchange.headers)
+            if exchange.body:
+                lines.append(f"  body: {_snippet(exchange.body, 300)}")
+            if exchange.error:
+                lines.append(f"  -> {exchange.error}")
+            elif exchange.response is not None:
+                response = exchange.response
+                lines.append(f"  -> {response.status} in {format_duration(response.elapsed)}")
+            for mismatch in exchange.mismatches:
+                lines.append(f"  FAILED {mismatch}")
+            if exchange.mismatches and exchange.response is not None:
+                lines.append("  response body:")
+                lines.extend(f"    {line}" for line in _pretty(exchange.response).splitlines())
+        if self.attempts > 1:
+            lines.append(f"\n(last of {self.attempts} attempts in {format_duration(self.duration)})")
+        return redactor.redact("\n".join(lines))
+
+
+def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def _pretty(response: Response) -> str:
+    try:
+        text = json.dumps(response.json(), indent=2, ensure_ascii=False)
+    except ValueError:
+        text = response.text
+    return _snippet(text) if text else "(empty)"
+
+
+def _cert_not_after(response: httpx.Response) -> float | None:
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()
+    # getpeercert() is empty when verification is off: expiry is known only for verified certs.
+    return ssl.cert_time_to_seconds(cert["notAfter"]) if cert and "notAfter" in cert else None
+
+
+def _describe_error(exc: Exception, timeout: float) -> str:
+    name = exc.__class__.__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {format_duration(timeout)} ({name})"
+    detail = str(exc) or name
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {detail}"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return f"connection broken: {detail} ({name})"
+    return f"{detail} ({name})"
+
+
+class HttpCheckRunner:
+    """Runs health and smoke check instances with a shared :class:`ClientPool`."""
+
+    def __init__(self, pool: ClientPool, redactor: Redactor,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.pool = pool
+        self.redactor = redactor
+        self.clock = clock
+        self.sleep = sleep
+
+    def run(self, instance: CheckInstance) -> Result:
+        check = instance.check
+        start = self.clock()
+        deadline = start + check.timeout if check.timeout is not None else None
+        attempt = _Attempt()
+
+        def once() -> tuple[bool, bool]:
+            attempt.reset()
+            ok, stop = self._steps(instance, check.retry, deadline, attempt)
+            return ok, stop
+
+        attempts = self._retrying(once, check.retry, deadline)
+        return Result(passed=attempt.reason is None, reason=attempt.reason or "",
+                      exchanges=attempt.exchanges, attempts=attempts,
+                      duration=self.clock() - start,
+                      latency=next((e.response.elapsed for e in reversed(attempt.exchanges)
+                                    if e.response is not None), None))
+
+    def _retrying(self, once: Callable[[], tuple[bool, bool]], retry: Retry | None,
+                  deadline: float | None) -> int:
+        """Call ``once`` (returning ok, give-up) until it succeeds or ``retry`` runs out.
+
+        Returns how many attempts were made. Never sleeps past ``retry.until`` or ``deadline``.
+        """
+        start = self.clock()
+        until = start + retry.until if retry and retry.until is not None else None
+        attempts = 0
+        while True:
+            attempts += 1
+            ok, stop = once()
+            if ok or stop or retry is None:
+                return attempts
+            if retry.attempts is not None and attempts >= retry.attempts:
+                return attempts
+            now = self.clock()
+            limits = [limit for limit in (until, deadline) if limit is not None]
+            if limits and now >= min(limits):
+                return attempts
+            self.sleep(max(min([retry.interval, *(limit - now for limit in limits)]), 0.0))
+
+    def _steps(self, instance: CheckInstance, retry: Retry | None, deadline: float | None,
+               attempt: _Attempt) -> tuple[bool, bool]:
+        """One pass over the steps, each retried on its own when it has ``retry``."""
+        scope = instance.scope()
+        for step in instance.check.steps:
+            first = len(attempt.exchanges)
+
+            def once(step: Step = step, first: int = first) -> tuple[bool, bool]:
+                del attempt.exchanges[first:]
+                return self._step(instance, step, scope, deadline, step.retry or retry, attempt)
+
+            if step.retry is not None:
+                self._retrying(once, step.retry, deadline)
+            else:
+                once()
+            if attempt.reason is not None:
+                return False, attempt.stop
+        return True, False
+
+    def _step(self, instance: CheckInstance, step: Step, scope: dict[str, Any],
+              deadline: float | None, retry: Retry | None, attempt: _Attempt) -> tuple[bool, bool]:
+        exchange = self._send(instance, step, scope, deadline)
+        attempt.exchanges.append(exchange)
+        attempt.reason, attempt.stop = None, False
+        if exchange.error:
+            attempt.reason, attempt.stop = exchange.error, exchange.fatal
+            return False, exchange.fatal
+        response = exchange.response
+        assert response is not None
+        exchange.mismatches = step.expect.judge(response, scope) or \
+            self._save(step, response, scope)
+        if not exchange.mismatches:
+            return True, False
+        attempt.reason = str(exchange.mismatches[0])
+        if retry is not None and retry.stop_if is not None \
+                and not retry.stop_if.judge(response, scope):
+            attempt.reason += " (gave up: the answer matches retry.stop_if)"
+            attempt.stop = True
+        return False, attempt.stop
+
+    def _save(self, step: Step, response: Response, scope: dict[str, Any]) -> list[Mismatch]:
+        if not step.save:
+            return []
+        try:
+            document = response.json()
+        except ValueError as exc:
+            return [Mismatch("save", "a JSON body", str(exc))]
+        missing = []
+        for name, expr in step.save.items():
+            value = expr.search(document)
+            if value is None:
+                missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}", "null"))
+                continue
+            if is_secret_variable(name):
+                self.redactor.add(value if isinstance(value, str) else json.dumps(value))
+            scope[name] = value
+        return missing
+
+    def _send(self, instance: CheckInstance, step: Step, scope: dict[str, Any],
+              deadline: float | None) -> Exchange:
+        env, request = instance.env, step.request
+        try:
+            url = str(render(request.url if request.url is not None else request.path, scope))
+            headers = {k: str(v) for k, v in render(dict(request.headers), scope).items()}
+            params = render(dict(request.params), scope)
+            payload = render(request.json, scope) if request.has_json else None
+            content = render(request.body, scope) if request.body is not None else None
+        except CheckError as exc:
+            return Exchange(step.name, request.method, str(request.path or request.url), [], None,
+                            error=str(exc), fatal=True)
+        service = env.service(request.service) if request.service else None
+        client = self.pool.client(env, service)
+        timeout = request.timeout or (service.timeout if service else env.timeout)
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - self.clock()), 0.001)
+        shown = dict(service.headers) if service else {}
+        shown.update(headers)
+        body_text = json.dumps(payload) if request.has_json else content
+        exchange = Exchange(step.name, request.method, str(client.base_url.join(url))
+                            if service else url, self.redactor.redact_headers(shown), body_text)
+        if env.protected and request.method not in SAFE_METHODS and not step.allow_write:
+            # Refused before anything is sent; the client's hook enforces the same rule.
+            exchange.error = (f"environment '{env.name}' is protected: {request.method} "
+                              f"refused (set 'allow_write: true' on the step to allow it)")
+            exchange.fatal = True
+            return exchange
+        started = time.perf_counter()
+        try:
+            with client.stream(request.method, url, headers=headers, params=params,
+                               json=payload if request.has_json else None, content=content,
+                               timeout=timeout,
+                               extensions={ALLOW_WRITE: True} if step.allow_write else None
+                               ) as answer:
+                body = bytearray()
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        exchange.error = (f"response body larger than "
+                                          f"{MAX_BODY_BYTES // (1024 * 1024)} MB; stopped reading")
+                        return exchange
+                    if time.perf_counter() - started > timeout:
+                        exchange.error = (f"timed out after {format_duration(timeout)} reading "
+                                          f"the response body")
+                        return exchange
+                exchange.response = Response(
+                    status=answer.status_code, headers=answer.headers, body=bytes(body),
+                    elapsed=time.perf_counter() - started, url=str(answer.url),
+                    cert_not_after=_cert_not_after(answer))
+        except ProtectedEnvironmentError as exc:
+            exchange.error, exchange.fatal = str(exc), True
+        except httpx.HTTPError as exc:
+            exchange.error = _describe_error(exc, timeout)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            exchange.error = f"{exc} ({exc.__class__.__name__})"
+        return exchange

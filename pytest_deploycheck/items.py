@@ -1,0 +1,95 @@
+"""pytest's view of suites: a file collector, a suite collector and one item per check instance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import DeploycheckError
+from .session import DeployRun, display_path
+from .suites import KINDS, CheckInstance, Suite, instances, load_suite
+
+RUN_KEY = pytest.StashKey[DeployRun]()
+INSTANCE_KEY = pytest.StashKey[CheckInstance]()
+
+
+class CheckFailed(Exception):
+    """Raised by a check item; carries the rendered, redacted failure text."""
+
+
+def _error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
+    if isinstance(excinfo.value, DeploycheckError):
+        return str(excinfo.value)
+    return None
+
+
+class SuiteFile(pytest.File):
+    """A YAML file under one of the suites folders."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        run = self.config.stash[RUN_KEY]
+        suite = load_suite(self.path, display_path(self.path, Path(self.config.rootpath)))
+        if not run.selected:
+            run.suites_without_env.append(suite.file)
+            return
+        yield SuiteNode.from_parent(self, name=suite.name, suite=suite)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        return _error_text(excinfo) or super().repr_failure(excinfo)
+
+
+class SuiteNode(pytest.Collector):
+    """One suite; its children are the check items of every selected environment."""
+
+    def __init__(self, *, suite: Suite, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+
+    def collect(self) -> Iterator[pytest.Item]:
+        run = self.config.stash[RUN_KEY]
+        registered = {line.split(":")[0].split("(")[0].strip()
+                      for line in self.config.getini("markers")}
+        for check in self.suite.checks:
+            for mark in check.marks:
+                if mark not in registered:
+                    self.config.addinivalue_line("markers", f"{mark}: a deploycheck suite mark")
+                    registered.add(mark)
+            for env_name in run.selected:
+                for instance in instances(check, run.environment(env_name)):
+                    item = CheckItem.from_parent(self, name=instance.name, instance=instance)
+                    for marker in (*KINDS[check.kind].markers, *check.marks):
+                        item.add_marker(marker)
+                    yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        return _error_text(excinfo) or super().repr_failure(excinfo)
+
+
+class CheckItem(pytest.Item):
+    """One check in one environment (and one parametrize value)."""
+
+    def __init__(self, *, instance: CheckInstance, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.instance = instance
+        self.stash[INSTANCE_KEY] = instance
+
+    def runtest(self) -> None:
+        run = self.config.stash[RUN_KEY]
+        result = run.runner.run(self.instance)
+        if not result.passed:
+            raise CheckFailed(result.render(self.instance, run.redactor), result.reason)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckFailed):
+            return str(excinfo.value.args[0])
+        return _error_text(excinfo) or super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        check = self.instance.check
+        return self.path, check.line - 1, f"{check.suite}::{self.name}"

@@ -1,0 +1,210 @@
+"""The pytest plugin ``deploycheck``: options, markers, fixtures and hooks, delegating the work.
+
+Heavy modules are imported inside the hooks that need them, so installing the plugin costs a
+pytest run that collects no suite next to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .settings import DECLARATIONS, option_dest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .environments import Environment
+    from .session import DeployRun
+
+MARKERS = {
+    "health": "deploycheck health/readiness check (kind health)",
+    "smoke": "deploycheck smoke test of a critical path (kind smoke)",
+    "checklist": "deploycheck pre-deploy checklist item (kind checklist)",
+    "metric": "deploycheck post-deploy metric threshold (kind metric)",
+    "predeploy": "runs before a deploy: the pre-deploy gate (checklists)",
+    "postdeploy": "runs after a deploy: health, smoke and metric checks",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("deploycheck", "deploy gates (pytest-deploycheck)")
+    for declaration in DECLARATIONS:
+        help_text = declaration.help
+        if declaration.env_var:
+            help_text += f" (env var {declaration.env_var})"
+        if declaration.option:
+            if declaration.flag:
+                group.addoption(declaration.option, action="store_true", default=False,
+                                dest=option_dest(declaration), help=help_text)
+            else:
+                group.addoption(declaration.option, action="append" if declaration.name == "env"
+                                else "store", default=None, dest=option_dest(declaration),
+                                metavar=declaration.metavar, help=help_text)
+        if declaration.ini:
+            parser.addini(declaration.ini, help_text,
+                          type="args" if declaration.name == "suites" else "string",
+                          default=declaration.default)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from .items import RUN_KEY
+    from .session import DeployRun
+    from .settings import resolve
+
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+    settings = resolve(config, Path(config.rootpath), Path(config.invocation_params.dir))
+    config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
+    if not _is_worker(config):
+        from .reporting import GateReporter
+
+        config.pluginmanager.register(GateReporter(config), "deploycheck-gate")
+
+
+def _run(config: pytest.Config) -> DeployRun:
+    from .items import RUN_KEY
+
+    return config.stash[RUN_KEY]
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.get_plugin("dsession") is not None
+
+
+def _usage(call: Callable[[], None]) -> None:
+    """Run ``call``, turning the plugin's option and config errors into pytest usage errors."""
+    from .errors import DeploycheckError
+
+    try:
+        call()
+    except DeploycheckError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"deploycheck: {_run(config).settings.describe()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    run = _run(config)
+    if run.selected:
+        _usage(run.check_selection)
+        # Under xdist the controller starts the processes once, before the workers exist; the
+        # workers never start anything. Without xdist they start after collection.
+        if _is_xdist_controller(config) and not config.option.collectonly:
+            _usage(lambda: run.start(list(run.selected)))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    run = _run(parent.config)
+    root = Path(parent.config.rootpath)
+    for folder in run.settings.suites.value:
+        base = root / folder
+        if file_path.is_relative_to(base):
+            from .items import SuiteFile
+
+            return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "deploy_env" in metafunc.fixturenames:
+        names = list(_run(metafunc.config).selected)
+        if names:
+            metafunc.parametrize("deploy_env", names, indirect=True, ids=names)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    run = _run(config)
+    if run.suites_without_env:
+        raise pytest.UsageError(
+            f"no environment selected, but suites were collected "
+            f"({', '.join(run.suites_without_env[:3])}); pass --env NAME or set DEPLOYCHECK_ENV. "
+            f"Known environments: {run.known_environments()}")
+    if _is_worker(config) or config.option.collectonly:
+        return
+    from .items import INSTANCE_KEY
+
+    needed: dict[str, None] = {}
+    for item in session.items:
+        instance = item.stash.get(INSTANCE_KEY, None)
+        if instance is not None:
+            needed[instance.env.name] = None
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "deploy_env" in callspec.params:
+            needed[callspec.params["deploy_env"]] = None
+    _usage(lambda: run.start(list(needed)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    from .items import INSTANCE_KEY, CheckFailed
+
+    instance = item.stash.get(INSTANCE_KEY, None)
+    if instance is not None:
+        reason = ""
+        if call.excinfo is not None:
+            value = call.excinfo.value
+            reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
+        # Plain data, so that it crosses from xdist workers to the controller with the report.
+        report.deploycheck = {  # type: ignore[attr-defined]
+            "env": instance.env.name, "kind": instance.check.kind, "file": instance.check.file,
+            "line": instance.check.line,
+            "reason": _run(item.config).redactor.redact(reason.splitlines()[0] if reason else ""),
+        }
+    return report
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from .items import RUN_KEY
+
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+
+
+@pytest.fixture
+def deploy_env(request: pytest.FixtureRequest) -> Environment:
+    """The environment this test runs against (one test per ``--env`` environment)."""
+    from .errors import DeploycheckError
+
+    run = _run(request.config)
+    name = getattr(request, "param", None)
+    if name is None:
+        pytest.fail(f"deploy_env needs an environment: pass --env NAME (known: "
+                    f"{run.known_environments()})", pytrace=False)
+    try:
+        return run.environment(name)
+    except DeploycheckError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def service(request: pytest.FixtureRequest, deploy_env: Environment
+            ) -> Callable[[str], httpx.Client]:
+    """``service(name)``: the session's keep-alive ``httpx.Client`` for that service."""
+    from .errors import DeploycheckError
+
+    run = _run(request.config)
+
+    def get(name: str) -> httpx.Client:
+        try:
+            return run.pool.client(deploy_env, deploy_env.service(name))
+        except DeploycheckError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    return get

@@ -1,0 +1,155 @@
+"""``start:`` processes: launched in their own process group, polled until ready, always stopped.
+
+Each process leads a new session so that stopping it also stops whatever it spawned (a shell, a
+server's workers): SIGTERM to the group, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from .environments import Environment, StartProcess
+from .errors import ConfigError
+from .secrets import Redactor
+
+STOP_GRACE = 5.0
+POLL_INTERVAL = 0.1
+
+
+def child_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for commands the plugin runs.
+
+    The running interpreter's ``bin`` directory goes first on ``PATH`` so that ``python`` in a
+    command is the Python that runs pytest (with this plugin installed), also when pytest was
+    started as ``.venv/bin/pytest`` without activating the virtualenv.
+    """
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.update(extra or {})
+    return env
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class _Running:
+    def __init__(self, spec: StartProcess, popen: subprocess.Popen[bytes], log: Path,
+                 log_file: IO[bytes]) -> None:
+        self.spec, self.popen, self.log, self.log_file = spec, popen, log, log_file
+
+
+class ProcessManager:
+    """Starts each environment's processes once and stops all of them at the end."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self._running: list[_Running] = []
+        self._started: set[str] = set()
+        self._logdir: Path | None = None
+
+    def start(self, env: Environment) -> None:
+        """Start ``env``'s processes (once) and wait until each is ready.
+
+        Raises :class:`ConfigError` naming the ``start`` entry when one exits or never gets ready;
+        whatever was started is stopped first.
+        """
+        if env.name in self._started:
+            return
+        self._started.add(env.name)
+        for spec in env.start:
+            try:
+                self._start_one(spec)
+            except ConfigError:
+                self.stop_all()
+                raise
+
+    def _start_one(self, spec: StartProcess) -> None:
+        if self._logdir is None:
+            self._logdir = Path(tempfile.mkdtemp(prefix="deploycheck-start-"))
+        log = self._logdir / f"{len(self._running)}.log"
+        log_file = log.open("wb")
+        command: str | Sequence[str] = spec.command if isinstance(spec.command, str) \
+            else list(spec.command)
+        try:
+            popen = subprocess.Popen(command, shell=isinstance(command, str), cwd=spec.cwd,
+                                     env=child_environ(dict(spec.env)), stdin=subprocess.DEVNULL,
+                                     stdout=log_file, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        except OSError as exc:
+            log_file.close()
+            raise ConfigError(f"cannot start {spec.name!r}: {exc}", file=spec.file,
+                              line=spec.line, key="start") from None
+        running = _Running(spec, popen, log, log_file)
+        self._running.append(running)
+        self._wait_ready(running)
+
+    def _wait_ready(self, running: _Running) -> None:
+        spec = running.spec
+        deadline = time.monotonic() + spec.timeout
+        last = "no answer yet"
+        with httpx.Client(timeout=1.0, verify=False) as client:
+            while True:
+                code = running.popen.poll()
+                if code is not None:
+                    raise ConfigError(
+                        f"{spec.name!r} exited with status {code} before it was ready; its "
+                        f"output:\n{self.redactor.redact(_tail(running.log))}", file=spec.file,
+                        line=spec.line, key="start")
+                if spec.ready is None:
+                    return
+                try:
+                    answer = client.get(spec.ready)
+                    if answer.is_success:
+                        return
+                    last = f"HTTP {answer.status_code}"
+                except httpx.HTTPError as exc:
+                    last = f"{exc.__class__.__name__}: {exc}"
+                if time.monotonic() >= deadline:
+                    raise ConfigError(
+                        f"{spec.name!r} was not ready after {spec.timeout:g}s: {spec.ready} "
+                        f"answered {self.redactor.redact(last)}; its output:\n"
+                        f"{self.redactor.redact(_tail(running.log))}", file=spec.file,
+                        line=spec.line, key="start")
+                time.sleep(POLL_INTERVAL)
+
+    def stop_all(self) -> None:
+        """Stop every started process group: SIGTERM, then SIGKILL after a grace period."""
+        running, self._running = self._running, []
+        for proc in running:
+            _signal_group(proc.popen, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in running:
+            try:
+                proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+            # Kill the group even when the leader exited: its children may linger.
+            _signal_group(proc.popen, signal.SIGKILL)
+            try:
+                proc.popen.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                pass
+            proc.log_file.close()
+
+
+def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(popen.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,121 @@
+"""Per-run state shared by collection, items, fixtures and the summary (kept in config.stash)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .clients import ClientPool
+from .environments import Environment, EnvironmentsFile
+from .errors import ConfigError, UsageProblem
+from .httpcheck import HttpCheckRunner
+from .processes import ProcessManager
+from .secrets import Redactor
+from .settings import Settings
+
+
+def display_path(path: Path, rootdir: Path) -> str:
+    try:
+        return path.relative_to(rootdir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class DeployRun:
+    """Everything one pytest run knows about environments, clients and started processes.
+
+    Built cheaply at configure time; the environments file is read on first need, so a broken
+    file never breaks ``pytest --help`` or a run that collects no suite.
+    """
+
+    def __init__(self, settings: Settings, rootdir: Path,
+                 environ: Mapping[str, str] = os.environ) -> None:
+        self.settings = settings
+        self.rootdir = rootdir
+        self.environ = environ
+        self.redactor = Redactor()
+        self.pool = ClientPool()
+        self.processes = ProcessManager(self.redactor)
+        self.runner = HttpCheckRunner(self.pool, self.redactor)
+        self.suites_without_env: list[str] = []
+        self._file: EnvironmentsFile | None = None
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        return tuple(self.settings.env.value)
+
+    def environments_file(self) -> EnvironmentsFile:
+        if self._file is None:
+            path: Path = self.settings.environments.value
+            if not path.is_file():
+                raise ConfigError(f"environments file not found (from "
+                                  f"{self.settings.environments.source})",
+                                  file=display_path(path, self.rootdir))
+            self._file = EnvironmentsFile(path, display_path(path, self.rootdir))
+        return self._file
+
+    def check_selection(self) -> None:
+        """Raise :class:`UsageProblem` unless every selected environment exists."""
+        try:
+            self.environments_file().check_names(list(self.selected))
+        except ConfigError as exc:
+            raise UsageProblem(f"{self.settings.env.source}: {exc}") from None
+
+    def known_environments(self) -> str:
+        try:
+            return ", ".join(self.environments_file().names)
+        except ConfigError as exc:
+            return f"(cannot read the environments file: {exc})"
+
+    def environment(self, name: str) -> Environment:
+        return self.environments_file().resolve(name, self.environ, self.redactor)
+
+    def start(self, names: list[str]) -> None:
+        """Start the ``start:`` processes of ``names`` unless ``--no-start``."""
+        if self.settings.no_start.value:
+            return
+        for name in names:
+            self.processes.start(self.environment(name))
+
+    def close(self) -> None:
+        try:
+            self.pool.close()
+        finally:
+            self.processes.stop_all()
+
+
+@dataclass
+class CheckRecord:
+    """What the summary needs of one finished item (built from its report, also under xdist)."""
+
+    nodeid: str
+    env: str
+    kind: str
+    file: str
+    line: int
+    outcome: str
+    reason: str
+
+
+@dataclass
+class Summary:
+    """Per-environment outcome of the run, gathered on the controller from the reports."""
+
+    records: dict[str, CheckRecord] = field(default_factory=dict)
+
+    def add(self, record: CheckRecord) -> None:
+        previous = self.records.get(record.nodeid)
+        # setup/call/teardown each report; the worst of them is the item's outcome.
+        if previous is None or _RANK[record.outcome] > _RANK[previous.outcome]:
+            self.records[record.nodeid] = record
+
+    def by_env(self) -> dict[str, list[CheckRecord]]:
+        out: dict[str, list[CheckRecord]] = {}
+        for record in self.records.values():
+            out.setdefault(record.env, []).append(record)
+        return out
+
+
+_RANK = {"passed": 0, "skipped": 1, "failed": 2}

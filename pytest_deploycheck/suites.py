@@ -1,0 +1,317 @@
+"""Suite files (SPEC §4): parsed and validated once, at collection, into frozen checks."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+
+from .environments import Environment
+from .errors import ConfigError
+from .expectations import Expectation, parse_expectation
+from .templating import names_in
+from .units import parse_duration
+from .validation import validate
+from .yamlfile import YamlList, YamlMap, load_file
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a kind of check means for gating and selection (SPEC §1)."""
+
+    name: str
+    on_fail: str
+    markers: tuple[str, ...]
+
+
+KINDS: Mapping[str, Kind] = {
+    "checklist": Kind("checklist", "block", ("checklist", "predeploy")),
+    "health": Kind("health", "rollback", ("health", "postdeploy")),
+    "smoke": Kind("smoke", "rollback", ("smoke", "postdeploy")),
+    "metric": Kind("metric", "rollback", ("metric", "postdeploy")),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str | None
+    url: str | None
+    service: str | None
+    headers: Mapping[str, str]
+    params: Mapping[str, Any]
+    json: Any
+    has_json: bool
+    body: str | None
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class Retry:
+    until: float | None
+    interval: float
+    attempts: int | None
+    stop_if: Expectation | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request, what it must answer, and the values saved from the answer."""
+
+    name: str
+    request: Request
+    expect: Expectation
+    save: Mapping[str, Any]  # name -> compiled JMESPath
+    allow_write: bool
+    retry: Retry | None
+    line: int
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    id: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a suite, before it is paired with environments."""
+
+    suite: str
+    name: str
+    kind: str
+    steps: tuple[Step, ...]
+    envs: tuple[str, ...] | None
+    skip_envs: tuple[str, ...]
+    marks: tuple[str, ...]
+    on_fail: str
+    severity: str
+    runbook: str | None
+    description: str
+    timeout: float | None
+    retry: Retry | None
+    params: tuple[ParamSet, ...]
+    suite_vars: Mapping[str, Any]
+    file: str
+    line: int
+
+    def applies_to(self, env: str) -> bool:
+        return (self.envs is None or env in self.envs) and env not in self.skip_envs
+
+    @property
+    def writes(self) -> bool:
+        return any(step.request.method not in SAFE_METHODS for step in self.steps)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    file: str
+    path: Path
+    checks: tuple[Check, ...]
+    marks: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class CheckInstance:
+    """A check paired with one environment and one parametrize value: what one item runs."""
+
+    check: Check
+    env: Environment
+    params: ParamSet | None
+
+    @property
+    def name(self) -> str:
+        suffix = self.env.name + (f"-{self.params.id}" if self.params else "")
+        return f"{self.check.name}[{suffix}]"
+
+    def scope(self) -> dict[str, Any]:
+        """Template names before any step has saved anything (lowest precedence first)."""
+        scope: dict[str, Any] = {"env": {"name": self.env.name}, "env.name": self.env.name}
+        scope.update(self.env.vars)
+        scope.update(self.check.suite_vars)
+        if self.params:
+            scope.update(self.params.values)
+        return scope
+
+
+def _err(message: str, node: YamlMap | YamlList, key: str | int | None, where: str) -> ConfigError:
+    line = node.line_of(key) if key is not None else node.line  # type: ignore[arg-type]
+    full = where if key is None else (f"{where}[{key}]" if isinstance(key, int) else
+                                      f"{where}.{key}" if where else key)
+    return ConfigError(message, file=node.file, line=line, key=full or None)
+
+
+def _duration(node: YamlMap, key: str, where: str) -> float | None:
+    if key not in node:
+        return None
+    try:
+        return parse_duration(node[key])
+    except ValueError as exc:
+        raise _err(str(exc), node, key, where) from None
+
+
+def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
+    if ("path" in node) == ("url" in node):
+        raise _err("a request needs exactly one of 'path' (on a service) or 'url'", node, None,
+                   where)
+    service = node.get("service", default_service)
+    if "path" in node and not service:
+        raise _err("no service for this path: set 'service' on the suite, the check or the "
+                   "request, or use 'url'", node, "path", where)
+    if "json" in node and "body" in node:
+        raise _err("use either 'json' or 'body', not both", node, "body", where)
+    return Request(
+        method=str(node.get("method", "GET")).upper(), path=node.get("path"), url=node.get("url"),
+        service=service if "path" in node else None,
+        headers={k: str(v) for k, v in node.get("headers", {}).items()},
+        params=dict(node.get("params", {})), json=node.get("json"), has_json="json" in node,
+        body=node.get("body"), timeout=_duration(node, "timeout", where))
+
+
+def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, expr in (node or {}).items():
+        try:
+            out[name] = jmespath.compile(expr)
+        except jmespath.exceptions.JMESPathError as exc:
+            assert isinstance(node, YamlMap)
+            raise _err(f"bad JMESPath expression {expr!r}: {str(exc).splitlines()[0]}", node,
+                       name, where) from None
+    return out
+
+
+def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
+    if node is None:
+        return None
+    retry = Retry(until=_duration(node, "until", where),
+                  interval=_duration(node, "interval", where) or 1.0,
+                  attempts=node.get("attempts"),
+                  stop_if=parse_expectation(node["stop_if"], f"{where}.stop_if", base_dir)
+                  if "stop_if" in node else None)
+    if retry.until is None and retry.attempts is None:
+        raise _err("retry needs 'until' or 'attempts'", node, None, where)
+    return retry
+
+
+def _step(node: YamlMap, where: str, name: str, default_service: str | None,
+          base_dir: Path) -> Step:
+    """A step; a single-request check is parsed as its own only step (``retry`` included)."""
+    return Step(
+        name=name,
+        request=_request(node["request"], f"{where}.request", default_service),
+        expect=parse_expectation(node.get("expect", YamlMap()), f"{where}.expect", base_dir),
+        save=_save(node.get("save"), f"{where}.save"),
+        allow_write=bool(node.get("allow_write", False)),
+        retry=_retry(node.get("retry"), f"{where}.retry", base_dir),
+        line=node.line)
+
+
+def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
+    if node is None:
+        return ()
+    if isinstance(node, Mapping):
+        keys = list(node)
+        combos = [dict(zip(keys, values, strict=True))
+                  for values in itertools.product(*(node[k] for k in keys))]
+    else:
+        combos = [dict(item) for item in node]
+        keys = list(combos[0])
+        for index, combo in enumerate(combos):
+            if list(combo) != keys:
+                raise _err(f"every parametrize entry needs the keys {keys}", node, index, where)
+    sets, seen = [], set()
+    for index, combo in enumerate(combos):
+        parts = [str(v) if isinstance(v, (str, int, float, bool)) else f"{k}{index}"
+                 for k, v in combo.items()]
+        pid = "-".join(parts)
+        if pid in seen:
+            pid = f"{pid}{index}"
+        seen.add(pid)
+        sets.append(ParamSet(id=pid, values=combo))
+    return tuple(sets)
+
+
+def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str,
+           base_dir: Path) -> Check:
+    service = node.get("service", suite.get("service"))
+    if "steps" in node:
+        for key in ("request", "expect", "save", "allow_write"):
+            if key in node:
+                raise _err(f"'{key}' belongs in a step when a check has 'steps'", node, key, where)
+        steps = tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
+                            service, base_dir) for i, step in enumerate(node["steps"]))
+    elif "request" in node:
+        steps = (_step(node, where, node["name"], service, base_dir),)
+    else:
+        raise _err("a health or smoke check needs 'request' or 'steps'", node, None, where)
+    kind = KINDS[node["kind"]]
+    envs = node.get("envs", suite.get("envs"))
+    return Check(
+        suite=suite_name, name=node["name"], kind=kind.name, steps=steps,
+        envs=tuple(envs) if envs is not None else None,
+        skip_envs=tuple(node.get("skip_envs", suite.get("skip_envs", ()))),
+        marks=tuple(dict.fromkeys([*suite.get("marks", ()), *node.get("marks", ())])),
+        on_fail=node.get("on_fail", kind.on_fail), severity=node.get("severity", "normal"),
+        runbook=node.get("runbook"), description=node.get("description", ""),
+        timeout=_duration(node, "timeout", where),
+        retry=_retry(node.get("retry"), f"{where}.retry", base_dir) if "steps" in node else None,
+        params=_params(node.get("parametrize"), f"{where}.parametrize", node),
+        suite_vars=dict(suite.get("vars", {})), file=file, line=node.line)
+
+
+def load_suite(path: Path, display: str) -> Suite:
+    """Parse and validate the suite file at ``path``; errors name ``display`` and the line."""
+    doc = load_file(path, display)
+    if not isinstance(doc, YamlMap):
+        raise ConfigError("a suite file must be a mapping with a 'checks' list", file=display,
+                          line=1)
+    validate(doc, "suite", display)
+    name = doc.get("suite", path.stem)
+    checks: list[Check] = []
+    seen: dict[str, int] = {}
+    for index, node in enumerate(doc["checks"]):
+        where = f"checks[{index}]"
+        if node["name"] in seen:
+            raise _err(f"duplicate check name {node['name']!r} (first at line "
+                       f"{seen[node['name']]})", node, "name", where)
+        seen[node["name"]] = node.line
+        checks.append(_check(node, where, doc, name, display, path.parent))
+    return Suite(name=name, file=display, path=path, checks=tuple(checks),
+                 marks=tuple(doc.get("marks", ())))
+
+
+def instances(check: Check, env: Environment) -> list[CheckInstance]:
+    """The items ``check`` makes in ``env``; raises :class:`ConfigError` for names it cannot
+    resolve there (an unknown service, an undefined template name)."""
+    if not check.applies_to(env.name):
+        return []
+    made = [CheckInstance(check, env, p) for p in check.params] or [CheckInstance(check, env, None)]
+    for instance in made[:1]:
+        known = set(instance.scope())
+        for index, step in enumerate(check.steps):
+            where = f"checks.{check.name}" + (f".steps[{index}]" if len(check.steps) > 1 else "")
+            if step.request.service is not None and step.request.service not in env.services:
+                try:
+                    env.service(step.request.service)
+                except ConfigError as exc:
+                    raise ConfigError(exc.message, file=check.file, line=step.line,
+                                      key=f"{where}.service") from None
+            used = names_in([step.request.path, step.request.url, dict(step.request.headers),
+                             dict(step.request.params), step.request.json, step.request.body])
+            used |= step.expect.names()
+            for name in sorted(used):
+                if name not in known and name.split(".")[0] not in known:
+                    raise ConfigError(
+                        f"template '{{{{ {name} }}}}' is not defined in environment "
+                        f"'{env.name}'; defined: {', '.join(sorted(known))}",
+                        file=check.file, line=step.line, key=f"{where}")
+            known |= set(step.save)
+    return made

@@ -1,0 +1,91 @@
+"""Durations (``500ms``, ``10s``, ``5m``) and thresholds (``"< 500ms"``, ``">= 99%"``)."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds for ``value``: a number of seconds, or ``500ms``, ``10s``, ``5m``, ``1h``, ``1h30m``.
+
+    Raises ``ValueError`` with a message fit for the user.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, (int, float)):
+        if value < 0 or math.isnan(value) or math.isinf(value):
+            raise ValueError(f"{value!r} is not a duration (seconds must be finite and >= 0)")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return parse_duration(number)
+        pos, total = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _SECONDS[match.group(2)]
+            pos = match.end()
+        if pos == len(text) and pos > 0:
+            return total
+    raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 10s, 5m, 1h or seconds)")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.3g}s"
+    return f"{seconds / 60:.3g}m"
+
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, ">": operator.gt,
+}
+_THRESHOLD = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*"
+                        r"(ms|s|m|h|d|%)?\s*$")
+_UNIT_SCALE = {**_SECONDS, "%": 0.01}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A comparison like ``< 500ms``; ``limit`` is in base units (seconds, or a fraction for %).
+
+    Units say what the written number means, not what the measured value is: ``"< 500ms"``
+    compares a value in seconds against 0.5, ``"> 99%"`` compares a fraction against 0.99.
+    """
+
+    text: str
+    op: str
+    limit: float
+
+    def check(self, value: float) -> bool:
+        return _OPERATORS[self.op](value, self.limit)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_threshold(text: object) -> Threshold:
+    """Parse ``"< 500ms"``; raises ``ValueError`` with a message fit for the user."""
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a threshold (write it as a string, e.g. \"< 500ms\")")
+    match = _THRESHOLD.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a threshold (use an operator < <= > >= == != , a "
+                         "number and an optional unit ms, s, m, h, d or %, e.g. \"< 500ms\")")
+    op, number, unit = match.groups()
+    limit = float(number) * (_UNIT_SCALE[unit] if unit else 1.0)
+    return Threshold(text=text.strip(), op=op, limit=limit)

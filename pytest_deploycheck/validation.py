@@ -1,0 +1,89 @@
+"""JSON-Schema validation of YAML documents, with errors that point at file, line and key."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from .errors import ConfigError
+from .yamlfile import YamlMap, locate
+
+_validators: dict[str, jsonschema.protocols.Validator] = {}
+_TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer",
+               float: "number", type(None): "null"}
+
+
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    # Schemas are package data, read on first use (nothing happens at import time).
+    if name not in _validators:
+        text = resources.files("pytest_deploycheck").joinpath("schemas", f"{name}.schema.json")
+        schema = json.loads(text.read_text(encoding="utf-8"))
+        cls = jsonschema.validators.validator_for(schema)
+        _validators[name] = cls(schema)
+    return _validators[name]
+
+
+def key_path(path: Iterable[str | int]) -> str:
+    """``checks[2].expect.status`` for the schema path ``["checks", 2, "expect", "status"]``."""
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """A " (did you mean 'x'?)" hint, or an empty string."""
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def type_name(value: Any) -> str:
+    for cls, name in _TYPE_NAMES.items():
+        if isinstance(value, cls) and not (cls is int and isinstance(value, bool)):
+            return name
+    return type(value).__name__
+
+
+def _describe(error: ValidationError, root: Any, file: str) -> ConfigError:
+    path: list[str | int] = list(error.absolute_path)
+    line = locate(root, path)
+    instance = error.instance
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = [key for key in instance if key not in allowed]
+        if extra and allowed:
+            key = extra[0]
+            line = instance.line_of(key) if isinstance(instance, YamlMap) else line
+            return ConfigError(f"unknown key '{key}'{suggest(key, allowed)}; allowed: "
+                               f"{', '.join(sorted(allowed))}", file=file, line=line,
+                               key=key_path([*path, key]))
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
+        return ConfigError(f"missing required key '{missing}'", file=file, line=line,
+                           key=key_path(path) or None)
+    if error.validator == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        hint = suggest(str(instance), [str(o) for o in error.validator_value])
+        return ConfigError(f"{instance!r} is not one of {options}{hint}", file=file, line=line,
+                           key=key_path(path) or None)
+    if error.validator == "type":
+        expected = error.validator_value
+        names = expected if isinstance(expected, list) else [expected]
+        return ConfigError(f"expected {' or '.join(names)}, got {type_name(instance)} "
+                           f"{json.dumps(instance, default=str)[:80]}", file=file, line=line,
+                           key=key_path(path) or None)
+    return ConfigError(error.message, file=file, line=line, key=key_path(path) or None)
+
+
+def validate(document: Any, schema: str, file: str) -> None:
+    """Raise :class:`ConfigError` for the most relevant schema violation in ``document``."""
+    errors: Sequence[ValidationError] = list(_validator(schema).iter_errors(document))
+    if errors:
+        error = best_match(errors)
+        raise _describe(error, document, file) from None

@@ -1,0 +1,123 @@
+"""YAML loading that keeps, for every mapping, list and key, the file and line it came from.
+
+Every later error (schema violation, bad duration, missing variable) points at the user's YAML, so
+the loader builds plain ``dict``/``list`` subclasses that carry their marks instead of discarding
+them as ``yaml.safe_load`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+class YamlMap(dict[str, Any]):
+    """A mapping from a YAML file; ``line`` is where it starts, ``key_lines`` where each key is."""
+
+    file: str = "<string>"
+    line: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines: dict[str, int] = {}
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class YamlList(list[Any]):
+    """A sequence from a YAML file; ``item_lines[i]`` is where item ``i`` starts."""
+
+    file: str = "<string>"
+    line: int = 0
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines: list[int] = []
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
+
+
+def line_of(value: Any, default: int = 0) -> int:
+    """The line where ``value`` starts, when it is a mapping or list from a YAML file."""
+    return value.line if isinstance(value, (YamlMap, YamlList)) else default
+
+
+def locate(root: Any, path: Iterable[str | int]) -> int:
+    """The line of the deepest node on ``path`` below ``root`` (a JSON-schema error path)."""
+    node, line = root, line_of(root)
+    for step in path:
+        if isinstance(node, YamlMap) and isinstance(step, str) and step in node:
+            line, node = node.line_of(step), node[step]
+        elif isinstance(node, YamlList) and isinstance(step, int) and step < len(node):
+            line, node = node.line_of(step), node[step]
+        else:
+            break
+    return line
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        mapping = YamlMap()
+        mapping.file, mapping.line = file, node.start_mark.line + 1
+        for key_node, value_node in node.value:
+            # Keys keep their literal text: `on:` or `200:` stay strings, as users wrote them.
+            if isinstance(key_node, yaml.ScalarNode):
+                key = str(key_node.value)
+            else:
+                raise ConfigError("mapping keys must be plain strings", file=file,
+                                  line=key_node.start_mark.line + 1)
+            if key in mapping:
+                raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
+                                  key=key)
+            mapping[key] = _convert(loader, value_node, file)
+            mapping.key_lines[key] = key_node.start_mark.line + 1
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        seq = YamlList()
+        seq.file, seq.line = file, node.start_mark.line + 1
+        for item in node.value:
+            seq.append(_convert(loader, item, file))
+            seq.item_lines.append(item.start_mark.line + 1)
+        return seq
+    return loader.construct_object(node, deep=True)
+
+
+def load_text(text: str, file: str) -> Any:
+    """Parse one YAML document, raising :class:`ConfigError` with the file and line on error."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        return _convert(loader, node, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"malformed YAML: {problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+
+
+def load_file(path: Path, display: str | None = None) -> Any:
+    """Load ``path``; errors and marks use ``display`` (a path relative to the rootdir)."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=name) from None
+    return load_text(text, name)
