@@ -152,7 +152,8 @@ def _duration(node: YamlMap, key: str, default: float, file: str, where: str) ->
     try:
         return parse_duration(node[key])
     except ValueError as exc:
-        raise ConfigError(str(exc), file=file, line=node.line_of(key), key=f"{where}.{key}") from None
+        raise ConfigError(str(exc), file=file, line=node.line_of(key),
+                          key=f"{where}.{key}") from None
 
 
 def _register_secrets(node: Any, redactor: Redactor) -> None:

@@ -127,8 +127,8 @@ def _match(matcher: str, actual: Any, expected: Any) -> bool:
     if matcher in ("lt", "lte", "gt", "gte"):
         if not (_number(actual) and _number(expected)):
             return False
-        return {"lt": actual < expected, "lte": actual <= expected, "gt": actual > expected,
-                "gte": actual >= expected}[matcher]
+        return bool({"lt": actual < expected, "lte": actual <= expected,
+                     "gt": actual > expected, "gte": actual >= expected}[matcher])
     if matcher == "regex":
         return isinstance(actual, str) and re.search(str(expected), actual) is not None
     if matcher == "one_of":
@@ -161,7 +161,8 @@ class HeaderRule:
         actual = headers.get(self.name)
         what = f"header {self.name}"
         if actual is None:
-            return Mismatch(what, f"/{expected}/" if self.regex else repr(expected), "no such header")
+            shown = f"/{expected}/" if self.regex else repr(expected)
+            return Mismatch(what, shown, "no such header")
         ok = re.search(expected, actual) is not None if self.regex else actual == expected
         return None if ok else Mismatch(what, f"/{expected}/" if self.regex else repr(expected),
                                         repr(actual))

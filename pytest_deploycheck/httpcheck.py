@@ -40,6 +40,7 @@ class Exchange:
     response: Response | None = None
     error: str | None = None
     fatal: bool = False  # retrying cannot help (a refused write, an undefined template name)
+    attempts: int = 1
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -89,11 +90,14 @@ class Result:
                 lines.append(f"  -> {response.status} in {format_duration(response.elapsed)}")
             for mismatch in exchange.mismatches:
                 lines.append(f"  FAILED {mismatch}")
+            if exchange.attempts > 1:
+                lines.append(f"  (last of {exchange.attempts} attempts)")
             if exchange.mismatches and exchange.response is not None:
                 lines.append("  response body:")
                 lines.extend(f"    {line}" for line in _pretty(exchange.response).splitlines())
         if self.attempts > 1:
-            lines.append(f"\n(last of {self.attempts} attempts in {format_duration(self.duration)})")
+            lines.append(f"\n(last of {self.attempts} attempts of the whole check, "
+                         f"{format_duration(self.duration)})")
         return redactor.redact("\n".join(lines))
 
 
@@ -194,7 +198,8 @@ class HttpCheckRunner:
                 return self._step(instance, step, scope, deadline, step.retry or retry, attempt)
 
             if step.retry is not None:
-                self._retrying(once, step.retry, deadline)
+                tries = self._retrying(once, step.retry, deadline)
+                attempt.exchanges[-1].attempts = tries
             else:
                 once()
             if attempt.reason is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -45,9 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                                 else "store", default=None, dest=option_dest(declaration),
                                 metavar=declaration.metavar, help=help_text)
         if declaration.ini:
-            parser.addini(declaration.ini, help_text,
-                          type="args" if declaration.name == "suites" else "string",
-                          default=declaration.default)
+            if declaration.name == "suites":
+                parser.addini(declaration.ini, help_text, type="args",
+                              default=[declaration.default])
+            else:
+                parser.addini(declaration.ini, help_text, default=declaration.default)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,6 +6,7 @@ server's workers): SIGTERM to the group, then SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -135,21 +136,15 @@ class ProcessManager:
             _signal_group(proc.popen, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         for proc in running:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                pass
             # Kill the group even when the leader exited: its children may linger.
             _signal_group(proc.popen, signal.SIGKILL)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                pass
             proc.log_file.close()
 
 
 def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

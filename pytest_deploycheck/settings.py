@@ -48,8 +48,6 @@ class Setting:
 
 
 class _Config(Protocol):
-    inicfg: Mapping[str, Any]
-
     def getoption(self, name: str) -> Any: ...
     def getini(self, name: str) -> Any: ...
 
@@ -67,8 +65,12 @@ def resolve_one(declaration: Declaration, config: _Config,
     if declaration.env_var and environ.get(declaration.env_var):
         return Setting(environ[declaration.env_var], f"environment variable "
                        f"{declaration.env_var}")
-    if declaration.ini and declaration.ini in config.inicfg:
-        return Setting(config.getini(declaration.ini), f"ini {declaration.ini}")
+    if declaration.ini:
+        value = config.getini(declaration.ini)
+        # getini answers the default when the key is unset; an ini value equal to the default
+        # is reported as the default, which is the same setting.
+        if value not in (None, [], "", declaration.default, [declaration.default]):
+            return Setting(value, f"ini {declaration.ini}")
     return Setting(declaration.default, "default")
 
 

@@ -55,7 +55,7 @@ def _describe(error: ValidationError, root: Any, file: str) -> ConfigError:
     line = locate(root, path)
     instance = error.instance
     if error.validator == "additionalProperties" and isinstance(instance, dict):
-        allowed = error.schema.get("properties", {})
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         extra = [key for key in instance if key not in allowed]
         if extra and allowed:
             key = extra[0]
@@ -68,13 +68,14 @@ def _describe(error: ValidationError, root: Any, file: str) -> ConfigError:
         return ConfigError(f"missing required key '{missing}'", file=file, line=line,
                            key=key_path(path) or None)
     if error.validator == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
-        hint = suggest(str(instance), [str(o) for o in error.validator_value])
+        choices = [str(o) for o in error.validator_value]  # type: ignore[union-attr]
+        options = ", ".join(choices)
+        hint = suggest(str(instance), choices)
         return ConfigError(f"{instance!r} is not one of {options}{hint}", file=file, line=line,
                            key=key_path(path) or None)
     if error.validator == "type":
         expected = error.validator_value
-        names = expected if isinstance(expected, list) else [expected]
+        names = [str(n) for n in expected] if isinstance(expected, list) else [str(expected)]
         return ConfigError(f"expected {' or '.join(names)}, got {type_name(instance)} "
                            f"{json.dumps(instance, default=str)[:80]}", file=file, line=line,
                            key=key_path(path) or None)

@@ -55,10 +55,11 @@ def locate(root: Any, path: Iterable[str | int]) -> int:
     for step in path:
         if isinstance(node, YamlMap) and isinstance(step, str) and step in node:
             line, node = node.line_of(step), node[step]
-        elif isinstance(node, YamlList) and isinstance(step, int) and step < len(node):
+            continue
+        if isinstance(node, YamlList) and isinstance(step, int) and step < len(node):
             line, node = node.line_of(step), node[step]
-        else:
-            break
+            continue
+        break
     return line
 
 

@@ -1,1 +1,1 @@
-"""A small control-plane service to run deploy gates against: ``python -m pytest_deploycheck.demo``."""
+"""A small control plane to run deploy gates against: ``python -m pytest_deploycheck.demo``."""

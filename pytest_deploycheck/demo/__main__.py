@@ -65,7 +65,7 @@ def _call(host: str, port: int, method: str, path: str, payload: dict[str, Any] 
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help"):
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "serve")
     args = _parser().parse_args(args_list)
     if args.command == "serve":
