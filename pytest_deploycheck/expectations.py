@@ -184,12 +184,15 @@ class Expectation:
     def names(self) -> set[str]:
         """Template names used by this expectation (checked at collection)."""
         return names_in([r.expected for r in self.json] + [r.expected for r in self.headers]
-                        + [self.body_contains or "", self.body_regex or ""])
+                        + [self.body_contains or "", self.body_regex or "", *self.status])
 
-    def status_ok(self, status: int) -> bool:
+    def status_ok(self, status: int, scope: Mapping[str, Any]) -> bool:
         if not self.status:
             return True
-        for allowed in self.status:
+        for entry in self.status:
+            allowed = render(entry, scope) if isinstance(entry, str) and "{{" in entry else entry
+            if str(allowed).isdigit():
+                allowed = int(allowed)
             if isinstance(allowed, int) and allowed == status:
                 return True
             if isinstance(allowed, str) and allowed[1:] == "xx" and str(status)[0] == allowed[0]:
@@ -199,8 +202,8 @@ class Expectation:
     def judge(self, response: Response, scope: Mapping[str, Any]) -> list[Mismatch]:
         """Every way ``response`` differs from this expectation (empty when it matches)."""
         out: list[Mismatch] = []
-        if not self.status_ok(response.status):
-            allowed = " or ".join(str(s) for s in self.status)
+        if not self.status_ok(response.status, scope):
+            allowed = " or ".join(str(render(s, scope)) for s in self.status)
             out.append(Mismatch("status", allowed, str(response.status)))
         for header_rule in self.headers:
             header_mismatch = header_rule.judge(response.headers, scope)
@@ -248,6 +251,18 @@ class Expectation:
 
 # --- parsing ---------------------------------------------------------------------------------
 
+def compile_jmespath(expr: str) -> Any:
+    """A compiled JMESPath; ``ValueError`` says where the expression is wrong."""
+    try:
+        return jmespath.compile(expr)
+    except jmespath.exceptions.JMESPathError as exc:
+        first = (str(exc).splitlines() or [exc.__class__.__name__])[0].rstrip(":")
+        position = getattr(exc, "lex_position", None)
+        at = f" at column {position + 1}" if isinstance(position, int) else ""
+        hint = " (quote names with '-' or '.': headers.\"X-Id\")" if "-" in expr else ""
+        raise ValueError(f"bad JMESPath expression {expr!r}: {first}{at}{hint}") from None
+
+
 def _fail(message: str, node: YamlMap, key: str, where: str) -> ConfigError:
     return ConfigError(message, file=node.file, line=node.line_of(key), key=f"{where}.{key}")
 
@@ -275,11 +290,9 @@ def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
     rules = []
     for expr, expected in node.items():
         try:
-            compiled = jmespath.compile(expr)
-        except jmespath.exceptions.JMESPathError as exc:
-            message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            raise _fail(f"bad JMESPath expression {expr!r}: {message}", node, expr, where) \
-                from None
+            compiled = compile_jmespath(expr)
+        except ValueError as exc:
+            raise _fail(str(exc), node, expr, where) from None
         projection = compiled.parsed.get("type") in _PROJECTIONS
         matcher, value = "eq", expected
         if isinstance(expected, Mapping) and len(expected) == 1:
@@ -333,7 +346,8 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any) -> Expectation:
     if status_value is not None:
         raw = status_value if isinstance(status_value, list) else [status_value]
         for item in raw:
-            if not (isinstance(item, int) or re.fullmatch(r"[1-5]xx|[1-5]\d\d", str(item))):
+            if not (isinstance(item, int) or "{{" in str(item)
+                    or re.fullmatch(r"[1-5]xx|[1-5]\d\d", str(item))):
                 raise _fail(f"{item!r} is not a status (use e.g. 200 or 2xx)", node, "status",
                             where)
         status = tuple(int(s) if str(s).isdigit() else str(s) for s in raw)

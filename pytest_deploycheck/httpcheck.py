@@ -275,11 +275,14 @@ class HttpCheckRunner:
             return exchange
         started = time.perf_counter()
         try:
-            with client.stream(request.method, url, headers=headers, params=params,
+            # An empty params mapping would drop a query string written in the path.
+            with client.stream(request.method, url, headers=headers, params=params or None,
                                json=payload if request.has_json else None, content=content,
                                timeout=timeout,
                                extensions={ALLOW_WRITE: True} if step.allow_write else None
                                ) as answer:
+                # Read the certificate before the body: the connection may close after it.
+                cert_not_after = _cert_not_after(answer)
                 body = bytearray()
                 for chunk in answer.iter_bytes():
                     body += chunk
@@ -294,7 +297,7 @@ class HttpCheckRunner:
                 exchange.response = Response(
                     status=answer.status_code, headers=answer.headers, body=bytes(body),
                     elapsed=time.perf_counter() - started, url=str(answer.url),
-                    cert_not_after=_cert_not_after(answer))
+                    cert_not_after=cert_not_after)
         except ProtectedEnvironmentError as exc:
             exchange.error, exchange.fatal = str(exc), True
         except httpx.HTTPError as exc:

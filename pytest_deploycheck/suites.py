@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jmespath
-import jmespath.exceptions
-
 from .environments import Environment
 from .errors import ConfigError
-from .expectations import Expectation, parse_expectation
+from .expectations import Expectation, compile_jmespath, parse_expectation
 from .templating import names_in
 from .units import parse_duration
 from .validation import validate
@@ -180,11 +177,10 @@ def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, expr in (node or {}).items():
         try:
-            out[name] = jmespath.compile(expr)
-        except jmespath.exceptions.JMESPathError as exc:
+            out[name] = compile_jmespath(expr)
+        except ValueError as exc:
             assert isinstance(node, YamlMap)
-            raise _err(f"bad JMESPath expression {expr!r}: {str(exc).splitlines()[0]}", node,
-                       name, where) from None
+            raise _err(str(exc), node, name, where) from None
     return out
 
 

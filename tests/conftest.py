@@ -1,0 +1,117 @@
+"""Fixtures of the plugin's own tests: loopback servers and a project folder for ``pytester``."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from servers import LoopbackServer, start_server, stop_server  # noqa: E402
+
+from pytest_deploycheck.demo.server import DemoServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LoopbackServer]:
+    """A threaded HTTP server on 127.0.0.1 with ok, fault and counter endpoints."""
+    srv = start_server()
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def demo() -> Iterator[DemoServer]:
+    """The bundled demo service, in a thread of this process, on a free port."""
+    srv = DemoServer("127.0.0.1", 0, "1.2.3")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def runpytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """An in-process pytest run in the pytester folder, without cache or rewrite noise."""
+    return pytester.runpytest("-p", "no:cacheprovider", "-W",
+                              "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Project:
+    """Writes an environments file and suites into a pytester folder."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.path = pytester.path
+
+    def environments(self, text: str) -> Path:
+        path = self.path / "environments.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def suite(self, name: str, text: str) -> Path:
+        folder = self.path / "suites"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def simple(self, url: str, suite: str) -> None:
+        """One environment ``test`` whose service ``api`` is ``url``, and one suite file."""
+        self.environments(f"""\
+            environments:
+              test:
+                services:
+                  api: {{url: "{url}"}}
+            """)
+        self.suite("checks.yaml", suite)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Project:
+    return Project(pytester)
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An HTTPS server on 127.0.0.1 with a fresh self-signed certificate valid for 30 days."""
+    import http.server
+    import ssl
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{srv.server_port}", str(cert)
+    srv.shutdown()
+    srv.server_close()

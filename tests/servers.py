@@ -1,0 +1,129 @@
+"""A loopback HTTP server with the endpoints the tests need: answers, faults and counters."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+SECRET_SESSION_TOKEN = "sess-4f9a2c71e0b8d3a6"
+OK_BODY = {"status": "ok", "version": "1.0", "count": 3, "name": "svc", "flag": True,
+           "nothing": None, "items": [{"id": "a", "n": 1}, {"id": "b", "n": 2}],
+           "checks": {"db": "up", "cache": "up"}}
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LoopbackServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
+
+    def _send(self, status: int, body: Any, ctype: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else (
+            json.dumps(body).encode() if ctype == "application/json" else str(body).encode())
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        path = parts.path
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        server = self.server
+        with server.lock:
+            server.hits[path] += 1
+            hits = server.hits[path]
+            server.requests.append((self.command, path, dict(self.headers.items())))
+        if path == "/ok":
+            self._send(200, OK_BODY, headers={"X-Service": "svc-1.0"})
+        elif path.startswith("/status/"):
+            self._send(int(path.rsplit("/", 1)[1]), {"status": "error"})
+        elif path == "/slow":
+            time.sleep(int(query.get("ms", "100")) / 1000)
+            self._send(200, OK_BODY)
+        elif path == "/hang":
+            server.stopping.wait(60)
+        elif path == "/reset":
+            # SO_LINGER 0 makes close() send a TCP RST: the client sees "connection reset".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif path == "/text":
+            self._send(200, "<html>not json</html>", ctype="text/html")
+        elif path == "/huge":
+            size = 50 * 1024 * 1024
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk = b" " * (1024 * 1024)
+            try:
+                for _ in range(50):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+        elif path == "/echo":
+            self._send(200, {"method": self.command, "path": self.path,
+                             "headers": dict(self.headers.items()),
+                             "body": body.decode(errors="replace")})
+        elif path.startswith("/flaky/"):
+            fail = int(query.get("fail", "2"))
+            if hits <= fail:
+                self._send(int(query.get("code", "503")), {"status": "starting", "hit": hits})
+            else:
+                self._send(200, {"status": "ready", "hit": hits})
+        elif path == "/login":
+            self._send(200, {"token": SECRET_SESSION_TOKEN, "user": "smoke"})
+        elif path == "/me":
+            ok = self.headers.get("Authorization") == f"Bearer {SECRET_SESSION_TOKEN}"
+            self._send(200 if ok else 401, {"user": "smoke"} if ok else {"error": "no"})
+        else:
+            self._send(404, {"error": "not found", "path": path})
+
+
+def start_server() -> LoopbackServer:
+    server = LoopbackServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop_server(server: LoopbackServer) -> None:
+    server.stopping.set()
+    server.shutdown()
+    server.server_close()
