@@ -412,6 +412,6 @@ def test_https_certificate_expiry(project: Project, pytester: pytest.Pytester,
     result = run(pytester)
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines([
-        "  FAILED certificate expires_in: expected > 60d, got 29.*d",
+        "  FAILED certificate expires_in: expected > 60d, got [23]?.?d",
         "  FAILED certificate expires_in: expected > 1d, got no verified TLS certificate*",
     ])
