@@ -1,0 +1,166 @@
+"""Bad input becomes a collection or usage error naming file, line and key, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Project, runpytest
+from servers import LoopbackServer
+
+ENVIRONMENTS = """
+environments:
+  test:
+    services:
+      api: {url: "http://127.0.0.1:9"}
+"""
+
+
+def collect_error(project: Project, suite: str, *args: str) -> str:
+    project.environments(ENVIRONMENTS)
+    project.suite("bad.yaml", suite)
+    result = runpytest(project.pytester, "--env=test", "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str()
+    assert "Traceback" not in out and "pytest_deploycheck/" not in out
+    return out
+
+
+@pytest.mark.parametrize(("suite", "message"), [
+    ("service: api\nchecks:\n  - {name: a, kind: health\n", "suites/bad.yaml:4: malformed YAML: *"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    exepct: {status: 200}\n    request: {path: /}\n",
+     "suites/bad.yaml:5: checks[[]0[]].exepct: unknown key 'exepct' (did you mean 'expect'?)*"),
+    ("service: api\nchecks:\n  - name: a\n    kind: healht\n    request: {path: /}\n",
+     "suites/bad.yaml:4: checks[[]0[]].kind: 'healht' is not one of health, smoke "
+     "(did you mean 'health'?)"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n    timeout: 5 minutes\n",
+     "suites/bad.yaml:6: checks[[]0[]].timeout: '5 minutes' is not a duration*"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n    expect:\n"
+     "      body: {regex: '(unclosed'}\n",
+     "suites/bad.yaml:7: checks[[]0[]].expect.body.regex: bad regex '(unclosed': *"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n    expect:\n"
+     "      json:\n        'items[?': 1\n",
+     "suites/bad.yaml:8: checks[[]0[]].expect.json.items[[]?: bad JMESPath expression*"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n    expect:\n"
+     "      schema: schemas/missing.json\n",
+     "suites/bad.yaml:7: checks[[]0[]].expect.schema: schema file 'schemas/missing.json' not found*"),
+    ("service: api\nchecks:\n  - {name: a, kind: health, request: {path: /}}\n"
+     "  - {name: a, kind: smoke, request: {path: /}}\n",
+     "suites/bad.yaml:4: checks[[]1[]].name: duplicate check name 'a' (first at line 3)"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: 5}\n",
+     "suites/bad.yaml:5: checks[[]0[]].request.path: expected string, got integer 5"),
+    ("checks:\n  - name: a\n    kind: health\n    request: {path: /, service: web}\n",
+     "suites/bad.yaml:2: checks.a.service: unknown service 'web' in environment 'test'; "
+     "its services: api"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: '/{{ nope }}'}\n",
+     "suites/bad.yaml:3: checks.a: template '{{ nope }}' is not defined in environment 'test'*"),
+    ("checks:\n  - name: a\n    kind: health\n    request: {path: /}\n",
+     "suites/bad.yaml:4: checks[[]0[]].request.path: no service for this path*"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n    expect:\n"
+     "      latency: '< fast'\n",
+     "suites/bad.yaml:7: checks[[]0[]].expect.latency: '< fast' is not a threshold*"),
+    ("checks:\n  - name: a\n    kind: health\n    service: api\n    request: {path: /}\n    expect:\n"
+     "      json: {status: {equals: ok}}\n",
+     "suites/bad.yaml:7: checks[[]0[]].expect.json.status: unknown matcher 'equals'*"),
+    ("checks:\n  - name: a\n    kind: health\n    service: api\n    request: {path: /}\n"
+     "    retry: {interval: 1s}\n",
+     "suites/bad.yaml:6: checks[[]0[]].retry: retry needs 'until' or 'attempts'"),
+    ("- just a list\n", "suites/bad.yaml:1: a suite file must be a mapping*"),
+    ("checks: []\n", "suites/bad.yaml:1: checks: [[][]] should be non-empty"),
+    ("service: api\nchecks:\n  - name: a\n    kind: health\n    kind: smoke\n",
+     "suites/bad.yaml:5: kind: duplicate key"),
+])
+def test_suite_error_names_file_line_and_key(project: Project, suite: str, message: str) -> None:
+    out = collect_error(project, suite)
+    assert any(__import__("fnmatch").fnmatch(line, message) for line in out.splitlines()), out
+
+
+def test_other_yaml_files_are_never_collected(project: Project, server: LoopbackServer) -> None:
+    project.simple(server.url, "service: api\nchecks:\n  - {name: a, kind: health, request: {path: /ok}}\n")
+    (project.path / "config.yaml").write_text("not: [a suite\n")
+    (project.path / "docs").mkdir()
+    (project.path / "docs" / "x.yml").write_text("{{{")
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("environments", "message"), [
+    ("environments:\n  test:\n    extends: base\n  base:\n    extends: test\n",
+     "environments.yaml:3: environments.test.extends: extends cycle: test -> base -> test"),
+    ("environments:\n  test:\n    extends: nowhere\n",
+     "environments.yaml:3: environments.test.extends: extends unknown environment 'nowhere'"),
+    ("environments:\n  test:\n    services:\n      api: {url: '${NOT_SET_ANYWHERE}'}\n",
+     "environments.yaml:4: environments.test.services.api.url: environment variable "
+     "NOT_SET_ANYWHERE is not set"),
+    ("environments:\n  test:\n    services:\n      api: {url: '${NOT_SET_ANYWHERE:?ask the "
+     "platform team}'}\n",
+     "environments.yaml:4: environments.test.services.api.url: environment variable "
+     "NOT_SET_ANYWHERE is not set: ask the platform team"),
+    ("environments:\n  test:\n    timeout: soon\n",
+     "environments.yaml:3: environments.test.timeout: 'soon' is not a duration*"),
+    ("environments:\n  test:\n    services:\n      api: {url: 'ftp://x'}\n",
+     "environments.yaml:4: environments.test.services.api.url: 'ftp://x' is not an http(s) URL"),
+    ("environments:\n  test:\n    servics: {}\n",
+     "environments.yaml:3: environments.test.servics: unknown key 'servics' (did you mean "
+     "'services'?)*"),
+])
+def test_environment_errors_name_file_line_and_key(project: Project, environments: str,
+                                                   message: str) -> None:
+    project.environments(environments)
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n")
+    result = runpytest(project.pytester, "--env=test", "--collect-only")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0
+    assert any(__import__("fnmatch").fnmatch(line, "*" + message) for line in out.splitlines()), out
+    assert "Traceback" not in out
+
+
+def test_missing_variable_only_matters_for_a_selected_environment(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.environments(f"""
+        environments:
+          test:
+            services: {{api: {{url: "{server.url}"}}}}
+          production:
+            services: {{api: {{url: "${{PROD_URL_NOT_SET}}"}}}}
+    """)
+    project.suite("s.yaml", "service: api\nchecks:\n  - {name: a, kind: health, request: {path: /ok}}\n")
+    runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
+    result = runpytest(project.pytester, "--env=production")
+    result.stdout.fnmatch_lines(["*environments.yaml:6: environments.production.services.api.url: "
+                                 "environment variable PROD_URL_NOT_SET is not set"])
+
+
+def test_unknown_environment_is_a_usage_error(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n")
+    result = runpytest(project.pytester, "--env=tset")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--env: environments.yaml: unknown environment 'tset' (did you "
+                                 "mean 'test'?); known: test"])
+
+
+def test_no_env_while_a_suite_is_collected_lists_known_environments(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPLOYCHECK_ENV", raising=False)
+    project.environments(ENVIRONMENTS)
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n")
+    result = runpytest(project.pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no environment selected, but suites were collected "
+                                 "(suites/s.yaml); pass --env NAME or set DEPLOYCHECK_ENV. "
+                                 "Known environments: test"])
+
+
+def test_deploycheck_env_variable_is_the_fallback(project: Project, server: LoopbackServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    project.simple(server.url, "service: api\nchecks:\n  - {name: a, kind: health, request: {path: /ok}}\n")
+    monkeypatch.setenv("DEPLOYCHECK_ENV", "test")
+    result = runpytest(project.pytester, "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["deploycheck: env=test (environment variable DEPLOYCHECK_ENV)*"])
+
+
+def test_broken_environments_file_does_not_break_help(project: Project) -> None:
+    project.environments("environments: [oops\n")
+    result = runpytest(project.pytester, "--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--env=NAME*", "*--environments=PATH*", "*--no-start*"])
