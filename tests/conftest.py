@@ -9,7 +9,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+# pytester's in-process runs drop the modules they imported when they end; importing these
+# here keeps one copy of each (httpx maps httpcore's exception classes once, per copy).
+import httpcore  # noqa: F401
+import httpx  # noqa: F401
 import pytest
+
+import pytest_deploycheck.items  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 
