@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -62,7 +63,10 @@ class Redactor:
         if parts.password:
             self.add(parts.password)
         if parts.username and parts.password:
-            self.add(f"{parts.username}:{parts.password}")
+            pair = f"{parts.username}:{parts.password}"
+            self.add(pair)
+            # What an HTTP client sends for user-info: the Basic credentials, base64-encoded.
+            self.add(base64.b64encode(pair.encode()).decode())
 
     def redact(self, text: str) -> str:
         for secret in self._ordered:
