@@ -61,10 +61,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
     settings = resolve(config, Path(config.rootpath), Path(config.invocation_params.dir))
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
+    _stop_on_sigterm()
     if not _is_worker(config):
         from .reporting import GateReporter
 
         config.pluginmanager.register(GateReporter(config), "deploycheck-gate")
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (CI cancelling a job) unwind like Ctrl-C, so that started processes are
+    stopped and session-end work runs instead of the interpreter dying on the spot."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _run(config: pytest.Config) -> DeployRun:
