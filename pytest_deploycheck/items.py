@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .errors import DeploycheckError
+from .errors import DeploycheckError, UsageProblem
 from .session import DeployRun, display_path
 from .suites import KINDS, CheckInstance, Suite, instances, load_suite
 
@@ -34,6 +34,10 @@ class SuiteFile(pytest.File):
         suite = load_suite(self.path, display_path(self.path, Path(self.config.rootpath)))
         if not run.selected:
             run.suites_without_env.append(suite.file)
+            if hasattr(self.config, "workerinput"):
+                # An xdist worker cannot end the session with a usage error; a collection error
+                # reaches the controller and fails the run there.
+                raise UsageProblem(run.no_env_message())
             return
         yield SuiteNode.from_parent(self, name=suite.name, suite=suite)
 

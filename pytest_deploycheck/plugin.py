@@ -147,10 +147,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     run = _run(config)
     if run.suites_without_env:
-        raise pytest.UsageError(
-            f"no environment selected, but suites were collected "
-            f"({', '.join(run.suites_without_env[:3])}); pass --env NAME or set DEPLOYCHECK_ENV. "
-            f"Known environments: {run.known_environments()}")
+        raise pytest.UsageError(run.no_env_message())
     if _is_worker(config) or config.option.collectonly:
         return
     from .items import INSTANCE_KEY

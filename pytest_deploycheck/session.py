@@ -69,6 +69,11 @@ class DeployRun:
         except ConfigError as exc:
             return f"(cannot read the environments file: {exc})"
 
+    def no_env_message(self) -> str:
+        return (f"no environment selected, but suites were collected "
+                f"({', '.join(self.suites_without_env[:3])}); pass --env NAME or set "
+                f"DEPLOYCHECK_ENV. Known environments: {self.known_environments()}")
+
     def environment(self, name: str) -> Environment:
         return self.environments_file().resolve(name, self.environ, self.redactor)
 
