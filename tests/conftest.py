@@ -19,9 +19,8 @@ import pytest_deploycheck.items  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import LoopbackServer, start_server, stop_server  # noqa: E402
-
-from pytest_deploycheck.demo.server import DemoServer  # noqa: E402
+from pytest_deploycheck.demo.server import DemoServer
+from servers import LoopbackServer, start_server, stop_server
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+
 from conftest import Project, free_port, runpytest
 from servers import LoopbackServer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from conftest import Project, runpytest
 from servers import SECRET_SESSION_TOKEN, LoopbackServer
 

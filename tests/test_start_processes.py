@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+
 from conftest import Project, free_port, runpytest
 
 
