@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Project, free_port, runpytest
 
+from conftest import Project, free_port, runpytest
 from pytest_deploycheck.demo.server import DemoServer
 
 ROOT = Path(__file__).parent.parent
