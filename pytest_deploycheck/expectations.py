@@ -16,7 +16,7 @@ from jsonschema.exceptions import best_match
 
 from .errors import ConfigError
 from .templating import names_in, render
-from .units import Threshold, format_duration, parse_duration, parse_threshold
+from .units import Threshold, format_duration, parse_threshold
 from .validation import suggest
 from .yamlfile import YamlMap, load_file
 
@@ -375,5 +375,3 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any) -> Expectation:
         if cert else None,
     )
 
-
-__all__ = ["Expectation", "Mismatch", "Response", "parse_duration", "parse_expectation"]

@@ -26,7 +26,15 @@ def _error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
     return None
 
 
-class SuiteFile(pytest.File):
+class _ShowsConfigErrors(pytest.Collector):
+    """A collector whose bad-input errors show as their message, without a traceback."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        return _error_text(excinfo) or super().repr_failure(excinfo)
+
+
+class SuiteFile(pytest.File, _ShowsConfigErrors):
     """A YAML file under one of the suites folders."""
 
     def collect(self) -> Iterator[pytest.Collector]:
@@ -41,12 +49,8 @@ class SuiteFile(pytest.File):
             return
         yield SuiteNode.from_parent(self, name=suite.name, suite=suite)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> Any:
-        return _error_text(excinfo) or super().repr_failure(excinfo)
 
-
-class SuiteNode(pytest.Collector):
+class SuiteNode(_ShowsConfigErrors):
     """One suite; its children are the check items of every selected environment."""
 
     def __init__(self, *, suite: Suite, **kwargs: Any) -> None:
@@ -68,10 +72,6 @@ class SuiteNode(pytest.Collector):
                     for marker in (*KINDS[check.kind].markers, *check.marks):
                         item.add_marker(marker)
                     yield item
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> Any:
-        return _error_text(excinfo) or super().repr_failure(excinfo)
 
 
 class CheckItem(pytest.Item):

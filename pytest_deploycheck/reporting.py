@@ -6,9 +6,44 @@ every report once, whichever worker produced it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
-from .session import CheckRecord, Summary
+
+@dataclass
+class CheckRecord:
+    """What the summary needs of one finished item (built from its report, also under xdist)."""
+
+    nodeid: str
+    env: str
+    kind: str
+    file: str
+    line: int
+    outcome: str
+    reason: str
+
+
+@dataclass
+class Summary:
+    """Per-environment outcome of the run, gathered on the controller from the reports."""
+
+    records: dict[str, CheckRecord] = field(default_factory=dict)
+
+    def add(self, record: CheckRecord) -> None:
+        previous = self.records.get(record.nodeid)
+        # setup/call/teardown each report; the worst of them is the item's outcome.
+        if previous is None or _RANK[record.outcome] > _RANK[previous.outcome]:
+            self.records[record.nodeid] = record
+
+    def by_env(self) -> dict[str, list[CheckRecord]]:
+        out: dict[str, list[CheckRecord]] = {}
+        for record in self.records.values():
+            out.setdefault(record.env, []).append(record)
+        return out
+
+
+_RANK = {"passed": 0, "skipped": 1, "failed": 2}
 
 
 class GateReporter:
@@ -28,6 +63,7 @@ class GateReporter:
         by_env = self.summary.by_env()
         if not by_env:
             return
+        terminalreporter.ensure_newline()
         terminalreporter.section("deploycheck")
         for env, records in by_env.items():
             failed = [r for r in records if r.outcome == "failed"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clients import ClientPool
@@ -89,38 +88,3 @@ class DeployRun:
             self.pool.close()
         finally:
             self.processes.stop_all()
-
-
-@dataclass
-class CheckRecord:
-    """What the summary needs of one finished item (built from its report, also under xdist)."""
-
-    nodeid: str
-    env: str
-    kind: str
-    file: str
-    line: int
-    outcome: str
-    reason: str
-
-
-@dataclass
-class Summary:
-    """Per-environment outcome of the run, gathered on the controller from the reports."""
-
-    records: dict[str, CheckRecord] = field(default_factory=dict)
-
-    def add(self, record: CheckRecord) -> None:
-        previous = self.records.get(record.nodeid)
-        # setup/call/teardown each report; the worst of them is the item's outcome.
-        if previous is None or _RANK[record.outcome] > _RANK[previous.outcome]:
-            self.records[record.nodeid] = record
-
-    def by_env(self) -> dict[str, list[CheckRecord]]:
-        out: dict[str, list[CheckRecord]] = {}
-        for record in self.records.values():
-            out.setdefault(record.env, []).append(record)
-        return out
-
-
-_RANK = {"passed": 0, "skipped": 1, "failed": 2}

@@ -52,14 +52,15 @@ class _Config(Protocol):
     def getini(self, name: str) -> Any: ...
 
 
-def _dest(declaration: Declaration) -> str:
+def option_dest(declaration: Declaration) -> str:
+    """The argparse destination of a declaration's command-line option."""
     return f"deploycheck_{declaration.name}"
 
 
 def resolve_one(declaration: Declaration, config: _Config,
                 environ: Mapping[str, str]) -> Setting:
     if declaration.option:
-        value = config.getoption(_dest(declaration))
+        value = config.getoption(option_dest(declaration))
         if value not in (None, False, [], ""):
             return Setting(value, declaration.option)
     if declaration.env_var and environ.get(declaration.env_var):
@@ -125,6 +126,3 @@ def resolve(config: _Config, rootdir: Path, invocation_dir: Path,
                                            raw.source)
     return Settings(**values)
 
-
-def option_dest(declaration: Declaration) -> str:
-    return _dest(declaration)

@@ -102,10 +102,6 @@ class Check:
     def applies_to(self, env: str) -> bool:
         return (self.envs is None or env in self.envs) and env not in self.skip_envs
 
-    @property
-    def writes(self) -> bool:
-        return any(step.request.method not in SAFE_METHODS for step in self.steps)
-
 
 @dataclass(frozen=True)
 class Suite:
