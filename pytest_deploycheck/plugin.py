@@ -61,14 +61,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
     settings = resolve(config, Path(config.rootpath), Path(config.invocation_params.dir))
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
-    _stop_on_sigterm()
+    _stop_on_sigterm(config)
     if not _is_worker(config):
         from .reporting import GateReporter
 
         config.pluginmanager.register(GateReporter(config), "deploycheck-gate")
 
 
-def _stop_on_sigterm() -> None:
+_SIGTERM_RESTORE = pytest.StashKey[Callable[[], None]]()
+
+
+def _stop_on_sigterm(config: pytest.Config) -> None:
     """Make SIGTERM (CI cancelling a job) unwind like Ctrl-C, so that started processes are
     stopped and session-end work runs instead of the interpreter dying on the spot."""
     import signal
@@ -81,6 +84,7 @@ def _stop_on_sigterm() -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 
         signal.signal(signal.SIGTERM, interrupt)
+        config.stash[_SIGTERM_RESTORE] = lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(config: pytest.Config) -> DeployRun:
@@ -188,8 +192,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from .items import RUN_KEY
 
     run = config.stash.get(RUN_KEY, None)
-    if run is not None:
-        run.close()
+    try:
+        if run is not None:
+            run.close()
+    finally:
+        config.stash.get(_SIGTERM_RESTORE, lambda: None)()
 
 
 @pytest.fixture
