@@ -84,7 +84,11 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 
         signal.signal(signal.SIGTERM, interrupt)
-        config.stash[_SIGTERM_RESTORE] = lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        config.stash[_SIGTERM_RESTORE] = restore
 
 
 def _run(config: pytest.Config) -> DeployRun:
