@@ -41,15 +41,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 group.addoption(declaration.option, action="store_true", default=False,
                                 dest=option_dest(declaration), help=help_text)
             else:
-                group.addoption(declaration.option, action="append" if declaration.name == "env"
-                                else "store", default=None, dest=option_dest(declaration),
+                group.addoption(declaration.option,
+                                action="append" if declaration.repeatable else "store",
+                                default=None, dest=option_dest(declaration),
                                 metavar=declaration.metavar, help=help_text)
         if declaration.ini:
-            if declaration.name == "suites":
-                parser.addini(declaration.ini, help_text, type="args",
-                              default=[declaration.default])
-            else:
-                parser.addini(declaration.ini, help_text, default=declaration.default)
+            default = [declaration.default] if declaration.ini_type == "args" \
+                else declaration.default
+            parser.addini(declaration.ini, help_text, type=declaration.ini_type,  # type: ignore[arg-type]
+                          default=default)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -23,16 +23,19 @@ class Declaration:
     ini: str | None = None
     default: Any = None
     flag: bool = False
+    repeatable: bool = False
+    ini_type: str = "string"
     metavar: str | None = None
 
 
 DECLARATIONS: tuple[Declaration, ...] = (
     Declaration("env", "environments to target, comma-separated (required once a suite is "
-                "collected)", option="--env", env_var="DEPLOYCHECK_ENV", metavar="NAME[,NAME...]"),
+                "collected)", option="--env", env_var="DEPLOYCHECK_ENV", repeatable=True,
+                metavar="NAME[,NAME...]"),
     Declaration("environments", "the environments file", option="--environments",
                 ini="deploycheck_environments", default="environments.yaml", metavar="PATH"),
     Declaration("suites", "folders (relative to the rootdir) whose *.yaml/*.yml files are "
-                "suites", ini="deploycheck_suites", default="suites"),
+                "suites", ini="deploycheck_suites", ini_type="args", default="suites"),
     Declaration("no_start", "do not start the environments' start: processes (already running)",
                 option="--no-start", flag=True, default=False),
 )
