@@ -15,16 +15,19 @@ ALLOW_WRITE = "deploycheck_allow_write"
 
 
 class ProtectedEnvironmentError(CheckError):
-    """A writing request was refused because the environment is protected."""
+    """A writing request was refused because the environment is protected.
+
+    YAML checks allow a write with ``allow_write: true`` on the step; Python checks send the
+    request with ``extensions={"deploycheck_allow_write": True}``.
+    """
 
 
 def _protect(env_name: str) -> httpx._client.EventHook:
     def guard(request: httpx.Request) -> None:
         if request.method not in SAFE_METHODS and not request.extensions.get(ALLOW_WRITE):
             raise ProtectedEnvironmentError(
-                f"environment '{env_name}' is protected: {request.method} {request.url} refused "
-                f"(only GET, HEAD and OPTIONS run there; set 'allow_write: true' on the step, or "
-                f"pass extensions={{'{ALLOW_WRITE}': True}} from Python, to allow it)")
+                f"environment '{env_name}' is protected: {request.method} refused "
+                f"(set 'allow_write: true' on the step to allow it)")
     return guard
 
 

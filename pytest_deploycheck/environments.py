@@ -8,7 +8,7 @@ that only ``production`` needs is not required to test ``local``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,8 +62,6 @@ class Environment:
     start: tuple[StartProcess, ...]
     file: str
     line: int
-    # The merged, interpolated document, for the parts other modules read (metrics, rollback).
-    raw: YamlMap = field(repr=False, compare=False)
 
     def service(self, name: str) -> Service:
         try:
@@ -212,5 +210,5 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
     return Environment(
         name=name, description=str(doc.get("description", "")), services=services,
         vars=dict(doc.get("vars", {})), protected=bool(doc.get("protected", False)),
-        timeout=timeout, start=tuple(start), file=file, line=source._envs.line_of(name), raw=doc)
+        timeout=timeout, start=tuple(start), file=file, line=source._envs.line_of(name))
 

@@ -36,7 +36,6 @@ class Response:
     headers: Mapping[str, str]
     body: bytes
     elapsed: float
-    url: str
     cert_not_after: float | None = None
     _json: Any = field(default=None, repr=False)
     _json_error: str | None = field(default=None, repr=False)

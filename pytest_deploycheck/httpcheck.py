@@ -20,7 +20,7 @@ from .clients import ALLOW_WRITE, ClientPool, ProtectedEnvironmentError
 from .errors import CheckError
 from .expectations import Mismatch, Response
 from .secrets import Redactor, is_secret_variable
-from .suites import SAFE_METHODS, CheckInstance, Retry, Step
+from .suites import CheckInstance, Retry, Step
 from .templating import render
 from .units import format_duration
 
@@ -65,7 +65,6 @@ class Result:
     exchanges: list[Exchange]
     attempts: int
     duration: float
-    latency: float | None = None
 
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
         """The failure message: what was asked, expected and seen, and where in the YAML."""
@@ -160,9 +159,7 @@ class HttpCheckRunner:
         attempts = self._retrying(once, check.retry, deadline)
         return Result(passed=attempt.reason is None, reason=attempt.reason or "",
                       exchanges=attempt.exchanges, attempts=attempts,
-                      duration=self.clock() - start,
-                      latency=next((e.response.elapsed for e in reversed(attempt.exchanges)
-                                    if e.response is not None), None))
+                      duration=self.clock() - start)
 
     def _retrying(self, once: Callable[[], tuple[bool, bool]], retry: Retry | None,
                   deadline: float | None) -> int:
@@ -195,7 +192,8 @@ class HttpCheckRunner:
 
             def once(step: Step = step, first: int = first) -> tuple[bool, bool]:
                 del attempt.exchanges[first:]
-                return self._step(instance, step, scope, deadline, step.retry or retry, attempt)
+                self._step(instance, step, scope, deadline, step.retry or retry, attempt)
+                return attempt.reason is None, attempt.stop
 
             if step.retry is not None:
                 tries = self._retrying(once, step.retry, deadline)
@@ -207,25 +205,25 @@ class HttpCheckRunner:
         return True, False
 
     def _step(self, instance: CheckInstance, step: Step, scope: dict[str, Any],
-              deadline: float | None, retry: Retry | None, attempt: _Attempt) -> tuple[bool, bool]:
+              deadline: float | None, retry: Retry | None, attempt: _Attempt) -> None:
+        """Send one step and record on ``attempt`` why it failed and whether to give up."""
         exchange = self._send(instance, step, scope, deadline)
         attempt.exchanges.append(exchange)
         attempt.reason, attempt.stop = None, False
         if exchange.error:
             attempt.reason, attempt.stop = exchange.error, exchange.fatal
-            return False, exchange.fatal
+            return
         response = exchange.response
         assert response is not None
         exchange.mismatches = step.expect.judge(response, scope) or \
             self._save(step, response, scope)
         if not exchange.mismatches:
-            return True, False
+            return
         attempt.reason = str(exchange.mismatches[0])
         if retry is not None and retry.stop_if is not None \
                 and not retry.stop_if.judge(response, scope):
             attempt.reason += " (gave up: the answer matches retry.stop_if)"
             attempt.stop = True
-        return False, attempt.stop
 
     def _save(self, step: Step, response: Response, scope: dict[str, Any]) -> list[Mismatch]:
         if not step.save:
@@ -267,12 +265,6 @@ class HttpCheckRunner:
         body_text = json.dumps(payload) if request.has_json else content
         exchange = Exchange(step.name, request.method, str(client.base_url.join(url))
                             if service else url, self.redactor.redact_headers(shown), body_text)
-        if env.protected and request.method not in SAFE_METHODS and not step.allow_write:
-            # Refused before anything is sent; the client's hook enforces the same rule.
-            exchange.error = (f"environment '{env.name}' is protected: {request.method} "
-                              f"refused (set 'allow_write: true' on the step to allow it)")
-            exchange.fatal = True
-            return exchange
         started = time.perf_counter()
         try:
             # An empty params mapping would drop a query string written in the path.
@@ -296,8 +288,7 @@ class HttpCheckRunner:
                         return exchange
                 exchange.response = Response(
                     status=answer.status_code, headers=answer.headers, body=bytes(body),
-                    elapsed=time.perf_counter() - started, url=str(answer.url),
-                    cert_not_after=cert_not_after)
+                    elapsed=time.perf_counter() - started, cert_not_after=cert_not_after)
         except ProtectedEnvironmentError as exc:
             exchange.error, exchange.fatal = str(exc), True
         except httpx.HTTPError as exc:

@@ -13,7 +13,6 @@ from .session import DeployRun, display_path
 from .suites import KINDS, CheckInstance, Suite, instances, load_suite
 
 RUN_KEY = pytest.StashKey[DeployRun]()
-INSTANCE_KEY = pytest.StashKey[CheckInstance]()
 
 
 class CheckFailed(Exception):
@@ -80,7 +79,6 @@ class CheckItem(pytest.Item):
     def __init__(self, *, instance: CheckInstance, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.instance = instance
-        self.stash[INSTANCE_KEY] = instance
 
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]

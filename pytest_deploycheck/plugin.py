@@ -158,13 +158,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(run.no_env_message())
     if _is_worker(config) or config.option.collectonly:
         return
-    from .items import INSTANCE_KEY
+    from .items import CheckItem
 
     needed: dict[str, None] = {}
     for item in session.items:
-        instance = item.stash.get(INSTANCE_KEY, None)
-        if instance is not None:
-            needed[instance.env.name] = None
+        if isinstance(item, CheckItem):
+            needed[item.instance.env.name] = None
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "deploy_env" in callspec.params:
             needed[callspec.params["deploy_env"]] = None
@@ -175,10 +174,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    from .items import INSTANCE_KEY, CheckFailed
+    from .items import CheckFailed, CheckItem
 
-    instance = item.stash.get(INSTANCE_KEY, None)
-    if instance is not None:
+    if isinstance(item, CheckItem):
+        instance = item.instance
         reason = ""
         if call.excinfo is not None:
             value = call.excinfo.value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +107,7 @@ class Check:
 class Suite:
     name: str
     file: str
-    path: Path
     checks: tuple[Check, ...]
-    marks: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -276,8 +274,7 @@ def load_suite(path: Path, display: str) -> Suite:
                        f"{seen[node['name']]})", node, "name", where)
         seen[node["name"]] = node.line
         checks.append(_check(node, where, doc, name, display, path.parent))
-    return Suite(name=name, file=display, path=path, checks=tuple(checks),
-                 marks=tuple(doc.get("marks", ())))
+    return Suite(name=name, file=display, checks=tuple(checks))
 
 
 def instances(check: Check, env: Environment) -> list[CheckInstance]:

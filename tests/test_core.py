@@ -66,7 +66,7 @@ def test_redactor_masks_longest_first_and_auth_scheme_values() -> None:
 
 def test_client_pool_reuses_and_closes_clients() -> None:
     env = Environment(name="e", description="", services={}, vars={}, protected=False,
-                      timeout=1.0, start=(), file="f", line=1, raw=YamlMap())
+                      timeout=1.0, start=(), file="f", line=1)
     service = Service(name="api", url="http://127.0.0.1:9", headers={}, timeout=1.0,
                       verify_tls=True)
     pool = ClientPool()
