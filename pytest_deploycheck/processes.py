@@ -130,21 +130,57 @@ class ProcessManager:
                 time.sleep(POLL_INTERVAL)
 
     def stop_all(self) -> None:
-        """Stop every started process group: SIGTERM, then SIGKILL after a grace period."""
+        """Stop every started process group: SIGTERM, then SIGKILL after a grace period.
+
+        Returns once no process of the groups is alive, so that their ports are free when the
+        session ends (bounded: a process stuck in the kernel does not hang the run).
+        """
         running, self._running = self._running, []
         for proc in running:
             _signal_group(proc.popen, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         for proc in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
-            # Kill the group even when the leader exited: its children may linger.
+            # The group, not just the leader: a shell's children outlive it.
+            _wait_group(proc.popen.pid, deadline)
             _signal_group(proc.popen, signal.SIGKILL)
+            _wait_group(proc.popen.pid, time.monotonic() + STOP_GRACE)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=STOP_GRACE)
+                proc.popen.wait(timeout=0.1)
             proc.log_file.close()
 
 
 def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running.
+
+    Zombies do not count: an orphaned child is reaped by init only some time after it died
+    (seconds, on some machines), and by then it holds no port or file any more.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state, ppid, pgrp, ...
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _wait_group(pgid: int, deadline: float) -> None:
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
