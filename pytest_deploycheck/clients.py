@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 
 import httpx
 
-from .environments import Environment, Service
+from .endpoints import Service
+from .environments import Environment
 from .errors import CheckError
 from .suites import SAFE_METHODS
+from .units import format_duration
 
 ALLOW_WRITE = "deploycheck_allow_write"
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 class ProtectedEnvironmentError(CheckError):
@@ -29,6 +33,26 @@ def _protect(env_name: str) -> httpx._client.EventHook:
                 f"environment '{env_name}' is protected: {request.method} refused "
                 f"(set 'allow_write: true' on the step to allow it)")
     return guard
+
+
+class BodyError(CheckError):
+    """A response body that was too large or too slow to read."""
+
+
+def read_body(response: httpx.Response, started: float, timeout: float,
+              limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body of a streamed ``response``, cut off by size and by time (``started`` is a
+    :func:`time.perf_counter` reading) so that an endless body cannot hang a check."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise BodyError(f"response body larger than {limit // (1024 * 1024)} MB; stopped "
+                            f"reading")
+        if time.perf_counter() - started > timeout:
+            raise BodyError(f"timed out after {format_duration(timeout)} reading the response "
+                            f"body")
+    return bytes(body)
 
 
 class ClientPool:
@@ -66,3 +90,16 @@ class ClientPool:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+
+
+def describe_error(exc: Exception, timeout: float) -> str:
+    """A one-line reason for a failed request, for the person reading the failure."""
+    name = exc.__class__.__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {format_duration(timeout)} ({name})"
+    detail = str(exc) or name
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {detail}"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return f"connection broken: {detail} ({name})"
+    return f"{detail} ({name})"

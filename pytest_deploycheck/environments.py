@@ -8,31 +8,20 @@ that only ``production`` needs is not required to test ``local``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from .endpoints import Service, parse_duration_key, parse_endpoint
 from .errors import ConfigError
 from .interpolation import interpolate_tree
+from .metrics import MetricSource, SourceContext, parse_source
 from .secrets import CREDENTIAL_FIELDS, Redactor, is_secret_header
-from .units import parse_duration
 from .validation import suggest, validate
 from .yamlfile import YamlList, YamlMap, load_file
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_START_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Service:
-    """An HTTP service of an environment: base URL, default headers, timeout, TLS verification."""
-
-    name: str
-    url: str
-    headers: Mapping[str, str]
-    timeout: float
-    verify_tls: bool | str
 
 
 @dataclass(frozen=True)
@@ -62,6 +51,16 @@ class Environment:
     start: tuple[StartProcess, ...]
     file: str
     line: int
+    metrics: Mapping[str, MetricSource] = field(default_factory=dict)
+
+    def metric_source(self, name: str) -> MetricSource:
+        try:
+            return self.metrics[name]
+        except KeyError:
+            known = ", ".join(sorted(self.metrics)) or "none (add 'metrics:' to the environment)"
+            raise ConfigError(f"unknown metric source '{name}' in environment '{self.name}'"
+                              f"{suggest(name, self.metrics)}; its sources: {known}",
+                              file=self.file, line=self.line) from None
 
     def service(self, name: str) -> Service:
         try:
@@ -144,21 +143,17 @@ class EnvironmentsFile:
         return self._resolved[name]
 
 
-def _duration(node: YamlMap, key: str, default: float, file: str, where: str) -> float:
-    if key not in node:
-        return default
-    try:
-        return parse_duration(node[key])
-    except ValueError as exc:
-        raise ConfigError(str(exc), file=file, line=node.line_of(key),
-                          key=f"{where}.{key}") from None
-
-
 def _register_secrets(node: Any, redactor: Redactor) -> None:
+    """Teach ``redactor`` every secret of an environment: credential fields, secret headers (of
+    services and metric sources alike) and URL user-info."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in CREDENTIAL_FIELDS:
                 redactor.add(str(value))
+            if key == "headers" and isinstance(value, dict):
+                for header, header_value in value.items():
+                    if is_secret_header(str(header)):
+                        redactor.add(str(header_value))
             _register_secrets(value, redactor)
     elif isinstance(node, list):
         for item in node:
@@ -167,32 +162,18 @@ def _register_secrets(node: Any, redactor: Redactor) -> None:
         redactor.add_url(node)
 
 
-def _verify(value: bool | str, base: Path) -> bool | str:
-    # A string names a CA bundle, relative to the environments file like every other path.
-    return value if isinstance(value, bool) else str(base / value)
-
-
 def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
                        redactor: Redactor) -> Environment:
     file, where = source.display, f"environments.{name}"
     _register_secrets(doc, redactor)
-    timeout = _duration(doc, "timeout", DEFAULT_TIMEOUT, file, where)
-    services: dict[str, Service] = {}
-    for svc_name, svc in doc.get("services", YamlMap()).items():
-        svc_where = f"{where}.services.{svc_name}"
-        url = svc["url"]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"'{url}' is not an http(s) URL", file=file, line=svc.line_of("url"),
-                              key=f"{svc_where}.url")
-        headers = {k: str(v) for k, v in svc.get("headers", {}).items()}
-        for header, value in headers.items():
-            if is_secret_header(header):
-                redactor.add(value)
-        services[svc_name] = Service(
-            name=svc_name, url=url.rstrip("/"), headers=headers,
-            timeout=_duration(svc, "timeout", timeout, file, svc_where),
-            verify_tls=_verify(svc.get("verify_tls", True), source.path.parent))
+    timeout = parse_duration_key(doc, "timeout", DEFAULT_TIMEOUT, file, where)
+    services = {svc_name: parse_endpoint(svc_name, svc, file, f"{where}.services.{svc_name}",
+                                         timeout, source.path.parent)
+                for svc_name, svc in doc.get("services", YamlMap()).items()}
+    metrics = {
+        src: parse_source(src, node, SourceContext(file, f"{where}.metrics.{src}", timeout,
+                                                   source.path.parent))
+        for src, node in doc.get("metrics", YamlMap()).items()}
     start: list[StartProcess] = []
     for index, proc in enumerate(doc.get("start", YamlList())):
         proc_where = f"{where}.start[{index}]"
@@ -205,10 +186,12 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
             cwd=cwd if cwd.is_absolute() else (source.path.parent / cwd),
             env={k: str(v) for k, v in proc.get("env", {}).items()},
             ready=proc.get("ready"),
-            timeout=_duration(proc, "timeout", DEFAULT_START_TIMEOUT, file, proc_where),
+            timeout=parse_duration_key(proc, "timeout", DEFAULT_START_TIMEOUT, file,
+                                       proc_where),
             file=file, line=proc.line))
     return Environment(
         name=name, description=str(doc.get("description", "")), services=services,
         vars=dict(doc.get("vars", {})), protected=bool(doc.get("protected", False)),
-        timeout=timeout, start=tuple(start), file=file, line=source._envs.line_of(name))
+        timeout=timeout, start=tuple(start), file=file, line=source._envs.line_of(name),
+        metrics=metrics)
 

@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 
-from .clients import ALLOW_WRITE, ClientPool, ProtectedEnvironmentError
+from .clients import (
+    ALLOW_WRITE,
+    BodyError,
+    ClientPool,
+    ProtectedEnvironmentError,
+    describe_error,
+    read_body,
+)
 from .errors import CheckError
 from .expectations import Mismatch, Response
 from .secrets import Redactor, is_secret_variable
@@ -24,7 +31,6 @@ from .suites import CheckInstance, Retry, Step
 from .templating import render
 from .units import format_duration
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
 SNIPPET_CHARS = 1500
 
 
@@ -65,6 +71,19 @@ class Result:
     exchanges: list[Exchange]
     attempts: int
     duration: float
+    note: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return "passed" if self.passed else "failed"
+
+    def details(self) -> dict[str, Any]:
+        """Plain data for reports: each exchange's request line, status and timing."""
+        return {"attempts": self.attempts, "exchanges": [
+            {"step": e.step, "method": e.method, "url": e.url, "error": e.error,
+             "status": e.response.status if e.response else None,
+             "elapsed": e.response.elapsed if e.response else None}
+            for e in self.exchanges]}
 
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
         """The failure message: what was asked, expected and seen, and where in the YAML."""
@@ -120,18 +139,6 @@ def _cert_not_after(response: httpx.Response) -> float | None:
     cert = ssl_object.getpeercert()
     # getpeercert() is empty when verification is off: expiry is known only for verified certs.
     return ssl.cert_time_to_seconds(cert["notAfter"]) if cert and "notAfter" in cert else None
-
-
-def _describe_error(exc: Exception, timeout: float) -> str:
-    name = exc.__class__.__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {format_duration(timeout)} ({name})"
-    detail = str(exc) or name
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect: {detail}"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-        return f"connection broken: {detail} ({name})"
-    return f"{detail} ({name})"
 
 
 class HttpCheckRunner:
@@ -275,24 +282,16 @@ class HttpCheckRunner:
                                ) as answer:
                 # Read the certificate before the body: the connection may close after it.
                 cert_not_after = _cert_not_after(answer)
-                body = bytearray()
-                for chunk in answer.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        exchange.error = (f"response body larger than "
-                                          f"{MAX_BODY_BYTES // (1024 * 1024)} MB; stopped reading")
-                        return exchange
-                    if time.perf_counter() - started > timeout:
-                        exchange.error = (f"timed out after {format_duration(timeout)} reading "
-                                          f"the response body")
-                        return exchange
+                body = read_body(answer, started, timeout)
                 exchange.response = Response(
-                    status=answer.status_code, headers=answer.headers, body=bytes(body),
+                    status=answer.status_code, headers=answer.headers, body=body,
                     elapsed=time.perf_counter() - started, cert_not_after=cert_not_after)
         except ProtectedEnvironmentError as exc:
             exchange.error, exchange.fatal = str(exc), True
+        except BodyError as exc:
+            exchange.error = str(exc)
         except httpx.HTTPError as exc:
-            exchange.error = _describe_error(exc, timeout)
+            exchange.error = describe_error(exc, timeout)
         except (OSError, ValueError, ssl.SSLError) as exc:
             exchange.error = f"{exc} ({exc.__class__.__name__})"
         return exchange

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from .errors import DeploycheckError, UsageProblem
-from .session import DeployRun, display_path
+from .session import CheckResult, DeployRun, display_path
 from .suites import KINDS, CheckInstance, Suite, instances, load_suite
 
 RUN_KEY = pytest.StashKey[DeployRun]()
+# The skip reason's prefix that marks a skipped item as inconclusive (``no_data: inconclusive``).
+INCONCLUSIVE = "inconclusive"
 
 
 class CheckFailed(Exception):
@@ -79,12 +81,18 @@ class CheckItem(pytest.Item):
     def __init__(self, *, instance: CheckInstance, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.instance = instance
+        self.result: CheckResult | None = None
 
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]
-        result = run.runner.run(self.instance)
-        if not result.passed:
+        result = run.run_check(self.instance)
+        self.result = result
+        if result.outcome == "failed":
             raise CheckFailed(result.render(self.instance, run.redactor), result.reason)
+        if result.outcome == "skipped":
+            pytest.skip(run.redactor.redact(result.reason))
+        if result.outcome == "inconclusive":
+            pytest.skip(run.redactor.redact(f"{INCONCLUSIVE}: {result.reason}"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> Any:

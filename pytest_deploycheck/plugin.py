@@ -63,9 +63,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
     _stop_on_sigterm(config)
     if not _is_worker(config):
-        from .reporting import GateReporter
+        from .reporting import GateReporter, progress_writer
 
         config.pluginmanager.register(GateReporter(config), "deploycheck-gate")
+        if config.get_verbosity() >= 0:
+            config.stash[RUN_KEY].metrics.progress = progress_writer(config)
 
 
 _SIGTERM_RESTORE = pytest.StashKey[Callable[[], None]]()
@@ -177,16 +179,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     from .items import CheckFailed, CheckItem
 
     if isinstance(item, CheckItem):
-        instance = item.instance
+        import json
+
+        instance, redactor = item.instance, _run(item.config).redactor
         reason = ""
         if call.excinfo is not None:
             value = call.excinfo.value
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
+        result = item.result if call.when == "call" else None
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = {  # type: ignore[attr-defined]
-            "env": instance.env.name, "kind": instance.check.kind, "file": instance.check.file,
-            "line": instance.check.line,
-            "reason": _run(item.config).redactor.redact(reason.splitlines()[0] if reason else ""),
+            "id": instance.check.id, "env": instance.env.name, "kind": instance.check.kind,
+            "file": instance.check.file, "line": instance.check.line,
+            "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
+            "inconclusive": result is not None and result.outcome == "inconclusive",
+            "note": redactor.redact(result.note) if result is not None else "",
+            "details": json.loads(redactor.redact(json.dumps(result.details(), default=str)))
+            if result is not None else {},
         }
     return report
 

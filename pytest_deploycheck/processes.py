@@ -10,7 +10,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,26 +18,13 @@ from typing import IO
 
 import httpx
 
+from .commands import child_environ
 from .environments import Environment, StartProcess
 from .errors import ConfigError
 from .secrets import Redactor
 
 STOP_GRACE = 5.0
 POLL_INTERVAL = 0.1
-
-
-def child_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for commands the plugin runs.
-
-    The running interpreter's ``bin`` directory goes first on ``PATH`` so that ``python`` in a
-    command is the Python that runs pytest (with this plugin installed), also when pytest was
-    started as ``.venv/bin/pytest`` without activating the virtualenv.
-    """
-    env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    env.update(extra or {})
-    return env
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -6,6 +6,8 @@ every report once, whichever worker produced it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,6 +24,8 @@ class CheckRecord:
     line: int
     outcome: str
     reason: str
+    note: str = ""
+    inconclusive: bool = False
 
 
 @dataclass
@@ -32,9 +36,14 @@ class Summary:
 
     def add(self, record: CheckRecord) -> None:
         previous = self.records.get(record.nodeid)
-        # setup/call/teardown each report; the worst of them is the item's outcome.
-        if previous is None or _RANK[record.outcome] > _RANK[previous.outcome]:
-            self.records[record.nodeid] = record
+        # setup/call/teardown each report; the worst of them is the item's outcome, and what
+        # the call found out (a note, inconclusive) is kept whichever report it came with.
+        if previous is not None:
+            if _RANK[record.outcome] <= _RANK[previous.outcome]:
+                record, previous = previous, record
+            record.note = record.note or previous.note
+            record.inconclusive = record.inconclusive or previous.inconclusive
+        self.records[record.nodeid] = record
 
     def by_env(self) -> dict[str, list[CheckRecord]]:
         out: dict[str, list[CheckRecord]] = {}
@@ -57,7 +66,8 @@ class GateReporter:
             return
         self.summary.add(CheckRecord(
             nodeid=report.nodeid, env=info["env"], kind=info["kind"], file=info["file"],
-            line=info["line"], outcome=report.outcome, reason=info["reason"]))
+            line=info["line"], outcome=report.outcome, reason=info["reason"],
+            note=info.get("note", ""), inconclusive=info.get("inconclusive", False)))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         by_env = self.summary.by_env()
@@ -68,14 +78,38 @@ class GateReporter:
         for env, records in by_env.items():
             failed = [r for r in records if r.outcome == "failed"]
             passed = sum(r.outcome == "passed" for r in records)
-            skipped = sum(r.outcome == "skipped" for r in records)
+            inconclusive = sum(r.inconclusive for r in records)
+            skipped = sum(r.outcome == "skipped" for r in records) - inconclusive
             verdict = "failed" if failed else "passed"
             markup = {"red": True, "bold": True} if failed else {"green": True, "bold": True}
-            terminalreporter.write_line(
-                f"{env}: {verdict} ({passed} passed, {len(failed)} failed, {skipped} skipped)",
-                **markup)
+            counts = f"{passed} passed, {len(failed)} failed, {skipped} skipped"
+            if inconclusive:
+                counts += f", {inconclusive} inconclusive"
+            terminalreporter.write_line(f"{env}: {verdict} ({counts})", **markup)
             for record in failed:
                 terminalreporter.write_line(f"  FAILED {record.nodeid}  ({record.file}:"
                                             f"{record.line})")
                 if record.reason:
                     terminalreporter.write_line(f"         {record.reason}")
+            for record in records:
+                if record.inconclusive:
+                    terminalreporter.write_line(f"  INCONCLUSIVE {record.nodeid}  "
+                                                f"({record.file}:{record.line})")
+                if record.note:
+                    terminalreporter.write_line(f"  NOTE {record.nodeid}: {record.note}")
+
+
+def progress_writer(config: pytest.Config) -> Callable[[str], None]:
+    """A function that shows a line on the terminal while a check runs (output is captured
+    then, so it writes with capturing suspended), for live progress of long observations."""
+
+    def write(line: str) -> None:
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if terminal is None:
+            return
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            terminal.ensure_newline()
+            terminal.write_line(f"    {line}")
+
+    return write

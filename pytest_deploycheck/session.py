@@ -5,14 +5,43 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 from .clients import ClientPool
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, UsageProblem
 from .httpcheck import HttpCheckRunner
+from .metriccheck import MetricRunner
 from .processes import ProcessManager
 from .secrets import Redactor
 from .settings import Settings
+from .state import StateStore
+from .suites import CheckInstance
+
+
+class CheckResult(Protocol):
+    """What running any kind of check gives the item that ran it."""
+
+    @property
+    def outcome(self) -> str:
+        """``passed``, ``failed``, ``skipped`` or ``inconclusive``."""
+        ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def note(self) -> str:
+        """Something worth telling also when the check passed (a baseline recorded)."""
+        ...
+
+    def render(self, instance: CheckInstance, redactor: Redactor) -> str: ...
+
+    def details(self) -> dict[str, Any]: ...
+
+
+class CheckRunner(Protocol):
+    def run(self, instance: CheckInstance) -> CheckResult: ...
 
 
 def display_path(path: Path, rootdir: Path) -> str:
@@ -37,7 +66,9 @@ class DeployRun:
         self.redactor = Redactor()
         self.pool = ClientPool()
         self.processes = ProcessManager(self.redactor)
-        self.runner = HttpCheckRunner(self.pool, self.redactor)
+        self.metrics = MetricRunner(self.pool, StateStore(settings.state_dir.value), self.redactor)
+        self.runners: dict[str, CheckRunner] = {
+            "http": HttpCheckRunner(self.pool, self.redactor), "metric": self.metrics}
         self.suites_without_env: list[str] = []
         self._file: EnvironmentsFile | None = None
 
@@ -72,6 +103,9 @@ class DeployRun:
         return (f"no environment selected, but suites were collected "
                 f"({', '.join(self.suites_without_env[:3])}); pass --env NAME or set "
                 f"DEPLOYCHECK_ENV. Known environments: {self.known_environments()}")
+
+    def run_check(self, instance: CheckInstance) -> CheckResult:
+        return self.runners["metric" if instance.check.metric else "http"].run(instance)
 
     def environment(self, name: str) -> Environment:
         return self.environments_file().resolve(name, self.environ, self.redactor)

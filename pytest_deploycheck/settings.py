@@ -36,6 +36,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
                 ini="deploycheck_environments", default="environments.yaml", metavar="PATH"),
     Declaration("suites", "folders (relative to the rootdir) whose *.yaml/*.yml files are "
                 "suites", ini="deploycheck_suites", ini_type="args", default="suites"),
+    Declaration("state_dir", "folder for baselines and other state (relative to the rootdir)",
+                ini="deploycheck_state_dir", default=".deploycheck"),
     Declaration("no_start", "do not start the environments' start: processes (already running)",
                 option="--no-start", flag=True, default=False),
 )
@@ -85,6 +87,7 @@ class Settings:
     env: Setting  # tuple[str, ...]
     environments: Setting  # Path
     suites: Setting  # tuple[str, ...]
+    state_dir: Setting  # Path
     no_start: Setting  # bool
 
     def describe(self) -> str:
@@ -95,7 +98,8 @@ class Settings:
 
         return ", ".join(f"{name}={show(getattr(self, name).value)} "
                          f"({getattr(self, name).source})"
-                         for name in ("env", "environments", "suites", "no_start"))
+                         for name in ("env", "environments", "suites", "state_dir",
+                                      "no_start"))
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -109,6 +113,7 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "env": lambda value, base: _names(value),
     "environments": lambda value, base: base / value,
     "suites": lambda value, base: _names(value.split() if isinstance(value, str) else value),
+    "state_dir": lambda value, base: base / value,
     "no_start": lambda value, base: bool(value),
 }
 

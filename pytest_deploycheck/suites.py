@@ -11,6 +11,7 @@ from typing import Any
 from .environments import Environment
 from .errors import ConfigError
 from .expectations import Expectation, compile_jmespath, parse_expectation
+from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
 from .templating import names_in
 from .units import parse_duration
 from .validation import validate
@@ -98,6 +99,12 @@ class Check:
     suite_vars: Mapping[str, Any]
     file: str
     line: int
+    metric: MetricSpec | None = None
+
+    @property
+    def id(self) -> str:
+        """``suite::name``: how users name a check (``--ack``, reports, baselines)."""
+        return f"{self.suite}::{self.name}"
 
     def applies_to(self, env: str) -> bool:
         return (self.envs is None or env in self.envs) and env not in self.skip_envs
@@ -229,20 +236,39 @@ def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
     return tuple(sets)
 
 
-def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str,
-           base_dir: Path) -> Check:
-    service = node.get("service", suite.get("service"))
+_HTTP_KEYS = ("request", "expect", "save", "allow_write", "steps", "retry", "service")
+
+
+def _kind_keys(node: YamlMap, where: str) -> None:
+    """Keys that belong to another kind are an error, not silently ignored."""
+    metric = node["kind"] == "metric"
+    for key in (_HTTP_KEYS if metric else METRIC_KEYS):
+        if key in node:
+            raise _err(f"'{key}' does not apply to a {node['kind']} check", node, key, where)
+    if metric and "query" not in node:
+        raise _err("a metric check needs 'query'", node, None, where)
+
+
+def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tuple[Step, ...]:
+    if node["kind"] == "metric":
+        return ()
     if "steps" in node:
         for key in ("request", "expect", "save", "allow_write"):
             if key in node:
                 raise _err(f"'{key}' belongs in a step when a check has 'steps'", node, key, where)
-        steps = tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
-                            service, base_dir) for i, step in enumerate(node["steps"]))
-    elif "request" in node:
-        steps = (_step(node, where, node["name"], service, base_dir),)
-    else:
-        raise _err("a health or smoke check needs 'request' or 'steps'", node, None, where)
+        return tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
+                           service, base_dir) for i, step in enumerate(node["steps"]))
+    if "request" in node:
+        return (_step(node, where, node["name"], service, base_dir),)
+    raise _err("a health or smoke check needs 'request' or 'steps'", node, None, where)
+
+
+def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str,
+           base_dir: Path) -> Check:
+    _kind_keys(node, where)
+    steps = _steps(node, where, node.get("service", suite.get("service")), base_dir)
     kind = KINDS[node["kind"]]
+    timeout = _duration(node, "timeout", where)
     envs = node.get("envs", suite.get("envs"))
     return Check(
         suite=suite_name, name=node["name"], kind=kind.name, steps=steps,
@@ -251,8 +277,9 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         marks=tuple(dict.fromkeys([*suite.get("marks", ()), *node.get("marks", ())])),
         on_fail=node.get("on_fail", kind.on_fail), severity=node.get("severity", "normal"),
         runbook=node.get("runbook"), description=node.get("description", ""),
-        timeout=_duration(node, "timeout", where),
+        timeout=timeout,
         retry=_retry(node.get("retry"), f"{where}.retry", base_dir) if "steps" in node else None,
+        metric=parse_metric(node, where, timeout) if kind.name == "metric" else None,
         params=_params(node.get("parametrize"), f"{where}.parametrize", node),
         suite_vars=dict(suite.get("vars", {})), file=file, line=node.line)
 
@@ -284,6 +311,9 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
         return []
     made = [CheckInstance(check, env, p) for p in check.params] or [CheckInstance(check, env, None)]
     for instance in made[:1]:
+        if check.metric is not None:
+            _check_metric(check, check.metric, env, set(instance.scope()))
+            continue
         known = set(instance.scope())
         for index, step in enumerate(check.steps):
             where = f"checks.{check.name}" + (f".steps[{index}]" if len(check.steps) > 1 else "")
@@ -296,11 +326,30 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
             used = names_in([step.request.path, step.request.url, dict(step.request.headers),
                              dict(step.request.params), step.request.json, step.request.body])
             used |= step.expect.names()
-            for name in sorted(used):
-                if name not in known and name.split(".")[0] not in known:
-                    raise ConfigError(
-                        f"template '{{{{ {name} }}}}' is not defined in environment "
-                        f"'{env.name}'; defined: {', '.join(sorted(known))}",
-                        file=check.file, line=step.line, key=f"{where}")
+            _check_names(used, known, env, check.file, step.line, where)
             known |= set(step.save)
     return made
+
+
+def _check_names(used: set[str], known: set[str], env: Environment, file: str, line: int,
+                 where: str) -> None:
+    for name in sorted(used):
+        if name not in known and name.split(".")[0] not in known:
+            raise ConfigError(f"template '{{{{ {name} }}}}' is not defined in environment "
+                              f"'{env.name}'; defined: {', '.join(sorted(known))}",
+                              file=file, line=line, key=where)
+
+
+def _check_metric(check: Check, spec: MetricSpec, env: Environment, known: set[str]) -> None:
+    where = f"checks.{check.name}"
+    try:
+        source = env.metric_source(spec.source)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=check.file, line=check.line,
+                          key=f"{where}.source") from None
+    if spec.window is not None and not source.history:
+        raise ConfigError(f"'window' needs a source with history, and '{spec.source}' in "
+                          f"environment '{env.name}' is {source.describe()}; use 'observe' to "
+                          f"watch it live instead", file=check.file, line=check.line,
+                          key=f"{where}.window")
+    _check_names(names_in(spec.query), known, env, check.file, check.line, f"{where}.query")

@@ -78,6 +78,20 @@ class Threshold:
         return self.text
 
 
+_QUANTITY = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(ms|s|m|h|d|%)?\s*$")
+
+
+def parse_quantity(value: object) -> float:
+    """A number, or a number with a unit (``500ms`` → 0.5, ``99%`` → 0.99), in base units."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _QUANTITY.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a number (use e.g. 0.5, 500ms or 99%)")
+    number, unit = match.groups()
+    return float(number) * (_UNIT_SCALE[unit] if unit else 1.0)
+
+
 def parse_threshold(text: object) -> Threshold:
     """Parse ``"< 500ms"``; raises ``ValueError`` with a message fit for the user."""
     if not isinstance(text, str):
@@ -87,5 +101,41 @@ def parse_threshold(text: object) -> Threshold:
         raise ValueError(f"{text!r} is not a threshold (use an operator < <= > >= == != , a "
                          "number and an optional unit ms, s, m, h, d or %, e.g. \"< 500ms\")")
     op, number, unit = match.groups()
-    limit = float(number) * (_UNIT_SCALE[unit] if unit else 1.0)
-    return Threshold(text=text.strip(), op=op, limit=limit)
+    return Threshold(text=text.strip(), op=op, limit=parse_quantity(number + (unit or "")))
+
+
+@dataclass(frozen=True)
+class RelativeLimit:
+    """A limit against a recorded baseline: ``"<= +10%"`` (relative) or ``"<= +0.005"``.
+
+    A percentage scales the baseline (``<= +10%`` allows up to baseline × 1.1); a plain number
+    is added to it, which also works for a baseline of zero.
+    """
+
+    text: str
+    op: str
+    delta: float
+    percent: bool
+
+    def limit(self, baseline: float) -> float:
+        return baseline * (1 + self.delta) if self.percent else baseline + self.delta
+
+    def threshold(self, baseline: float) -> Threshold:
+        limit = self.limit(baseline)
+        return Threshold(text=f"{self.op} {limit:.6g} (baseline {baseline:.6g} {self.text})",
+                         op=self.op, limit=limit)
+
+
+_RELATIVE = re.compile(r"^\s*(<=|>=|<|>)\s*([-+]\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(%)?\s*$")
+
+
+def parse_relative(text: object) -> RelativeLimit:
+    """Parse ``"<= +10%"`` or ``">= -0.5"``; raises ``ValueError`` with a message fit for the
+    user."""
+    match = _RELATIVE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"{text!r} is not a baseline limit (use an operator < <= > >=, a signed "
+                         "change and an optional %, e.g. \"<= +10%\" or \">= -0.5\")")
+    op, number, percent = match.groups()
+    delta = float(number) / 100 if percent else float(number)
+    return RelativeLimit(text=str(text).strip(), op=op, delta=delta, percent=bool(percent))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -29,6 +29,13 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return _validators[name]
 
 
+def _compiled(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+    key = f"inline:{id(schema)}"
+    if key not in _validators:
+        _validators[key] = jsonschema.validators.validator_for(schema)(schema)
+    return _validators[key]
+
+
 def key_path(path: Iterable[str | int]) -> str:
     """``checks[2].expect.status`` for the schema path ``["checks", 2, "expect", "status"]``."""
     out = ""
@@ -50,9 +57,11 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _describe(error: ValidationError, root: Any, file: str) -> ConfigError:
-    path: list[str | int] = list(error.absolute_path)
-    line = locate(root, path)
+def _describe(error: ValidationError, root: Any, file: str,
+              prefix: Sequence[str | int]) -> ConfigError:
+    inner: list[str | int] = list(error.absolute_path)
+    line = locate(root, inner)
+    path = [*prefix, *inner]
     instance = error.instance
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
@@ -82,9 +91,15 @@ def _describe(error: ValidationError, root: Any, file: str) -> ConfigError:
     return ConfigError(error.message, file=file, line=line, key=key_path(path) or None)
 
 
-def validate(document: Any, schema: str, file: str) -> None:
-    """Raise :class:`ConfigError` for the most relevant schema violation in ``document``."""
-    errors: Sequence[ValidationError] = list(_validator(schema).iter_errors(document))
+def validate(document: Any, schema: str | Mapping[str, Any], file: str,
+             prefix: Sequence[str | int] = ()) -> None:
+    """Raise :class:`ConfigError` for the most relevant schema violation in ``document``.
+
+    ``schema`` names a packaged schema, or is a schema of its own (the fragment a module uses to
+    check its part of a file); ``prefix`` is where ``document`` sits in its file, for messages.
+    """
+    validator = _validator(schema) if isinstance(schema, str) else _compiled(schema)
+    errors: Sequence[ValidationError] = list(validator.iter_errors(document))
     if errors:
         error = best_match(errors)
-        raise _describe(error, document, file) from None
+        raise _describe(error, document, file, prefix) from None

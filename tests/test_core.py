@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_deploycheck.clients import ClientPool
-from pytest_deploycheck.environments import Environment, Service
+from pytest_deploycheck.endpoints import Service
+from pytest_deploycheck.environments import Environment
 from pytest_deploycheck.errors import CheckError
 from pytest_deploycheck.secrets import Redactor
 from pytest_deploycheck.templating import names_in, render

@@ -24,7 +24,7 @@ def test_header_shows_settings_and_their_sources(project: Project) -> None:
     project.environments("environments:\n  e: {}\n")
     result = runpytest(project.pytester, "--env=e", "--co")
     result.stdout.fnmatch_lines(["deploycheck: env=e (--env), environments=*environments.yaml "
-                                 "(default), suites=checks (ini deploycheck_suites), "
+                                 "(default), suites=checks (ini deploycheck_suites), state_dir=*.deploycheck (default), "
                                  "no_start=False (default)"])
 
 

@@ -1,0 +1,109 @@
+"""Running a user's command with a timeout and bounded output, never leaving a process behind.
+
+Used wherever the plugin runs a command to completion (metric ``command`` sources, and the
+checklist and rollback commands built on it). The command leads its own process group so that a
+timeout kills the shell *and* whatever it started; output past ``max_output`` bytes is read and
+dropped, so a command printing megabytes neither fills memory nor blocks on a full pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+MAX_OUTPUT = 64 * 1024
+_KILL_WAIT = 2.0
+
+
+def child_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for commands the plugin runs.
+
+    The running interpreter's ``bin`` directory goes first on ``PATH`` so that ``python`` in a
+    command is the Python that runs pytest (with this plugin installed), also when pytest was
+    started as ``.venv/bin/pytest`` without activating the virtualenv.
+    """
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a command ended; ``exit_code`` is ``None`` when it was killed at its timeout."""
+
+    command: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool
+    truncated: bool
+
+
+def describe(command: str | Sequence[str]) -> str:
+    return command if isinstance(command, str) else " ".join(str(part) for part in command)
+
+
+def _drain(stream: IO[bytes], keep: bytearray, limit: int, overflow: list[bool]) -> None:
+    for chunk in iter(lambda: stream.read(65536), b""):
+        room = limit - len(keep)
+        if room > 0:
+            keep += chunk[:room]
+        if len(chunk) > room:
+            overflow[0] = True
+    stream.close()
+
+
+def _kill_group(popen: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+
+
+def run_command(command: str | Sequence[str], *, timeout: float, cwd: Path | None = None,
+                env: Mapping[str, str] | None = None, max_output: int = MAX_OUTPUT
+                ) -> CommandResult:
+    """Run ``command`` (a string goes through the shell, a list does not) to completion.
+
+    Raises ``OSError`` when it cannot start (missing program, bad ``cwd``).
+    """
+    started = time.monotonic()
+    popen = subprocess.Popen(
+        command if isinstance(command, str) else [str(part) for part in command],
+        shell=isinstance(command, str), cwd=cwd, env=child_environ(dict(env or {})),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    buffers = (bytearray(), bytearray())
+    overflow = [False]
+    readers = [threading.Thread(target=_drain, args=(stream, keep, max_output, overflow),
+                                daemon=True)
+               for stream, keep in zip((popen.stdout, popen.stderr), buffers, strict=True)]
+    for reader in readers:
+        reader.start()
+    timed_out = False
+    try:
+        popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        # Whatever the command left running in its group (a backgrounded child holding the
+        # pipes open) goes with it, also after a normal exit.
+        _kill_group(popen)
+        if popen.poll() is None:
+            popen.wait(timeout=_KILL_WAIT)
+    for reader in readers:
+        reader.join(timeout=_KILL_WAIT)
+    return CommandResult(
+        command=describe(command), exit_code=None if timed_out else popen.returncode,
+        stdout=buffers[0].decode(errors="replace"), stderr=buffers[1].decode(errors="replace"),
+        duration=time.monotonic() - started, timed_out=timed_out, truncated=overflow[0])

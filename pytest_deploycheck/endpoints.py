@@ -1,0 +1,51 @@
+"""An HTTP endpoint the plugin talks to: a service of an environment, or a metric source's API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .units import parse_duration
+from .yamlfile import YamlMap
+
+
+@dataclass(frozen=True)
+class Service:
+    """An HTTP service of an environment: base URL, default headers, timeout, TLS verification."""
+
+    name: str
+    url: str
+    headers: Mapping[str, str]
+    timeout: float
+    verify_tls: bool | str
+
+
+def parse_duration_key(node: YamlMap, key: str, default: float, file: str, where: str) -> float:
+    """``node[key]`` as seconds, ``default`` when absent; a bad value names file, line and key."""
+    if key not in node:
+        return default
+    try:
+        return parse_duration(node[key])
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, line=node.line_of(key),
+                          key=f"{where}.{key}") from None
+
+
+def parse_endpoint(name: str, node: YamlMap, file: str, where: str, default_timeout: float,
+                   base_dir: Path) -> Service:
+    """An endpoint from its ``url``, ``headers``, ``timeout`` and ``verify_tls`` keys."""
+    url = node["url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"'{url}' is not an http(s) URL", file=file, line=node.line_of("url"),
+                          key=f"{where}.url")
+    verify = node.get("verify_tls", True)
+    return Service(
+        name=name, url=url.rstrip("/"),
+        headers={k: str(v) for k, v in node.get("headers", {}).items()},
+        timeout=parse_duration_key(node, "timeout", default_timeout, file, where),
+        # A string names a CA bundle, relative to the environments file like every other path.
+        verify_tls=verify if isinstance(verify, bool) else str(base_dir / verify))

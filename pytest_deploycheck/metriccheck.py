@@ -1,0 +1,380 @@
+"""Running metric checks: query the source, judge every sample, observe, no data, baselines.
+
+A measurement is one query (instant, or a range over ``window``) judged against the check's
+rules; a plain check takes one, an ``observe`` check one per interval, counting threshold
+breaches and query errors apart as Argo Rollouts does. Everything judged is kept on the
+:class:`MetricResult` for the failure message and for reports.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .clients import BodyError, ClientPool, describe_error, read_body
+from .endpoints import Service
+from .environments import Environment
+from .errors import CheckError
+from .metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series
+from .metricspec import AGGREGATES, SERIES_COMBINE, MetricSpec, Rule
+from .secrets import Redactor
+from .state import Baseline, StateStore
+from .suites import CheckInstance
+from .templating import render
+from .units import format_duration
+
+MAX_SAMPLES_SHOWN = 200
+MAX_SAMPLES_KEPT = 1000
+
+
+def _utc(timestamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One sample and what the rules made of it (``ok`` is None for an ignored NaN/Inf)."""
+
+    series: str
+    sample: Sample
+    ok: bool | None
+    failed_rule: str = ""
+
+
+@dataclass
+class Measurement:
+    """One query and its verdict: ``ok``, ``breach``, ``error`` or ``no_data``."""
+
+    at: float
+    status: str
+    message: str = ""
+    judged: list[Judged] = field(default_factory=list)
+    value: float | None = None
+
+
+@dataclass
+class MetricResult:
+    """The outcome of one metric check instance."""
+
+    outcome: str  # passed | failed | skipped | inconclusive
+    reason: str
+    failure: str | None  # breach | error | no_data, when failed
+    source: str
+    query: str
+    rules: list[str]
+    baseline: Baseline | None
+    measurements: list[Measurement]
+    duration: float
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    @property
+    def value(self) -> float | None:
+        values = [m.value for m in self.measurements if m.value is not None]
+        return statistics.fmean(values) if values else None
+
+    def render(self, instance: CheckInstance, redactor: Redactor) -> str:
+        """The failure message: source, query, every sample judged, rules and baseline."""
+        check = instance.check
+        lines = [f"metric check '{check.name}' failed in environment '{instance.env.name}'",
+                 f"  at {check.file}:{check.line}"]
+        if check.runbook:
+            lines.append(f"  runbook: {check.runbook}")
+        lines += [f"  source: {self.source}", f"  query: {self.query}"]
+        lines += [f"  rule: {rule}" for rule in self.rules]
+        if self.baseline is not None:
+            lines.append(f"  baseline: {_num(self.baseline.value)} (recorded "
+                         f"{self.baseline.recorded})")
+        observed = len(self.measurements) > 1
+        shown = 0
+        for number, measurement in enumerate(self.measurements, 1):
+            label = f"measurement {number} at {_utc(measurement.at)}: " if observed else ""
+            lines.append(f"  {label}{measurement.status}"
+                         + (f" ({measurement.message})" if measurement.message else ""))
+            for judged in measurement.judged:
+                if shown >= MAX_SAMPLES_SHOWN:
+                    break
+                shown += 1
+                verdict = {True: "ok", False: f"BREACH {judged.failed_rule}",
+                           None: "ignored (not a finite number)"}[judged.ok]
+                series = f"{judged.series} " if judged.series else ""
+                lines.append(f"    {_utc(judged.sample.timestamp)}  {series}"
+                             f"{_num(judged.sample.value)}  {verdict}")
+        total = sum(len(m.judged) for m in self.measurements)
+        if total > shown:
+            lines.append(f"    … {total - shown} more samples not shown")
+        lines.append(f"  FAILED {self.reason}")
+        return redactor.redact("\n".join(lines))
+
+    def details(self) -> dict[str, Any]:
+        """Plain data for reports (crosses from xdist workers with the report)."""
+        samples = [[j.sample.timestamp, j.sample.value, j.ok, j.series]
+                   for m in self.measurements for j in m.judged][:MAX_SAMPLES_KEPT]
+        return {"source": self.source, "query": self.query, "rules": self.rules,
+                "baseline": self.baseline.value if self.baseline else None,
+                "value": self.value, "failure": self.failure, "note": self.note,
+                "measurements": [{"at": m.at, "status": m.status, "value": m.value,
+                                  "message": m.message} for m in self.measurements],
+                "samples": samples}
+
+
+class PoolFetch:
+    """A :class:`~.metrics.Fetch` over the run's shared clients, for one environment."""
+
+    def __init__(self, pool: ClientPool, env: Environment) -> None:
+        self.pool, self.env = pool, env
+
+    def __call__(self, endpoint: Service, path: str, params: Mapping[str, str],
+                 headers: Mapping[str, str], timeout: float) -> Fetched:
+        client = self.pool.client(self.env, endpoint)
+        started = time.perf_counter()
+        try:
+            with client.stream("GET", endpoint.url + path, params=params or None,
+                               headers=dict(headers), timeout=timeout) as answer:
+                body = read_body(answer, started, timeout)
+                return Fetched(answer.status_code, answer.headers, body)
+        except BodyError as exc:
+            raise MetricQueryError(str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise MetricQueryError(describe_error(exc, timeout)) from None
+
+
+def combine(series: list[Series], how: str | None, windowed: bool) -> list[Series]:
+    """Several series made into one by ``how`` (``each`` keeps them apart).
+
+    Without ``how``, more than one series is an error naming them: judging an arbitrary one of
+    them would be a silent guess.
+    """
+    if len(series) <= 1 or how == "each":
+        return series
+    reducer = SERIES_COMBINE.get(how or "")
+    if reducer is None:
+        names = ", ".join(s.labels or "{}" for s in series[:5])
+        more = f" and {len(series) - 5} more" if len(series) > 5 else ""
+        raise MetricQueryError(f"the query returned {len(series)} series ({names}{more}); make "
+                               f"it return one (e.g. sum(...)) or set 'series: each|sum|avg|max"
+                               f"|min'")
+    if not windowed:
+        latest = [s.samples[-1] for s in series if s.samples]
+        if not latest:
+            return []
+        return [Series(f"{how} of {len(series)} series",
+                       (Sample(max(p.timestamp for p in latest),
+                               reducer([p.value for p in latest])),))]
+    by_time: dict[float, list[float]] = {}
+    for one in series:
+        for sample in one.samples:
+            by_time.setdefault(round(sample.timestamp, 3), []).append(sample.value)
+    return [Series(f"{how} of {len(series)} series",
+                   tuple(Sample(t, reducer(values)) for t, values in sorted(by_time.items())))]
+
+
+class MetricRunner:
+    """Runs metric check instances. ``progress`` receives a line per observe measurement."""
+
+    def __init__(self, pool: ClientPool, state: StateStore, redactor: Redactor,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.pool, self.state, self.redactor = pool, state, redactor
+        self.clock, self.wall, self.sleep = clock, wall, sleep
+        self.progress: Callable[[str], None] | None = None
+
+    def run(self, instance: CheckInstance) -> MetricResult:
+        check, env = instance.check, instance.env
+        spec = check.metric
+        assert spec is not None
+        started = self.clock()
+        source = env.metric_source(spec.source)
+        query = str(render(spec.query, instance.scope()))
+        result = MetricResult(outcome="failed", reason="", failure=None,
+                              source=f"{spec.source} ({source.describe()})", query=query,
+                              rules=[spec.describe_rule()], baseline=None, measurements=[],
+                              duration=0.0)
+        try:
+            baseline = self._baseline(instance, spec, query, result)
+        except CheckError as exc:
+            result.reason, result.failure = str(exc), "error"
+            return result
+        rules: list[tuple[str, Rule]] = []
+        if spec.rule is not None:
+            rules.append((str(spec.rule), spec.rule))
+        value_rule = None
+        if spec.baseline is not None and baseline is not None:
+            value_rule = spec.baseline.threshold(baseline.value)
+            result.rules.append(f"value {value_rule}")
+        deadline = started + check.timeout if check.timeout is not None else None
+        fetch = PoolFetch(self.pool, env)
+
+        def measure() -> Measurement:
+            return self._measure(source, spec, query, rules, value_rule, fetch, deadline)
+
+        if spec.observe is None:
+            result.measurements.append(measure())
+            self._decide_once(result, spec)
+        else:
+            self._observe(result, spec, measure, f"{check.name} [{env.name}]")
+        result.duration = self.clock() - started
+        if result.passed and spec.baseline is not None and result.value is not None:
+            self._record(instance, query, result, baseline)
+        return result
+
+    def _baseline(self, instance: CheckInstance, spec: MetricSpec, query: str,
+                  result: MetricResult) -> Baseline | None:
+        if spec.baseline is None:
+            return None
+        baseline = self.state.baseline(instance.env.name, _baseline_id(instance))
+        if baseline is not None and baseline.query != query:
+            result.note = (f"the query changed since the baseline was recorded "
+                           f"({baseline.recorded}); the baseline is not used")
+            return None
+        result.baseline = baseline
+        return baseline
+
+    def _record(self, instance: CheckInstance, query: str, result: MetricResult,
+                baseline: Baseline | None) -> None:
+        assert result.value is not None
+        try:
+            self.state.record(instance.env.name, _baseline_id(instance), result.value, query)
+        except (OSError, CheckError) as exc:
+            result.note = f"could not record the baseline: {exc}"
+            return
+        if baseline is None:
+            prefix = f"{result.note}; " if result.note else "no baseline yet: "
+            result.note = f"{prefix}recorded {_num(result.value)} as the baseline"
+
+    def _measure(self, source: MetricSource, spec: MetricSpec, query: str,
+                 rules: list[tuple[str, Rule]], value_rule: Rule | None, fetch: Fetch,
+                 deadline: float | None) -> Measurement:
+        now = self.wall()
+        timeout = source.timeout
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - self.clock()), 0.001)
+        try:
+            if spec.window is not None:
+                step = spec.step or max(1.0, spec.window / 60)
+                found = source.range(query, now - spec.window, now, step, timeout, fetch)
+            else:
+                found = source.instant(query, now, timeout, fetch)
+            series = combine(found, spec.series, spec.window is not None)
+        except MetricQueryError as exc:
+            return Measurement(at=now, status="error", message=str(exc))
+        return self._judge(now, series, spec, rules, value_rule)
+
+    def _judge(self, now: float, series: list[Series], spec: MetricSpec,
+               rules: list[tuple[str, Rule]], value_rule: Rule | None) -> Measurement:
+        measurement = Measurement(at=now, status="ok")
+        values: list[float] = []
+        for one in series:
+            samples = list(one.samples)
+            finite = [s for s in samples if s.finite]
+            if spec.non_finite == "no_data":
+                measurement.judged += [Judged(one.labels, s, None) for s in samples
+                                       if not s.finite]
+                samples = finite
+            if not samples:
+                continue
+            if spec.aggregate is not None:
+                # Under ``non_finite: fail`` a NaN among the samples makes the aggregate NaN.
+                aggregate = AGGREGATES[spec.aggregate]([s.value for s in samples]) \
+                    if len(finite) == len(samples) else math.nan
+                samples = [Sample(samples[-1].timestamp, aggregate)]
+            for sample in samples:
+                failed = "not a finite number" if not sample.finite else next(
+                    (text for text, rule in rules if not rule.check(sample.value)), "")
+                measurement.judged.append(Judged(one.labels, sample, not failed, failed))
+                if sample.finite:
+                    values.append(sample.value)
+        judged = [j for j in measurement.judged if j.ok is not None]
+        if not judged:
+            measurement.status = "no_data"
+            measurement.message = "the query returned no samples" if not measurement.judged \
+                else "every sample was NaN or infinite"
+            return measurement
+        measurement.value = statistics.fmean(values) if values else None
+        breaches = [j for j in judged if not j.ok]
+        if breaches:
+            worst = breaches[0]
+            measurement.status = "breach"
+            measurement.message = (f"{len(breaches)} of {len(judged)} samples breach "
+                                   f"{worst.failed_rule} (first: {_num(worst.sample.value)} at "
+                                   f"{_utc(worst.sample.timestamp)})")
+        elif value_rule is not None and measurement.value is not None \
+                and not value_rule.check(measurement.value):
+            measurement.status = "breach"
+            measurement.message = f"value {_num(measurement.value)} breaches {value_rule}"
+        return measurement
+
+    def _decide_once(self, result: MetricResult, spec: MetricSpec) -> None:
+        measurement = result.measurements[0]
+        if measurement.status == "ok":
+            result.outcome = "passed"
+        elif measurement.status == "no_data":
+            self._no_data(result, spec, measurement.message)
+        else:
+            result.failure, result.reason = measurement.status, measurement.message
+
+    def _no_data(self, result: MetricResult, spec: MetricSpec, message: str) -> None:
+        result.outcome = {"fail": "failed", "pass": "passed", "skip": "skipped",
+                          "inconclusive": "inconclusive"}[spec.no_data]
+        result.reason = f"no data: {message} (no_data: {spec.no_data})"
+        result.failure = "no_data" if result.outcome == "failed" else None
+
+    def _observe(self, result: MetricResult, spec: MetricSpec,
+                 measure: Callable[[], Measurement], label: str) -> None:
+        observe = spec.observe
+        assert observe is not None
+        start = self.clock()
+        breaches = errors = 0
+        for index in range(observe.count):
+            wait = start + index * observe.interval - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+            measurement = measure()
+            result.measurements.append(measurement)
+            if measurement.status == "breach" or (measurement.status == "no_data"
+                                                  and spec.no_data == "fail"):
+                breaches += 1
+            elif measurement.status == "error":
+                errors += 1
+            if self.progress is not None:
+                self.progress(f"{label}: measurement {index + 1}/{observe.count} "
+                              f"{measurement.status} (value {_num(measurement.value)}); "
+                              f"{breaches} breaches, {errors} errors so far")
+            if breaches > observe.failure_limit or errors > observe.error_limit:
+                break
+        taken = len(result.measurements)
+        summary = (f"{breaches} breaches (failure_limit {observe.failure_limit}) and {errors} "
+                   f"errors (error_limit {observe.error_limit}) in {taken} measurements over "
+                   f"{format_duration(self.clock() - start)}")
+        last_bad = next((m for m in reversed(result.measurements)
+                         if m.status in ("breach", "error", "no_data")), None)
+        detail = f"; last: {last_bad.message}" if last_bad and last_bad.message else ""
+        if breaches > observe.failure_limit:
+            result.failure, result.reason = "breach", summary + detail
+        elif errors > observe.error_limit:
+            result.failure, result.reason = "error", summary + detail
+        elif all(m.status == "no_data" for m in result.measurements):
+            self._no_data(result, spec, f"no measurement returned samples ({summary})")
+        else:
+            result.outcome, result.reason = "passed", summary
+
+
+def _baseline_id(instance: CheckInstance) -> str:
+    suffix = f"[{instance.params.id}]" if instance.params else ""
+    return instance.check.id + suffix

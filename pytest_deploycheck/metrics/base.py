@@ -1,0 +1,132 @@
+"""What every metric source shares: samples, series, errors, and the interface a source offers.
+
+A source turns a query into series of samples. HTTP sources do not send requests themselves: the
+check runner hands them a :class:`Fetch` bound to the run's shared clients, so a source module is
+only "which URL, which parameters, and how to read the answer".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..endpoints import Service
+from ..errors import CheckError, ConfigError
+from ..units import parse_quantity
+from ..yamlfile import YamlMap
+
+
+@dataclass(frozen=True)
+class Sample:
+    timestamp: float  # Unix seconds
+    value: float
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.value)
+
+
+@dataclass(frozen=True)
+class Series:
+    """The samples of one labelled series (labels empty for a scalar)."""
+
+    labels: str
+    samples: tuple[Sample, ...]
+
+
+class MetricQueryError(CheckError):
+    """The source could not answer: unreachable, timed out, refused the query, bad answer.
+
+    Counted as an error, never as a threshold breach.
+    """
+
+
+class NoHistory(MetricQueryError):
+    """The source only knows the current value, so it cannot answer a ``window`` query."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self, what: str) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            snippet = self.body[:200].decode(errors="replace")
+            raise MetricQueryError(f"{what} answered {self.status} with a body that is not JSON: "
+                                   f"{snippet!r}") from None
+
+
+class Fetch(Protocol):
+    """GET ``path`` (relative to ``endpoint.url``) with ``params`` and extra ``headers``.
+
+    Raises :class:`MetricQueryError` with a one-line reason when no answer came back.
+    """
+
+    def __call__(self, endpoint: Service, path: str, params: Mapping[str, str],
+                 headers: Mapping[str, str], timeout: float) -> Fetched: ...
+
+
+class MetricSource(Protocol):
+    """One configured source of an environment (``metrics:`` in environments.yaml)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def history(self) -> bool:
+        """Whether the source can answer range queries (``window``)."""
+        ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    def describe(self) -> str:
+        """``prometheus http://…``: what the failure message names as the source."""
+        ...
+
+    def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
+        """The current value(s) of ``query`` (at Unix time ``at``)."""
+        ...
+
+    def range(self, query: str, start: float, end: float, step: float, timeout: float,
+              fetch: Fetch) -> list[Series]:
+        """Samples of ``query`` from ``start`` to ``end``; raises :class:`NoHistory` when the
+        source has no history."""
+        ...
+
+
+def number(value: Any, what: str) -> float:
+    """A sample value from an answer: a number, or a numeric string like ``"0.5"`` or ``"NaN"``.
+
+    Raises :class:`MetricQueryError` naming ``what`` when it is neither.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise MetricQueryError(f"{what} is not a number: {json.dumps(value, default=str)[:80]}")
+    if isinstance(value, str):
+        try:
+            return float(value)  # also "NaN", "+Inf", "1e-3"
+        except ValueError:
+            try:
+                return parse_quantity(value)
+            except ValueError:
+                raise MetricQueryError(f"{what} is not a number: {value[:80]!r}") from None
+    return float(value)
+
+
+class SourceContext:
+    """Where a source's configuration sits, and what it inherits from its environment."""
+
+    def __init__(self, file: str, where: str, timeout: float, base_dir: Path) -> None:
+        self.file, self.where, self.timeout, self.base_dir = file, where, timeout, base_dir
+
+    def error(self, message: str, node: YamlMap, key: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=node.line_of(key),
+                           key=f"{self.where}.{key}")

@@ -1,0 +1,109 @@
+"""``type: datadog``: the metrics query API (``GET /api/v1/query?from&to&query``).
+
+Datadog has no instant query: the current value is the last non-null point of the series over
+the source's ``lookback`` (default 5m). ``site`` picks the regional API (``datadoghq.eu`` →
+``https://api.datadoghq.eu``); ``url`` overrides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..endpoints import Service, parse_endpoint
+from ..units import parse_duration
+from ..yamlfile import YamlMap
+from .base import Fetch, Fetched, MetricQueryError, Sample, Series, SourceContext, number
+
+DEFAULT_SITE = "datadoghq.com"
+DEFAULT_LOOKBACK = 300.0
+
+SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "api_key", "app_key"],
+    "properties": {
+        "type": {"const": "datadog"},
+        "url": {"type": "string"},
+        "site": {"type": "string", "pattern": "^[a-z0-9.-]+$"},
+        "api_key": {"type": "string", "minLength": 1},
+        "app_key": {"type": "string", "minLength": 1},
+        "lookback": {"type": ["string", "number"]},
+        "timeout": {"type": ["string", "number"]},
+        "verify_tls": {"type": ["boolean", "string"]},
+    },
+}
+
+
+def from_yaml(name: str, node: YamlMap, context: SourceContext) -> DatadogSource:
+    if "url" in node and "site" in node:
+        raise context.error("use either 'url' or 'site', not both", node, "site")
+    config = YamlMap(node)
+    config.file, config.line, config.key_lines = node.file, node.line, dict(node.key_lines)
+    config.setdefault("url", f"https://api.{node.get('site', DEFAULT_SITE)}")
+    endpoint = parse_endpoint(f"metrics.{name}", config, context.file, context.where,
+                              context.timeout, context.base_dir)
+    lookback = DEFAULT_LOOKBACK
+    if "lookback" in node:
+        try:
+            lookback = parse_duration(node["lookback"])
+        except ValueError as exc:
+            raise context.error(str(exc), node, "lookback") from None
+    return DatadogSource(name=name, endpoint=endpoint, lookback=lookback,
+                         keys={"DD-API-KEY": node["api_key"],
+                               "DD-APPLICATION-KEY": node["app_key"]})
+
+
+@dataclass(frozen=True)
+class DatadogSource:
+    name: str
+    endpoint: Service
+    lookback: float
+    keys: Mapping[str, str]
+    history: bool = True
+
+    @property
+    def timeout(self) -> float:
+        return self.endpoint.timeout
+
+    def describe(self) -> str:
+        return f"datadog {self.endpoint.url}"
+
+    def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
+        series = self.range(query, at - self.lookback, at, 0, timeout, fetch)
+        return [Series(s.labels, s.samples[-1:]) for s in series]
+
+    def range(self, query: str, start: float, end: float, step: float, timeout: float,
+              fetch: Fetch) -> list[Series]:
+        # Datadog chooses the resolution itself; ``step`` has no equivalent in this API.
+        params = {"from": str(int(start)), "to": str(int(end)), "query": query}
+        return parse_answer(fetch(self.endpoint, "/api/v1/query", params, self.keys, timeout))
+
+
+def parse_answer(answer: Fetched) -> list[Series]:
+    if answer.status == 429:
+        reset = answer.headers.get("x-ratelimit-reset", "?")
+        limit = answer.headers.get("x-ratelimit-limit", "?")
+        period = answer.headers.get("x-ratelimit-period", "?")
+        raise MetricQueryError(f"Datadog rate limit reached ({limit} requests per {period}s); "
+                               f"it resets in {reset}s")
+    body = answer.json("Datadog")
+    if not isinstance(body, dict):
+        raise MetricQueryError(f"Datadog answered {answer.status} with unexpected JSON")
+    if answer.status >= 300:
+        errors = body.get("errors") or [body.get("error") or "no error text"]
+        hint = " (check api_key and app_key)" if answer.status in (401, 403) else ""
+        raise MetricQueryError(f"Datadog answered {answer.status}: "
+                               f"{'; '.join(map(str, errors))}{hint}")
+    if body.get("status") not in (None, "ok"):
+        raise MetricQueryError(f"Datadog refused the query: {body.get('error') or body}")
+    out = []
+    for series in body.get("series") or []:
+        samples = tuple(Sample(timestamp=float(point[0]) / 1000,
+                               value=number(point[1], "Datadog point value"))
+                        for point in series.get("pointlist") or []
+                        # Datadog marks buckets without data with null.
+                        if isinstance(point, list) and len(point) == 2 and point[1] is not None)
+        out.append(Series(str(series.get("scope") or series.get("expression") or ""), samples))
+    return out

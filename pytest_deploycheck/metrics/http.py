@@ -1,0 +1,71 @@
+"""``type: http``: a number at a JMESPath (the check's ``query``) in the JSON of a GET of ``url``.
+
+For services that publish their own figures (the demo's ``/stats``, a ``/metrics.json``). It
+knows only the current value, so it cannot answer ``window`` checks. A path that selects a list
+of numbers gives one series per element (``series: max`` then judges the worst).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..endpoints import Service, parse_endpoint
+from ..expectations import compile_jmespath
+from ..yamlfile import YamlMap
+from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
+
+SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "url"],
+    "properties": {
+        "type": {"const": "http"},
+        "url": {"type": "string"},
+        "headers": {"type": "object",
+                    "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        "timeout": {"type": ["string", "number"]},
+        "verify_tls": {"type": ["boolean", "string"]},
+    },
+}
+
+
+def from_yaml(name: str, node: YamlMap, context: SourceContext) -> HttpSource:
+    return HttpSource(name=name, endpoint=parse_endpoint(
+        f"metrics.{name}", node, context.file, context.where, context.timeout, context.base_dir))
+
+
+@dataclass(frozen=True)
+class HttpSource:
+    name: str
+    endpoint: Service
+    history: bool = False
+
+    @property
+    def timeout(self) -> float:
+        return self.endpoint.timeout
+
+    def describe(self) -> str:
+        return f"http {self.endpoint.url}"
+
+    def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
+        try:
+            expression = compile_jmespath(query)
+        except ValueError as exc:
+            raise MetricQueryError(str(exc)) from None
+        answer = fetch(self.endpoint, "", {}, {}, timeout)
+        if answer.status >= 300:
+            raise MetricQueryError(f"{self.endpoint.url} answered {answer.status}")
+        found = expression.search(answer.json(self.endpoint.url))
+        if found is None:
+            return []
+        if isinstance(found, list):
+            return [Series(f"[{index}]", (Sample(at, number(value, f"{query}[{index}]")),))
+                    for index, value in enumerate(found) if value is not None]
+        return [Series("", (Sample(at, number(found, query)),))]
+
+    def range(self, query: str, start: float, end: float, step: float, timeout: float,
+              fetch: Fetch) -> list[Series]:
+        raise NoHistory(f"source '{self.name}' (http) knows only the current value; use "
+                        f"'observe' instead of 'window', or a prometheus or datadog source")

@@ -1,0 +1,113 @@
+"""``type: prometheus``: PromQL through the HTTP API (``/api/v1/query``, ``/api/v1/query_range``).
+
+Also fits what speaks that API (Thanos, Mimir, VictoriaMetrics): ``headers`` carry a tenant or a
+bearer token, ``username``/``password`` basic auth.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..endpoints import Service, parse_endpoint
+from ..yamlfile import YamlMap
+from .base import Fetch, Fetched, MetricQueryError, Sample, Series, SourceContext, number
+
+SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "url"],
+    "properties": {
+        "type": {"const": "prometheus"},
+        "url": {"type": "string"},
+        "headers": {"type": "object",
+                    "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        "username": {"type": "string"},
+        "password": {"type": "string"},
+        "timeout": {"type": ["string", "number"]},
+        "verify_tls": {"type": ["boolean", "string"]},
+    },
+}
+
+
+def from_yaml(name: str, node: YamlMap, context: SourceContext) -> PrometheusSource:
+    endpoint = parse_endpoint(f"metrics.{name}", node, context.file, context.where,
+                              context.timeout, context.base_dir)
+    if ("username" in node) != ("password" in node):
+        raise context.error("basic auth needs both 'username' and 'password'", node,
+                            "username" if "username" in node else "password")
+    auth = {}
+    if "username" in node:
+        pair = f"{node['username']}:{node['password']}".encode()
+        auth["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return PrometheusSource(name=name, endpoint=endpoint, auth=auth)
+
+
+def labels_of(metric: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f'{key}="{value}"' for key, value in sorted(metric.items())) + "}"
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    name: str
+    endpoint: Service
+    auth: Mapping[str, str]
+    history: bool = True
+
+    @property
+    def timeout(self) -> float:
+        return self.endpoint.timeout
+
+    def describe(self) -> str:
+        return f"prometheus {self.endpoint.url}"
+
+    def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
+        return self._get(fetch, "/api/v1/query", {"query": query, "time": f"{at:.3f}"}, timeout)
+
+    def range(self, query: str, start: float, end: float, step: float, timeout: float,
+              fetch: Fetch) -> list[Series]:
+        return self._get(fetch, "/api/v1/query_range",
+                         {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                          "step": f"{step:g}"}, timeout)
+
+    def _get(self, fetch: Fetch, path: str, params: dict[str, str],
+             timeout: float) -> list[Series]:
+        # Ask Prometheus to give up at our timeout too, so an expensive query does not keep
+        # running on the server after the check has moved on.
+        params["timeout"] = f"{timeout:.3f}s"
+        answer = fetch(self.endpoint, path, params, self.auth, timeout)
+        return parse_answer(answer)
+
+
+def parse_answer(answer: Fetched) -> list[Series]:
+    """Series from a query API answer; Prometheus' own error text when it refused the query."""
+    body = answer.json("Prometheus")
+    if not isinstance(body, dict):
+        raise MetricQueryError(f"Prometheus answered {answer.status} with unexpected JSON")
+    if body.get("status") != "success":
+        detail = body.get("error") or "no error text"
+        kind = body.get("errorType", "error")
+        raise MetricQueryError(f"Prometheus refused the query ({answer.status} {kind}): {detail}")
+    if answer.status >= 300:
+        raise MetricQueryError(f"Prometheus answered {answer.status}")
+    data = body.get("data") or {}
+    result_type, result = data.get("resultType"), data.get("result")
+    if result_type == "scalar":
+        return [Series("", (_sample(result),))]
+    if result_type == "vector":
+        return [Series(labels_of(item.get("metric", {})), (_sample(item.get("value")),))
+                for item in result or []]
+    if result_type == "matrix":
+        return [Series(labels_of(item.get("metric", {})),
+                       tuple(_sample(pair) for pair in item.get("values", [])))
+                for item in result or []]
+    raise MetricQueryError(f"Prometheus answered a {result_type!r} result; a metric check needs "
+                           f"a number (a scalar, or a vector or matrix of one series)")
+
+
+def _sample(pair: Any) -> Sample:
+    if not (isinstance(pair, list) and len(pair) == 2):
+        raise MetricQueryError(f"Prometheus sample is not [time, value]: {pair!r}"[:120])
+    return Sample(timestamp=float(pair[0]), value=number(pair[1], "Prometheus sample value"))

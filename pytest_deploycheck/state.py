@@ -1,0 +1,97 @@
+"""The state dir (``.deploycheck/`` by default): one JSON file per environment.
+
+Holds each metric check's baseline: the value of its last passing run. Writes are atomic (a
+temporary file renamed over the old one) and serialised with a lock file, since xdist workers
+may record baselines of the same environment at the same moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Baseline:
+    value: float
+    recorded: str  # ISO 8601, UTC
+    query: str
+
+
+class StateStore:
+    """Reads and records baselines under ``folder``; the folder is made on first write."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _file(self, env: str) -> Path:
+        return self.folder / f"{env}.json"
+
+    def _read(self, env: str) -> dict[str, Any]:
+        path = self._file(env)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"version": FORMAT_VERSION, "baselines": {}}
+        except (OSError, ValueError) as exc:
+            raise CheckError(f"cannot read the state file {path}: {exc}; delete it to start "
+                             f"over (baselines are recorded again by the next passing run)"
+                             ) from None
+        if not isinstance(document, dict) or not isinstance(document.get("baselines"), dict):
+            raise CheckError(f"the state file {path} is not a deploycheck state file; delete it "
+                             f"to start over")
+        return document
+
+    def baseline(self, env: str, check_id: str) -> Baseline | None:
+        entry = self._read(env)["baselines"].get(check_id)
+        if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
+            return None
+        return Baseline(value=float(entry["value"]), recorded=str(entry.get("recorded", "")),
+                        query=str(entry.get("query", "")))
+
+    def record(self, env: str, check_id: str, value: float, query: str) -> Baseline:
+        recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        baseline = Baseline(value=value, recorded=recorded, query=query)
+        with self._locked():
+            document = self._read(env)
+            document["baselines"][check_id] = {"value": value, "recorded": recorded,
+                                               "query": query}
+            self._write(self._file(env), document)
+        return baseline
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _write(path: Path, document: dict[str, Any]) -> None:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(document, out, indent=2, sort_keys=True)
+                out.write("\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
