@@ -103,9 +103,10 @@ class MetricResult:
         observed = len(self.measurements) > 1
         shown = 0
         for number, measurement in enumerate(self.measurements, 1):
-            label = f"measurement {number} at {_utc(measurement.at)}: " if observed else ""
-            lines.append(f"  {label}{measurement.status}"
-                         + (f" ({measurement.message})" if measurement.message else ""))
+            if observed:
+                lines.append(f"  measurement {number} at {_utc(measurement.at)}: "
+                             f"{measurement.status}"
+                             + (f" ({measurement.message})" if measurement.message else ""))
             for judged in measurement.judged:
                 if shown >= MAX_SAMPLES_SHOWN:
                     break

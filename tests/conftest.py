@@ -19,6 +19,15 @@ import pytest_deploycheck.items  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from metric_servers import (
+    DatadogServer,
+    Prometheus,
+    openmetrics,
+    start_datadog,
+    start_prometheus,
+    stop_prometheus,
+)
+
 from pytest_deploycheck.demo.server import DemoServer
 from servers import LoopbackServer, start_server, stop_server
 
@@ -36,6 +45,26 @@ def demo() -> Iterator[DemoServer]:
     """The bundled demo service, in a thread of this process, on a free port."""
     srv = DemoServer("127.0.0.1", 0, "1.2.3")
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """A real Prometheus on 127.0.0.1, backfilled with the series of ``metric_servers``."""
+    import time
+
+    srv = start_prometheus(tmp_path_factory.mktemp("prometheus"),
+                           backfill=openmetrics(time.time()))
+    yield srv
+    stop_prometheus(srv)
+
+
+@pytest.fixture
+def datadog() -> Iterator[DatadogServer]:
+    """A loopback server answering Datadog's metrics query API."""
+    srv = start_datadog()
     yield srv
     srv.shutdown()
     srv.server_close()

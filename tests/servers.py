@@ -72,11 +72,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/ok":
             self._send(200, OK_BODY, headers={"X-Service": "svc-1.0"})
         elif path.startswith("/status/"):
-            self._send(int(path.rsplit("/", 1)[1]), {"status": "error"})
+            # Also under a prefix (/status/503/api/v1/query), to stand in for a whole API.
+            self._send(int(path.split("/")[2]), {"status": "error"})
         elif path == "/slow":
             time.sleep(int(query.get("ms", "100")) / 1000)
             self._send(200, OK_BODY)
-        elif path == "/hang":
+        elif path == "/hang" or path.startswith("/hang/"):
             server.stopping.wait(60)
         elif path == "/reset":
             # SO_LINGER 0 makes close() send a TCP RST: the client sees "connection reset".
@@ -84,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
-        elif path == "/text":
+        elif path == "/text" or path.startswith("/text/"):
             self._send(200, "<html>not json</html>", ctype="text/html")
         elif path == "/huge":
             size = 50 * 1024 * 1024

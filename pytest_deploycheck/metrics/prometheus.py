@@ -76,7 +76,7 @@ class PrometheusSource:
              timeout: float) -> list[Series]:
         # Ask Prometheus to give up at our timeout too, so an expensive query does not keep
         # running on the server after the check has moved on.
-        params["timeout"] = f"{timeout:.3f}s"
+        params["timeout"] = f"{max(int(timeout * 1000), 1)}ms"
         answer = fetch(self.endpoint, path, params, self.auth, timeout)
         return parse_answer(answer)
 
