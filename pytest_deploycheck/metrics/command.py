@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..commands import describe, run_command
+from ..commands import MAX_OUTPUT, describe, run_command
 from ..endpoints import parse_duration_key
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
@@ -76,8 +76,8 @@ class CommandSource:
             raise MetricQueryError(f"command exited with {result.exit_code}: "
                                    f"{' | '.join(tail)[:300]}")
         if result.truncated:
-            raise MetricQueryError("command printed more than 64 KB; a metric command prints one "
-                                   "number")
+            raise MetricQueryError(f"command printed more than {MAX_OUTPUT // 1024} KB; a "
+                                   f"metric command prints one number")
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         if not lines:
             raise MetricQueryError("command printed no number (stdout is empty)")
