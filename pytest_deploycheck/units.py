@@ -45,6 +45,8 @@ def parse_duration(value: object) -> float:
 def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:.0f}m"
     if seconds < 120:
         return f"{seconds:.3g}s"
     return f"{seconds / 60:.3g}m"
