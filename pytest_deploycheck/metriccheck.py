@@ -77,6 +77,7 @@ class MetricResult:
     baseline: Baseline | None
     measurements: list[Measurement]
     duration: float
+    observed: bool = False  # measured repeatedly (``observe``)
     note: str = ""
 
     @property
@@ -100,10 +101,9 @@ class MetricResult:
         if self.baseline is not None:
             lines.append(f"  baseline: {_num(self.baseline.value)} (recorded "
                          f"{self.baseline.recorded})")
-        observed = len(self.measurements) > 1
         shown = 0
         for number, measurement in enumerate(self.measurements, 1):
-            if observed:
+            if self.observed:
                 lines.append(f"  measurement {number} at {_utc(measurement.at)}: "
                              f"{measurement.status}"
                              + (f" ({measurement.message})" if measurement.message else ""))
@@ -206,7 +206,7 @@ class MetricRunner:
         result = MetricResult(outcome="failed", reason="", failure=None,
                               source=f"{spec.source} ({source.describe()})", query=query,
                               rules=[spec.describe_rule()], baseline=None, measurements=[],
-                              duration=0.0)
+                              duration=0.0, observed=spec.observe is not None)
         try:
             baseline = self._baseline(instance, spec, query, result)
         except CheckError as exc:

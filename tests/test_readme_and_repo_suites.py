@@ -77,8 +77,8 @@ def test_repo_suites_pass_against_local(project: Project, monkeypatch: pytest.Mo
     copy_repo_suites(project)
     monkeypatch.setenv("DEMO_PORT", str(free_port()))
     result = runpytest(project.pytester, "--env=local")
-    result.assert_outcomes(passed=10)
-    result.stdout.fnmatch_lines(["*deploycheck*", "local: passed (10 passed, 0 failed, 0 skipped)"])
+    result.assert_outcomes(passed=13)
+    result.stdout.fnmatch_lines(["*deploycheck*", "local: passed (13 passed, 0 failed, 0 skipped)"])
 
 
 def test_repo_suites_catch_an_unhealthy_component(project: Project, demo: DemoServer,
@@ -98,3 +98,21 @@ def test_repo_suites_catch_an_unhealthy_component(project: Project, demo: DemoSe
         '  FAILED json checks.*: expected every element == "healthy", got ["healthy", '
         '"unhealthy", "healthy"]',
     ])
+
+
+def test_repo_metric_checks_catch_a_rising_error_rate(project: Project, demo: DemoServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    copy_repo_suites(project)
+    monkeypatch.setenv("DEMO_PORT", str(demo.server_port))
+    subprocess.run([sys.executable, "-m", "pytest_deploycheck.demo", "fault", "--port",
+                    str(demo.server_port), "--error-rate", "0.25"],
+                   check=True, capture_output=True)
+    for _ in range(8):
+        httpx.get(f"http://127.0.0.1:{demo.server_port}/v1/workflows")
+    result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "metric")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["  query: error_rate", "  rule: < 1%",
+                                 "  measurement 1 at *: breach (1 of 1 samples breach < 1% *)",
+                                 "  FAILED 1 breaches (failure_limit 0)*"])
