@@ -27,7 +27,6 @@ from metric_servers import (
     start_prometheus,
     stop_prometheus,
 )
-
 from pytest_deploycheck.demo.server import DemoServer
 from servers import LoopbackServer, start_server, stop_server
 

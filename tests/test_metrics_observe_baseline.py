@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from metric_servers import Prometheus, start_prometheus, stop_prometheus
 
 from conftest import Project, free_port, runpytest
+from metric_servers import Prometheus, start_prometheus, stop_prometheus
 from pytest_deploycheck.demo.server import DemoServer
 
 

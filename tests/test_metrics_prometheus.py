@@ -7,9 +7,9 @@ import textwrap
 import time
 
 import pytest
-from metric_servers import Prometheus
 
 from conftest import Project, free_port, runpytest
+from metric_servers import Prometheus
 
 
 def prometheus_env(project: Project, url: str, extra: str = "") -> None:

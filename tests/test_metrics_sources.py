@@ -6,9 +6,9 @@ import subprocess
 import time
 
 import pytest
-from metric_servers import DD_API_KEY, DD_APP_KEY, DatadogServer
 
 from conftest import Project, runpytest
+from metric_servers import DD_API_KEY, DD_APP_KEY, DatadogServer
 from pytest_deploycheck.demo.server import DemoServer
 from servers import LoopbackServer
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, free_port, runpytest
+from metric_servers import Prometheus
 from pytest_deploycheck.demo.server import DemoServer
 
 ROOT = Path(__file__).parent.parent
@@ -66,6 +67,21 @@ def test_readme_environments_example_resolves_every_environment(
     result = runpytest(project.pytester, "--env=production", "--collect-only", "--no-start")
     result.stdout.fnmatch_lines(["*environments.yaml:* environment variable PROD_API_TOKEN is "
                                  "not set: set PROD_API_TOKEN"])
+
+
+def test_readme_metric_example_passes_against_prometheus(
+        project: Project, prometheus: Prometheus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_URL", prometheus.url)
+    (project.path / "environments.yaml").write_text(readme_examples("metric-environments")[0])
+    suite = readme_examples("metric-suite")[0]
+    # Watch for 2 s instead of the example's 5 minutes; everything else runs as written.
+    assert "observe: {duration: 5m, interval: 30s" in suite
+    suite = suite.replace("duration: 5m, interval: 30s", "duration: 2s, interval: 1s")
+    project.suite("post-deploy-metrics.yaml", suite)
+    result = runpytest(project.pytester, "--env=production", "-m", "metric")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["  NOTE *p99 under 500ms while we watch[[]production[]]: no "
+                                 "baseline yet: recorded 0.236964 as the baseline"])
 
 
 def copy_repo_suites(project: Project) -> None:
