@@ -352,4 +352,9 @@ def _check_metric(check: Check, spec: MetricSpec, env: Environment, known: set[s
                           f"environment '{env.name}' is {source.describe()}; use 'observe' to "
                           f"watch it live instead", file=check.file, line=check.line,
                           key=f"{where}.window")
-    _check_names(names_in(spec.query), known, env, check.file, check.line, f"{where}.query")
+    used = names_in(spec.query)
+    _check_names(used, known, env, check.file, check.line, f"{where}.query")
+    problem = None if used else source.query_error(spec.query)
+    if problem:
+        raise ConfigError(f"{problem} (for source '{spec.source}', {source.describe()})",
+                          file=check.file, line=check.line, key=f"{where}.query")

@@ -79,6 +79,9 @@ def assert_error(project: Project, message: str) -> None:
      "suites/bad.yaml:2: checks.m.window: 'window' needs a source with history, and 'stats' in "
      "environment 'test' is http http://127.0.0.1:9/stats; use 'observe' to watch it live "
      "instead"),
+    (check("query: 'items['", 'threshold: "< 1"', "source: stats"),
+     "suites/bad.yaml:2: checks.m.query: bad JMESPath expression 'items[': * (for source "
+     "'stats', http http://127.0.0.1:9/stats)"),
     (check("query: 'up{job=\"{{ job }}\"}'", 'threshold: "< 1"'),
      "suites/bad.yaml:2: checks.m.query: template '{{ job }}' is not defined in environment "
      "'test'*"),

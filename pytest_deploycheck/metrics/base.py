@@ -92,6 +92,11 @@ class MetricSource(Protocol):
         """``prometheus http://…``: what the failure message names as the source."""
         ...
 
+    def query_error(self, query: str) -> str | None:
+        """Why ``query`` can never work, when the source can tell before asking (at
+        collection); ``None`` otherwise."""
+        ...
+
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
         """The current value(s) of ``query`` (at Unix time ``at``)."""
         ...

@@ -59,6 +59,9 @@ class CommandSource:
     def describe(self) -> str:
         return f"command {describe(self.command)}"
 
+    def query_error(self, query: str) -> str | None:
+        return None  # only the server can tell
+
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
         if isinstance(self.command, str):
             command: str | list[str] = self.command.replace(PLACEHOLDER, shlex.quote(query))

@@ -70,6 +70,9 @@ class DatadogSource:
     def describe(self) -> str:
         return f"datadog {self.endpoint.url}"
 
+    def query_error(self, query: str) -> str | None:
+        return None  # only the server can tell
+
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
         series = self.range(query, at - self.lookback, at, 0, timeout, fetch)
         return [Series(s.labels, s.samples[-1:]) for s in series]

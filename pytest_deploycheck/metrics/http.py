@@ -49,6 +49,13 @@ class HttpSource:
     def describe(self) -> str:
         return f"http {self.endpoint.url}"
 
+    def query_error(self, query: str) -> str | None:
+        try:
+            compile_jmespath(query)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
         try:
             expression = compile_jmespath(query)

@@ -63,6 +63,9 @@ class PrometheusSource:
     def describe(self) -> str:
         return f"prometheus {self.endpoint.url}"
 
+    def query_error(self, query: str) -> str | None:
+        return None  # only the server can tell
+
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
         return self._get(fetch, "/api/v1/query", {"query": query, "time": f"{at:.3f}"}, timeout)
 
