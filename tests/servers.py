@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
             except OSError:
                 pass
-        elif path == "/echo":
+        elif path == "/echo" or path.startswith("/echo/"):
             self._send(200, {"method": self.command, "path": self.path,
                              "headers": dict(self.headers.items()),
                              "body": body.decode(errors="replace")})

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Project, free_port, runpytest
 from metric_servers import Prometheus
+from servers import LoopbackServer
 
 
 def prometheus_env(project: Project, url: str, extra: str = "") -> None:
@@ -219,9 +220,9 @@ def test_invalid_promql_fails_only_its_item_with_prometheus_error_text(
     ("/text", "*FAILED Prometheus answered 200 with a body that is not JSON: *"),
     ("/hang", "*FAILED timed out after 1s (ReadTimeout)"),
 ])
-def test_source_faults_fail_the_item_with_a_reason(project: Project, server: object, path: str,
-                                                   reason: str) -> None:
-    url = f"{server.url}{path}"  # type: ignore[attr-defined]
+def test_source_faults_fail_the_item_with_a_reason(project: Project, server: LoopbackServer,
+                                                   path: str, reason: str) -> None:
+    url = f"{server.url}{path}"
     prometheus_env(project, url, ", timeout: 1s")
     one_check(project, """
         query: up
@@ -299,3 +300,29 @@ def test_metric_details_travel_with_the_report(project: Project, prometheus: Pro
     assert details["query"] == "dc_latency_seconds" and details["rules"] == ["< 1s"]
     assert details["value"] == 0.25 and details["failure"] is None
     assert [sample[1:3] for sample in details["samples"]] == [[0.25, True]]
+
+
+def test_prometheus_source_sends_its_headers_and_basic_auth(project: Project,
+                                                            server: LoopbackServer) -> None:
+    import base64
+
+    project.environments(f"""\
+        environments:
+          test:
+            metrics:
+              default:
+                type: prometheus
+                url: "{server.url}/echo/tenant-7"
+                headers: {{X-Scope-OrgID: tenant-7}}
+                username: deploy
+                password: s3cret-pass
+        """)
+    one_check(project, """
+        query: up
+        threshold: "< 1"
+    """)
+    runpytest(project.pytester, "--env=test").assert_outcomes(failed=1)
+    method, path, headers = [r for r in server.requests if r[1].startswith("/echo/tenant-7")][-1]
+    assert (method, path) == ("GET", "/echo/tenant-7/api/v1/query")
+    assert headers["X-Scope-OrgID"] == "tenant-7"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"deploy:s3cret-pass").decode()
