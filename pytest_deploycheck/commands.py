@@ -51,6 +51,17 @@ class CommandResult:
     truncated: bool
 
 
+def command_of(value: str | Sequence[object]) -> str | tuple[str, ...]:
+    """A command as configured: a string (run by the shell) or a list (run without one)."""
+    return value if isinstance(value, str) else tuple(str(part) for part in value)
+
+
+def cwd_of(node: Mapping[str, object], base_dir: Path) -> Path:
+    """A configured ``cwd``, relative to the folder of the file that configures it."""
+    cwd = Path(str(node.get("cwd", ".")))
+    return cwd if cwd.is_absolute() else base_dir / cwd
+
+
 def describe(command: str | Sequence[str]) -> str:
     return command if isinstance(command, str) else " ".join(str(part) for part in command)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from .commands import command_of, cwd_of, describe
 from .endpoints import Service, parse_duration_key, parse_endpoint
 from .errors import ConfigError
 from .interpolation import interpolate_tree
@@ -21,6 +22,7 @@ from .validation import suggest, validate
 from .yamlfile import YamlList, YamlMap, load_file
 
 DEFAULT_TIMEOUT = 10.0
+_T = TypeVar("_T")
 DEFAULT_START_TIMEOUT = 30.0
 
 
@@ -54,21 +56,19 @@ class Environment:
     metrics: Mapping[str, MetricSource] = field(default_factory=dict)
 
     def metric_source(self, name: str) -> MetricSource:
-        try:
-            return self.metrics[name]
-        except KeyError:
-            known = ", ".join(sorted(self.metrics)) or "none (add 'metrics:' to the environment)"
-            raise ConfigError(f"unknown metric source '{name}' in environment '{self.name}'"
-                              f"{suggest(name, self.metrics)}; its sources: {known}",
-                              file=self.file, line=self.line) from None
+        return self._named("metric source", self.metrics, name,
+                           "none (add 'metrics:' to the environment)")
 
     def service(self, name: str) -> Service:
+        return self._named("service", self.services, name, "none")
+
+    def _named(self, what: str, table: Mapping[str, _T], name: str, none: str) -> _T:
         try:
-            return self.services[name]
+            return table[name]
         except KeyError:
-            known = ", ".join(sorted(self.services)) or "none"
-            raise ConfigError(f"unknown service '{name}' in environment '{self.name}'"
-                              f"{suggest(name, self.services)}; its services: {known}",
+            known = ", ".join(sorted(table)) or none
+            raise ConfigError(f"unknown {what} '{name}' in environment '{self.name}'"
+                              f"{suggest(name, table)}; its {what.split()[-1]}s: {known}",
                               file=self.file, line=self.line) from None
 
 
@@ -177,13 +177,11 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
     start: list[StartProcess] = []
     for index, proc in enumerate(doc.get("start", YamlList())):
         proc_where = f"{where}.start[{index}]"
-        command = proc["command"]
-        cwd = Path(proc.get("cwd", "."))
+        command = command_of(proc["command"])
         start.append(StartProcess(
-            name=str(proc.get("name") or (command if isinstance(command, str) else " ".join(
-                str(part) for part in command))),
-            command=command if isinstance(command, str) else tuple(str(p) for p in command),
-            cwd=cwd if cwd.is_absolute() else (source.path.parent / cwd),
+            name=str(proc.get("name") or describe(command)),
+            command=command,
+            cwd=cwd_of(proc, source.path.parent),
             env={k: str(v) for k, v in proc.get("env", {}).items()},
             ready=proc.get("ready"),
             timeout=parse_duration_key(proc, "timeout", DEFAULT_START_TIMEOUT, file,

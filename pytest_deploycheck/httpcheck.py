@@ -88,12 +88,7 @@ class Result:
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
         """The failure message: what was asked, expected and seen, and where in the YAML."""
         check = instance.check
-        lines = [f"{check.kind} check '{check.name}' failed in environment '{instance.env.name}'",
-                 f"  at {check.file}:{check.line}"]
-        if instance.params:
-            lines.append(f"  parameters: {json.dumps(dict(instance.params.values), default=str)}")
-        if check.runbook:
-            lines.append(f"  runbook: {check.runbook}")
+        lines = instance.failure_header()
         for exchange in self.exchanges:
             lines.append("")
             label = f"[{exchange.step}] " if len(check.steps) > 1 else ""

@@ -91,11 +91,7 @@ class MetricResult:
 
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
         """The failure message: source, query, every sample judged, rules and baseline."""
-        check = instance.check
-        lines = [f"metric check '{check.name}' failed in environment '{instance.env.name}'",
-                 f"  at {check.file}:{check.line}"]
-        if check.runbook:
-            lines.append(f"  runbook: {check.runbook}")
+        lines = instance.failure_header()
         lines += [f"  source: {self.source}", f"  query: {self.query}"]
         lines += [f"  rule: {rule}" for rule in self.rules]
         if self.baseline is not None:

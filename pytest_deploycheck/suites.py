@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,17 @@ class CheckInstance:
     def name(self) -> str:
         suffix = self.env.name + (f"-{self.params.id}" if self.params else "")
         return f"{self.check.name}[{suffix}]"
+
+    def failure_header(self) -> list[str]:
+        """The first lines of any failure message: which check, where, with what, runbook."""
+        check = self.check
+        lines = [f"{check.kind} check '{check.name}' failed in environment '{self.env.name}'",
+                 f"  at {check.file}:{check.line}"]
+        if self.params:
+            lines.append(f"  parameters: {json.dumps(dict(self.params.values), default=str)}")
+        if check.runbook:
+            lines.append(f"  runbook: {check.runbook}")
+        return lines
 
     def scope(self) -> dict[str, Any]:
         """Template names before any step has saved anything (lowest precedence first)."""

@@ -101,6 +101,10 @@ class Project:
         path.write_text(textwrap.dedent(text))
         return path
 
+    def metric_source(self, source: str) -> None:
+        """One environment ``test`` whose metric source ``default`` is ``source`` (flow YAML)."""
+        self.environments(f"environments:\n  test:\n    metrics:\n      default: {source}\n")
+
     def simple(self, url: str, suite: str) -> None:
         """One environment ``test`` whose service ``api`` is ``url``, and one suite file."""
         self.environments(f"""\

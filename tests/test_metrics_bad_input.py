@@ -121,6 +121,6 @@ def test_bad_metric_check_is_a_collection_error(project: Project, suite: str,
 ])
 def test_bad_metric_source_names_file_line_and_key(project: Project, source: str,
                                                    message: str) -> None:
-    project.environments(f"environments:\n  test:\n    metrics:\n      default: {source}\n")
+    project.metric_source(source)
     project.suite("ok.yaml", check("query: up", 'threshold: "< 1"'))
     assert_error(project, message)

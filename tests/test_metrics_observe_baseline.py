@@ -18,12 +18,7 @@ from pytest_deploycheck.demo.server import DemoServer
 
 
 def prometheus_env(project: Project, url: str) -> None:
-    project.environments(f"""\
-        environments:
-          test:
-            metrics:
-              default: {{type: prometheus, url: "{url}", timeout: 1s}}
-        """)
+    project.metric_source(f'{{type: prometheus, url: "{url}", timeout: 1s}}')
 
 
 def test_observe_measures_every_interval_and_shows_progress(project: Project,

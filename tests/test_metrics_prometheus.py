@@ -14,12 +14,7 @@ from servers import LoopbackServer
 
 
 def prometheus_env(project: Project, url: str, extra: str = "") -> None:
-    project.environments(f"""\
-        environments:
-          test:
-            metrics:
-              default: {{type: prometheus, url: "{url}"{extra}}}
-        """)
+    project.metric_source(f'{{type: prometheus, url: "{url}"{extra}}}')
 
 
 def one_check(project: Project, body: str) -> None:

@@ -98,12 +98,7 @@ def test_datadog_site_picks_the_regional_api(project: Project) -> None:
 
 
 def http_env(project: Project, url: str) -> None:
-    project.environments(f"""\
-        environments:
-          test:
-            metrics:
-              default: {{type: http, url: "{url}", timeout: 1s}}
-        """)
+    project.metric_source(f'{{type: http, url: "{url}", timeout: 1s}}')
 
 
 def test_http_source_reads_the_demo_stats(project: Project, demo: DemoServer) -> None:
@@ -157,12 +152,7 @@ def test_http_source_faults_fail_the_item(project: Project, server: LoopbackServ
 
 
 def command_env(project: Project, command: str, timeout: str = "5s") -> None:
-    project.environments(f"""\
-        environments:
-          test:
-            metrics:
-              default: {{type: command, command: {command}, timeout: {timeout}}}
-        """)
+    project.metric_source(f"{{type: command, command: {command}, timeout: {timeout}}}")
 
 
 def test_command_source_value_is_the_last_line_printed(project: Project) -> None:

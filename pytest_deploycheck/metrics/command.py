@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..commands import MAX_OUTPUT, describe, run_command
+from ..commands import MAX_OUTPUT, command_of, cwd_of, describe, run_command
 from ..endpoints import parse_duration_key
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
@@ -37,11 +37,8 @@ PLACEHOLDER = "{{ query }}"
 
 
 def from_yaml(name: str, node: YamlMap, context: SourceContext) -> CommandSource:
-    command = node["command"]
-    cwd = Path(node.get("cwd", "."))
     return CommandSource(
-        name=name, command=command if isinstance(command, str) else tuple(map(str, command)),
-        cwd=cwd if cwd.is_absolute() else context.base_dir / cwd,
+        name=name, command=command_of(node["command"]), cwd=cwd_of(node, context.base_dir),
         env={key: str(value) for key, value in node.get("env", {}).items()},
         timeout=parse_duration_key(node, "timeout", context.timeout, context.file,
                                    context.where))
