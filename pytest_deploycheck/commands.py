@@ -2,8 +2,9 @@
 
 Used wherever the plugin runs a command to completion (metric ``command`` sources, and the
 checklist and rollback commands built on it). The command leads its own process group so that a
-timeout kills the shell *and* whatever it started; output past ``max_output`` bytes is read and
-dropped, so a command printing megabytes neither fills memory nor blocks on a full pipe.
+timeout kills the shell *and* whatever it started; only the last ``max_output`` bytes of each
+stream are kept, the rest is read and dropped, so a command printing megabytes neither fills
+memory nor blocks on a full pipe.
 """
 
 from __future__ import annotations
@@ -67,11 +68,12 @@ def describe(command: str | Sequence[str]) -> str:
 
 
 def _drain(stream: IO[bytes], keep: bytearray, limit: int, overflow: list[bool]) -> None:
+    # The end of the output is kept: that is where a failing command says why, and where a
+    # metric command prints its value.
     for chunk in iter(lambda: stream.read(65536), b""):
-        room = limit - len(keep)
-        if room > 0:
-            keep += chunk[:room]
-        if len(chunk) > room:
+        keep += chunk
+        if len(keep) > limit:
+            del keep[:len(keep) - limit]
             overflow[0] = True
     stream.close()
 

@@ -1,4 +1,5 @@
-"""The environments file (SPEC §3): defaults, ``extends``, services, vars and ``start`` processes.
+"""The environments file (SPEC §3): defaults, ``extends``, services, vars, ``start`` processes,
+metric sources and deploy windows.
 
 Loading validates the whole file's shape; resolving one environment (merge, ``${VAR}``
 interpolation, typed parsing) happens only for the environments a run selects, so a variable
@@ -19,6 +20,7 @@ from .interpolation import interpolate_tree
 from .metrics import MetricSource, SourceContext, parse_source
 from .secrets import CREDENTIAL_FIELDS, Redactor, is_secret_header
 from .validation import suggest, validate
+from .windows import DeployWindows, parse_windows
 from .yamlfile import YamlList, YamlMap, load_file
 
 DEFAULT_TIMEOUT = 10.0
@@ -54,6 +56,7 @@ class Environment:
     file: str
     line: int
     metrics: Mapping[str, MetricSource] = field(default_factory=dict)
+    windows: DeployWindows | None = None  # None: deploys are allowed at any time
 
     def metric_source(self, name: str) -> MetricSource:
         return self._named("metric source", self.metrics, name,
@@ -191,5 +194,6 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
         name=name, description=str(doc.get("description", "")), services=services,
         vars=dict(doc.get("vars", {})), protected=bool(doc.get("protected", False)),
         timeout=timeout, start=tuple(start), file=file, line=source._envs.line_of(name),
-        metrics=metrics)
+        metrics=metrics,
+        windows=parse_windows(doc["windows"], f"{where}.windows") if "windows" in doc else None)
 

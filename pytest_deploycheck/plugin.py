@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .environments import Environment
     from .session import DeployRun
 
+_T = TypeVar("_T")
 MARKERS = {
     "health": "deploycheck health/readiness check (kind health)",
     "smoke": "deploycheck smoke test of a critical path (kind smoke)",
@@ -59,7 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
-    settings = resolve(config, Path(config.rootpath), Path(config.invocation_params.dir))
+    settings = _usage(lambda: resolve(config, Path(config.rootpath),
+                                      Path(config.invocation_params.dir)))
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
     _stop_on_sigterm(config)
     if not _is_worker(config):
@@ -107,12 +109,12 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("dsession") is not None
 
 
-def _usage(call: Callable[[], None]) -> None:
+def _usage(call: Callable[[], _T]) -> _T:
     """Run ``call``, turning the plugin's option and config errors into pytest usage errors."""
     from .errors import DeploycheckError
 
     try:
-        call()
+        return call()
     except DeploycheckError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -79,3 +79,18 @@ class Redactor:
         items = headers.items() if isinstance(headers, Mapping) else headers
         return [(name, MASK if is_secret_header(name) else self.redact(value))
                 for name, value in items]
+
+    def with_variables(self, environ: Mapping[str, str]) -> Redactor:
+        """A copy that also masks the values of the secret-named variables in ``environ``.
+
+        For the output of a command the plugin runs: it inherits the whole process environment
+        and may print any of it. The copy keeps those values out of this one text without
+        teaching the run's redactor every ``*_SESSION*`` value of the machine.
+        """
+        copy = Redactor()
+        for secret in self._ordered:
+            copy.add(secret)
+        for name, value in environ.items():
+            if is_secret_variable(name):
+                copy.add(value)
+        return copy

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from .checklistcheck import ChecklistRunner
 from .clients import ClientPool
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, UsageProblem
@@ -68,7 +69,9 @@ class DeployRun:
         self.processes = ProcessManager(self.redactor)
         self.metrics = MetricRunner(self.pool, StateStore(settings.state_dir.value), self.redactor)
         self.runners: dict[str, CheckRunner] = {
-            "http": HttpCheckRunner(self.pool, self.redactor), "metric": self.metrics}
+            "http": HttpCheckRunner(self.pool, self.redactor), "metric": self.metrics,
+            "checklist": ChecklistRunner(self.redactor, rootdir, environ,
+                                         settings.deploy_time.value, settings.ack.value)}
         self.suites_without_env: list[str] = []
         self._file: EnvironmentsFile | None = None
 
@@ -105,7 +108,9 @@ class DeployRun:
                 f"DEPLOYCHECK_ENV. Known environments: {self.known_environments()}")
 
     def run_check(self, instance: CheckInstance) -> CheckResult:
-        return self.runners["metric" if instance.check.metric else "http"].run(instance)
+        check = instance.check
+        runner = "metric" if check.metric else "checklist" if check.checklist else "http"
+        return self.runners[runner].run(instance)
 
     def environment(self, name: str) -> Environment:
         return self.environments_file().resolve(name, self.environ, self.redactor)

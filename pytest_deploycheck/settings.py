@@ -5,11 +5,14 @@ Precedence: command-line option, then environment variable, then ini key, then d
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from .errors import UsageProblem
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ DECLARATIONS: tuple[Declaration, ...] = (
                 ini="deploycheck_state_dir", default=".deploycheck"),
     Declaration("no_start", "do not start the environments' start: processes (already running)",
                 option="--no-start", flag=True, default=False),
+    Declaration("ack", "acknowledge a manual checklist item by its id (suite::check) or 'all' "
+                "(repeatable)", option="--ack", repeatable=True, metavar="ID", default=()),
+    Declaration("deploy_time", "evaluate deploy windows at this instant instead of now "
+                "(ISO 8601; UTC unless it has an offset)", option="--deploy-time",
+                metavar="ISO8601"),
 )
 
 
@@ -89,23 +97,41 @@ class Settings:
     suites: Setting  # tuple[str, ...]
     state_dir: Setting  # Path
     no_start: Setting  # bool
+    ack: Setting  # frozenset[str]
+    deploy_time: Setting  # datetime.datetime | None
 
     def describe(self) -> str:
         def show(value: Any) -> str:
-            if isinstance(value, tuple):
-                return ",".join(value) or "(none)"
+            if isinstance(value, (tuple, frozenset)):
+                return ",".join(sorted(value) if isinstance(value, frozenset) else value) \
+                    or "(none)"
+            if isinstance(value, dt.datetime):
+                return value.isoformat()
             return str(value)
 
+        shown = ["env", "environments", "suites", "state_dir", "no_start"]
+        shown += [name for name in ("ack", "deploy_time") if getattr(self, name).value]
         return ", ".join(f"{name}={show(getattr(self, name).value)} "
-                         f"({getattr(self, name).source})"
-                         for name in ("env", "environments", "suites", "state_dir",
-                                      "no_start"))
+                         f"({getattr(self, name).source})" for name in shown)
 
 
 def _names(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else [value]
     return tuple(part.strip() for item in items if item for part in str(item).split(",")
                  if part.strip())
+
+
+def deploy_time(value: Any) -> dt.datetime | None:
+    """An ISO 8601 instant; without an offset it is UTC."""
+    if not value:
+        return None
+    text = str(value).strip()
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageProblem(f"--deploy-time: {text!r} is not an ISO 8601 date and time (e.g. "
+                           f"2026-11-23T15:00:00Z or 2026-11-23T16:00+01:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 # Converters get the value and the folder relative paths start from.
@@ -115,6 +141,9 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "suites": lambda value, base: _names(value.split() if isinstance(value, str) else value),
     "state_dir": lambda value, base: base / value,
     "no_start": lambda value, base: bool(value),
+    # An id may contain commas (check names do), so --ack values are not split.
+    "ack": lambda value, base: frozenset(str(v).strip() for v in value or () if str(v).strip()),
+    "deploy_time": lambda value, base: deploy_time(value),
 }
 
 

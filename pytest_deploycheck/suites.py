@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import checklist
+from .checklist import Entry
+from .checklist.command import EXPECT_KEYS as COMMAND_EXPECT_KEYS
 from .environments import Environment
 from .errors import ConfigError
 from .expectations import Expectation, compile_jmespath, parse_expectation
@@ -101,6 +104,7 @@ class Check:
     file: str
     line: int
     metric: MetricSpec | None = None
+    checklist: Entry | None = None
 
     @property
     def id(self) -> str:
@@ -213,10 +217,15 @@ def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
 def _step(node: YamlMap, where: str, name: str, default_service: str | None,
           base_dir: Path) -> Step:
     """A step; a single-request check is parsed as its own only step (``retry`` included)."""
+    expect = node.get("expect", YamlMap())
+    for key in COMMAND_EXPECT_KEYS:
+        if key in expect:
+            raise _err(f"'{key}' is an expectation of a checklist command, not of a request",
+                       expect, key, f"{where}.expect")
     return Step(
         name=name,
         request=_request(node["request"], f"{where}.request", default_service),
-        expect=parse_expectation(node.get("expect", YamlMap()), f"{where}.expect", base_dir),
+        expect=parse_expectation(expect, f"{where}.expect", base_dir),
         save=_save(node.get("save"), f"{where}.save"),
         allow_write=bool(node.get("allow_write", False)),
         retry=_retry(node.get("retry"), f"{where}.retry", base_dir),
@@ -249,20 +258,27 @@ def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
 
 
 _HTTP_KEYS = ("request", "expect", "save", "allow_write", "steps", "retry", "service")
+# The keys each kind of check may have besides the common ones.
+_OWN_KEYS: Mapping[str, frozenset[str]] = {
+    "health": frozenset(_HTTP_KEYS), "smoke": frozenset(_HTTP_KEYS),
+    "metric": frozenset(METRIC_KEYS), "checklist": frozenset((*_HTTP_KEYS, *checklist.KEYS)),
+}
+_KIND_KEYS = frozenset().union(*_OWN_KEYS.values())
 
 
 def _kind_keys(node: YamlMap, where: str) -> None:
     """Keys that belong to another kind are an error, not silently ignored."""
-    metric = node["kind"] == "metric"
-    for key in (_HTTP_KEYS if metric else METRIC_KEYS):
-        if key in node:
-            raise _err(f"'{key}' does not apply to a {node['kind']} check", node, key, where)
-    if metric and "query" not in node:
+    kind = node["kind"]
+    for key in node:
+        if key in _KIND_KEYS and key not in _OWN_KEYS[kind]:
+            raise _err(f"'{key}' does not apply to a {kind} check", node, key, where)
+    if kind == "metric" and "query" not in node:
         raise _err("a metric check needs 'query'", node, None, where)
 
 
 def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tuple[Step, ...]:
-    if node["kind"] == "metric":
+    if node["kind"] == "metric" or (node["kind"] == "checklist" and "request" not in node
+                                    and "steps" not in node):
         return ()
     if "steps" in node:
         for key in ("request", "expect", "save", "allow_write"):
@@ -278,8 +294,9 @@ def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tu
 def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str,
            base_dir: Path) -> Check:
     _kind_keys(node, where)
-    steps = _steps(node, where, node.get("service", suite.get("service")), base_dir)
     kind = KINDS[node["kind"]]
+    entry = checklist.parse_entry(node, where) if kind.name == "checklist" else None
+    steps = _steps(node, where, node.get("service", suite.get("service")), base_dir)
     timeout = _duration(node, "timeout", where)
     envs = node.get("envs", suite.get("envs"))
     return Check(
@@ -292,6 +309,7 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         timeout=timeout,
         retry=_retry(node.get("retry"), f"{where}.retry", base_dir) if "steps" in node else None,
         metric=parse_metric(node, where, timeout) if kind.name == "metric" else None,
+        checklist=entry,
         params=_params(node.get("parametrize"), f"{where}.parametrize", node),
         suite_vars=dict(suite.get("vars", {})), file=file, line=node.line)
 
@@ -325,6 +343,10 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
     for instance in made[:1]:
         if check.metric is not None:
             _check_metric(check, check.metric, env, set(instance.scope()))
+            continue
+        if check.checklist is not None:
+            _check_names(check.checklist.names(), set(instance.scope()), env, check.file,
+                         check.line, f"checks.{check.name}.{check.checklist.key}")
             continue
         known = set(instance.scope())
         for index, step in enumerate(check.steps):

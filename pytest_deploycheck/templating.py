@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,3 +68,16 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [render(v, scope) for v in value]
     return value
+
+
+def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]
+                   ) -> str | list[str]:
+    """A configured command with its templates filled in.
+
+    In a string (run by the shell) every substituted value is shell-quoted, so a value with
+    spaces or quotes stays one word and cannot run anything; in a list each item is rendered as
+    text.
+    """
+    if isinstance(command, str):
+        return _TEMPLATE.sub(lambda m: shlex.quote(_as_text(_lookup(m.group(1), scope))), command)
+    return [_as_text(render(part, scope)) for part in command]

@@ -1,0 +1,95 @@
+"""``files:`` entries: files that must exist, optionally newer than ``max_age``.
+
+A path may be a glob (``backups/db-*.dump``): at least one file must match, and the newest match
+is the one whose age counts. Paths are relative to the rootdir; ``{{ names }}`` are filled in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CheckError, ConfigError
+from ..templating import names_in, render
+from ..units import format_duration, parse_duration
+from ..yamlfile import YamlMap
+from .base import Context, Outcome
+
+KEYS = ("files",)
+
+
+@dataclass(frozen=True)
+class FileRule:
+    path: str
+    max_age: float | None
+
+
+@dataclass(frozen=True)
+class FilesEntry:
+    files: tuple[FileRule, ...]
+    key: str = "files"
+
+    def names(self) -> set[str]:
+        return names_in([rule.path for rule in self.files])
+
+    def run(self, context: Context) -> Outcome:
+        lines, problems, seen = [], [], []
+        for rule in self.files:
+            try:
+                written = str(render(rule.path, context.scope))
+            except CheckError as exc:
+                return Outcome("failed", str(exc))
+            found = _newest(context.path(written))
+            if found is None:
+                problems.append(f"{written}: not found")
+                lines.append(f"  FAILED {written}: not found (looked at "
+                             f"{context.path(written)})")
+                continue
+            path, mtime = found
+            age = context.now.timestamp() - mtime
+            modified = dt.datetime.fromtimestamp(mtime, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            seen.append({"path": str(path), "modified": modified, "age": age})
+            described = f"{path} (modified {modified}, {format_duration(max(age, 0))} ago)"
+            if rule.max_age is not None and age > rule.max_age:
+                problems.append(f"{written}: {format_duration(age)} old, max_age "
+                                f"{format_duration(rule.max_age)}")
+                lines.append(f"  FAILED {described}: older than max_age "
+                             f"{format_duration(rule.max_age)}")
+            else:
+                lines.append(f"  ok {described}")
+        if problems:
+            return Outcome("failed", "; ".join(problems), lines, data={"files": seen})
+        return Outcome("passed", "", data={"files": seen})
+
+
+def _newest(path: Path) -> tuple[Path, float] | None:
+    """``path`` (or the newest file matching it as a glob) and its modification time."""
+    text = str(path)
+    candidates = [Path(p) for p in glob.glob(text)] if any(c in text for c in "*?[") else [path]
+    stamps = []
+    for candidate in candidates:
+        try:
+            stamps.append((candidate, os.stat(candidate).st_mtime))
+        except OSError:
+            continue
+    return max(stamps, key=lambda pair: pair[1]) if stamps else None
+
+
+def parse(node: YamlMap, where: str) -> FilesEntry:
+    rules = []
+    for index, item in enumerate(node["files"]):
+        if isinstance(item, str):
+            rules.append(FileRule(item, None))
+            continue
+        max_age = None
+        if "max_age" in item:
+            try:
+                max_age = parse_duration(item["max_age"])
+            except ValueError as exc:
+                raise ConfigError(str(exc), file=item.file, line=item.line_of("max_age"),
+                                  key=f"{where}.files[{index}].max_age") from None
+        rules.append(FileRule(str(item["path"]), max_age))
+    return FilesEntry(tuple(rules))
