@@ -152,21 +152,21 @@ class DeployWindows:
 
     allow: tuple[AllowWindow, ...]
     blackout: tuple[Blackout, ...]
+    tz: ZoneInfo  # ``windows.tz``: the zone of entries without their own, and of messages
 
     def decide(self, at: dt.datetime) -> Decision:
         at = at.astimezone(UTC)
         window = self._next_allowed(at, emergency=False)
         if window is not None and window[0] == at:
-            inside = next((w.rule.describe() for w in self.allow if not w.emergency
-                           and any(s <= at < e for s, e in w.rule.intervals(at, at))), None)
+            inside = next((w.rule.describe() for w in self.allow
+                           if not w.emergency and _contains(w.rule, at)), None)
             reason = f"inside {inside}" if inside else "no deploy windows restrict it"
             return Decision(at, True, reason, False, window)
         blackout = self._blackout_at(at)
         if blackout is not None:
             return Decision(at, False, f"inside blackout '{blackout.reason}' "
                             f"({blackout.rule.describe()})", False, window)
-        emergency = next((w for w in self.allow if w.emergency
-                          and any(s <= at < e for s, e in w.rule.intervals(at, at))), None)
+        emergency = next((w for w in self.allow if w.emergency and _contains(w.rule, at)), None)
         if emergency is not None:
             return Decision(at, False, f"inside {emergency.rule.describe()}, which is for "
                             f"emergency deploys only", True, window)
@@ -175,8 +175,7 @@ class DeployWindows:
                         window)
 
     def _blackout_at(self, at: dt.datetime) -> Blackout | None:
-        return next((b for b in self.blackout
-                     if any(s <= at < e for s, e in b.rule.intervals(at, at))), None)
+        return next((b for b in self.blackout if _contains(b.rule, at)), None)
 
     def _next_allowed(self, at: dt.datetime, *, emergency: bool
                       ) -> tuple[dt.datetime, dt.datetime, ZoneInfo] | None:
@@ -185,7 +184,7 @@ class DeployWindows:
         regular = [w for w in self.allow if w.emergency == emergency]
         candidates = sorted((s, e, w.rule.tz) for w in regular
                             for s, e in w.rule.intervals(at, horizon)) \
-            if self.allow else [(at, horizon, ZoneInfo("UTC"))]
+            if self.allow else [(at, horizon, self.tz)]
         blocks = sorted(interval for b in self.blackout
                         for interval in b.rule.intervals(at, horizon))
         for start, end, tz in candidates:
@@ -200,6 +199,10 @@ class DeployWindows:
                 end = min([end, *(s for s, _ in blocks if start < s < end)])
                 return start, end, tz
         return None
+
+
+def _contains(rule: Rule, at: dt.datetime) -> bool:
+    return any(s <= at < e for s, e in rule.intervals(at, at + dt.timedelta(microseconds=1)))
 
 
 def _when(moment: dt.datetime, tz: ZoneInfo) -> str:
@@ -222,7 +225,7 @@ def describe_window(decision: Decision) -> str:
         return f"no allowed window in the next {HORIZON.days} days"
     start, end, tz = decision.window
     if end - start >= HORIZON - dt.timedelta(days=1):
-        until = "on"
+        until = "onwards"
     else:
         local_end = end.astimezone(tz)
         same_day = local_end.date() == start.astimezone(tz).date()
@@ -377,4 +380,4 @@ def parse_windows(node: YamlMap, where: str) -> DeployWindows:
         else:
             rule = _dated(entry, entry_where, tz)
         blackout.append(Blackout(rule, str(entry.get("reason", "blackout"))))
-    return DeployWindows(tuple(allow), tuple(blackout))
+    return DeployWindows(tuple(allow), tuple(blackout), default_tz)

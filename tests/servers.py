@@ -109,6 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(int(query.get("code", "503")), {"status": "starting", "hit": hits})
             else:
                 self._send(200, {"status": "ready", "hit": hits})
+        elif path.startswith("/statuspage/"):
+            # A status page API (/statuspage/2/api/v2/incidents/unresolved.json: 2 open).
+            count = int(path.split("/")[2])
+            self._send(200, {"page": {"name": "status"}, "incidents": [
+                {"name": f"incident {n}", "status": "investigating"} for n in range(count)]})
         elif path == "/login":
             self._send(200, {"token": SECRET_SESSION_TOKEN, "user": "smoke"})
         elif path == "/me":

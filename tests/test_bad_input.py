@@ -30,7 +30,7 @@ def collect_error(project: Project, suite: str, *args: str) -> str:
     ("service: api\nchecks:\n  - name: a\n    kind: health\n    exepct: {status: 200}\n    request: {path: /}\n",
      "suites/bad.yaml:5: checks[[]0[]].exepct: unknown key 'exepct' (did you mean 'expect'?)*"),
     ("service: api\nchecks:\n  - name: a\n    kind: healht\n    request: {path: /}\n",
-     "suites/bad.yaml:4: checks[[]0[]].kind: 'healht' is not one of health, smoke, metric "
+     "suites/bad.yaml:4: checks[[]0[]].kind: 'healht' is not one of health, smoke, metric, checklist "
      "(did you mean 'health'?)"),
     ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n    timeout: 5 minutes\n",
      "suites/bad.yaml:6: checks[[]0[]].timeout: '5 minutes' is not a duration*"),

@@ -4,6 +4,7 @@ when the item is acknowledged by its own id (``--ack all`` is not an emergency).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from ..windows import describe_window
@@ -23,7 +24,7 @@ class WindowEntry:
     def run(self, context: Context) -> Outcome:
         windows = context.env.windows
         at = context.deploy_time
-        when = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        when = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if windows is None:
             return Outcome("passed", "", note=f"environment '{context.env.name}' defines no "
                            f"deploy windows: always open")
