@@ -36,7 +36,8 @@ Interval = tuple[dt.datetime, dt.datetime]  # [start, end) in UTC
 class Rule(Protocol):
     """A set of time intervals: a weekly window or a (possibly yearly) date range."""
 
-    tz: ZoneInfo
+    @property
+    def tz(self) -> ZoneInfo: ...
 
     def intervals(self, lo: dt.datetime, hi: dt.datetime) -> Iterator[Interval]:
         """Every interval overlapping ``[lo, hi)``, in order."""
