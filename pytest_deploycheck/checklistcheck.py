@@ -21,6 +21,7 @@ class ChecklistResult:
     entry: str
     found: Outcome
     duration: float
+    ack_ids: tuple[str, ...]
 
     @property
     def outcome(self) -> str:
@@ -36,7 +37,8 @@ class ChecklistResult:
 
     def details(self) -> dict[str, Any]:
         return {"entry": self.entry, "duration": self.duration,
-                "acknowledged": self.found.acknowledged, **self.found.data}
+                "acknowledged": self.found.acknowledged, "ack_ids": list(self.ack_ids),
+                **self.found.data}
 
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
         lines = [*instance.failure_header(), "", *(self.found.lines or [f"  {self.reason}"])]
@@ -64,12 +66,12 @@ class ChecklistRunner:
         check = instance.check
         assert check.checklist is not None
         now = dt.datetime.now(dt.UTC)
+        ids = ack_ids(instance)
         context = Context(
             env=instance.env, scope=instance.scope(),
             timeout=check.timeout if check.timeout is not None else instance.env.timeout,
-            now=now, deploy_time=self.deploy_time or now, acks=self.acks,
-            ids=ack_ids(instance), rootdir=self.rootdir, environ=self.environ,
-            redactor=self.redactor)
+            now=now, deploy_time=self.deploy_time or now, acks=self.acks, ids=ids,
+            rootdir=self.rootdir, environ=self.environ, redactor=self.redactor)
         started = time.monotonic()
         found = check.checklist.run(context)
-        return ChecklistResult(check.checklist.key, found, time.monotonic() - started)
+        return ChecklistResult(check.checklist.key, found, time.monotonic() - started, ids)

@@ -67,7 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config):
         from .reporting import GateReporter, progress_writer
 
-        config.pluginmanager.register(GateReporter(config), "deploycheck-gate")
+        config.pluginmanager.register(GateReporter(config, settings.ack.value),
+                                      "deploycheck-gate")
         if config.get_verbosity() >= 0:
             config.stash[RUN_KEY].metrics.progress = progress_writer(config)
 
@@ -192,12 +193,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = {  # type: ignore[attr-defined]
             "id": instance.check.id, "env": instance.env.name, "kind": instance.check.kind,
+            "on_fail": instance.check.on_fail,
             "file": instance.check.file, "line": instance.check.line,
             "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
             "inconclusive": result is not None and result.outcome == "inconclusive",
             "note": redactor.redact(result.note) if result is not None else "",
             "details": json.loads(redactor.redact(json.dumps(result.details(), default=str)))
             if result is not None else {},
+            # The --ack value that acknowledged a manual step or emergency window, if any.
+            "acknowledged": result.details().get("acknowledged") if result is not None else None,
         }
     return report
 

@@ -56,14 +56,18 @@ _RANK = {"passed": 0, "skipped": 1, "failed": 2}
 
 
 class GateReporter:
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, acks: frozenset[str] = frozenset()) -> None:
         self.config = config
         self.summary = Summary()
+        self.acks = acks  # --ack values, to tell the user about those that matched nothing
+        self.used_acks: set[str] = set()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         info = getattr(report, "deploycheck", None)
         if not info:
             return
+        if info.get("acknowledged"):
+            self.used_acks.update(self.acks & set(info["details"].get("ack_ids", ())))
         self.summary.add(CheckRecord(
             nodeid=report.nodeid, env=info["env"], kind=info["kind"], file=info["file"],
             line=info["line"], outcome=report.outcome, reason=info["reason"],
@@ -97,6 +101,8 @@ class GateReporter:
                                                 f"({record.file}:{record.line})")
                 if record.note:
                     terminalreporter.write_line(f"  NOTE {record.nodeid}: {record.note}")
+        for ack in sorted(self.acks - self.used_acks - {"all"}):
+            terminalreporter.write_line(f"  NOTE --ack '{ack}' matched no item of this run")
 
 
 def progress_writer(config: pytest.Config) -> Callable[[str], None]:

@@ -45,10 +45,11 @@ def parse_duration(value: object) -> float:
 def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
-    if seconds % 60 == 0:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 120:
+    if seconds < 120 and seconds % 60:
         return f"{seconds:.3g}s"
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds >= 2 * size or (seconds >= size and seconds % size == 0):
+            return f"{seconds / size:.3g}{unit}"
     return f"{seconds / 60:.3g}m"
 
 

@@ -25,6 +25,7 @@ KEYS = ("files",)
 class FileRule:
     path: str
     max_age: float | None
+    max_age_text: str = ""  # as written, for messages
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,8 @@ class FilesEntry:
             described = f"{path} (modified {modified}, {format_duration(max(age, 0))} ago)"
             if rule.max_age is not None and age > rule.max_age:
                 problems.append(f"{written}: {format_duration(age)} old, max_age "
-                                f"{format_duration(rule.max_age)}")
-                lines.append(f"  FAILED {described}: older than max_age "
-                             f"{format_duration(rule.max_age)}")
+                                f"{rule.max_age_text}")
+                lines.append(f"  FAILED {described}: older than max_age {rule.max_age_text}")
             else:
                 lines.append(f"  ok {described}")
         if problems:
@@ -91,5 +91,5 @@ def parse(node: YamlMap, where: str) -> FilesEntry:
             except ValueError as exc:
                 raise ConfigError(str(exc), file=item.file, line=item.line_of("max_age"),
                                   key=f"{where}.files[{index}].max_age") from None
-        rules.append(FileRule(str(item["path"]), max_age))
+        rules.append(FileRule(str(item["path"]), max_age, str(item.get("max_age", ""))))
     return FilesEntry(tuple(rules))
