@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from conftest import Project, free_port, runpytest
 from metric_servers import Prometheus
 from pytest_deploycheck.demo.server import DemoServer
+from servers import LoopbackServer
 
 ROOT = Path(__file__).parent.parent
 
@@ -84,17 +86,176 @@ def test_readme_metric_example_passes_against_prometheus(
                                  "baseline yet: recorded 0.236964 as the baseline"])
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
+                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
+                   env={**os.environ, **GIT_IDENTITY})
+
+
+def readme_checklist_project(project: Project, server: LoopbackServer) -> None:
+    """The README's checklist suite and windows, with everything its checks look at: a backup
+    script, a fresh dump, a tagged main pushed to its upstream, and a status page."""
+    environments = readme_examples("windows")[0]
+    assert "https://status.example.com" in environments
+    (project.path / "environments.yaml").write_text(
+        environments.replace("https://status.example.com", f"{server.url}/statuspage/0"))
+    project.suite("predeploy.yaml", readme_examples("checklist-suite")[0])
+    scripts = project.path / "scripts"
+    scripts.mkdir()
+    (scripts / "verify_backup.sh").write_text(
+        '#!/bin/sh\ntest "$BACKUP_BUCKET" = db-backups-production && '
+        'echo "Backup verified in $BACKUP_BUCKET ($1 $2)"\n')
+    (scripts / "verify_backup.sh").chmod(0o755)
+    for folder, name in (("backups", "db-2026-11-22.dump"), ("config", "release.yaml")):
+        (project.path / folder).mkdir()
+        (project.path / folder / name).write_text("x\n")
+    (project.path / ".gitignore").write_text(".deploycheck/\n")
+    origin = project.path.parent / f"{project.path.name}-origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    git(project.path, "init", "-q", "-b", "main")
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-q", "-m", "release 1.2.3")
+    git(project.path, "tag", "v1.2.3")
+    git(project.path, "remote", "add", "origin", str(origin))
+    git(project.path, "push", "-q", "-u", "origin", "main")
+
+
+def test_readme_checklist_example_passes_when_everything_is_in_order(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme_checklist_project(project, server)
+    monkeypatch.setenv("PROD_API_TOKEN", "tok-abcdef")
+    monkeypatch.setenv("DD_API_KEY", "dd-abcdef")
+    result = runpytest(project.pytester, "--env=production", "-m", "predeploy",
+                       "--deploy-time=2026-11-23T15:00:00Z",
+                       "--ack=predeploy::code reviewed and approved")
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines([
+        "production: passed (7 passed, 0 failed, 0 skipped)",
+        "  NOTE *deploy window[[]production[]]: deploy window open at 2026-11-23T15:00:00Z: "
+        "inside mon-thu 14:00-17:00 UTC, Mon 2026-11-23 15:00 UTC until 17:00",
+        "  NOTE *code reviewed and approved[[]production[]]: acknowledged (--ack predeploy::code"
+        " reviewed and approved): Two approvals on the release PR for 1.2.3",
+    ])
+
+
+def test_readme_checklist_example_blocks_in_the_freeze_without_secrets_or_approval(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme_checklist_project(project, server)
+    monkeypatch.delenv("PROD_API_TOKEN", raising=False)
+    monkeypatch.setenv("DD_API_KEY", "dd-abcdef")
+    result = runpytest(project.pytester, "--env=production", "-m", "predeploy",
+                       "--deploy-time=2026-12-20T10:00:00+01:00")
+    result.assert_outcomes(passed=4, failed=3)
+    result.stdout.fnmatch_lines([
+        "  evaluated at: 2026-12-20T09:00:00Z",
+        "  FAILED inside blackout 'holiday freeze' (12-15 - 01-05 UTC every year)",
+        "  next allowed window: Wed 2027-01-06 14:00 UTC until 17:00 (in 17d 5h)",
+    ])
+    result.stdout.fnmatch_lines([
+        "production: failed (4 passed, 3 failed, 0 skipped)",
+        "*secrets present*", "         1 of 2 environment variables missing: PROD_API_TOKEN "
+        "(not set)",
+        "*deploy window*", "*",
+        "*code reviewed and approved*", "         not acknowledged: Two approvals on the release "
+        "PR for 1.2.3",
+    ])
+
+
+@pytest.mark.parametrize(("env", "instant", "is_open"), [
+    ("production", "2026-11-24T10:00:00Z", False),     # the database migration
+    ("production", "2026-11-24T11:30:00Z", False),     # migration over, but before 14:00
+    ("production", "2026-11-24T14:00:00Z", True),
+    ("eu-production", "2026-11-24T20:59:00Z", False),  # Tuesday 21:59 CET
+    ("eu-production", "2026-11-24T21:00:00Z", True),   # 22:00 CET: the overnight window opens
+    ("eu-production", "2026-11-25T00:59:00Z", True),   # Wednesday 01:59 CET
+    ("eu-production", "2026-11-25T01:00:00Z", False),  # 02:00 CET
+    ("eu-production", "2026-11-27T09:00:00Z", False),  # Friday 10:00 CET: no Friday deploys
+    ("eu-production", "2026-11-26T09:00:00Z", True),   # Thursday 10:00 CET
+    ("eu-production", "2026-07-02T07:30:00Z", True),   # Thursday 09:30 CEST (summer time)
+    ("eu-production", "2026-12-31T10:00:00Z", False),  # the freeze
+])
+def test_readme_windows_example_expresses_the_runbook_schedules(
+        project: Project, server: LoopbackServer, env: str, instant: str, is_open: bool) -> None:
+    readme_checklist_project(project, server)
+    project.suite("predeploy.yaml", "checks:\n  - {name: window, kind: checklist, window: true}\n")
+    result = runpytest(project.pytester, f"--env={env}", f"--deploy-time={instant}")
+    result.assert_outcomes(**{"passed" if is_open else "failed": 1})
+
+
 def copy_repo_suites(project: Project) -> None:
+    """The repository's environments, suites and scripts, committed to a fresh git repository
+    (the pre-deploy checklist wants a clean working tree)."""
     shutil.copy(ROOT / "environments.yaml", project.path)
+    shutil.copy(ROOT / ".gitignore", project.path)
     shutil.copytree(ROOT / "suites", project.path / "suites")
+    shutil.copytree(ROOT / "scripts", project.path / "scripts")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        git(project.path, *args)
 
 
+@pytest.fixture
+def release(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the deploy pipeline sets (``./dev gate`` does the same)."""
+    monkeypatch.setenv("DEPLOY_VERSION", "1.2.3")
+
+
+@pytest.mark.usefixtures("release")
 def test_repo_suites_pass_against_local(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     copy_repo_suites(project)
     monkeypatch.setenv("DEMO_PORT", str(free_port()))
     result = runpytest(project.pytester, "--env=local")
-    result.assert_outcomes(passed=13)
-    result.stdout.fnmatch_lines(["*deploycheck*", "local: passed (13 passed, 0 failed, 0 skipped)"])
+    result.assert_outcomes(passed=18)
+    result.stdout.fnmatch_lines(["*deploycheck*", "local: passed (18 passed, 0 failed, 0 skipped)"])
+
+
+def test_repo_checklist_blocks_a_deploy(project: Project, demo: DemoServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    copy_repo_suites(project)
+    monkeypatch.setenv("DEMO_PORT", str(demo.server_port))
+    monkeypatch.delenv("DEPLOY_VERSION", raising=False)
+    subprocess.run([sys.executable, "-m", "pytest_deploycheck.demo", "fault", "--port",
+                    str(demo.server_port), "--backup-age-hours", "30", "--incident",
+                    "workflow runs delayed"], check=True, capture_output=True)
+    (project.path / "hotfix.py").write_text("print('untested')\n")
+    result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "predeploy")
+    result.assert_outcomes(passed=1, failed=4, deselected=13)
+    result.stdout.fnmatch_lines([
+        "local: failed (1 passed, 4 failed, 0 skipped)",
+        "  FAILED *backup verified[[]local[]]*",
+        "         exit code 1, expected 0",
+        "  FAILED *release version given[[]local[]]*",
+        "         1 of 1 environment variables missing: DEPLOY_VERSION (not set)",
+        "  FAILED *no open incidents[[]local[]]*",
+        "         json length(incidents): expected 0, got 1",
+        "  FAILED *working tree clean[[]local[]]*",
+        "         working tree not clean (1 changed or untracked)",
+    ])
+    result.stdout.fnmatch_lines(["    Backup backup-* NOT verified: it is 30.0h old (max 24h)"])
+
+
+@pytest.mark.usefixtures("release")
+@pytest.mark.parametrize(("instant", "outcome", "line"), [
+    ("2026-11-24T15:00:00Z", "passed", "*deploy window open at 2026-11-24T15:00:00Z: inside "
+     "mon-thu 14:00-17:00 UTC*"),
+    ("2026-11-27T15:00:00Z", "failed", "  FAILED inside fri all day UTC, which is for emergency "
+     "deploys only"),
+    ("2026-12-22T15:00:00Z", "failed", "  next allowed window: Wed 2027-01-06 14:00 UTC until "
+     "17:00 (in 14d 23h)"),
+])
+def test_repo_production_windows_follow_the_change_calendar(
+        project: Project, monkeypatch: pytest.MonkeyPatch, instant: str, outcome: str,
+        line: str) -> None:
+    copy_repo_suites(project)
+    for name in ("PROD_API_URL", "PROD_CONSOLE_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv("PROD_API_TOKEN", "unused")
+    result = runpytest(project.pytester, "--env=production", "-k", "window",
+                       f"--deploy-time={instant}")
+    result.assert_outcomes(**{outcome: 1}, deselected=15)
+    result.stdout.fnmatch_lines([line])
 
 
 def test_repo_suites_catch_an_unhealthy_component(project: Project, demo: DemoServer,

@@ -2,6 +2,7 @@
 
     python -m pytest_deploycheck.demo --port 8765             # serve (the default command)
     python -m pytest_deploycheck.demo fault --port 8765 --unhealthy database
+    python -m pytest_deploycheck.demo fault --port 8765 --backup-age-hours 30 --incident "DB slow"
     python -m pytest_deploycheck.demo deploy --port 8765 --version 2.0.0 --error-rate 0.5
     python -m pytest_deploycheck.demo rollback --port 8765
 """
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                              help="fraction of API requests answered with 500")
             cmd.add_argument("--latency-ms", type=int, default=None,
                              help="delay added to every API and health response")
+            cmd.add_argument("--backup-age-hours", type=float, default=None,
+                             help="make the latest backup this many hours old")
+            cmd.add_argument("--incident", action="append", default=None,
+                             help="open an incident with this title on /v1/incidents")
         if name == "fault":
             cmd.add_argument("--clear", action="store_true", help="remove every fault")
         if name == "deploy":
@@ -95,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         payload["error_rate"] = args.error_rate
     if args.latency_ms is not None:
         payload["latency_ms"] = args.latency_ms
+    if args.backup_age_hours is not None:
+        payload["backup_age_hours"] = args.backup_age_hours
+    if args.incident is not None:
+        payload["incidents"] = args.incident
     if args.command == "deploy":
         payload["version"] = args.version
         return _call(args.host, args.port, "POST", "/admin/deploy", payload)

@@ -33,10 +33,13 @@ class Faults:
     unhealthy: set[str] = field(default_factory=set)
     error_rate: float = 0.0
     latency_ms: int = 0
+    backup_age_hours: float = 0.0  # how old the latest backup is (0: taken at start)
+    incidents: list[str] = field(default_factory=list)  # open incidents on the status API
 
     def to_json(self) -> dict[str, Any]:
         return {"unhealthy": sorted(self.unhealthy), "error_rate": self.error_rate,
-                "latency_ms": self.latency_ms}
+                "latency_ms": self.latency_ms, "backup_age_hours": self.backup_age_hours,
+                "incidents": list(self.incidents)}
 
 
 @dataclass
@@ -53,6 +56,7 @@ class State:
     tokens: dict[str, str] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     error_credit: float = 0.0
+    started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, route: str, status: int, seconds: float) -> None:
@@ -193,6 +197,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, path: str, payload: Any) -> tuple[str, int, Any, str]:
         state = self.server.state
+        if path == "/v1/backups/latest" and method == "GET":
+            return "/v1/backups", 200, _backup(state), "json"
+        if path == "/v1/incidents" and method == "GET":
+            incidents = [{"id": f"inc-{n + 1}", "name": name, "status": "investigating"}
+                         for n, name in enumerate(state.faults.incidents)]
+            return "/v1/incidents", 200, {"incidents": incidents}, "json"
         if path == "/v1/workflows" and method == "GET":
             return "/v1/workflows", 200, {"items": WORKFLOWS, "total": len(WORKFLOWS)}, "json"
         if path == "/v1/agents" and method == "GET":
@@ -259,14 +269,27 @@ class Handler(BaseHTTPRequestHandler):
                                    "history": [v for v, _ in state.history]}, "json"
 
 
+def _backup(state: State) -> dict[str, Any]:
+    """The latest database backup: taken when the service started, unless a fault ages it."""
+    finished = state.started - state.faults.backup_age_hours * 3600
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(finished))
+    return {"id": f"backup-{stamp}", "status": "completed", "databases": ["workflows", "runs"],
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+            "size_bytes": 48_213_504, "restore_tested": True}
+
+
 def _faults(payload: Any, base: Faults) -> Faults:
     data = payload if isinstance(payload, dict) else {}
     unhealthy = data.get("unhealthy", sorted(base.unhealthy))
     if isinstance(unhealthy, str):
         unhealthy = [unhealthy]
+    incidents = data.get("incidents", base.incidents)
     return Faults(unhealthy={u for u in unhealthy if u in COMPONENTS},
                   error_rate=float(data.get("error_rate", base.error_rate)),
-                  latency_ms=int(data.get("latency_ms", base.latency_ms)))
+                  latency_ms=int(data.get("latency_ms", base.latency_ms)),
+                  backup_age_hours=float(data.get("backup_age_hours", base.backup_age_hours)),
+                  incidents=[str(i) for i in (incidents if isinstance(incidents, list)
+                                              else [incidents])])
 
 
 class DemoServer(ThreadingHTTPServer):
