@@ -278,3 +278,33 @@ def test_bad_windows_in_the_environments_file_are_a_collection_error(project: Pr
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["environments.yaml:5: environments.prod.windows.allow[[]0[]]."
                                  "days: unknown weekday 'funday'*"])
+
+
+@pytest.mark.parametrize(("instant", "outcome"), [
+    ("2026-11-23T14:00:00Z", "passed"),        # the first second
+    ("2026-11-23T16:59:59Z", "passed"),        # the last second
+    ("2026-11-23T17:00:00Z", "failed"),        # the end is exclusive
+    ("2026-11-23T15:00:00+01:00", "passed"),   # 14:00 UTC, written with an offset
+    ("2026-11-23T13:59", "failed"),            # no offset: UTC
+])
+def test_window_check_on_the_edges(project: Project, instant: str, outcome: str) -> None:
+    project.environments(WINDOW_ENVIRONMENTS)
+    project.suite("pre.yaml", WINDOW_SUITE)
+    result = runpytest(project.pytester, "--env=prod", f"--deploy-time={instant}")
+    result.assert_outcomes(**{outcome: 1})
+
+
+@pytest.mark.parametrize(("instant", "outcome"), [
+    ("2026-03-23T12:30:00Z", "failed"),   # 13:30 CET, the Monday before the change
+    ("2026-03-30T12:30:00Z", "passed"),   # 14:30 CEST, the Monday after
+])
+def test_window_check_across_a_dst_change(project: Project, instant: str, outcome: str) -> None:
+    project.environments("""\
+        environments:
+          prod:
+            windows:
+              allow: [{days: mon-thu, start: "14:00", end: "17:00", tz: Europe/Berlin}]
+        """)
+    project.suite("pre.yaml", WINDOW_SUITE)
+    result = runpytest(project.pytester, "--env=prod", f"--deploy-time={instant}")
+    result.assert_outcomes(**{outcome: 1})
