@@ -190,6 +190,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             value = call.excinfo.value
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
         result = item.result if call.when == "call" else None
+        details = result.details() if result is not None else {}
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = {  # type: ignore[attr-defined]
             "id": instance.check.id, "env": instance.env.name, "kind": instance.check.kind,
@@ -198,10 +199,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
             "inconclusive": result is not None and result.outcome == "inconclusive",
             "note": redactor.redact(result.note) if result is not None else "",
-            "details": json.loads(redactor.redact(json.dumps(result.details(), default=str)))
-            if result is not None else {},
+            "details": json.loads(redactor.redact(json.dumps(details, default=str))),
             # The --ack value that acknowledged a manual step or emergency window, if any.
-            "acknowledged": result.details().get("acknowledged") if result is not None else None,
+            "acknowledged": details.get("acknowledged"),
         }
     return report
 
