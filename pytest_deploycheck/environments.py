@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .actions import Action, Notify, parse_notify, parse_rollback
 from .commands import command_of, cwd_of, describe
 from .endpoints import Service, parse_duration_key, parse_endpoint
 from .errors import ConfigError
@@ -57,6 +58,8 @@ class Environment:
     line: int
     metrics: Mapping[str, MetricSource] = field(default_factory=dict)
     windows: DeployWindows | None = None  # None: deploys are allowed at any time
+    rollback: tuple[Action, ...] = ()
+    notify: tuple[Notify, ...] = ()
 
     def metric_source(self, name: str) -> MetricSource:
         return self._named("metric source", self.metrics, name,
@@ -195,5 +198,9 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
         vars=dict(doc.get("vars", {})), protected=bool(doc.get("protected", False)),
         timeout=timeout, start=tuple(start), file=file, line=source._envs.line_of(name),
         metrics=metrics,
-        windows=parse_windows(doc["windows"], f"{where}.windows") if "windows" in doc else None)
+        windows=parse_windows(doc["windows"], f"{where}.windows") if "windows" in doc else None,
+        rollback=parse_rollback(doc.get("rollback", YamlList()), file, f"{where}.rollback",
+                                source.path.parent),
+        notify=parse_notify(doc.get("notify", YamlList()), file, f"{where}.notify",
+                            source.path.parent))
 

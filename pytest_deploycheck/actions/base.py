@@ -1,0 +1,91 @@
+"""What every rollback and notify action implements, and what it is given to run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..secrets import Redactor
+from ..yamlfile import YamlMap
+
+# What an action's result keeps of its output: the end, where errors are printed.
+OUTPUT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """Why an action runs: the environment, the failed checks, and (for notify) the verdict."""
+
+    env: str
+    failures: Sequence[Mapping[str, Any]]  # the failed checks, redacted, as plain data
+    failures_file: Path  # the same as a JSON file, for commands
+    redactor: Redactor
+    verdict: str | None = None
+
+    def scope(self) -> dict[str, Any]:
+        """Template names for webhook bodies and commands."""
+        return {"env": self.env, "env.name": self.env, "verdict": self.verdict or "",
+                "failures": [f.get("id") for f in self.failures],
+                "failed_count": len(self.failures)}
+
+
+@dataclass
+class ActionResult:
+    """How one action went: ``succeeded``, ``failed``, ``dry_run`` or ``skipped``."""
+
+    name: str
+    type: str
+    outcome: str
+    message: str = ""
+    exit_code: int | None = None
+    duration: float = 0.0
+    output: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "outcome": self.outcome,
+                "exit_code": self.exit_code, "duration": round(self.duration, 3),
+                "output": self.output, "message": self.message}
+
+
+class Action(Protocol):
+    """One rollback or notify action (``command``, ``webhook``, ``python``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    def describe(self) -> str:
+        """What would run, for ``--rollback dry-run`` and the audit log."""
+        ...
+
+    def run(self, context: ActionContext) -> ActionResult: ...
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """Where an action is declared, and the defaults it inherits."""
+
+    file: str
+    where: str
+    base_dir: Path
+
+
+class ActionType(Protocol):
+    """A module that provides one type of action."""
+
+    SCHEMA: Mapping[str, Any]
+    DEFAULT_TIMEOUT: float
+
+    def parse(self, node: YamlMap, context: ParseContext) -> Action: ...
+
+
+def last_chars(text: str, limit: int = OUTPUT_CHARS) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
