@@ -92,14 +92,3 @@ class ClientPool:
             client.close()
 
 
-def describe_error(exc: Exception, timeout: float) -> str:
-    """A one-line reason for a failed request, for the person reading the failure."""
-    name = exc.__class__.__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {format_duration(timeout)} ({name})"
-    detail = str(exc) or name
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect: {detail}"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-        return f"connection broken: {detail} ({name})"
-    return f"{detail} ({name})"

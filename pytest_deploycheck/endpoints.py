@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from .errors import ConfigError
-from .units import parse_duration
+from .units import format_duration, parse_duration
 from .yamlfile import YamlMap
 
 
@@ -49,3 +51,16 @@ def parse_endpoint(name: str, node: YamlMap, file: str, where: str, default_time
         timeout=parse_duration_key(node, "timeout", default_timeout, file, where),
         # A string names a CA bundle, relative to the environments file like every other path.
         verify_tls=verify if isinstance(verify, bool) else str(base_dir / verify))
+
+
+def describe_error(exc: Exception, timeout: float) -> str:
+    """A one-line reason for a failed request, for the person reading the failure."""
+    name = exc.__class__.__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {format_duration(timeout)} ({name})"
+    detail = str(exc) or name
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {detail}"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return f"connection broken: {detail} ({name})"
+    return f"{detail} ({name})"

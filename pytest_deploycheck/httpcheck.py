@@ -21,9 +21,9 @@ from .clients import (
     BodyError,
     ClientPool,
     ProtectedEnvironmentError,
-    describe_error,
     read_body,
 )
+from .endpoints import describe_error
 from .errors import CheckError
 from .expectations import Mismatch, Response
 from .secrets import Redactor, is_secret_variable

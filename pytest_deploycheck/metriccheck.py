@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from .clients import BodyError, ClientPool, describe_error, read_body
-from .endpoints import Service
+from .clients import BodyError, ClientPool, read_body
+from .endpoints import Service, describe_error
 from .environments import Environment
 from .errors import CheckError
 from .metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series

@@ -31,6 +31,12 @@ MARKERS = {
 }
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("deploycheck", "deploy gates (pytest-deploycheck)")
     for declaration in DECLARATIONS:
@@ -65,9 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
     _stop_on_sigterm(config)
     if not _is_worker(config):
-        from .reporting import GateReporter, progress_writer
+        from .reporting import GatePlugin, progress_writer
 
-        config.pluginmanager.register(GateReporter(config, settings.ack.value),
+        config.pluginmanager.register(GatePlugin(config, config.stash[RUN_KEY]),
                                       "deploycheck-gate")
         if config.get_verbosity() >= 0:
             config.stash[RUN_KEY].metrics.progress = progress_writer(config)
@@ -191,10 +197,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
         result = item.result if call.when == "call" else None
         details = result.details() if result is not None else {}
+        check = instance.check
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = {  # type: ignore[attr-defined]
-            "id": instance.check.id, "env": instance.env.name, "kind": instance.check.kind,
-            "on_fail": instance.check.on_fail,
+            "id": check.id, "item_id": f"{check.suite}::{instance.name}", "suite": check.suite,
+            "name": check.name, "env": instance.env.name, "kind": check.kind,
+            "on_fail": check.on_fail,
+            "warning": redactor.redact(item.warning) if call.when == "call" else "",
             "file": instance.check.file, "line": instance.check.line,
             "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
             "inconclusive": result is not None and result.outcome == "inconclusive",

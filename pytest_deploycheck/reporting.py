@@ -1,108 +1,215 @@
-"""The controller-side plugin that gathers item outcomes and prints the ``deploycheck`` summary.
+"""The controller-side gate plugin: gathers item outcomes, rolls back, decides and reports.
 
 Registered only where the run is decided (the single process, or the xdist controller), it sees
-every report once, whichever worker produced it.
+every report once, whichever worker produced it, so the rollback of an environment runs exactly
+once however many checks fail and however the items were spread over workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from .actions import ActionResult
+from .durable import write_json_atomic
+from .gate import OK_VERDICTS, CheckRecord, Gate
+from .session import DeployRun
 
-@dataclass
-class CheckRecord:
-    """What the summary needs of one finished item (built from its report, also under xdist)."""
-
-    nodeid: str
-    env: str
-    kind: str
-    file: str
-    line: int
-    outcome: str
-    reason: str
-    note: str = ""
-    inconclusive: bool = False
+# xdist reports an item whose worker died with this phase.
+CRASH_PHASE = "???"
 
 
-@dataclass
-class Summary:
-    """Per-environment outcome of the run, gathered on the controller from the reports."""
-
-    records: dict[str, CheckRecord] = field(default_factory=dict)
-
-    def add(self, record: CheckRecord) -> None:
-        previous = self.records.get(record.nodeid)
-        # setup/call/teardown each report; the worst of them is the item's outcome, and what
-        # the call found out (a note, inconclusive) is kept whichever report it came with.
-        if previous is not None:
-            if _RANK[record.outcome] <= _RANK[previous.outcome]:
-                record, previous = previous, record
-            record.note = record.note or previous.note
-            record.inconclusive = record.inconclusive or previous.inconclusive
-        self.records[record.nodeid] = record
-
-    def by_env(self) -> dict[str, list[CheckRecord]]:
-        out: dict[str, list[CheckRecord]] = {}
-        for record in self.records.values():
-            out.setdefault(record.env, []).append(record)
-        return out
-
-
-_RANK = {"passed": 0, "skipped": 1, "failed": 2}
-
-
-class GateReporter:
-    def __init__(self, config: pytest.Config, acks: frozenset[str] = frozenset()) -> None:
+class GatePlugin:
+    def __init__(self, config: pytest.Config, run: DeployRun) -> None:
+        settings = run.settings
         self.config = config
-        self.summary = Summary()
-        self.acks = acks  # --ack values, to tell the user about those that matched nothing
+        self.run = run
+        self.gate = Gate(mode=settings.rollback.value, environment=run.environment,
+                         redactor=run.redactor, state_dir=settings.state_dir.value,
+                         audit_log=settings.audit_log.value, hook=self._rollback_hook)
+        self.fast = bool(settings.rollback_fast.value)
+        self.acks: frozenset[str] = settings.ack.value
         self.used_acks: set[str] = set()
+        self.known: dict[str, dict[str, Any]] = {}  # nodeid -> what an earlier report said
+        self.session: pytest.Session | None = None
+        self.problems: list[str] = []
+        self.finished = False
+
+    # --- feeding the gate -------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        info = getattr(report, "deploycheck", None)
+        info = getattr(report, "deploycheck", None) or self.known.get(report.nodeid)
         if not info:
             return
+        self.known.setdefault(report.nodeid, info)
+        crashed = report.when == CRASH_PHASE
         if info.get("acknowledged"):
             self.used_acks.update(self.acks & set(info["details"].get("ack_ids", ())))
-        self.summary.add(CheckRecord(
-            nodeid=report.nodeid, env=info["env"], kind=info["kind"], file=info["file"],
-            line=info["line"], outcome=report.outcome, reason=info["reason"],
-            note=info.get("note", ""), inconclusive=info.get("inconclusive", False)))
+        if crashed:
+            outcome, message = "failed", str(report.longrepr).splitlines()[0]
+        elif report.failed:
+            outcome, message = "failed", info.get("reason") or _first_line(report)
+        elif report.skipped:
+            outcome = "inconclusive" if info.get("inconclusive") else "skipped"
+            message = info.get("reason") or _skip_reason(report)
+        elif info.get("warning") and report.when == "call":
+            outcome, message = "warned", info["warning"]
+        else:
+            outcome, message = "passed", ""
+        record = CheckRecord(
+            nodeid=report.nodeid, id=info["item_id"], suite=info["suite"], name=info["name"],
+            kind=info["kind"], env=info["env"], outcome=outcome, on_fail=info["on_fail"],
+            duration=report.duration, message=message, file=info["file"], line=info["line"],
+            note=info.get("note", "") if not crashed else "",
+            acknowledged=info.get("acknowledged"))
+        if self.gate.record(record) and self.fast and self.gate.mode != "off":
+            self._roll_back_now(record)
+
+    def _roll_back_now(self, record: CheckRecord) -> None:
+        """``--rollback-fast``: roll back on this report, then stop the run cleanly."""
+        reported = time.monotonic()
+        self.gate.roll_back(record.env, reported_at=reported)
+        reason = (f"deploycheck: {record.env} rolled back at the first failed rollback gate "
+                  f"({record.id}, --rollback-fast)")
+        dsession = self.config.pluginmanager.get_plugin("dsession")
+        if dsession is not None:
+            dsession.shouldstop = reason
+        if self.session is not None:
+            self.session.shouldstop = reason
+
+    def _rollback_hook(self, env: str, failures: list[dict[str, Any]]) -> ActionResult | None:
+        hook = self.config.hook.pytest_deploycheck_rollback
+        if not hook.get_hookimpls():
+            return None
+        started = time.monotonic()
+        try:
+            hook(config=self.config, env=env, failures=failures)
+        except Exception as exc:  # a plugin's error is a failed rollback, not a crash
+            return ActionResult("pytest_deploycheck_rollback", "hook", "failed",
+                                self.run.redactor.redact(f"{exc.__class__.__name__}: {exc}"),
+                                duration=time.monotonic() - started)
+        return ActionResult("pytest_deploycheck_rollback", "hook", "succeeded",
+                            duration=time.monotonic() - started)
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.finished or not self.gate.envs:
+            return
+        self.finished = True
+        verdicts = self.gate.finish()
+        report = self.gate.report()
+        path = self.run.settings.gate_report.value
+        if path is not None:
+            try:
+                write_json_atomic(path, report)
+            except OSError as exc:
+                self.problems.append(f"cannot write the gate report {path}: {exc}")
+        objects = report.get("environments", [report])
+        for document in objects:
+            try:
+                self.config.hook.pytest_deploycheck_gate(
+                    config=self.config, env=document["env"], verdict=document["verdict"],
+                    report=document)
+            except Exception as exc:  # reported; the verdict stands
+                self.problems.append(f"pytest_deploycheck_gate failed: "
+                                     f"{exc.__class__.__name__}: {exc}")
+        self.problems += self.gate.audit_errors
+        if any(v not in OK_VERDICTS for v in verdicts.values()) and \
+                session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    # --- telling ----------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        by_env = self.summary.by_env()
-        if not by_env:
+        if not self.gate.envs:
             return
+        write = terminalreporter.write_line
         terminalreporter.ensure_newline()
         terminalreporter.section("deploycheck")
-        for env, records in by_env.items():
-            failed = [r for r in records if r.outcome == "failed"]
-            passed = sum(r.outcome == "passed" for r in records)
-            inconclusive = sum(r.inconclusive for r in records)
-            skipped = sum(r.outcome == "skipped" for r in records) - inconclusive
-            verdict = "failed" if failed else "passed"
-            markup = {"red": True, "bold": True} if failed else {"green": True, "bold": True}
-            counts = f"{passed} passed, {len(failed)} failed, {skipped} skipped"
-            if inconclusive:
-                counts += f", {inconclusive} inconclusive"
-            terminalreporter.write_line(f"{env}: {verdict} ({counts})", **markup)
-            for record in failed:
-                terminalreporter.write_line(f"  FAILED {record.nodeid}  ({record.file}:"
-                                            f"{record.line})")
-                if record.reason:
-                    terminalreporter.write_line(f"         {record.reason}")
+        for env, gate in self.gate.envs.items():
+            records = list(gate.records.values())
+            count = {o: sum(r.outcome == o for r in records)
+                     for o in ("passed", "failed", "skipped", "inconclusive", "warned")}
+            verdict = gate.verdict or gate.decide()
+            ok = verdict in OK_VERDICTS
+            counts = f"{count['passed'] + count['warned']} passed, {count['failed']} failed, " \
+                     f"{count['skipped']} skipped"
+            if count["inconclusive"]:
+                counts += f", {count['inconclusive']} inconclusive"
+            if count["warned"]:
+                counts += f", {count['warned']} with warnings"
+            write(f"{env}: {verdict} ({counts})", **({"green": True, "bold": True} if ok
+                                                     else {"red": True, "bold": True}))
             for record in records:
-                if record.inconclusive:
-                    terminalreporter.write_line(f"  INCONCLUSIVE {record.nodeid}  "
-                                                f"({record.file}:{record.line})")
+                where = f"({record.file}:{record.line})"
+                if record.outcome == "failed":
+                    write(f"  FAILED {record.nodeid}  ({record.file}:{record.line}; on_fail: "
+                          f"{record.on_fail})")
+                    if record.message:
+                        write(f"         {record.message}")
+                elif record.outcome == "warned":
+                    write(f"  WARNING {record.nodeid}  {where}")
+                    write(f"         {record.message}")
+                elif record.outcome == "inconclusive":
+                    write(f"  INCONCLUSIVE {record.nodeid}  {where}")
                 if record.note:
-                    terminalreporter.write_line(f"  NOTE {record.nodeid}: {record.note}")
+                    write(f"  NOTE {record.nodeid}: {record.note}")
+            self._rollback_lines(gate.rollback, write)
+            for result in gate.notify:
+                write(f"  NOTIFY {result.name}: {result.outcome}"
+                      + (f" ({result.message})" if result.message else ""))
         for ack in sorted(self.acks - self.used_acks - {"all"}):
-            terminalreporter.write_line(f"  NOTE --ack '{ack}' matched no item of this run")
+            write(f"  NOTE --ack '{ack}' matched no item of this run")
+        for problem in self.problems:
+            write(f"  ERROR {problem}", red=True)
+
+    @staticmethod
+    def _rollback_lines(run: Any, write: Callable[..., None]) -> None:
+        if run is None:
+            return
+        if run.mode == "off":
+            write(f"  ROLLBACK skipped (--rollback off); triggered by "
+                  f"{', '.join(run.triggered_by)}")
+            return
+        if not run.actions:
+            write("  ROLLBACK needed but the environment has no rollback actions; triggered by "
+                  f"{', '.join(run.triggered_by)}", red=True)
+            return
+        label = "ROLLBACK (dry run)" if run.mode == "dry-run" else "ROLLBACK"
+        write(f"  {label} triggered by {', '.join(run.triggered_by)}")
+        for result in run.actions:
+            text = f"    {result.type} '{result.name}': {result.outcome}"
+            if run.mode != "dry-run":
+                text += f" in {result.duration:.2f}s"
+            if result.message:
+                text += f" ({result.message})"
+            write(text)
+        if run.reaction is not None:
+            write(f"    started {run.reaction * 1000:.0f}ms after the failing report "
+                  f"(--rollback-fast)")
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    text = str(report.longrepr or "").strip().splitlines()
+    return text[-1][:300] if text else ""
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return ""
 
 
 def progress_writer(config: pytest.Config) -> Callable[[str], None]:

@@ -43,6 +43,16 @@ DECLARATIONS: tuple[Declaration, ...] = (
                 ini="deploycheck_state_dir", default=".deploycheck"),
     Declaration("no_start", "do not start the environments' start: processes (already running)",
                 option="--no-start", flag=True, default=False),
+    Declaration("rollback", "what a failed rollback gate does: auto (run the environment's "
+                "rollback actions), dry-run (print and record them) or off", option="--rollback",
+                ini="deploycheck_rollback", default="auto", metavar="auto|dry-run|off"),
+    Declaration("rollback_fast", "start the rollback at the first failed rollback-gate check, "
+                "then stop the run", option="--rollback-fast", flag=True, default=False),
+    Declaration("gate_report", "write the gate verdict as JSON to this file",
+                option="--gate-report", ini="deploycheck_gate_report", metavar="PATH"),
+    Declaration("audit_log", "append one JSON line per gate decision and rollback action to "
+                "this file (flushed and fsynced)", option="--audit-log",
+                ini="deploycheck_audit_log", metavar="PATH"),
     Declaration("ack", "acknowledge a manual checklist item by its id (suite::check) or 'all' "
                 "(repeatable)", option="--ack", repeatable=True, metavar="ID", default=()),
     Declaration("deploy_time", "evaluate deploy windows at this instant instead of now "
@@ -97,6 +107,10 @@ class Settings:
     suites: Setting  # tuple[str, ...]
     state_dir: Setting  # Path
     no_start: Setting  # bool
+    rollback: Setting  # str: auto | dry-run | off
+    rollback_fast: Setting  # bool
+    gate_report: Setting  # Path | None
+    audit_log: Setting  # Path | None
     ack: Setting  # frozenset[str]
     deploy_time: Setting  # datetime.datetime | None
 
@@ -109,8 +123,9 @@ class Settings:
                 return value.isoformat()
             return str(value)
 
-        shown = ["env", "environments", "suites", "state_dir", "no_start"]
-        shown += [name for name in ("ack", "deploy_time") if getattr(self, name).value]
+        shown = ["env", "environments", "suites", "state_dir", "no_start", "rollback"]
+        shown += [name for name in ("rollback_fast", "gate_report", "audit_log", "ack",
+                                    "deploy_time") if getattr(self, name).value]
         return ", ".join(f"{name}={show(getattr(self, name).value)} "
                          f"({getattr(self, name).source})" for name in shown)
 
@@ -134,6 +149,17 @@ def deploy_time(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+ROLLBACK_MODES = ("auto", "dry-run", "off")
+
+
+def rollback_mode(value: Any) -> str:
+    mode = str(value).strip()
+    if mode not in ROLLBACK_MODES:
+        raise UsageProblem(f"--rollback / deploycheck_rollback: {mode!r} is not one of "
+                           f"{', '.join(ROLLBACK_MODES)}")
+    return mode
+
+
 # Converters get the value and the folder relative paths start from.
 _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "env": lambda value, base: _names(value),
@@ -142,6 +168,10 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "state_dir": lambda value, base: base / value,
     "no_start": lambda value, base: bool(value),
     # An id may contain commas (check names do), so --ack values are not split.
+    "rollback": lambda value, base: rollback_mode(value),
+    "rollback_fast": lambda value, base: bool(value),
+    "gate_report": lambda value, base: base / value if value else None,
+    "audit_log": lambda value, base: base / value if value else None,
     "ack": lambda value, base: frozenset(str(v).strip() for v in value or () if str(v).strip()),
     "deploy_time": lambda value, base: deploy_time(value),
 }

@@ -11,13 +11,12 @@ import contextlib
 import datetime
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .durable import write_json_atomic
 from .errors import CheckError
 
 FORMAT_VERSION = 1
@@ -83,15 +82,4 @@ class StateStore:
 
     @staticmethod
     def _write(path: Path, document: dict[str, Any]) -> None:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(document, out, indent=2, sort_keys=True)
-                out.write("\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_json_atomic(path, document)

@@ -54,7 +54,7 @@ def test_a_failing_command_shows_its_exit_code_and_output(project: Project) -> N
         "  stderr:",
         "    no backup since 2026-11-20",
         "*deploycheck*",
-        "  FAILED *backup verified[[]prod[]]  (suites/pre.yaml:2)",
+        "  FAILED *backup verified[[]prod[]]  (suites/pre.yaml:2; on_fail: block)",
         "         exit code 3, expected 0",
     ])
 

@@ -52,7 +52,7 @@ def test_breach_shows_source_query_samples_and_rule(project: Project,
         "    20??-*Z  {__name__=\"dc_error_ratio\", service=\"web\"} 0.02  BREACH < 1%",
         "  FAILED 1 of 1 samples breach < 1%*",
     ])
-    result.stdout.fnmatch_lines(["*FAILED*m[[]test[]]*(suites/metrics.yaml:2)",
+    result.stdout.fnmatch_lines(["*FAILED*m[[]test[]]*(suites/metrics.yaml:2*",
                                  "*1 of 1 samples breach < 1%*"])
 
 
@@ -167,7 +167,7 @@ def test_no_data_policy(project: Project, prometheus: Prometheus, policy: str,
     result.assert_outcomes(**outcomes)
     if policy == "inconclusive":
         result.stdout.fnmatch_lines([
-            "test: passed (0 passed, 0 failed, 0 skipped, 1 inconclusive)",
+            "test: inconclusive (0 passed, 0 failed, 0 skipped, 1 inconclusive)",
             "  INCONCLUSIVE *m[[]test[]]  (suites/metrics.yaml:2)",
             "SKIPPED*inconclusive: no data: the query returned no samples (no_data: "
             "inconclusive)"])

@@ -25,7 +25,7 @@ def test_header_shows_settings_and_their_sources(project: Project) -> None:
     result = runpytest(project.pytester, "--env=e", "--co")
     result.stdout.fnmatch_lines(["deploycheck: env=e (--env), environments=*environments.yaml "
                                  "(default), suites=checks (ini deploycheck_suites), state_dir=*.deploycheck (default), "
-                                 "no_start=False (default)"])
+                                 "no_start=False (default), rollback=auto (default)"])
 
 
 def test_missing_env_under_xdist_fails_the_run(project: Project,

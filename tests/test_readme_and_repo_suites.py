@@ -155,7 +155,7 @@ def test_readme_checklist_example_blocks_in_the_freeze_without_secrets_or_approv
         "  next allowed window: Wed 2027-01-06 14:00 UTC until 17:00 (in 17d 5h)",
     ])
     result.stdout.fnmatch_lines([
-        "production: failed (4 passed, 3 failed, 0 skipped)",
+        "production: blocked (4 passed, 3 failed, 0 skipped)",
         "*secrets present*", "         1 of 2 environment variables missing: PROD_API_TOKEN "
         "(not set)",
         "*deploy window*", "*",
@@ -223,7 +223,7 @@ def test_repo_checklist_blocks_a_deploy(project: Project, demo: DemoServer,
     result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "predeploy")
     result.assert_outcomes(passed=1, failed=4, deselected=13)
     result.stdout.fnmatch_lines([
-        "local: failed (1 passed, 4 failed, 0 skipped)",
+        "local: blocked (1 passed, 4 failed, 0 skipped)",
         "  FAILED *backup verified[[]local[]]*",
         "         exit code 1, expected 0",
         "  FAILED *release version given[[]local[]]*",

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ..clients import describe_error
+from ..endpoints import describe_error
 from ..errors import CheckError, ConfigError
 from ..templating import render
 from ..units import format_duration, parse_duration

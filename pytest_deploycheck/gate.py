@@ -1,0 +1,283 @@
+"""Gate decisions (SPEC §5): each environment's verdict from its checks, and its rollback, once.
+
+Plain Python fed with one :class:`CheckRecord` per finished item. The pytest side (the
+controller's gate plugin in :mod:`reporting`) builds the records from the reports it receives,
+so every decision is made in one process, also under xdist, however many checks failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .actions import ActionContext, ActionResult
+from .durable import append_json_line, write_json_atomic
+from .environments import Environment
+from .errors import DeploycheckError
+from .secrets import Redactor
+
+OK_VERDICTS = frozenset({"passed", "passed_with_warnings"})
+MODES = ("auto", "dry-run", "off")
+# How bad an item's outcome is, to keep the worst of its setup, call and teardown reports.
+_RANK = {"passed": 0, "skipped": 1, "warned": 2, "inconclusive": 3, "failed": 4}
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class CheckRecord:
+    """One finished item as the gate sees it.
+
+    ``outcome`` is ``passed``, ``failed``, ``skipped``, ``inconclusive`` or ``warned`` (a failure
+    of an ``on_fail: warn`` check, which passes).
+    """
+
+    nodeid: str
+    id: str  # suite::check[env-params], unique in a run
+    suite: str
+    name: str
+    kind: str
+    env: str
+    outcome: str
+    on_fail: str
+    duration: float
+    message: str
+    file: str
+    line: int
+    note: str = ""
+    acknowledged: str | None = None
+
+    def merge(self, other: CheckRecord) -> CheckRecord:
+        """The worse of two reports of one item, keeping what either found out."""
+        worse, better = (other, self) if _RANK[other.outcome] > _RANK[self.outcome] \
+            else (self, other)
+        worse.note = worse.note or better.note
+        worse.acknowledged = worse.acknowledged or better.acknowledged
+        worse.message = worse.message or better.message
+        worse.duration = self.duration + other.duration
+        return worse
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "suite": self.suite, "name": self.name, "kind": self.kind,
+                "env": self.env, "outcome": self.outcome, "on_fail": self.on_fail,
+                "duration": round(self.duration, 3), "message": self.message,
+                "file": self.file, "line": self.line, "nodeid": self.nodeid,
+                "acknowledged": self.acknowledged}
+
+
+@dataclass
+class RollbackRun:
+    """What the gate did about failed rollback-gate checks in one environment."""
+
+    mode: str
+    triggered_by: list[str]
+    actions: list[ActionResult] = field(default_factory=list)
+    reaction: float | None = None  # seconds from the triggering report to the first action
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.actions) and all(a.outcome == "succeeded" for a in self.actions)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "triggered_by": self.triggered_by,
+                               "actions": [a.to_json() for a in self.actions]}
+        if self.reaction is not None:
+            out["reaction_seconds"] = round(self.reaction, 3)
+        return out
+
+
+@dataclass
+class EnvGate:
+    """The checks of one environment and what the gate decided for it."""
+
+    env: str
+    records: dict[str, CheckRecord] = field(default_factory=dict)
+    rollback: RollbackRun | None = None
+    notify: list[ActionResult] = field(default_factory=list)
+    verdict: str | None = None
+
+    def add(self, record: CheckRecord) -> None:
+        previous = self.records.get(record.nodeid)
+        self.records[record.nodeid] = previous.merge(record) if previous else record
+
+    def rollback_failures(self) -> list[CheckRecord]:
+        return [r for r in self.records.values()
+                if r.outcome == "failed" and r.on_fail == "rollback"]
+
+    def decide(self) -> str:
+        failed = [r for r in self.records.values() if r.outcome == "failed"]
+        if self.rollback is not None:
+            if self.rollback.mode != "auto":
+                return "rollback_skipped"
+            if not self.rollback.actions:
+                return "failed"
+            return "rolled_back" if self.rollback.succeeded else "rollback_failed"
+        if failed:
+            return "blocked"
+        outcomes = {r.outcome for r in self.records.values()}
+        if "inconclusive" in outcomes:
+            return "inconclusive"
+        return "passed_with_warnings" if "warned" in outcomes else "passed"
+
+    def to_json(self, started: str, finished: str) -> dict[str, Any]:
+        return {"env": self.env, "verdict": self.verdict or self.decide(), "started": started,
+                "finished": finished,
+                "checks": [r.to_json() for r in self.records.values()],
+                "rollback": self.rollback.to_json() if self.rollback else None,
+                "notify": [a.to_json() for a in self.notify]}
+
+
+# What the gate calls for the pytest hook ``pytest_deploycheck_rollback``: (env, failures) ->
+# None when no plugin implements it, else the hook's result.
+RollbackHook = Callable[[str, list[dict[str, Any]]], ActionResult | None]
+
+
+class Gate:
+    """Collects records, rolls back each environment at most once, and decides verdicts."""
+
+    def __init__(self, *, mode: str, environment: Callable[[str], Environment],
+                 redactor: Redactor, state_dir: Path, audit_log: Path | None = None,
+                 hook: RollbackHook | None = None) -> None:
+        self.mode = mode
+        self.environment = environment
+        self.redactor = redactor
+        self.state_dir = state_dir
+        self.audit_log = audit_log
+        self.hook = hook
+        self.envs: dict[str, EnvGate] = {}
+        self.started = now_iso()
+        self.audit_errors: list[str] = []
+
+    def env(self, name: str) -> EnvGate:
+        return self.envs.setdefault(name, EnvGate(name))
+
+    def record(self, record: CheckRecord) -> bool:
+        """Add ``record``; True when it makes its environment need a rollback for the first
+        time (the moment ``--rollback-fast`` acts on)."""
+        gate = self.env(record.env)
+        before = bool(gate.rollback_failures())
+        gate.add(record)
+        return not before and bool(gate.rollback_failures()) and gate.rollback is None
+
+    def audit(self, event: str, **fields: Any) -> None:
+        """One line per decision and action; a log that cannot be written is reported, and
+        never stops the gate."""
+        if self.audit_log is None:
+            return
+        line = {"time": now_iso(), "event": event, **fields}
+        try:
+            append_json_line(self.audit_log, _redacted(line, self.redactor))
+        except OSError as exc:
+            self.audit_errors.append(f"cannot append to the audit log {self.audit_log}: {exc}")
+
+    def roll_back(self, env_name: str, reported_at: float | None = None) -> RollbackRun:
+        """Run ``env_name``'s rollback actions once (later calls return the first run)."""
+        gate = self.env(env_name)
+        if gate.rollback is not None:
+            return gate.rollback
+        failures = gate.rollback_failures()
+        run = gate.rollback = RollbackRun(self.mode, [r.id for r in failures])
+        self.audit("rollback_decision", env=env_name, mode=self.mode,
+                   triggered_by=run.triggered_by)
+        if self.mode == "off":
+            return run
+        try:
+            environment = self.environment(env_name)
+        except DeploycheckError as exc:
+            run.actions.append(ActionResult("resolve environment", "config", "failed", str(exc)))
+            self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
+            return run
+        data = [_redacted(r.to_json(), self.redactor) for r in failures]
+        failures_file = self.state_dir / f"{env_name}.rollback-failures.json"
+        try:
+            write_json_atomic(failures_file, data)
+        except OSError as exc:
+            run.actions.append(ActionResult("write failures file", "file", "failed", str(exc)))
+            self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
+            return run
+        context = ActionContext(env_name, data, failures_file, self.redactor)
+        for action in environment.rollback:
+            if reported_at is not None and run.reaction is None:
+                run.reaction = time.monotonic() - reported_at
+            if self.mode == "dry-run":
+                result = ActionResult(action.name, action.type, "dry_run", action.describe())
+            else:
+                self.audit("rollback_action_start", env=env_name, name=action.name,
+                           type=action.type, action=action.describe())
+                result = action.run(context)
+            run.actions.append(result)
+            self.audit("rollback_action", env=env_name, **result.to_json())
+            if result.outcome == "failed":
+                break
+        else:
+            if self.mode == "auto" and self.hook is not None:
+                hooked = self.hook(env_name, [dict(d) for d in data])
+                if hooked is not None:
+                    run.actions.append(hooked)
+                    self.audit("rollback_action", env=env_name, **hooked.to_json())
+        return run
+
+    def finish(self, notify: bool = True) -> dict[str, str]:
+        """Roll back every environment that needs it and has not been, decide the verdicts,
+        and run the notify actions; returns the verdict of each environment."""
+        for name, gate in self.envs.items():
+            if gate.rollback is None and gate.rollback_failures():
+                self.roll_back(name)
+        verdicts = {}
+        for name, gate in self.envs.items():
+            gate.verdict = gate.decide()
+            verdicts[name] = gate.verdict
+            counts: dict[str, int] = {}
+            for record in gate.records.values():
+                counts[record.outcome] = counts.get(record.outcome, 0) + 1
+            self.audit("verdict", env=name, verdict=gate.verdict, counts=counts)
+            if notify:
+                self._notify(gate)
+        return verdicts
+
+    def _notify(self, gate: EnvGate) -> None:
+        try:
+            environment = self.environment(gate.env)
+        except DeploycheckError:
+            return
+        failures = [_redacted(r.to_json(), self.redactor) for r in gate.records.values()
+                    if r.outcome == "failed"]
+        context = None
+        for notify in environment.notify:
+            if gate.verdict not in notify.when:
+                continue
+            if context is None:
+                path = self.state_dir / f"{gate.env}.notify-failures.json"
+                # A notification is worth sending without its file.
+                with contextlib.suppress(OSError):
+                    write_json_atomic(path, failures)
+                context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict)
+            result = notify.action.run(context)
+            gate.notify.append(result)
+            self.audit("notify", env=gate.env, verdict=gate.verdict, **result.to_json())
+
+    def report(self) -> dict[str, Any]:
+        """The gate report (SPEC §6): one object, or ``{"environments": [...]}`` for several."""
+        finished = now_iso()
+        objects = [gate.to_json(self.started, finished) for gate in self.envs.values()]
+        document = objects[0] if len(objects) == 1 else {"environments": objects}
+        redacted: dict[str, Any] = _redacted(document, self.redactor)
+        return redacted
+
+
+def _redacted(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, Mapping):
+        return {k: _redacted(v, redactor) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return [_redacted(v, redactor) for v in value]
+    return value
+
