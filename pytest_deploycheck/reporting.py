@@ -49,6 +49,8 @@ class GatePlugin:
         if not info:
             return
         self.known.setdefault(report.nodeid, info)
+        if report.when in ("setup", "teardown") and report.passed:
+            return  # only the call says how a check went; an interrupted one has no call
         crashed = report.when == CRASH_PHASE
         if info.get("acknowledged"):
             self.used_acks.update(self.acks & set(info["details"].get("ack_ids", ())))

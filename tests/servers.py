@@ -25,6 +25,7 @@ class LoopbackServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.bodies: list[tuple[str, str]] = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
 
@@ -109,6 +110,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(int(query.get("code", "503")), {"status": "starting", "hit": hits})
             else:
                 self._send(200, {"status": "ready", "hit": hits})
+        elif path.startswith("/webhook/"):
+            # A webhook receiver: /webhook/<status>/<name> records the body and answers status.
+            with server.lock:
+                server.bodies.append((path, body.decode(errors="replace")))
+            self._send(int(path.split("/")[2]), {"received": True})
         elif path.startswith("/statuspage/"):
             # A status page API (/statuspage/2/api/v2/incidents/unresolved.json: 2 open).
             count = int(path.split("/")[2])

@@ -1,6 +1,7 @@
 """``python: module:function`` actions: a function called as ``function(env, failures)``.
 
 ``env`` is the environment's name and ``failures`` a list of the failed checks as dictionaries.
+The folder of the environments file is importable, as the rootdir is for ``conftest.py``.
 The function runs in a thread so that ``timeout`` bounds the wait; a function still running at
 its timeout is reported as failed and left to finish in the background (a thread cannot be
 killed). Returning normally is success; raising is failure, with the exception as the message.
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..endpoints import parse_duration_key
@@ -43,6 +46,7 @@ class PythonAction:
     name: str
     target: str
     timeout: float
+    base_dir: Path
     type: str = "python"
 
     def describe(self) -> str:
@@ -50,6 +54,9 @@ class PythonAction:
 
     def _function(self) -> Callable[..., Any]:
         module_name, _, attribute = self.target.partition(":")
+        # Like conftest.py, a module next to the environments file is importable.
+        if str(self.base_dir) not in sys.path:
+            sys.path.insert(0, str(self.base_dir))
         module = importlib.import_module(module_name)
         function = getattr(module, attribute)
         if not callable(function):
@@ -100,6 +107,6 @@ def parse(node: YamlMap, context: ParseContext) -> PythonAction:
                           file=context.file, line=node.line_of("python"),
                           key=f"{context.where}.python")
     return PythonAction(
-        name=str(node.get("name") or target), target=target,
+        name=str(node.get("name") or target), target=target, base_dir=context.base_dir,
         timeout=parse_duration_key(node, "timeout", DEFAULT_TIMEOUT, context.file,
                                    context.where))
