@@ -55,9 +55,11 @@ def test_deploy_and_rollback(demo: DemoServer) -> None:
     assert cli(demo, "rollback").returncode == 0
     assert get(demo, "/health").json() == {"status": "healthy", "version": "1.2.3", "checks": {
         "database": "healthy", "queue": "healthy", "scheduler": "healthy"}}
-    refused = cli(demo, "rollback")
-    assert refused.returncode == 1
-    assert "nothing to roll back to" in refused.stderr
+    assert cli(demo, "fault", "--unhealthy", "database").returncode == 0
+    # With no earlier release, a rollback redeploys the current one without the bad change.
+    assert cli(demo, "rollback").returncode == 0
+    assert get(demo, "/health").status_code == 200
+    assert get(demo, "/health").json()["version"] == "1.2.3"
 
 
 def test_login_token_profile_and_workflow_run(demo: DemoServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -275,6 +276,36 @@ def test_repo_suites_catch_an_unhealthy_component(project: Project, demo: DemoSe
         '  FAILED json checks.*: expected every element == "healthy", got ["healthy", '
         '"unhealthy", "healthy"]',
     ])
+
+
+def test_repo_gate_rolls_the_demo_back_once(project: Project, demo: DemoServer,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    copy_repo_suites(project)
+    monkeypatch.setenv("DEMO_PORT", str(demo.server_port))
+    subprocess.run([sys.executable, "-m", "pytest_deploycheck.demo", "fault", "--port",
+                    str(demo.server_port), "--unhealthy", "queue"], check=True,
+                   capture_output=True)
+    suite = project.path / "suites" / "control-plane-health.yaml"
+    suite.write_text(suite.read_text().replace("until: 10s", "until: 1s"))
+    result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "health",
+                       "--gate-report=gate.json", "--audit-log=audit.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "local: rolled_back (2 passed, 1 failed, 0 skipped)",
+        "  FAILED *health endpoint reports healthy[[]local[]]  (suites/control-plane-health.yaml:"
+        "6; on_fail: rollback)",
+        "  ROLLBACK triggered by control-plane-api::health endpoint reports healthy[[]local[]]",
+        "    command 'redeploy previous release': succeeded in *s",
+    ])
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    assert len(report["rollback"]["actions"]) == 1
+    actions = [json.loads(line) for line in (project.path / "audit.jsonl").read_text()
+               .splitlines() if json.loads(line)["event"] == "rollback_action"]
+    assert len(actions) == 1
+    assert httpx.get(f"http://127.0.0.1:{demo.server_port}/health").status_code == 200
 
 
 def test_repo_metric_checks_catch_a_rising_error_rate(project: Project, demo: DemoServer,

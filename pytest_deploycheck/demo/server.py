@@ -259,10 +259,10 @@ class Handler(BaseHTTPRequestHandler):
                 state.history.append((state.version, state.faults))
                 state.version, state.faults = version, _faults(payload, Faults())
             elif path == "/admin/rollback" and method == "POST":
-                if not state.history:
-                    return "/admin", 409, {"error": "nothing to roll back to",
-                                           "version": state.version}, "json"
-                state.version, state.faults = state.history.pop()
+                # Back to the previous release; with none, redeploy the current version as it
+                # was released (a fault switched on by hand is a bad change to undo).
+                state.version, state.faults = state.history.pop() if state.history \
+                    else (state.version, Faults())
             elif not (path == "/admin/state" and method == "GET"):
                 return "/admin", 404, {"error": f"no route for {method} {path}"}, "json"
             return "/admin", 200, {"version": state.version, "faults": state.faults.to_json(),
