@@ -23,6 +23,16 @@ from typing import IO
 
 MAX_OUTPUT = 64 * 1024
 _KILL_WAIT = 2.0
+# JSON Schema of the keys every configured command has (start processes, metric sources,
+# rollback and notify actions), for the schemas of the modules that run one.
+COMMAND_PROPERTIES: dict[str, object] = {
+    "command": {"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}}]},
+    "cwd": {"type": "string"},
+    "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+    "timeout": {"type": ["string", "number"]},
+}
 
 
 def child_environ(extra: dict[str, str] | None = None) -> dict[str, str]:

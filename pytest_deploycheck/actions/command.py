@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..commands import command_of, cwd_of, describe, run_command
+from ..commands import COMMAND_PROPERTIES, command_of, cwd_of, describe, run_command
 from ..endpoints import parse_duration_key
 from ..units import format_duration
 from ..yamlfile import YamlMap
@@ -24,13 +24,7 @@ SCHEMA: Mapping[str, Any] = {
     "required": ["command"],
     "properties": {
         "name": {"type": "string"},
-        "command": {"anyOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}}]},
-        "cwd": {"type": "string"},
-        "env": {"type": "object", "additionalProperties": {"type": ["string", "number",
-                                                                    "boolean"]}},
-        "timeout": {"type": ["string", "number"]},
+        **COMMAND_PROPERTIES,
         "when": {"type": "array", "items": {"type": "string"}},
     },
 }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..commands import MAX_OUTPUT, command_of, cwd_of, describe, run_command
+from ..commands import COMMAND_PROPERTIES, MAX_OUTPUT, command_of, cwd_of, describe, run_command
 from ..endpoints import parse_duration_key
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
@@ -24,13 +24,7 @@ SCHEMA: Mapping[str, Any] = {
     "required": ["type", "command"],
     "properties": {
         "type": {"const": "command"},
-        "command": {"anyOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}}]},
-        "cwd": {"type": "string"},
-        "env": {"type": "object", "additionalProperties": {"type": ["string", "number",
-                                                                    "boolean"]}},
-        "timeout": {"type": ["string", "number"]},
+        **COMMAND_PROPERTIES,
     },
 }
 PLACEHOLDER = "{{ query }}"
