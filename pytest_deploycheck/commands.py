@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .endpoints import parse_duration_key
+from .yamlfile import YamlMap
+
 MAX_OUTPUT = 64 * 1024
 _KILL_WAIT = 2.0
 # JSON Schema of the keys every configured command has (start processes, metric sources,
@@ -71,6 +74,26 @@ def cwd_of(node: Mapping[str, object], base_dir: Path) -> Path:
     """A configured ``cwd``, relative to the folder of the file that configures it."""
     cwd = Path(str(node.get("cwd", ".")))
     return cwd if cwd.is_absolute() else base_dir / cwd
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A configured command: what runs (a string through the shell, a list without one), in
+    which folder, with which extra variables, and for how long at most."""
+
+    command: str | tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    timeout: float
+
+
+def parse_command(node: YamlMap, base_dir: Path, default_timeout: float, file: str,
+                  where: str) -> CommandSpec:
+    """The ``command``, ``cwd``, ``env`` and ``timeout`` keys of ``node`` (schema-checked)."""
+    return CommandSpec(
+        command=command_of(node["command"]), cwd=cwd_of(node, base_dir),
+        env={str(key): str(value) for key, value in node.get("env", {}).items()},
+        timeout=parse_duration_key(node, "timeout", default_timeout, file, where))
 
 
 def describe(command: str | Sequence[str]) -> str:

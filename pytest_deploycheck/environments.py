@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .actions import Action, Notify, parse_notify, parse_rollback
-from .commands import command_of, cwd_of, describe
+from .commands import describe, parse_command
 from .endpoints import Service, parse_duration_key, parse_endpoint
 from .errors import ConfigError
 from .interpolation import interpolate_tree
@@ -182,16 +182,11 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
         for src, node in doc.get("metrics", YamlMap()).items()}
     start: list[StartProcess] = []
     for index, proc in enumerate(doc.get("start", YamlList())):
-        proc_where = f"{where}.start[{index}]"
-        command = command_of(proc["command"])
+        spec = parse_command(proc, source.path.parent, DEFAULT_START_TIMEOUT, file,
+                             f"{where}.start[{index}]")
         start.append(StartProcess(
-            name=str(proc.get("name") or describe(command)),
-            command=command,
-            cwd=cwd_of(proc, source.path.parent),
-            env={k: str(v) for k, v in proc.get("env", {}).items()},
-            ready=proc.get("ready"),
-            timeout=parse_duration_key(proc, "timeout", DEFAULT_START_TIMEOUT, file,
-                                       proc_where),
+            name=str(proc.get("name") or describe(spec.command)), command=spec.command,
+            cwd=spec.cwd, env=spec.env, ready=proc.get("ready"), timeout=spec.timeout,
             file=file, line=proc.line))
     return Environment(
         name=name, description=str(doc.get("description", "")), services=services,

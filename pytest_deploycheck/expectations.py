@@ -14,11 +14,10 @@ import jmespath.exceptions
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from .errors import ConfigError
 from .templating import names_in, render
 from .units import Threshold, format_duration, parse_threshold
 from .validation import suggest
-from .yamlfile import YamlMap, load_file
+from .yamlfile import YamlMap, error_at, load_file
 
 MATCHERS = ("eq", "ne", "lt", "lte", "gt", "gte", "regex", "one_of", "exists", "type", "contains")
 # Matchers that judge each element of a projection (``checks.*``) rather than the whole list.
@@ -262,16 +261,12 @@ def compile_jmespath(expr: str) -> Any:
         raise ValueError(f"bad JMESPath expression {expr!r}: {first}{at}{hint}") from None
 
 
-def _fail(message: str, node: YamlMap, key: str, where: str) -> ConfigError:
-    return ConfigError(message, file=node.file, line=node.line_of(key), key=f"{where}.{key}")
-
-
 def _regex(pattern: str, node: YamlMap, key: str, where: str) -> str:
     if "{{" not in pattern:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise _fail(f"bad regex {pattern!r}: {exc}", node, key, where) from None
+            raise error_at(f"bad regex {pattern!r}: {exc}", node, key, where) from None
     return pattern
 
 
@@ -279,9 +274,9 @@ def _threshold(node: YamlMap, key: str, where: str, *, duration: bool) -> Thresh
     try:
         threshold = parse_threshold(node[key])
     except ValueError as exc:
-        raise _fail(str(exc), node, key, where) from None
+        raise error_at(str(exc), node, key, where) from None
     if duration and threshold.text.rstrip()[-1:] == "%":
-        raise _fail(f"{threshold.text!r}: a time needs a time unit, not %", node, key, where)
+        raise error_at(f"{threshold.text!r}: a time needs a time unit, not %", node, key, where)
     return threshold
 
 
@@ -291,25 +286,25 @@ def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
         try:
             compiled = compile_jmespath(expr)
         except ValueError as exc:
-            raise _fail(str(exc), node, expr, where) from None
+            raise error_at(str(exc), node, expr, where) from None
         projection = compiled.parsed.get("type") in _PROJECTIONS
         matcher, value = "eq", expected
         if isinstance(expected, Mapping) and len(expected) == 1:
             (name, value), = expected.items()
             if name not in MATCHERS:
-                raise _fail(f"unknown matcher '{name}'{suggest(name, MATCHERS)}; matchers: "
+                raise error_at(f"unknown matcher '{name}'{suggest(name, MATCHERS)}; matchers: "
                             f"{', '.join(MATCHERS)}", node, expr, where)
             matcher = name
             if matcher == "regex":
                 value = _regex(str(value), node, expr, where)
             elif matcher == "one_of" and not isinstance(value, list):
-                raise _fail("one_of needs a list", node, expr, where)
+                raise error_at("one_of needs a list", node, expr, where)
             elif matcher == "type" and value not in _JSON_TYPES:
-                raise _fail(f"unknown type {value!r}; types: {', '.join(_JSON_TYPES)}",
+                raise error_at(f"unknown type {value!r}; types: {', '.join(_JSON_TYPES)}",
                             node, expr, where)
             elif matcher in ("lt", "lte", "gt", "gte") and not (
                     _number(value) or (isinstance(value, str) and "{{" in value)):
-                raise _fail(f"{matcher} needs a number, got {value!r}", node, expr, where)
+                raise error_at(f"{matcher} needs a number, got {value!r}", node, expr, where)
         elif isinstance(expected, Mapping):
             matcher, value = "eq", expected
         rules.append(JsonRule(expr=expr, compiled=compiled, projection=projection,
@@ -322,19 +317,19 @@ def load_schema(value: Any, node: YamlMap, where: str, base_dir: Any) -> Any:
     if isinstance(value, str):
         path = base_dir / value
         if not path.is_file():
-            raise _fail(f"schema file {value!r} not found (looked at {path})", node, "schema",
+            raise error_at(f"schema file {value!r} not found (looked at {path})", node, "schema",
                         where)
         schema = load_file(path, str(path))
     else:
         schema = value
     if not isinstance(schema, Mapping):
-        raise _fail("a schema must be a mapping", node, "schema", where)
+        raise error_at("a schema must be a mapping", node, "schema", where)
     schema = json.loads(json.dumps(schema, default=str))
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise _fail(f"invalid JSON Schema: {exc.message}", node, "schema", where) from None
+        raise error_at(f"invalid JSON Schema: {exc.message}", node, "schema", where) from None
     return cls(schema)
 
 
@@ -347,14 +342,15 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any) -> Expectation:
         for item in raw:
             if not (isinstance(item, int) or "{{" in str(item)
                     or re.fullmatch(r"[1-5]xx|[1-5]\d\d", str(item))):
-                raise _fail(f"{item!r} is not a status (use e.g. 200 or 2xx)", node, "status",
+                raise error_at(f"{item!r} is not a status (use e.g. 200 or 2xx)", node, "status",
                             where)
         status = tuple(int(s) if str(s).isdigit() else str(s) for s in raw)
     headers = []
     for name, value in node.get("headers", {}).items():
         if isinstance(value, Mapping):
             if set(value) != {"regex"}:
-                raise _fail(f"header {name}: use a value or {{regex: ...}}", node, "headers", where)
+                raise error_at(f"header {name}: use a value or {{regex: ...}}", node, "headers",
+                               where)
             headers.append(HeaderRule(name, _regex(str(value["regex"]), node, "headers", where),
                                       True))
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from .errors import DeploycheckError
 from .secrets import Redactor
 
 OK_VERDICTS = frozenset({"passed", "passed_with_warnings"})
-MODES = ("auto", "dry-run", "off")
 # How bad an item's outcome is, to keep the worst of its setup, call and teardown reports.
 _RANK = {"passed": 0, "skipped": 1, "warned": 2, "inconclusive": 3, "failed": 4}
 
@@ -102,10 +101,18 @@ class EnvGate:
     rollback: RollbackRun | None = None
     notify: list[ActionResult] = field(default_factory=list)
     verdict: str | None = None
+    needs_rollback: bool = False  # a rollback-gate check has failed
 
     def add(self, record: CheckRecord) -> None:
         previous = self.records.get(record.nodeid)
         self.records[record.nodeid] = previous.merge(record) if previous else record
+
+    def counts(self) -> dict[str, int]:
+        """How many items ended with each outcome."""
+        counts = dict.fromkeys(("passed", "failed", "skipped", "inconclusive", "warned"), 0)
+        for record in self.records.values():
+            counts[record.outcome] += 1
+        return counts
 
     def rollback_failures(self) -> list[CheckRecord]:
         return [r for r in self.records.values()
@@ -162,9 +169,11 @@ class Gate:
         """Add ``record``; True when it makes its environment need a rollback for the first
         time (the moment ``--rollback-fast`` acts on)."""
         gate = self.env(record.env)
-        before = bool(gate.rollback_failures())
         gate.add(record)
-        return not before and bool(gate.rollback_failures()) and gate.rollback is None
+        if gate.rollback is not None or gate.needs_rollback:
+            return False
+        gate.needs_rollback = record.outcome == "failed" and record.on_fail == "rollback"
+        return gate.needs_rollback
 
     def audit(self, event: str, **fields: Any) -> None:
         """One line per decision and action; a log that cannot be written is reported, and
@@ -173,7 +182,7 @@ class Gate:
             return
         line = {"time": now_iso(), "event": event, **fields}
         try:
-            append_json_line(self.audit_log, _redacted(line, self.redactor))
+            append_json_line(self.audit_log, self.redactor.redact_data(line))
         except OSError as exc:
             self.audit_errors.append(f"cannot append to the audit log {self.audit_log}: {exc}")
 
@@ -194,7 +203,7 @@ class Gate:
             run.actions.append(ActionResult("resolve environment", "config", "failed", str(exc)))
             self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
             return run
-        data = [_redacted(r.to_json(), self.redactor) for r in failures]
+        data = [self.redactor.redact_data(r.to_json()) for r in failures]
         failures_file = self.state_dir / f"{env_name}.rollback-failures.json"
         try:
             write_json_atomic(failures_file, data)
@@ -234,9 +243,7 @@ class Gate:
         for name, gate in self.envs.items():
             gate.verdict = gate.decide()
             verdicts[name] = gate.verdict
-            counts: dict[str, int] = {}
-            for record in gate.records.values():
-                counts[record.outcome] = counts.get(record.outcome, 0) + 1
+            counts = {k: n for k, n in gate.counts().items() if n}
             self.audit("verdict", env=name, verdict=gate.verdict, counts=counts)
             if notify:
                 self._notify(gate)
@@ -247,7 +254,7 @@ class Gate:
             environment = self.environment(gate.env)
         except DeploycheckError:
             return
-        failures = [_redacted(r.to_json(), self.redactor) for r in gate.records.values()
+        failures = [self.redactor.redact_data(r.to_json()) for r in gate.records.values()
                     if r.outcome == "failed"]
         context = None
         for notify in environment.notify:
@@ -268,16 +275,5 @@ class Gate:
         finished = now_iso()
         objects = [gate.to_json(self.started, finished) for gate in self.envs.values()]
         document = objects[0] if len(objects) == 1 else {"environments": objects}
-        redacted: dict[str, Any] = _redacted(document, self.redactor)
+        redacted: dict[str, Any] = self.redactor.redact_data(document)
         return redacted
-
-
-def _redacted(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor.redact(value)
-    if isinstance(value, Mapping):
-        return {k: _redacted(v, redactor) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        return [_redacted(v, redactor) for v in value]
-    return value
-

@@ -17,7 +17,7 @@ from .units import (
     parse_relative,
     parse_threshold,
 )
-from .yamlfile import YamlMap
+from .yamlfile import YamlMap, error_at
 
 AGGREGATES: Mapping[str, Callable[[Sequence[float]], float]] = {
     "max": max, "min": min, "avg": statistics.fmean, "last": lambda values: values[-1],
@@ -97,38 +97,34 @@ METRIC_KEYS = ("source", "query", "threshold", "between", "window", "step", "agg
                "series", "observe", "no_data", "non_finite", "baseline")
 
 
-def _error(message: str, node: YamlMap, key: str, where: str) -> ConfigError:
-    return ConfigError(message, file=node.file, line=node.line_of(key), key=f"{where}.{key}")
-
-
 def _duration(node: YamlMap, key: str, where: str, positive: bool = True) -> float | None:
     if key not in node:
         return None
     try:
         value = parse_duration(node[key])
     except ValueError as exc:
-        raise _error(str(exc), node, key, where) from None
+        raise error_at(str(exc), node, key, where) from None
     if positive and value <= 0:
-        raise _error(f"{key} must be longer than 0", node, key, where)
+        raise error_at(f"{key} must be longer than 0", node, key, where)
     return value
 
 
 def _rule(node: YamlMap, where: str) -> Rule | None:
     if "threshold" in node and "between" in node:
-        raise _error("use either 'threshold' or 'between', not both", node, "between", where)
+        raise error_at("use either 'threshold' or 'between', not both", node, "between", where)
     if "threshold" in node:
         try:
             return parse_threshold(node["threshold"])
         except ValueError as exc:
-            raise _error(str(exc), node, "threshold", where) from None
+            raise error_at(str(exc), node, "threshold", where) from None
     if "between" in node:
         pair = node["between"]
         try:
             low, high = (parse_quantity(value) for value in pair)
         except ValueError as exc:
-            raise _error(str(exc), node, "between", where) from None
+            raise error_at(str(exc), node, "between", where) from None
         if low > high:
-            raise _error(f"between: {pair[0]} is above {pair[1]}; write [low, high]", node,
+            raise error_at(f"between: {pair[0]} is above {pair[1]}; write [low, high]", node,
                          "between", where)
         return Between(low, high, f"between {pair[0]} and {pair[1]}")
     return None
@@ -143,10 +139,10 @@ def _observe(node: YamlMap, where: str, timeout: float | None) -> Observe | None
     interval = _duration(spec, "interval", inner)
     assert duration is not None and interval is not None  # required by the schema
     if interval > duration:
-        raise _error(f"interval ({format_duration(interval)}) is longer than the duration "
+        raise error_at(f"interval ({format_duration(interval)}) is longer than the duration "
                      f"({format_duration(duration)})", spec, "interval", inner)
     if timeout is not None and timeout <= duration:
-        raise _error(f"the check's timeout ({format_duration(timeout)}) ends the observation "
+        raise error_at(f"the check's timeout ({format_duration(timeout)}) ends the observation "
                      f"before its duration ({format_duration(duration)}); raise or drop it",
                      node, "timeout", where)
     return Observe(duration=duration, interval=interval,
@@ -162,19 +158,19 @@ def parse_metric(node: YamlMap, where: str, timeout: float | None) -> MetricSpec
         try:
             baseline = parse_relative(node["baseline"]["relative"])
         except ValueError as exc:
-            raise _error(str(exc), node["baseline"], "relative", f"{where}.baseline") from None
+            raise error_at(str(exc), node["baseline"], "relative", f"{where}.baseline") from None
     if rule is None and baseline is None:
         raise ConfigError("a metric check needs 'threshold', 'between' or 'baseline'",
                           file=node.file, line=node.line, key=where)
     window = _duration(node, "window", where)
     step = _duration(node, "step", where)
     if step is not None and window is None:
-        raise _error("'step' only applies with 'window'", node, "step", where)
+        raise error_at("'step' only applies with 'window'", node, "step", where)
     if window is not None and step is not None and step > window:
-        raise _error(f"step ({format_duration(step)}) is longer than the window "
+        raise error_at(f"step ({format_duration(step)}) is longer than the window "
                      f"({format_duration(window)})", node, "step", where)
     if "aggregate" in node and window is None:
-        raise _error("'aggregate' summarises the samples of a 'window'; add a window", node,
+        raise error_at("'aggregate' summarises the samples of a 'window'; add a window", node,
                      "aggregate", where)
     return MetricSpec(
         source=node.get("source", "default"), query=node["query"], rule=rule, window=window,

@@ -208,7 +208,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
             "inconclusive": result is not None and result.outcome == "inconclusive",
             "note": redactor.redact(result.note) if result is not None else "",
-            "details": json.loads(redactor.redact(json.dumps(details, default=str))),
+            # JSON-safe (xdist serialises reports), then redacted.
+            "details": redactor.redact_data(json.loads(json.dumps(details, default=str))),
             # The --ack value that acknowledged a manual step or emergency window, if any.
             "acknowledged": details.get("acknowledged"),
         }

@@ -141,8 +141,7 @@ class GatePlugin:
         terminalreporter.section("deploycheck")
         for env, gate in self.gate.envs.items():
             records = list(gate.records.values())
-            count = {o: sum(r.outcome == o for r in records)
-                     for o in ("passed", "failed", "skipped", "inconclusive", "warned")}
+            count = gate.counts()
             verdict = gate.verdict or gate.decide()
             ok = verdict in OK_VERDICTS
             counts = f"{count['passed'] + count['warned']} passed, {count['failed']} failed, " \

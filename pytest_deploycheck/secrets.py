@@ -6,6 +6,7 @@ import base64
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 MASK = "***"
@@ -73,6 +74,16 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def redact_data(self, value: Any) -> Any:
+        """A copy of plain data (dicts, lists, scalars) with every string redacted."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {key: self.redact_data(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.redact_data(item) for item in value]
+        return value
 
     def redact_headers(self, headers: Iterable[tuple[str, str]] | Mapping[str, str]
                        ) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
 from .templating import names_in
 from .units import parse_duration
 from .validation import validate
-from .yamlfile import YamlList, YamlMap, load_file
+from .yamlfile import YamlMap, error_at, load_file
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -156,32 +156,25 @@ class CheckInstance:
         return scope
 
 
-def _err(message: str, node: YamlMap | YamlList, key: str | int | None, where: str) -> ConfigError:
-    line = node.line_of(key) if key is not None else node.line  # type: ignore[arg-type]
-    full = where if key is None else (f"{where}[{key}]" if isinstance(key, int) else
-                                      f"{where}.{key}" if where else key)
-    return ConfigError(message, file=node.file, line=line, key=full or None)
-
-
 def _duration(node: YamlMap, key: str, where: str) -> float | None:
     if key not in node:
         return None
     try:
         return parse_duration(node[key])
     except ValueError as exc:
-        raise _err(str(exc), node, key, where) from None
+        raise error_at(str(exc), node, key, where) from None
 
 
 def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
     if ("path" in node) == ("url" in node):
-        raise _err("a request needs exactly one of 'path' (on a service) or 'url'", node, None,
+        raise error_at("a request needs exactly one of 'path' (on a service) or 'url'", node, None,
                    where)
     service = node.get("service", default_service)
     if "path" in node and not service:
-        raise _err("no service for this path: set 'service' on the suite, the check or the "
+        raise error_at("no service for this path: set 'service' on the suite, the check or the "
                    "request, or use 'url'", node, "path", where)
     if "json" in node and "body" in node:
-        raise _err("use either 'json' or 'body', not both", node, "body", where)
+        raise error_at("use either 'json' or 'body', not both", node, "body", where)
     return Request(
         method=str(node.get("method", "GET")).upper(), path=node.get("path"), url=node.get("url"),
         service=service if "path" in node else None,
@@ -197,7 +190,7 @@ def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
             out[name] = compile_jmespath(expr)
         except ValueError as exc:
             assert isinstance(node, YamlMap)
-            raise _err(str(exc), node, name, where) from None
+            raise error_at(str(exc), node, name, where) from None
     return out
 
 
@@ -210,7 +203,7 @@ def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
                   stop_if=parse_expectation(node["stop_if"], f"{where}.stop_if", base_dir)
                   if "stop_if" in node else None)
     if retry.until is None and retry.attempts is None:
-        raise _err("retry needs 'until' or 'attempts'", node, None, where)
+        raise error_at("retry needs 'until' or 'attempts'", node, None, where)
     return retry
 
 
@@ -220,7 +213,7 @@ def _step(node: YamlMap, where: str, name: str, default_service: str | None,
     expect = node.get("expect", YamlMap())
     for key in COMMAND_EXPECT_KEYS:
         if key in expect:
-            raise _err(f"'{key}' is an expectation of a checklist command, not of a request",
+            raise error_at(f"'{key}' is an expectation of a checklist command, not of a request",
                        expect, key, f"{where}.expect")
     return Step(
         name=name,
@@ -244,7 +237,7 @@ def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
         keys = list(combos[0])
         for index, combo in enumerate(combos):
             if list(combo) != keys:
-                raise _err(f"every parametrize entry needs the keys {keys}", node, index, where)
+                raise error_at(f"every parametrize entry needs the keys {keys}", node, index, where)
     sets, seen = [], set()
     for index, combo in enumerate(combos):
         parts = [str(v) if isinstance(v, (str, int, float, bool)) else f"{k}{index}"
@@ -271,9 +264,9 @@ def _kind_keys(node: YamlMap, where: str) -> None:
     kind = node["kind"]
     for key in node:
         if key in _KIND_KEYS and key not in _OWN_KEYS[kind]:
-            raise _err(f"'{key}' does not apply to a {kind} check", node, key, where)
+            raise error_at(f"'{key}' does not apply to a {kind} check", node, key, where)
     if kind == "metric" and "query" not in node:
-        raise _err("a metric check needs 'query'", node, None, where)
+        raise error_at("a metric check needs 'query'", node, None, where)
 
 
 def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tuple[Step, ...]:
@@ -283,12 +276,13 @@ def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tu
     if "steps" in node:
         for key in ("request", "expect", "save", "allow_write"):
             if key in node:
-                raise _err(f"'{key}' belongs in a step when a check has 'steps'", node, key, where)
+                raise error_at(f"'{key}' belongs in a step when a check has 'steps'", node, key,
+                               where)
         return tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
                            service, base_dir) for i, step in enumerate(node["steps"]))
     if "request" in node:
         return (_step(node, where, node["name"], service, base_dir),)
-    raise _err("a health or smoke check needs 'request' or 'steps'", node, None, where)
+    raise error_at("a health or smoke check needs 'request' or 'steps'", node, None, where)
 
 
 def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str,
@@ -327,7 +321,7 @@ def load_suite(path: Path, display: str) -> Suite:
     for index, node in enumerate(doc["checks"]):
         where = f"checks[{index}]"
         if node["name"] in seen:
-            raise _err(f"duplicate check name {node['name']!r} (first at line "
+            raise error_at(f"duplicate check name {node['name']!r} (first at line "
                        f"{seen[node['name']]})", node, "name", where)
         seen[node["name"]] = node.line
         checks.append(_check(node, where, doc, name, display, path.parent))

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from .errors import ConfigError
 from .validation import suggest
-from .yamlfile import YamlList, YamlMap
+from .yamlfile import YamlList, YamlMap, error_at
 
 UTC = dt.UTC
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -239,17 +238,11 @@ def describe_window(decision: Decision) -> str:
 
 # --- parsing ------------------------------------------------------------------------------
 
-def _error(message: str, node: YamlMap | YamlList, key: str | int, where: str) -> ConfigError:
-    line = node.line_of(key)  # type: ignore[arg-type]
-    full = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
-    return ConfigError(message, file=node.file, line=line, key=full)
-
-
 def parse_tz(name: Any, node: YamlMap, key: str, where: str) -> ZoneInfo:
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
-        raise _error(f"unknown time zone {name!r}{suggest(str(name), available_timezones())} "
+        raise error_at(f"unknown time zone {name!r}{suggest(str(name), available_timezones())} "
                      f"(use an IANA name such as UTC or Europe/Berlin)", node, key,
                      where) from None
 
@@ -264,12 +257,12 @@ def _days(value: Any, node: YamlMap, where: str) -> frozenset[int]:
             a = _day(first)
             b = _day(last) if last else a
         except KeyError as exc:
-            raise _error(f"unknown weekday {exc.args[0]!r}{suggest(exc.args[0], DAY_NAMES)}; "
+            raise error_at(f"unknown weekday {exc.args[0]!r}{suggest(exc.args[0], DAY_NAMES)}; "
                          f"use {', '.join(DAY_NAMES)} or a range like mon-thu", node, "days",
                          where) from None
         days.update((a + i) % 7 for i in range((b - a) % 7 + 1))
     if not days:
-        raise _error("an empty list of days never matches", node, "days", where)
+        raise error_at("an empty list of days never matches", node, "days", where)
     return frozenset(days)
 
 
@@ -286,11 +279,11 @@ def _minutes(node: YamlMap, key: str, default: int, where: str) -> int:
         return default
     value = node[key]
     if isinstance(value, int) and not isinstance(value, bool):
-        raise _error(f"{value!r} is not a time of day; quote it, e.g. \"14:00\" (unquoted, "
+        raise error_at(f"{value!r} is not a time of day; quote it, e.g. \"14:00\" (unquoted, "
                      f"YAML reads 14:00 as the number 840)", node, key, where)
     match = _TIME.match(str(value).strip())
     if not match:
-        raise _error(f"{value!r} is not a time of day (use \"HH:MM\", 00:00 to 24:00)", node,
+        raise error_at(f"{value!r} is not a time of day (use \"HH:MM\", 00:00 to 24:00)", node,
                      key, where)
     if not match.group(1):
         return 1440
@@ -300,7 +293,7 @@ def _minutes(node: YamlMap, key: str, default: int, where: str) -> int:
 def _weekly(node: YamlMap, where: str, tz: ZoneInfo) -> Weekly:
     start, end = _minutes(node, "start", 0, where), _minutes(node, "end", 1440, where)
     if start == end or (start == 1440):
-        raise _error(f"start {_hhmm(start)} and end {_hhmm(end)} make an empty window", node,
+        raise error_at(f"start {_hhmm(start)} and end {_hhmm(end)} make an empty window", node,
                      "end", where)
     days = _days(node["days"], node, where) if "days" in node else frozenset(range(7))
     return Weekly(days=days, start=start, end=end, tz=tz)
@@ -321,7 +314,7 @@ def _instant(value: Any, node: YamlMap, key: str, where: str, tz: ZoneInfo
         try:
             dt.date(2000, *pair)
         except ValueError:
-            raise _error(f"{text!r} is not a month-day", node, key, where) from None
+            raise error_at(f"{text!r} is not a month-day", node, key, where) from None
         return None, pair, None
     try:
         if re.fullmatch(r"\d{4}-\d\d-\d\d", text):
@@ -329,7 +322,7 @@ def _instant(value: Any, node: YamlMap, key: str, where: str, tz: ZoneInfo
             return _utc(day, 0, tz), None, day
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _error(f"{value!r} is not a date (2026-12-15), a date and time "
+        raise error_at(f"{value!r} is not a date (2026-12-15), a date and time "
                      f"(2026-12-15T18:00, with an optional offset) or a yearly month-day "
                      f"(12-15)", node, key, where) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
@@ -339,13 +332,13 @@ def _instant(value: Any, node: YamlMap, key: str, where: str, tz: ZoneInfo
 def _dated(node: YamlMap, where: str, tz: ZoneInfo) -> Dated:
     for key in ("from", "to"):
         if key not in node:
-            raise _error("a dated blackout needs 'from' and 'to' (or use 'days')", node, key,
+            raise error_at("a dated blackout needs 'from' and 'to' (or use 'days')", node, key,
                          where)
     start, start_md, _ = _instant(node["from"], node, "from", where, tz)
     end, end_md, end_day = _instant(node["to"], node, "to", where, tz)
     text = f"{node['from']} - {node['to']}"
     if (start_md is None) != (end_md is None):
-        raise _error("'from' and 'to' must both be yearly month-days (12-15) or both dates",
+        raise error_at("'from' and 'to' must both be yearly month-days (12-15) or both dates",
                      node, "to", where)
     if start_md is not None and end_md is not None:
         return Dated(None, None, (start_md, end_md), tz, text)
@@ -353,15 +346,14 @@ def _dated(node: YamlMap, where: str, tz: ZoneInfo) -> Dated:
     if end_day is not None:  # a date in 'to' includes that whole day
         end = _utc(end_day, 1440, tz)
     if start >= end:
-        raise _error(f"'from' ({node['from']}) is after 'to' ({node['to']})", node, "from",
+        raise error_at(f"'from' ({node['from']}) is after 'to' ({node['to']})", node, "from",
                      where)
     return Dated(start, end, None, tz, text)
 
 
 def parse_windows(node: YamlMap, where: str) -> DeployWindows:
     """A :class:`DeployWindows` from an environment's ``windows:`` (already schema-checked)."""
-    default_tz = parse_tz(node.get("tz", "UTC"), node, "tz", where) if "tz" in node \
-        else ZoneInfo("UTC")
+    default_tz = parse_tz(node["tz"], node, "tz", where) if "tz" in node else ZoneInfo("UTC")
     allow: list[AllowWindow] = []
     for index, entry in enumerate(node.get("allow", YamlList())):
         entry_where = f"{where}.allow[{index}]"
@@ -375,7 +367,7 @@ def parse_windows(node: YamlMap, where: str) -> DeployWindows:
         if "days" in entry or "start" in entry:
             for key in ("from", "to"):
                 if key in entry:
-                    raise _error("a blackout has either 'days' (weekly) or 'from'/'to' "
+                    raise error_at("a blackout has either 'days' (weekly) or 'from'/'to' "
                                  "(dates), not both", entry, key, entry_where)
             rule: Weekly | Dated = _weekly(entry, entry_where, tz)
         else:

@@ -122,3 +122,14 @@ def load_file(path: Path, display: str | None = None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", file=name) from None
     return load_text(text, name)
+
+
+def error_at(message: str, node: YamlMap | YamlList, key: str | int | None,
+             where: str) -> ConfigError:
+    """A :class:`ConfigError` at ``node[key]`` (or at ``node`` when ``key`` is None), where
+    ``where`` is the key path of ``node`` in its file (``checks[2]``)."""
+    if key is None:
+        return ConfigError(message, file=node.file, line=node.line, key=where or None)
+    line = node.line_of(key)  # type: ignore[arg-type]
+    path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key
+    return ConfigError(message, file=node.file, line=line, key=path)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..commands import COMMAND_PROPERTIES, command_of, cwd_of, describe, run_command
-from ..endpoints import parse_duration_key
+from ..commands import COMMAND_PROPERTIES, CommandSpec, describe, parse_command, run_command
 from ..units import format_duration
 from ..yamlfile import YamlMap
 from .base import ActionContext, ActionResult, ParseContext, last_chars
@@ -33,25 +31,28 @@ SCHEMA: Mapping[str, Any] = {
 @dataclass(frozen=True)
 class CommandAction:
     name: str
-    command: str | tuple[str, ...]
-    cwd: Path
-    env: Mapping[str, str]
-    timeout: float
+    spec: CommandSpec
     type: str = "command"
 
+    @property
+    def timeout(self) -> float:
+        return self.spec.timeout
+
     def describe(self) -> str:
-        return f"command {describe(self.command)} (timeout {format_duration(self.timeout)})"
+        return f"command {describe(self.spec.command)} (timeout {format_duration(self.timeout)})"
 
     def run(self, context: ActionContext) -> ActionResult:
-        extra = {**self.env, "DEPLOYCHECK_ENV": context.env,
+        extra = {**self.spec.env, "DEPLOYCHECK_ENV": context.env,
                  "DEPLOYCHECK_FAILURES": str(context.failures_file)}
         if context.verdict:
             extra["DEPLOYCHECK_VERDICT"] = context.verdict
         try:
-            result = run_command(self.command, timeout=self.timeout, cwd=self.cwd, env=extra)
+            result = run_command(self.spec.command, timeout=self.timeout, cwd=self.spec.cwd,
+                                 env=extra)
         except OSError as exc:
             return ActionResult(self.name, self.type, "failed",
-                                f"cannot run {describe(self.command)}: {exc.strerror or exc}")
+                                f"cannot run {describe(self.spec.command)}: "
+                                f"{exc.strerror or exc}")
         redactor = context.redactor.with_variables(extra)
         output = redactor.redact(last_chars((result.stdout + result.stderr).strip()))
         if result.timed_out:
@@ -66,10 +67,5 @@ class CommandAction:
 
 
 def parse(node: YamlMap, context: ParseContext) -> CommandAction:
-    command = command_of(node["command"])
-    return CommandAction(
-        name=str(node.get("name") or describe(command)), command=command,
-        cwd=cwd_of(node, context.base_dir),
-        env={str(k): str(v) for k, v in node.get("env", {}).items()},
-        timeout=parse_duration_key(node, "timeout", DEFAULT_TIMEOUT, context.file,
-                                   context.where))
+    spec = parse_command(node, context.base_dir, DEFAULT_TIMEOUT, context.file, context.where)
+    return CommandAction(name=str(node.get("name") or describe(spec.command)), spec=spec)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ..errors import ConfigError
-from ..yamlfile import YamlMap
+from ..yamlfile import YamlMap, error_at
 from . import command, envvars, files, git, manual, window
 from .base import Context, Entry, Outcome
 
@@ -27,21 +26,16 @@ KEYS = tuple(dict.fromkeys([*command.KEYS, *envvars.KEYS, *files.KEYS, *git.KEYS
 _HTTP_ONLY = ("save", "allow_write", "retry", "service")
 
 
-def _error(message: str, node: YamlMap, key: str | None, where: str) -> ConfigError:
-    return ConfigError(message, file=node.file, line=node.line_of(key) if key else node.line,
-                       key=f"{where}.{key}" if key else where)
-
-
 def parse_entry(node: YamlMap, where: str) -> Entry | None:
     """The entry of checklist check ``node``, or None when it is a request (run as HTTP)."""
     present = [key for key in ENTRY_TYPES if key in node]
     http = [key for key in ("request", "steps") if key in node]
     if len(present) + len(http) > 1:
         both = [*present, *http]
-        raise _error(f"a checklist check does one thing, but this one has {both[0]!r} and "
+        raise error_at(f"a checklist check does one thing, but this one has {both[0]!r} and "
                      f"{both[1]!r}; split it into two checks", node, both[1], where)
     if not present and not http:
-        raise _error(f"a checklist check needs one of: {', '.join(ENTRY_TYPES)}, request or "
+        raise error_at(f"a checklist check needs one of: {', '.join(ENTRY_TYPES)}, request or "
                      f"steps", node, None, where)
     if http:
         return None
@@ -49,9 +43,9 @@ def parse_entry(node: YamlMap, where: str) -> Entry | None:
     allowed = set(command.KEYS) | {"expect"} if kind == "command" else {kind}
     for key in (*KEYS, "expect", *_HTTP_ONLY):
         if key in node and key not in allowed:
-            raise _error(f"'{key}' does not apply to a '{kind}' checklist check", node, key,
+            raise error_at(f"'{key}' does not apply to a '{kind}' checklist check", node, key,
                          where)
     if kind == "window" and node["window"] is not True:
-        raise _error(f"window: {node['window']!r}: a checklist check takes 'window: true' (the "
+        raise error_at(f"window: {node['window']!r}: a checklist check takes 'window: true' (the "
                      f"environment's windows:)", node, "window", where)
     return ENTRY_TYPES[kind](node, where)

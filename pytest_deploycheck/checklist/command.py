@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..commands import MAX_OUTPUT, command_of, describe, run_command
-from ..errors import CheckError, ConfigError
+from ..errors import CheckError
 from ..templating import names_in, render, render_command
 from ..units import format_duration
-from ..yamlfile import YamlMap
+from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome, tail
 
 KEYS = ("command", "cwd", "env")
@@ -101,17 +101,15 @@ def _regex(node: YamlMap, key: str, where: str) -> re.Pattern[str] | None:
     try:
         return re.compile(str(node[key]), re.MULTILINE)
     except re.error as exc:
-        raise ConfigError(f"invalid regex {node[key]!r}: {exc}", file=node.file,
-                          line=node.line_of(key), key=f"{where}.{key}") from None
+        raise error_at(f"invalid regex {node[key]!r}: {exc}", node, key, where) from None
 
 
 def parse(node: YamlMap, where: str) -> CommandEntry:
     expect = node.get("expect", YamlMap())
     for key in expect:
         if key not in EXPECT_KEYS:
-            raise ConfigError(f"'{key}' is not an expectation of a command; use "
-                              f"{', '.join(EXPECT_KEYS)}", file=expect.file,
-                              line=expect.line_of(key), key=f"{where}.expect.{key}")
+            raise error_at(f"'{key}' is not an expectation of a command; use "
+                           f"{', '.join(EXPECT_KEYS)}", expect, key, f"{where}.expect")
     codes = expect.get("exit_code", 0)
     return CommandEntry(
         command=command_of(node["command"]), cwd=node.get("cwd"),

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CheckError, ConfigError
+from ..errors import CheckError
 from ..templating import names_in, render
 from ..units import format_duration, parse_duration
-from ..yamlfile import YamlMap
+from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome
 
 KEYS = ("files",)
@@ -89,7 +89,6 @@ def parse(node: YamlMap, where: str) -> FilesEntry:
             try:
                 max_age = parse_duration(item["max_age"])
             except ValueError as exc:
-                raise ConfigError(str(exc), file=item.file, line=item.line_of("max_age"),
-                                  key=f"{where}.files[{index}].max_age") from None
+                raise error_at(str(exc), item, "max_age", f"{where}.files[{index}]") from None
         rules.append(FileRule(str(item["path"]), max_age, str(item.get("max_age", ""))))
     return FilesEntry(tuple(rules))

@@ -10,11 +10,16 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..commands import COMMAND_PROPERTIES, MAX_OUTPUT, command_of, cwd_of, describe, run_command
-from ..endpoints import parse_duration_key
+from ..commands import (
+    COMMAND_PROPERTIES,
+    MAX_OUTPUT,
+    CommandSpec,
+    describe,
+    parse_command,
+    run_command,
+)
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
@@ -31,35 +36,34 @@ PLACEHOLDER = "{{ query }}"
 
 
 def from_yaml(name: str, node: YamlMap, context: SourceContext) -> CommandSource:
-    return CommandSource(
-        name=name, command=command_of(node["command"]), cwd=cwd_of(node, context.base_dir),
-        env={key: str(value) for key, value in node.get("env", {}).items()},
-        timeout=parse_duration_key(node, "timeout", context.timeout, context.file,
-                                   context.where))
+    return CommandSource(name=name, spec=parse_command(node, context.base_dir, context.timeout,
+                                                       context.file, context.where))
 
 
 @dataclass(frozen=True)
 class CommandSource:
     name: str
-    command: str | tuple[str, ...]
-    cwd: Path
-    env: Mapping[str, str]
-    timeout: float
+    spec: CommandSpec
     history: bool = False
 
+    @property
+    def timeout(self) -> float:
+        return self.spec.timeout
+
     def describe(self) -> str:
-        return f"command {describe(self.command)}"
+        return f"command {describe(self.spec.command)}"
 
     def query_error(self, query: str) -> str | None:
         return None  # only the server can tell
 
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
-        if isinstance(self.command, str):
-            command: str | list[str] = self.command.replace(PLACEHOLDER, shlex.quote(query))
+        written = self.spec.command
+        if isinstance(written, str):
+            command: str | list[str] = written.replace(PLACEHOLDER, shlex.quote(query))
         else:
-            command = [part.replace(PLACEHOLDER, query) for part in self.command]
+            command = [part.replace(PLACEHOLDER, query) for part in written]
         try:
-            result = run_command(command, timeout=timeout, cwd=self.cwd, env=self.env)
+            result = run_command(command, timeout=timeout, cwd=self.spec.cwd, env=self.spec.env)
         except OSError as exc:
             raise MetricQueryError(f"cannot run {describe(command)}: {exc}") from None
         if result.timed_out:
