@@ -28,7 +28,7 @@ from .secrets import Redactor
 from .state import Baseline, StateStore
 from .suites import CheckInstance
 from .templating import render
-from .units import format_duration
+from .units import format_duration, parse_duration
 
 MAX_SAMPLES_SHOWN = 200
 MAX_SAMPLES_KEPT = 1000
@@ -375,3 +375,37 @@ class MetricRunner:
 def _baseline_id(instance: CheckInstance) -> str:
     suffix = f"[{instance.params.id}]" if instance.params else ""
     return instance.check.id + suffix
+
+
+class MetricReader:
+    """``metric(source)`` in Python checks: one metric source of one environment, queried now.
+
+    Both methods want the query to return one series (``sum(...)`` it otherwise) and raise
+    :class:`MetricQueryError` with a one-line reason.
+    """
+
+    def __init__(self, source: MetricSource, fetch: Fetch,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.source, self.fetch, self.wall = source, fetch, wall
+
+    def query(self, query: str) -> float:
+        """The current value of ``query``."""
+        found = combine(self.source.instant(query, self.wall(), self.source.timeout,
+                                            self.fetch), None, False)
+        if not found or not found[0].samples:
+            raise MetricQueryError(f"no data for {query!r} from {self.source.describe()}")
+        return found[0].samples[-1].value
+
+    def series(self, query: str, window: float | str, step: float | str | None = None
+               ) -> list[Sample]:
+        """The samples of ``query`` over the last ``window`` (``"5m"`` or seconds), one per
+        ``step`` (default: 60 over the window, at least 1 s); empty when there are none."""
+        try:
+            span = parse_duration(window)
+            every = parse_duration(step) if step is not None else max(1.0, span / 60)
+        except ValueError as exc:
+            raise MetricQueryError(str(exc)) from None
+        now = self.wall()
+        found = combine(self.source.range(query, now - span, now, every, self.source.timeout,
+                                          self.fetch), None, True)
+        return list(found[0].samples) if found else []

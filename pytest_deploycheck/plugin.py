@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .environments import Environment
+    from .pyitems import FailingReader
     from .session import DeployRun
 
 _T = TypeVar("_T")
@@ -28,6 +29,8 @@ MARKERS = {
     "metric": "deploycheck post-deploy metric threshold (kind metric)",
     "predeploy": "runs before a deploy: the pre-deploy gate (checklists)",
     "postdeploy": "runs after a deploy: health, smoke and metric checks",
+    "deploycheck": "deploycheck(kind, on_fail, envs, skip_envs, severity, timeout, runbook): "
+                   "a check written in Python; runs once per selected environment",
 }
 
 
@@ -156,10 +159,33 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "deploy_env" in metafunc.fixturenames:
+    marked = metafunc.definition.get_closest_marker("deploycheck") is not None
+    if "deploy_env" in metafunc.fixturenames or marked:
         names = list(_run(metafunc.config).selected)
         if names:
+            from .pyitems import declared_check
+
+            declared_check(metafunc.definition)  # a bad marker is a collection error here
+        if "deploy_env" not in metafunc.fixturenames:
+            # A marked test that does not use the environment still runs once per environment.
+            metafunc.fixturenames.append("deploy_env")
+        if names:
             metafunc.parametrize("deploy_env", names, indirect=True, ids=names)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # First, so that -m sees the kind markers of Python checks.
+    from .pyitems import prepare
+
+    prepare(config, items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    from .pyitems import guard_call
+
+    return (yield from guard_call(item))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -186,8 +212,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     from .items import CheckFailed, CheckItem
+    from .pyitems import report_info
 
-    if isinstance(item, CheckItem):
+    if not isinstance(item, CheckItem):
+        info = report_info(item, call)
+        if info is not None:
+            report.deploycheck = info  # type: ignore[attr-defined]
+    else:
         import json
 
         instance, redactor = item.instance, _run(item.config).redactor
@@ -202,7 +233,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         report.deploycheck = {  # type: ignore[attr-defined]
             "id": check.id, "item_id": f"{check.suite}::{instance.name}", "suite": check.suite,
             "name": check.name, "env": instance.env.name, "kind": check.kind,
-            "on_fail": check.on_fail,
+            "on_fail": check.on_fail, "severity": check.severity, "runbook": check.runbook,
             "warning": redactor.redact(item.warning) if call.when == "call" else "",
             "file": instance.check.file, "line": instance.check.line,
             "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
@@ -230,31 +261,45 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def deploy_env(request: pytest.FixtureRequest) -> Environment:
     """The environment this test runs against (one test per ``--env`` environment)."""
-    from .errors import DeploycheckError
+    from .pyitems import failing_test
 
     run = _run(request.config)
     name = getattr(request, "param", None)
     if name is None:
         pytest.fail(f"deploy_env needs an environment: pass --env NAME (known: "
                     f"{run.known_environments()})", pytrace=False)
-    try:
+    with failing_test():
         return run.environment(name)
-    except DeploycheckError as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
 def service(request: pytest.FixtureRequest, deploy_env: Environment
             ) -> Callable[[str], httpx.Client]:
     """``service(name)``: the session's keep-alive ``httpx.Client`` for that service."""
-    from .errors import DeploycheckError
+    from .pyitems import failing_test
 
     run = _run(request.config)
 
     def get(name: str) -> httpx.Client:
-        try:
+        with failing_test():
             return run.pool.client(deploy_env, deploy_env.service(name))
-        except DeploycheckError as exc:
-            pytest.fail(str(exc), pytrace=False)
+
+    return get
+
+
+@pytest.fixture
+def metric(request: pytest.FixtureRequest, deploy_env: Environment
+           ) -> Callable[[str], FailingReader]:
+    """``metric(source)``: that metric source of the environment, with ``.query(q)`` (the
+    current value) and ``.series(q, window)`` (the samples over the window)."""
+    from .metriccheck import MetricReader, PoolFetch
+    from .pyitems import FailingReader, failing_test
+
+    run = _run(request.config)
+
+    def get(name: str) -> FailingReader:
+        with failing_test():
+            source = deploy_env.metric_source(name)
+        return FailingReader(MetricReader(source, PoolFetch(run.pool, deploy_env)))
 
     return get

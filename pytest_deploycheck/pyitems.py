@@ -1,0 +1,160 @@
+"""pytest's view of checks written in Python: the ``deploycheck`` marker on plain tests.
+
+A test that uses ``deploy_env`` is parametrized over the selected environments; the marker (or
+the defaults for an unmarked test) gives it a kind, the kind's markers, an ``on_fail`` policy
+and a timeout, and its reports carry the same gate information as a YAML check's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import ConfigError, DeploycheckError
+from .items import RUN_KEY
+from .metriccheck import MetricReader
+from .metrics import Sample
+from .pythoncheck import UNMARKED, PythonCheck, parse_marker
+from .session import display_path
+from .units import format_duration
+from .watchdog import interrupt_after
+
+MARKER = "deploycheck"
+CHECK_KEY = pytest.StashKey[PythonCheck]()
+WARNING_KEY = pytest.StashKey[str]()
+
+
+def declared_check(node: pytest.Item | pytest.Function | Any) -> PythonCheck:
+    """The check a test (or its function definition, at parametrization) declares.
+
+    Raises ``CollectError`` naming the test's file and line for a bad marker.
+    """
+    mark = node.get_closest_marker(MARKER)
+    if mark is None:
+        return UNMARKED
+    run = node.config.stash[RUN_KEY]
+    path, line = _location(node)
+    try:
+        return parse_marker(mark.args, mark.kwargs, path, line,
+                            run.environments_file().names)
+    except ConfigError as exc:
+        raise pytest.Collector.CollectError(str(exc)) from None
+
+
+def _location(node: Any) -> tuple[str, int]:
+    path, line, _ = node.reportinfo()
+    return display_path(Path(path), Path(node.config.rootpath)), (line or 0) + 1
+
+
+def environment_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    env = callspec.params.get("deploy_env")
+    return env if isinstance(env, str) else None
+
+
+def prepare(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every Python check its kind markers and drop the environments it skips."""
+    kept, dropped = [], []
+    for item in items:
+        env = environment_of(item)
+        if env is None or not isinstance(item, pytest.Function):
+            kept.append(item)
+            continue
+        check = declared_check(item)
+        if not check.applies_to(env):
+            dropped.append(item)
+            continue
+        item.stash[CHECK_KEY] = check
+        for marker in check.markers:
+            item.add_marker(marker)
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def guard_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Run a Python check's body under its ``timeout``, and pass ``on_fail: warn`` failures
+    with the failure recorded as the warning."""
+    check = item.stash.get(CHECK_KEY, None)
+    if check is None:
+        yield
+        return
+    try:
+        if check.timeout is None:
+            yield
+        else:
+            message = (f"timed out after {format_duration(check.timeout)} (the check's "
+                       f"timeout)")
+            with interrupt_after(check.timeout, lambda: pytest.fail.Exception(
+                    message, pytrace=False)):
+                yield
+    except (pytest.skip.Exception, pytest.exit.Exception, KeyboardInterrupt):
+        raise
+    except (Exception, pytest.fail.Exception) as exc:
+        if check.on_fail != "warn":
+            raise
+        item.stash[WARNING_KEY] = _reason(exc)
+
+
+def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any] | None:
+    """The gate's view of a Python check's report (plain data, for xdist)."""
+    check = item.stash.get(CHECK_KEY, None)
+    env = environment_of(item)
+    if check is None or env is None:
+        return None
+    redactor = item.config.stash[RUN_KEY].redactor
+    path, line = _location(item)
+    name = item.nodeid.partition("::")[2]
+    reason = _reason(call.excinfo.value) if call.excinfo is not None else ""
+    return {
+        "id": f"{path}::{name.partition('[')[0]}", "item_id": f"{path}::{name}", "suite": path,
+        "name": name.partition("[")[0], "env": env, "kind": check.kind,
+        "on_fail": check.on_fail, "severity": check.severity, "runbook": check.runbook,
+        "warning": redactor.redact(item.stash.get(WARNING_KEY, "")) if call.when == "call"
+        else "",
+        "file": path, "line": line, "reason": redactor.redact(reason), "inconclusive": False,
+        "note": "", "details": {}, "acknowledged": None,
+    }
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, pytest.fail.Exception):
+        text = str(exc.msg)
+    else:
+        text = str(exc).strip()
+        text = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    lines = text.strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+class FailingReader:
+    """``metric(source)`` as a test sees it: a query that cannot be answered fails the test
+    with its one-line reason instead of a traceback through the plugin."""
+
+    def __init__(self, reader: MetricReader) -> None:
+        self._reader = reader
+
+    def query(self, query: str) -> float:
+        with failing_test():
+            return self._reader.query(query)
+
+    def series(self, query: str, window: float | str, step: float | str | None = None
+               ) -> list[Sample]:
+        with failing_test():
+            return self._reader.series(query, window, step)
+
+
+@contextlib.contextmanager
+def failing_test() -> Iterator[None]:
+    """The plugin's errors inside a test's fixtures fail the test with their message only."""
+    try:
+        yield
+    except DeploycheckError as exc:
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None

@@ -1,0 +1,102 @@
+"""Checks written in Python (SPEC §7): what ``@pytest.mark.deploycheck(...)`` declares.
+
+A plain test that uses ``deploy_env`` (directly, or through ``service`` or ``metric``) is a
+check: it runs once per selected environment and takes part in the gate like a YAML check. The
+marker says which kind of check it is and how its failure gates, with the defaults of SPEC §1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .suites import KINDS
+from .units import parse_duration
+from .validation import suggest
+
+ON_FAIL = ("rollback", "block", "warn")
+SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
+MARKER_KEYS = ("kind", "on_fail", "envs", "skip_envs", "severity", "timeout", "runbook")
+# An unmarked test that uses the environment fixtures exercises a path of the service.
+DEFAULT_KIND = "smoke"
+
+
+@dataclass(frozen=True)
+class PythonCheck:
+    kind: str
+    on_fail: str
+    envs: tuple[str, ...] | None
+    skip_envs: tuple[str, ...]
+    severity: str
+    timeout: float | None
+    runbook: str | None
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return KINDS[self.kind].markers
+
+    def applies_to(self, env: str) -> bool:
+        return (self.envs is None or env in self.envs) and env not in self.skip_envs
+
+
+UNMARKED = PythonCheck(DEFAULT_KIND, KINDS[DEFAULT_KIND].on_fail, None, (), "normal", None, None)
+
+
+def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line: int,
+                 known_envs: Sequence[str]) -> PythonCheck:
+    """The check declared by ``deploycheck(*args, **kwargs)`` on the test at ``file:line``.
+
+    ``kind`` may also be the one positional argument. Raises :class:`ConfigError` naming the
+    marker's argument.
+    """
+
+    def error(message: str, key: str) -> ConfigError:
+        return ConfigError(message, file=file, line=line, key=f"deploycheck({key}=...)")
+
+    options = dict(kwargs)
+    if len(args) > 1 or (args and "kind" in options):
+        raise error("takes the kind as its only positional argument", "kind")
+    if args:
+        options["kind"] = args[0]
+    for key in options:
+        if key not in MARKER_KEYS:
+            raise error(f"unknown argument {key!r}{suggest(key, MARKER_KEYS)}; known: "
+                        f"{', '.join(MARKER_KEYS)}", key)
+    kind = options.get("kind", DEFAULT_KIND)
+    if kind not in KINDS:
+        raise error(f"{kind!r} is not a kind{suggest(str(kind), KINDS)}; one of "
+                    f"{', '.join(KINDS)}", "kind")
+    on_fail = options.get("on_fail", KINDS[kind].on_fail)
+    if on_fail not in ON_FAIL:
+        raise error(f"{on_fail!r} is not one of {', '.join(ON_FAIL)}", "on_fail")
+    severity = options.get("severity", "normal")
+    if severity not in SEVERITIES:
+        raise error(f"{severity!r} is not one of {', '.join(SEVERITIES)}", "severity")
+    timeout = None
+    if options.get("timeout") is not None:
+        try:
+            timeout = parse_duration(options["timeout"])
+        except ValueError as exc:
+            raise error(str(exc), "timeout") from None
+    runbook = options.get("runbook")
+    if runbook is not None and not isinstance(runbook, str):
+        raise error("must be a URL (a string)", "runbook")
+
+    def names(key: str) -> tuple[str, ...] | None:
+        value = options.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str) or not isinstance(value, Sequence) or \
+                not all(isinstance(v, str) for v in value):
+            raise error(f"must be a list of environment names, not {value!r}", key)
+        for name in value:
+            if name not in known_envs:
+                raise error(f"unknown environment {name!r}{suggest(name, known_envs)}; known: "
+                            f"{', '.join(known_envs)}", key)
+        return tuple(value)
+
+    return PythonCheck(kind=kind, on_fail=on_fail, envs=names("envs"),
+                       skip_envs=names("skip_envs") or (), severity=severity, timeout=timeout,
+                       runbook=runbook)
