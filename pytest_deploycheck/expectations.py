@@ -333,10 +333,14 @@ def load_schema(value: Any, node: YamlMap, where: str, base_dir: Any) -> Any:
     return cls(schema)
 
 
-def parse_expectation(node: YamlMap, where: str, base_dir: Any) -> Expectation:
-    """An :class:`Expectation` from an ``expect:`` mapping already checked by the suite schema."""
+def parse_expectation(node: YamlMap, where: str, base_dir: Any,
+                      default_status: tuple[int | str, ...] = ()) -> Expectation:
+    """An :class:`Expectation` from an ``expect:`` mapping already checked by the suite schema.
+
+    ``default_status`` applies when the mapping names no ``status``.
+    """
     status_value = node.get("status")
-    status: tuple[int | str, ...] = ()
+    status = default_status
     if status_value is not None:
         raw = status_value if isinstance(status_value, list) else [status_value]
         for item in raw:

@@ -300,6 +300,6 @@ def metric(request: pytest.FixtureRequest, deploy_env: Environment
     def get(name: str) -> FailingReader:
         with failing_test():
             source = deploy_env.metric_source(name)
-        return FailingReader(MetricReader(source, PoolFetch(run.pool, deploy_env)))
+        return FailingReader(name, MetricReader(source, PoolFetch(run.pool, deploy_env)))
 
     return get

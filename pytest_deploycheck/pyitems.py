@@ -138,8 +138,11 @@ class FailingReader:
     """``metric(source)`` as a test sees it: a query that cannot be answered fails the test
     with its one-line reason instead of a traceback through the plugin."""
 
-    def __init__(self, reader: MetricReader) -> None:
-        self._reader = reader
+    def __init__(self, name: str, reader: MetricReader) -> None:
+        self._name, self._reader = name, reader
+
+    def __repr__(self) -> str:  # what an assertion failure shows
+        return f"metric({self._name!r})"
 
     def query(self, query: str) -> float:
         with failing_test():

@@ -218,7 +218,9 @@ def _step(node: YamlMap, where: str, name: str, default_service: str | None,
     return Step(
         name=name,
         request=_request(node["request"], f"{where}.request", default_service),
-        expect=parse_expectation(expect, f"{where}.expect", base_dir),
+        # As in Tavern, an answer is expected to succeed unless the check says otherwise: a
+        # health check without `status` must not pass on a 503.
+        expect=parse_expectation(expect, f"{where}.expect", base_dir, default_status=("2xx",)),
         save=_save(node.get("save"), f"{where}.save"),
         allow_write=bool(node.get("allow_write", False)),
         retry=_retry(node.get("retry"), f"{where}.retry", base_dir),
