@@ -102,6 +102,9 @@ class EnvGate:
     notify: list[ActionResult] = field(default_factory=list)
     verdict: str | None = None
     needs_rollback: bool = False  # a rollback-gate check has failed
+    # Why the checks could not all run (a suite that failed to collect): the deploy must not
+    # go ahead on a gate that was not evaluated.
+    errors: list[str] = field(default_factory=list)
 
     def add(self, record: CheckRecord) -> None:
         previous = self.records.get(record.nodeid)
@@ -126,10 +129,10 @@ class EnvGate:
             if not self.rollback.actions:
                 return "failed"
             return "rolled_back" if self.rollback.succeeded else "rollback_failed"
-        if failed:
+        if failed or self.errors:
             return "blocked"
         outcomes = {r.outcome for r in self.records.values()}
-        if "inconclusive" in outcomes:
+        if "inconclusive" in outcomes or not outcomes:  # no check ran: nothing is known
             return "inconclusive"
         return "passed_with_warnings" if "warned" in outcomes else "passed"
 
@@ -138,7 +141,7 @@ class EnvGate:
                 "finished": finished,
                 "checks": [r.to_json() for r in self.records.values()],
                 "rollback": self.rollback.to_json() if self.rollback else None,
-                "notify": [a.to_json() for a in self.notify]}
+                "notify": [a.to_json() for a in self.notify], "errors": self.errors}
 
 
 # What the gate calls for the pytest hook ``pytest_deploycheck_rollback``: (env, failures) ->

@@ -37,12 +37,20 @@ class GatePlugin:
         self.known: dict[str, dict[str, Any]] = {}  # nodeid -> what an earlier report said
         self.session: pytest.Session | None = None
         self.problems: list[str] = []
+        self.collection_errors: list[str] = []
         self.finished = False
 
     # --- feeding the gate -------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            message = _first_line(report, last=False)
+            if report.nodeid and not message.startswith(report.nodeid):
+                message = f"{report.nodeid}: {message}"
+            self.collection_errors.append(self.run.redactor.redact(message))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         info = getattr(report, "deploycheck", None) or self.known.get(report.nodeid)
@@ -104,9 +112,17 @@ class GatePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.finished or not self.gate.envs:
+        # A usage error (exit 4) stopped the run before any gate existed; --collect-only runs
+        # no gate.
+        if self.finished or session.exitstatus == pytest.ExitCode.USAGE_ERROR or \
+                self.config.option.collectonly:
             return
         self.finished = True
+        # Every selected environment gets a verdict, also one no check ran against.
+        for name in self.run.selected:
+            self.gate.env(name).errors.extend(self.collection_errors)
+        if not self.gate.envs:
+            return
         verdicts = self.gate.finish()
         report = self.gate.report()
         path = self.run.settings.gate_report.value
@@ -152,6 +168,10 @@ class GatePlugin:
                 counts += f", {count['warned']} with warnings"
             write(f"{env}: {verdict} ({counts})", **({"green": True, "bold": True} if ok
                                                      else {"red": True, "bold": True}))
+            for error in gate.errors:
+                write(f"  NOT COLLECTED {error}", red=True)
+            if not records and not gate.errors:
+                write(f"  no check ran against {env}")
             for record in records:
                 where = f"({record.file}:{record.line})"
                 if record.outcome == "failed":
@@ -201,9 +221,11 @@ class GatePlugin:
                   f"(--rollback-fast)")
 
 
-def _first_line(report: pytest.TestReport) -> str:
-    text = str(report.longrepr or "").strip().splitlines()
-    return text[-1][:300] if text else ""
+def _first_line(report: pytest.TestReport | pytest.CollectReport, last: bool = True) -> str:
+    """One line of a report's failure text: the last (an exception's own line after a
+    traceback), or the first (a collection error's message)."""
+    text = [line for line in str(report.longrepr or "").strip().splitlines() if line.strip()]
+    return text[-1 if last else 0][:300] if text else ""
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -426,3 +426,53 @@ def test_gate_report_folder_is_made(project: Project, server: LoopbackServer) ->
         "passed"
     assert not [p for p in Path(project.path / "out/reports").iterdir() if p.name.startswith(".")]
     assert os.environ.get("DEPLOYCHECK_ENV") is None
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_suite_that_fails_to_collect_blocks_with_a_report(project: Project,
+                                                            server: LoopbackServer,
+                                                            workers: str) -> None:
+    environments(project, server, logging_rollback(hook_url(server)))
+    failing_suite(project, 0)
+    (project.path / "suites" / "broken.yaml").write_text(
+        "checks:\n  - name: x\n    kind: healt\n    request: {path: /ok}\n")
+    result = runpytest(project.pytester, "--env=prod", "-p", "xdist", "-n", workers,
+                       "--gate-report=gate.json")
+    assert result.ret != pytest.ExitCode.OK
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked"
+    assert report["rollback"] is None and log_lines(project) == []
+    assert report["errors"] == ["suites/broken.yaml:3: checks[0].kind: 'healt' is not one of "
+                                "health, smoke, metric, checklist (did you mean 'health'?)"]
+    result.stdout.fnmatch_lines(["prod: blocked (*)",
+                                 "  NOT COLLECTED suites/broken.yaml:3: checks[[]0[]].kind: *"])
+
+
+def test_an_environment_no_check_ran_against_is_inconclusive(project: Project,
+                                                             server: LoopbackServer) -> None:
+    (project.path / "environments.yaml").write_text(
+        f'environments:\n  prod: {{services: {{api: {{url: "{server.url}"}}}}}}\n'
+        f'  staging: {{services: {{api: {{url: "{server.url}"}}}}}}\n')
+    project.suite("post.yaml", """\
+        service: api
+        checks:
+          - {name: up, kind: health, envs: [prod], request: {path: /ok}}
+        """)
+    result = runpytest(project.pytester, "--env=prod,staging", "--gate-report=gate.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    verdicts = {d["env"]: d["verdict"] for d in
+                json.loads((project.path / "gate.json").read_text())["environments"]}
+    assert verdicts == {"prod": "passed", "staging": "inconclusive"}
+    result.stdout.fnmatch_lines(["staging: inconclusive (0 passed, 0 failed, 0 skipped)",
+                                 "  no check ran against staging"])
+
+
+@pytest.mark.parametrize("args", [["--collect-only"], ["--env=nope"]])
+def test_no_gate_report_when_no_gate_ran(project: Project, server: LoopbackServer,
+                                        args: list[str]) -> None:
+    environments(project, server)
+    failing_suite(project, 1)
+    result = runpytest(project.pytester, "--gate-report=gate.json",
+                       *(args if args[0] != "--collect-only" else ["--env=prod", *args]))
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.USAGE_ERROR)
+    assert not (project.path / "gate.json").exists()
