@@ -35,6 +35,8 @@ def demo_environments(project: Project, demo: DemoServer) -> None:
           local:
             vars: {{expected_version: "1.2.3"}}
             services: {{api: {{url: "{url}"}}, console: {{url: "{url}"}}}}
+            metrics: {{default: {{type: http, url: "{url}/stats"}}}}
+          staging: {{extends: local}}
     """)
 
 
@@ -51,8 +53,16 @@ def test_readme_python_example_passes_against_the_demo(project: Project, demo: D
     demo_environments(project, demo)
     for index, example in enumerate(readme_examples("python")):
         (project.path / f"test_readme{index}.py").write_text(example)
-    result = runpytest(project.pytester, "--env=local", "-v")
-    result.assert_outcomes(passed=1)
+    result = runpytest(project.pytester, "--env=local", "-v", "--gate-report=gate.json")
+    result.assert_outcomes(passed=3)
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "passed"
+    assert {(c["name"], c["kind"], c["on_fail"]) for c in report["checks"]} == {
+        ("test_workflow_detail_matches_listing", "smoke", "rollback"),
+        ("test_error_rate_stays_low", "metric", "rollback"),
+        ("test_release_version_is_given", "checklist", "block")}
+    predeploy = runpytest(project.pytester, "--env=local", "-m", "predeploy")
+    predeploy.assert_outcomes(passed=1, deselected=2)
 
 
 def test_readme_environments_example_resolves_every_environment(
