@@ -218,6 +218,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         info = report_info(item, call)
         if info is not None:
             report.deploycheck = info  # type: ignore[attr-defined]
+            _allure(item, call.when, info)
     else:
         import json
 
@@ -244,7 +245,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             # The --ack value that acknowledged a manual step or emergency window, if any.
             "acknowledged": details.get("acknowledged"),
         }
+        _allure(item, call.when, report.deploycheck)
     return report
+
+
+def _allure(item: pytest.Item, when: str, info: dict[str, object]) -> None:
+    """Describe a check's Allure result and attach its evidence, with ``--alluredir``."""
+    if item.config.pluginmanager.get_plugin("allure_listener") is None:
+        return
+    from .allureitems import enrich
+
+    enrich(item, when, info, _run(item.config).redactor)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -20,6 +20,8 @@ from ..units import format_duration
 from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome, tail
 
+OUTPUT_KEPT = 4000  # characters of the end of each stream kept for reports
+
 KEYS = ("command", "cwd", "env")
 EXPECT_KEYS = ("exit_code", "stdout", "stderr")
 # What a shell's exit status says when the command itself never ran.
@@ -72,6 +74,9 @@ class CommandEntry:
         if result.truncated:
             lines.append(f"  (output longer than {MAX_OUTPUT // 1024} KB per stream: only its "
                          f"end was kept and judged)")
+        # The end of the output, for reports (an Allure attachment).
+        data["output"] = redactor.redact("\n".join(
+            part for part in (result.stdout[-OUTPUT_KEPT:], result.stderr[-OUTPUT_KEPT:]) if part))
         if problems:
             lines += tail(result.stdout, "stdout") + tail(result.stderr, "stderr")
             return Outcome("failed", problems[0], [redactor.redact(line) for line in lines],
