@@ -223,15 +223,19 @@ class Gate:
             else:
                 self.audit("rollback_action_start", env=env_name, name=action.name,
                            type=action.type, action=action.describe())
+                started = time.time()
                 result = action.run(context)
+                result.started = started
             run.actions.append(result)
             self.audit("rollback_action", env=env_name, **result.to_json())
             if result.outcome == "failed":
                 break
         else:
             if self.mode == "auto" and self.hook is not None:
+                started = time.time()
                 hooked = self.hook(env_name, [dict(d) for d in data])
                 if hooked is not None:
+                    hooked.started = started
                     run.actions.append(hooked)
                     self.audit("rollback_action", env=env_name, **hooked.to_json())
         return run
@@ -269,7 +273,9 @@ class Gate:
                 with contextlib.suppress(OSError):
                     write_json_atomic(path, failures)
                 context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict)
+            started = time.time()
             result = notify.action.run(context)
+            result.started = started
             gate.notify.append(result)
             self.audit("notify", env=gate.env, verdict=gate.verdict, **result.to_json())
 

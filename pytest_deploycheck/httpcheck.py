@@ -79,11 +79,24 @@ class Result:
 
     def details(self) -> dict[str, Any]:
         """Plain data for reports: each exchange's request line, status and timing."""
-        return {"attempts": self.attempts, "exchanges": [
+        return {"attempts": self.attempts, "version": self.reported_version(), "exchanges": [
             {"step": e.step, "method": e.method, "url": e.url, "error": e.error,
              "status": e.response.status if e.response else None,
              "elapsed": e.response.elapsed if e.response else None}
             for e in self.exchanges]}
+
+    def reported_version(self) -> str | None:
+        """The ``version`` a JSON answer reports (a health endpoint's), for reports."""
+        for exchange in self.exchanges:
+            if exchange.response is None:
+                continue
+            try:
+                body = exchange.response.json()
+            except ValueError:
+                continue
+            if isinstance(body, dict) and isinstance(body.get("version"), str):
+                return str(body["version"])
+        return None
 
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
         """The failure message: what was asked, expected and seen, and where in the YAML."""

@@ -17,6 +17,11 @@ RUN_KEY = pytest.StashKey[DeployRun]()
 INCONCLUSIVE = "inconclusive"
 
 
+def junit_properties(env: str, kind: str) -> list[tuple[str, object]]:
+    """What ``--junitxml`` records of a check as its test case's properties."""
+    return [("deploycheck_env", env), ("deploycheck_kind", kind)]
+
+
 class CheckFailed(Exception):
     """Raised by a check item; carries the rendered, redacted failure text."""
 
@@ -72,6 +77,7 @@ class SuiteNode(_ShowsConfigErrors):
                     item = CheckItem.from_parent(self, name=instance.name, instance=instance)
                     for marker in (*KINDS[check.kind].markers, *check.marks):
                         item.add_marker(marker)
+                    item.user_properties += junit_properties(env_name, check.kind)
                     yield item
 
 

@@ -62,6 +62,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           default=default)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # allure-pytest empties --alluredir at configure time in every process: under xdist a
+    # worker starting late would delete what another already wrote. Only the controller
+    # (configured before any worker starts) cleans.
+    if _is_worker(config) and getattr(config.option, "clean_alluredir", False):
+        config.option.clean_alluredir = False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from .items import RUN_KEY
     from .session import DeployRun

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .errors import ConfigError, DeploycheckError
-from .items import RUN_KEY
+from .items import RUN_KEY, junit_properties
 from .metriccheck import MetricReader
 from .metrics import Sample
 from .pythoncheck import UNMARKED, PythonCheck, parse_marker
@@ -71,6 +71,7 @@ def prepare(config: pytest.Config, items: list[pytest.Item]) -> None:
             dropped.append(item)
             continue
         item.stash[CHECK_KEY] = check
+        item.user_properties += junit_properties(env, check.kind)
         for marker in check.markers:
             item.add_marker(marker)
         kept.append(item)

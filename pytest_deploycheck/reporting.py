@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ class GatePlugin:
         self.session: pytest.Session | None = None
         self.problems: list[str] = []
         self.collection_errors: list[str] = []
+        self.versions: dict[str, dict[str, None]] = {}  # env -> versions its health checks saw
         self.finished = False
 
     # --- feeding the gate -------------------------------------------------------------------
@@ -60,6 +62,9 @@ class GatePlugin:
         if report.when in ("setup", "teardown") and report.passed:
             return  # only the call says how a check went; an interrupted one has no call
         crashed = report.when == CRASH_PHASE
+        version = info.get("details", {}).get("version")
+        if version and info["kind"] == "health":
+            self.versions.setdefault(info["env"], {})[version] = None
         if info.get("acknowledged"):
             self.used_acks.update(self.acks & set(info["details"].get("ack_ids", ())))
         if crashed:
@@ -140,12 +145,67 @@ class GatePlugin:
             except Exception as exc:  # reported; the verdict stands
                 self.problems.append(f"pytest_deploycheck_gate failed: "
                                      f"{exc.__class__.__name__}: {exc}")
+        self._write_allure_files()
+        self._github_summary()
         self.problems += self.gate.audit_errors
         if any(v not in OK_VERDICTS for v in verdicts.values()) and \
                 session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_allure_files(self) -> None:
+        """With ``--alluredir``: the run's environment, CI executor, categories, and each
+        environment's rollback and notifications as results of their own."""
+        folder = getattr(self.config.option, "allure_report_dir", None)
+        if not folder:
+            return
+        import os
+
+        from . import __version__
+        from .allurefiles import CATEGORIES, action_results, environment_properties, executor
+        from .allurefiles import write_results as write
+
+        redactor = self.run.redactor
+        properties = [("environment", ", ".join(self.gate.envs)),
+                      ("deploycheck", __version__), ("pytest", pytest.__version__)]
+        files: list[tuple[str, Any]] = [("categories.json", CATEGORIES)]
+        for name, gate in self.gate.envs.items():
+            properties.append((f"{name}.verdict", gate.verdict or gate.decide()))
+            if self.versions.get(name):
+                properties.append((f"{name}.version", ", ".join(self.versions[name])))
+            with contextlib.suppress(Exception):  # an unresolvable environment has no URLs
+                for service_name, service in self.run.environment(name).services.items():
+                    properties.append((f"{name}.{service_name}.url", service.url))
+            files += action_results(gate, __version__)
+        files.append(("environment.properties", environment_properties(properties)))
+        found = executor(os.environ)
+        if found is not None:
+            files.append(("executor.json", found))
+        try:
+            write(Path(folder), [(n, redactor.redact_data(c) if not isinstance(c, str)
+                                  else redactor.redact(c)) for n, c in files])
+        except OSError as exc:
+            self.problems.append(f"cannot write Allure results to {folder}: {exc}")
+
+    def _github_summary(self) -> None:
+        """Under GitHub Actions: the verdicts as Markdown in the job's step summary."""
+        import os
+
+        path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if os.environ.get("GITHUB_ACTIONS") != "true" or not path:
+            return
+        from .github import step_summary
+
+        repository = None
+        if os.environ.get("GITHUB_REPOSITORY") and os.environ.get("GITHUB_SHA"):
+            repository = (f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
+                          f"{os.environ['GITHUB_REPOSITORY']}/blob/{os.environ['GITHUB_SHA']}")
+        try:
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(self.run.redactor.redact(step_summary(self.gate.envs, repository)))
+        except OSError as exc:
+            self.problems.append(f"cannot append to $GITHUB_STEP_SUMMARY {path}: {exc}")
 
     # --- telling ----------------------------------------------------------------------------
 
@@ -184,12 +244,22 @@ class GatePlugin:
                     write(f"         {record.message}")
                 elif record.outcome == "inconclusive":
                     write(f"  INCONCLUSIVE {record.nodeid}  {where}")
+                if record.acknowledged:
+                    write(f"  ACKNOWLEDGED {record.nodeid} (--ack {record.acknowledged})")
                 if record.note:
                     write(f"  NOTE {record.nodeid}: {record.note}")
             self._rollback_lines(gate.rollback, write)
             for result in gate.notify:
                 write(f"  NOTIFY {result.name}: {result.outcome}"
                       + (f" ({result.message})" if result.message else ""))
+        import os
+
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from .github import workflow_commands
+
+            # Workflow commands on stdout: GitHub shows them at the checks' lines.
+            for line in workflow_commands(self.gate.envs):
+                write(self.run.redactor.redact(line))
         for ack in sorted(self.acks - self.used_acks - {"all"}):
             write(f"  NOTE --ack '{ack}' matched no item of this run")
         for problem in self.problems:

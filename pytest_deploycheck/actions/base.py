@@ -43,6 +43,7 @@ class ActionResult:
     duration: float = 0.0
     output: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    started: float | None = None  # Unix time, set by whoever ran it (for report timelines)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "outcome": self.outcome,

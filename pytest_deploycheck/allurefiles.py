@@ -1,0 +1,168 @@
+"""The files of an Allure results folder that no single test writes, written once per run on
+the controller: ``environment.properties``, ``executor.json``, ``categories.json``, and the
+rollback and notifications of each environment as results of their own (SPEC §6).
+
+Plain files in Allure's results format, so this module needs neither pytest nor allure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .actions import ActionResult
+from .durable import write_json_atomic
+from .gate import EnvGate
+
+# Allure tries each category's regular expressions on a failed result's message; a result
+# falls in the first that matches. Infrastructure first: "cannot connect" says nothing about
+# the release.
+CATEGORIES: list[dict[str, Any]] = [
+    {"name": "Rollback failed", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": "(?s).*rollback failed.*"},
+    {"name": "Infrastructure errors (endpoint or metric source unreachable)",
+     "matchedStatuses": ["failed", "broken"],
+     "messageRegex": "(?s).*(cannot connect|connection (refused|reset)|timed out|"
+                     "name resolution|TLS|certificate verify|crashed|cannot run|"
+                     "answered \\d+ with a body that is not JSON|no data for).*"},
+    {"name": "Health gate failures", "matchedStatuses": ["failed"],
+     "messageRegex": "(?s).*health check '.*' failed in environment.*"},
+    {"name": "Smoke gate failures", "matchedStatuses": ["failed"],
+     "messageRegex": "(?s).*smoke check '.*' failed in environment.*"},
+    {"name": "Metric gate failures", "matchedStatuses": ["failed"],
+     "messageRegex": "(?s).*metric check '.*' failed in environment.*"},
+    {"name": "Pre-deploy checklist failures", "matchedStatuses": ["failed"],
+     "messageRegex": "(?s).*checklist check '.*' failed in environment.*"},
+]
+
+
+def executor(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """Allure's ``executor.json`` for the CI system the run is in, from its variables."""
+    if environ.get("GITHUB_ACTIONS") == "true":
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+        repo = f"{server}/{environ.get('GITHUB_REPOSITORY', '')}"
+        number = environ.get("GITHUB_RUN_NUMBER", "")
+        return {"name": "GitHub Actions", "type": "github", "url": repo,
+                "buildOrder": _order(number),
+                "buildName": f"{environ.get('GITHUB_WORKFLOW', 'workflow')} #{number}",
+                "buildUrl": f"{repo}/actions/runs/{environ.get('GITHUB_RUN_ID', '')}"}
+    if environ.get("GITLAB_CI") == "true":
+        number = environ.get("CI_PIPELINE_IID", environ.get("CI_PIPELINE_ID", ""))
+        return {"name": "GitLab CI", "type": "gitlab", "url": environ.get("CI_PROJECT_URL", ""),
+                "buildOrder": _order(number),
+                "buildName": f"{environ.get('CI_PROJECT_PATH', 'pipeline')} #{number} "
+                             f"({environ.get('CI_JOB_NAME', 'job')})",
+                "buildUrl": environ.get("CI_PIPELINE_URL", ""),
+                "reportUrl": environ.get("CI_JOB_URL", "")}
+    if environ.get("JENKINS_URL"):
+        number = environ.get("BUILD_NUMBER", "")
+        return {"name": "Jenkins", "type": "jenkins", "url": environ["JENKINS_URL"],
+                "buildOrder": _order(number),
+                "buildName": f"{environ.get('JOB_NAME', 'job')} #{number}",
+                "buildUrl": environ.get("BUILD_URL", "")}
+    return None
+
+
+def _order(number: str) -> int | str:
+    return int(number) if number.isdigit() else number
+
+
+def _property(text: str, key: bool = False) -> str:
+    """A key or value escaped for a Java properties file (a value may keep ``=`` and ``:``,
+    which readers that do not unescape show as they are)."""
+    out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    for char in "=: #!" if key else "":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+def environment_properties(properties: Iterable[tuple[str, str]]) -> str:
+    return "".join(f"{_property(key, key=True)}={_property(value)}\n"
+                   for key, value in properties)
+
+
+def _epoch_ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[str, Any]]]:
+    """The rollback and the notifications of one environment as Allure results, with the
+    attachments they refer to: ``[(file name, content)]``, content a dict (a result) or text."""
+    files: list[tuple[str, Any]] = []
+    runs: list[tuple[str, str, list[ActionResult], str]] = []
+    if gate.rollback is not None:
+        rollback = gate.rollback
+        triggered = ", ".join(rollback.triggered_by)
+        if rollback.mode == "off":
+            status, message = "skipped", f"rollback off (--rollback off); triggered by {triggered}"
+        elif rollback.mode == "dry-run":
+            status, message = "skipped", f"dry run; triggered by {triggered}"
+        elif not rollback.actions:
+            status, message = "failed", (f"rollback failed: the environment has no rollback "
+                                         f"actions; triggered by {triggered}")
+        elif rollback.succeeded:
+            status, message = "passed", f"rolled back; triggered by {triggered}"
+        else:
+            failed = next(a for a in rollback.actions if a.outcome == "failed")
+            status, message = "failed", (f"rollback failed: {failed.type} '{failed.name}': "
+                                         f"{failed.message}")
+        runs.append((f"rollback of {gate.env}", status, rollback.actions, message))
+    if gate.notify:
+        ok = all(a.outcome == "succeeded" for a in gate.notify)
+        runs.append((f"notifications of {gate.env} ({gate.verdict})",
+                     "passed" if ok else "failed", gate.notify,
+                     "sent" if ok else "a notification failed"))
+    for name, status, actions, message in runs:
+        now = time.time()
+        steps: list[dict[str, Any]] = []
+        times: list[int] = []
+        for action in actions:
+            start = action.started if action.started is not None else now
+            attachments = []
+            text = "\n".join(part for part in (action.message, action.output) if part)
+            if text:
+                source = f"{uuid.uuid4()}-attachment.txt"
+                files.append((source, text))
+                attachments.append({"name": "output", "source": source, "type": "text/plain"})
+            times += [_epoch_ms(start), _epoch_ms(start + action.duration)]
+            steps.append({
+                "name": f"{action.type} '{action.name}': {action.outcome}",
+                "status": {"succeeded": "passed", "failed": "failed"}.get(action.outcome,
+                                                                          "skipped"),
+                "statusDetails": {"message": action.message} if action.message else {},
+                "start": _epoch_ms(start), "stop": _epoch_ms(start + action.duration),
+                "attachments": attachments,
+                "parameters": ([{"name": "exit code", "value": str(action.exit_code)}]
+                               if action.exit_code is not None else []),
+            })
+        times = times or [_epoch_ms(now)]
+        result_uuid = str(uuid.uuid4())
+        files.append((f"{result_uuid}-result.json", {
+            "uuid": result_uuid, "name": name, "fullName": f"deploycheck.{name}",
+            "historyId": uuid.uuid5(uuid.NAMESPACE_URL, f"deploycheck:{name}").hex,
+            "status": status, "statusDetails": {"message": message},
+            "stage": "finished", "start": min(times), "stop": max(times), "steps": steps,
+            "labels": [{"name": "parentSuite", "value": gate.env},
+                       {"name": "suite", "value": "deploy gate"},
+                       {"name": "subSuite", "value": name.split(" ")[0]},
+                       {"name": "severity", "value": "critical"},
+                       {"name": "framework", "value": f"pytest-deploycheck {plugin_version}"}],
+            "parameters": [{"name": "environment", "value": gate.env},
+                           {"name": "verdict", "value": gate.verdict or ""}],
+        }))
+    return files
+
+
+def write_results(folder: Path, files: Iterable[tuple[str, Any]]) -> None:
+    """Write ``(name, content)`` into ``folder``: dicts and lists as JSON, atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files:
+        if isinstance(content, (dict, list)):
+            write_json_atomic(folder / name, content)
+        else:
+            temporary = folder / f".{name}.tmp"
+            temporary.write_text(content, encoding="utf-8")
+            temporary.replace(folder / name)
