@@ -150,8 +150,9 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
                        {"name": "subSuite", "value": name.split(" ")[0]},
                        {"name": "severity", "value": "critical"},
                        {"name": "framework", "value": f"pytest-deploycheck {plugin_version}"}],
-            "parameters": [{"name": "environment", "value": gate.env},
-                           {"name": "verdict", "value": gate.verdict or ""}],
+            # Shown as allure-pytest shows the items' parameters (their repr).
+            "parameters": [{"name": "environment", "value": repr(gate.env)},
+                           {"name": "verdict", "value": repr(gate.verdict or "")}],
         }))
     return files
 

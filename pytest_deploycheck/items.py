@@ -22,8 +22,16 @@ def junit_properties(env: str, kind: str) -> list[tuple[str, object]]:
     return [("deploycheck_env", env), ("deploycheck_kind", kind)]
 
 
-class CheckFailed(Exception):
-    """Raised by a check item; carries the rendered, redacted failure text."""
+class CheckFailed(AssertionError):
+    """Raised by a check item; carries the rendered, redacted failure text.
+
+    An ``AssertionError``, as a failed ``assert`` is: reports (Allure's "failed" rather than
+    "broken") count it as the gate finding a problem, not as the check itself breaking.
+    ``args`` are the full text and the one-line reason.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -60,3 +61,69 @@ def test_secrets_are_redacted_everywhere(project: Project, server: LoopbackServe
     # The failures still show what was sent, masked.
     result.stdout.fnmatch_lines(["  Authorization: ***", "  X-Api-Key: ***"])
     assert '"Authorization": "***"' in output  # the echoed header in the response body
+
+
+HOOK_TOKEN = "hook-tok-93be7c1d55"
+
+
+def test_no_artifact_holds_a_secret(project: Project, server: LoopbackServer,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret from ${...} in a service header, a token saved by a smoke step and a webhook
+    header: none of them in any output of a failing, rolled-back run under xdist."""
+    monkeypatch.setenv("API_TOKEN", ENV_TOKEN)
+    monkeypatch.setenv("HOOK_TOKEN", HOOK_TOKEN)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path / "summary.md"))
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api:
+                url: "{server.url}"
+                headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}
+            rollback:
+              - command: 'echo "rolling back with $HOOK_TOKEN"; exit 1'
+            notify:
+              - webhook:
+                  url: "{server.url}/webhook/500/secrets"
+                  headers: {{X-Hook-Token: "${{HOOK_TOKEN}}"}}
+                  json: {{text: "{{{{ env }}}}: {{{{ verdict }}}}"}}
+                  retries: 0
+    """)
+    project.suite("checks.yaml", """
+        service: api
+        checks:
+          - name: echo shows the headers back
+            kind: smoke
+            request: {path: /echo}
+            expect: {json: {method: POST}}
+          - name: saved session token
+            kind: smoke
+            steps:
+              - request: {method: POST, path: /login, json: {}}
+                save: {session_token: token}
+              - request: {path: /me, headers: {Authorization: "Bearer {{ session_token }}"}}
+                expect: {status: 418, body: {contains: "{{ session_token }}"}}
+          - name: token in a warning
+            kind: smoke
+            on_fail: warn
+            request: {path: /echo}
+            expect: {body: {contains: "not there"}}
+    """)
+    result = runpytest(project.pytester, "--env=test", "-vv", "-p", "xdist", "-n", "2",
+                       "--junitxml=junit.xml", "--alluredir=allure-results",
+                       "--gate-report=gate.json", "--audit-log=audit.jsonl")
+    result.assert_outcomes(failed=2, passed=1)
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == "rollback_failed"
+    artifacts = {"terminal": result.stdout.str() + result.stderr.str()}
+    for name in ("junit.xml", "gate.json", "audit.jsonl", "summary.md"):
+        artifacts[name] = (project.path / name).read_text()
+    allure = sorted((project.path / "allure-results").iterdir())
+    assert len(allure) > 10
+    for path in allure:
+        artifacts[f"allure-results/{path.name}"] = path.read_text()
+    assert "::error file=suites/checks.yaml" in artifacts["terminal"]
+    assert "rolling back with ***" in artifacts["gate.json"]
+    for secret in (ENV_TOKEN, SECRET_SESSION_TOKEN, HOOK_TOKEN):
+        leaks = [name for name, text in artifacts.items() if secret in text]
+        assert not leaks, (secret, leaks)

