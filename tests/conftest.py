@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -73,6 +76,28 @@ def runpytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """An in-process pytest run in the pytester folder, without cache or rewrite noise."""
     return pytester.runpytest("-p", "no:cacheprovider", "-W",
                               "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+ROOT = Path(__file__).parent.parent
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
+                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
+                   env={**os.environ, **GIT_IDENTITY})
+
+
+def copy_repo_suites(project: Project) -> None:
+    """The repository's environments, suites and scripts, committed to a fresh git repository
+    (the pre-deploy checklist wants a clean working tree)."""
+    shutil.copy(ROOT / "environments.yaml", project.path)
+    shutil.copy(ROOT / ".gitignore", project.path)
+    shutil.copytree(ROOT / "suites", project.path / "suites")
+    shutil.copytree(ROOT / "scripts", project.path / "scripts")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        git(project.path, *args)
+
 
 
 def free_port() -> int:

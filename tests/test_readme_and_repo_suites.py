@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import Project, free_port, runpytest
+from conftest import Project, copy_repo_suites, free_port, git, runpytest
 from metric_servers import Prometheus
 from pytest_deploycheck.demo.server import DemoServer
 from servers import LoopbackServer
@@ -95,15 +93,6 @@ def test_readme_metric_example_passes_against_prometheus(
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["  NOTE *p99 under 500ms while we watch[[]production[]]: no "
                                  "baseline yet: recorded 0.236964 as the baseline"])
-
-
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
-
-
-def git(folder: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
-                   env={**os.environ, **GIT_IDENTITY})
 
 
 def readme_checklist_project(project: Project, server: LoopbackServer) -> None:
@@ -194,17 +183,6 @@ def test_readme_windows_example_expresses_the_runbook_schedules(
     project.suite("predeploy.yaml", "checks:\n  - {name: window, kind: checklist, window: true}\n")
     result = runpytest(project.pytester, f"--env={env}", f"--deploy-time={instant}")
     result.assert_outcomes(**{"passed" if is_open else "failed": 1})
-
-
-def copy_repo_suites(project: Project) -> None:
-    """The repository's environments, suites and scripts, committed to a fresh git repository
-    (the pre-deploy checklist wants a clean working tree)."""
-    shutil.copy(ROOT / "environments.yaml", project.path)
-    shutil.copy(ROOT / ".gitignore", project.path)
-    shutil.copytree(ROOT / "suites", project.path / "suites")
-    shutil.copytree(ROOT / "scripts", project.path / "scripts")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
-        git(project.path, *args)
 
 
 @pytest.fixture

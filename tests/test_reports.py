@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, runpytest
+from conftest import Project, copy_repo_suites, runpytest
 from metric_servers import Prometheus
 from pytest_deploycheck import htmlreport
+from pytest_deploycheck.demo.server import DemoServer
 from servers import SECRET_SESSION_TOKEN, LoopbackServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,21 +236,26 @@ def report_data(page: Path) -> str:
     return "\n".join(base64.b64decode(blob).decode("utf-8", "replace") for blob in blobs)
 
 
-def test_html_report_from_a_demo_run(project: Project, server: LoopbackServer,
-                                     prometheus: Prometheus,
+def test_html_report_from_a_demo_run(project: Project, demo: DemoServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's own gate against the bundled demo, under xdist, rendered."""
     assert (TOOLS / "node_modules" / ".bin" / "allure").is_file(), \
         "the Allure CLI is missing: ./dev test installs it into .tools/node"
     monkeypatch.setenv("DEPLOYCHECK_TOOLS", str(TOOLS))
-    gate_project(project, server, prometheus, f"{server.url}/webhook/200/{uuid.uuid4().hex}")
-    runpytest(project.pytester, "--env=prod", "--alluredir=allure-results")
+    monkeypatch.setenv("DEPLOY_VERSION", "1.2.3")
+    monkeypatch.setenv("DEMO_PORT", str(demo.server_port))
+    copy_repo_suites(project)
+    result = runpytest(project.pytester, "--env=local", "--no-start", "-p", "xdist", "-n", "2",
+                       "--alluredir=allure-results", "--clean-alluredir")
+    result.assert_outcomes(passed=18)
     page = project.path / "out" / "gate.html"
     assert htmlreport.main([str(project.path / "allure-results"), "-o", str(page),
                             "--name", "Deploy 1.2.3"]) == 0
     data = report_data(page)
-    for name in ("api is up", "login flow", "payments answer", "error ratio",
-                 "release tag given", "rollback of prod"):
+    for name in ("health endpoint reports healthy", "login then fetch profile",
+                 "error rate stays under 1% while we watch", "backup verified", "page loads"):
         assert name in data, name
+    assert "Deploy 1.2.3" in page.read_text()
     assert page.stat().st_size > 100_000
 
     assert htmlreport.main([str(project.path / "nothing"), "-o", str(page)]) == 2
