@@ -234,6 +234,8 @@ def test_ack_all_acknowledges_every_manual_step(project: Project) -> None:
     checklist(project, MANUAL, MANUAL_ENVS)
     result = runpytest(project.pytester, "--env=prod", "--ack=all")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["  ACKNOWLEDGED suites/pre.yaml::pre::announced[[]prod[]] "
+                                 "(--ack all)"])
 
 
 def test_an_ack_that_matches_nothing_is_reported(project: Project) -> None:

@@ -282,3 +282,24 @@ def test_the_example_workflow_passes_actionlint(tmp_path: Path) -> None:
                                    "github.evnt.release.tag_name ||"))
     done = actionlint(broken)
     assert done.returncode == 1 and 'property "evnt" is not defined' in done.stdout
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"GITLAB_CI": "true", "CI_PROJECT_URL": "https://gitlab.example.com/acme/api",
+      "CI_PIPELINE_IID": "88", "CI_PROJECT_PATH": "acme/api", "CI_JOB_NAME": "deploy",
+      "CI_PIPELINE_URL": "https://gitlab.example.com/acme/api/-/pipelines/9001",
+      "CI_JOB_URL": "https://gitlab.example.com/acme/api/-/jobs/77"},
+     {"name": "GitLab CI", "type": "gitlab", "url": "https://gitlab.example.com/acme/api",
+      "buildOrder": 88, "buildName": "acme/api #88 (deploy)",
+      "buildUrl": "https://gitlab.example.com/acme/api/-/pipelines/9001",
+      "reportUrl": "https://gitlab.example.com/acme/api/-/jobs/77"}),
+    ({"JENKINS_URL": "https://ci.example.com/", "BUILD_NUMBER": "5", "JOB_NAME": "deploy-api",
+      "BUILD_URL": "https://ci.example.com/job/deploy-api/5/"},
+     {"name": "Jenkins", "type": "jenkins", "url": "https://ci.example.com/", "buildOrder": 5,
+      "buildName": "deploy-api #5", "buildUrl": "https://ci.example.com/job/deploy-api/5/"}),
+    ({"CI": "true"}, None),
+])
+def test_executor_from_ci_variables(environ: dict[str, str], expected: dict | None) -> None:
+    from pytest_deploycheck.allurefiles import executor
+
+    assert executor(environ) == expected
