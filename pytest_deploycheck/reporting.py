@@ -8,6 +8,7 @@ once however many checks fail and however the items were spread over workers.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from .actions import ActionResult
 from .durable import write_json_atomic
+from .errors import DeploycheckError
 from .gate import OK_VERDICTS, CheckRecord, Gate
 from .session import DeployRun
 
@@ -160,8 +162,6 @@ class GatePlugin:
         folder = getattr(self.config.option, "allure_report_dir", None)
         if not folder:
             return
-        import os
-
         from . import __version__
         from .allurefiles import CATEGORIES, action_results, environment_properties, executor
         from .allurefiles import write_results as write
@@ -174,7 +174,7 @@ class GatePlugin:
             properties.append((f"{name}.verdict", gate.verdict or gate.decide()))
             if self.versions.get(name):
                 properties.append((f"{name}.version", ", ".join(self.versions[name])))
-            with contextlib.suppress(Exception):  # an unresolvable environment has no URLs
+            with contextlib.suppress(DeploycheckError):  # an unresolvable environment: no URLs
                 for service_name, service in self.run.environment(name).services.items():
                     properties.append((f"{name}.{service_name}.url", service.url))
             files += action_results(gate, __version__)
@@ -190,8 +190,6 @@ class GatePlugin:
 
     def _github_summary(self) -> None:
         """Under GitHub Actions: the verdicts as Markdown in the job's step summary."""
-        import os
-
         path = os.environ.get("GITHUB_STEP_SUMMARY")
         if os.environ.get("GITHUB_ACTIONS") != "true" or not path:
             return
@@ -252,8 +250,6 @@ class GatePlugin:
             for result in gate.notify:
                 write(f"  NOTIFY {result.name}: {result.outcome}"
                       + (f" ({result.message})" if result.message else ""))
-        import os
-
         if os.environ.get("GITHUB_ACTIONS") == "true":
             from .github import workflow_commands
 

@@ -13,6 +13,21 @@ from servers import SECRET_SESSION_TOKEN, LoopbackServer
 ENV_TOKEN = "env-tok-8d1e5b0c93"
 HEADER_KEY = "hdr-key-77aa21f0c4"
 URL_PASSWORD = "url-pass-5e6f7a8b"
+# Checks whose failures show the secrets sent and received: echoed headers, a saved token.
+LEAKY_CHECKS = """
+        service: api
+        checks:
+          - name: echo shows the headers back
+            kind: smoke
+            request: {path: /echo}
+            expect: {json: {method: POST}}
+          - name: saved session token
+            kind: smoke
+            steps:
+              - request: {method: POST, path: /login, json: {}}
+                save: {session_token: token}
+              - request: {path: /me, headers: {Authorization: "Bearer {{ session_token }}"}}
+                expect: {status: 418, body: {contains: "{{ session_token }}"}}"""
 
 
 def test_secrets_are_redacted_everywhere(project: Project, server: LoopbackServer,
@@ -30,20 +45,7 @@ def test_secrets_are_redacted_everywhere(project: Project, server: LoopbackServe
                   X-Api-Key: {HEADER_KEY}
               basic: {{url: "http://deploy:{URL_PASSWORD}@{host}"}}
     """)
-    project.suite("checks.yaml", """
-        service: api
-        checks:
-          - name: echo shows the headers back
-            kind: smoke
-            request: {path: /echo}
-            expect: {json: {method: POST}}
-          - name: saved session token
-            kind: smoke
-            steps:
-              - request: {method: POST, path: /login, json: {}}
-                save: {session_token: token}
-              - request: {path: /me, headers: {Authorization: "Bearer {{ session_token }}"}}
-                expect: {status: 418, body: {contains: "{{ session_token }}"}}
+    project.suite("checks.yaml", LEAKY_CHECKS + """
           - name: user-info in the URL
             kind: smoke
             request: {path: /echo, service: basic}
@@ -90,20 +92,7 @@ def test_no_artifact_holds_a_secret(project: Project, server: LoopbackServer,
                   json: {{text: "{{{{ env }}}}: {{{{ verdict }}}}"}}
                   retries: 0
     """)
-    project.suite("checks.yaml", """
-        service: api
-        checks:
-          - name: echo shows the headers back
-            kind: smoke
-            request: {path: /echo}
-            expect: {json: {method: POST}}
-          - name: saved session token
-            kind: smoke
-            steps:
-              - request: {method: POST, path: /login, json: {}}
-                save: {session_token: token}
-              - request: {path: /me, headers: {Authorization: "Bearer {{ session_token }}"}}
-                expect: {status: 418, body: {contains: "{{ session_token }}"}}
+    project.suite("checks.yaml", LEAKY_CHECKS + """
           - name: token in a warning
             kind: smoke
             on_fail: warn

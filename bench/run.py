@@ -1,0 +1,213 @@
+"""Benchmark: this plugin against a hand-written pytest suite and Tavern, on one machine.
+
+    .venv/bin/python bench/run.py [--repeat 3] [--skip-tavern]
+
+Starts a loopback HTTP server (``/fast`` answers at once, ``/slow`` after 50 ms), writes the
+same checks three ways into temporary folders, runs each with pytest serially and with ``-n 2``
+and prints the median wall time of each and the ratios, then collection time for 1000 checks
+against an empty pytest run, peak RSS, and how soon ``--rollback-fast`` starts the rollback.
+Tavern 3.7.1 needs pytest <= 9.1, so it runs from its own virtualenv (bench/.venv-tavern, made
+on first use). Not part of the test suite: wall times on shared machines are noisy, so compare
+ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+TAVERN_VENV = ROOT / "bench" / ".venv-tavern"
+BODY = json.dumps({"status": "ok", "version": "1.2.3"}).encode()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real service would
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(0.05)
+        status = 500 if self.path.startswith("/broken") else 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve() -> str:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# --- the same checks, three ways --------------------------------------------------------------
+
+def plugin_project(folder: Path, url: str, count: int, path: str,
+                   rollback: bool = False) -> Path:
+    folder.mkdir(parents=True)
+    env = f'environments:\n  bench:\n    services:\n      api: {{url: "{url}"}}\n'
+    if rollback:
+        env += "    rollback:\n      - command: [python, -c, 'pass']\n"
+    (folder / "environments.yaml").write_text(env)
+    (folder / "suites").mkdir()
+    checks = []
+    if rollback:
+        checks.append("  - {name: broken, kind: health, request: {path: /broken}, "
+                      "expect: {status: 200}}")
+    checks += [f"  - {{name: check {n}, kind: health, request: {{path: {path}}}, "
+               f"expect: {{status: 200, json: {{status: ok}}}}}}" for n in range(count)]
+    (folder / "suites" / "bench.yaml").write_text("service: api\nchecks:\n" + "\n".join(checks)
+                                                  + "\n")
+    return folder
+
+
+def handwritten_project(folder: Path, url: str, count: int, path: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "test_bench.py").write_text(textwrap.dedent(f"""\
+        import httpx
+        import pytest
+
+        CLIENT = httpx.Client(base_url="{url}", timeout=10)
+
+
+        @pytest.mark.parametrize("n", range({count}))
+        def test_check(n):
+            answer = CLIENT.get("{path}")
+            assert answer.status_code == 200
+            assert answer.json()["status"] == "ok"
+        """))
+    return folder
+
+
+def tavern_project(folder: Path, url: str, count: int, path: str) -> Path:
+    folder.mkdir(parents=True)
+    docs = [textwrap.dedent(f"""\
+        test_name: check {n}
+        stages:
+          - name: get
+            request: {{url: "{url}{path}", method: GET}}
+            response:
+              status_code: 200
+              json: {{status: ok, version: "1.2.3"}}
+        """) for n in range(count)]
+    (folder / "test_bench.tavern.yaml").write_text("---\n" + "---\n".join(docs))
+    return folder
+
+
+# --- running ---------------------------------------------------------------------------------
+
+def run(python: Path, folder: Path, args: list[str], expect: str | None = None
+        ) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of one pytest run in ``folder``."""
+    wrapper = ("import resource, sys, pytest\n"
+               "code = pytest.main(sys.argv[1:])\n"
+               "print('BENCH_MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+               "sys.exit(code)")
+    started = time.perf_counter()
+    done = subprocess.run([str(python), "-c", wrapper, "-p", "no:cacheprovider", "-q", *args],
+                          cwd=folder, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - started
+    if expect is not None and expect not in done.stdout:
+        raise SystemExit(f"unexpected outcome in {folder} {args}: expected {expect!r}\n"
+                         f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    rss = next((int(line.split()[1]) for line in done.stdout.splitlines()
+                if line.startswith("BENCH_MAXRSS")), 0)
+    return wall, rss
+
+
+def median(repeat: int, python: Path, folder: Path, args: list[str],
+           expect: str | None = None) -> tuple[float, int]:
+    """The median wall time and the largest peak RSS of ``repeat`` runs."""
+    runs = [run(python, folder, args, expect) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def tavern_python() -> Path:
+    python = TAVERN_VENV / "bin" / "python"
+    if not python.exists():
+        print("making bench/.venv-tavern (tavern 3.7.1, pytest<=9.1, pytest-xdist) ...",
+              flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TAVERN_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", "tavern==3.7.1", "pytest<=9.1",
+                        "pytest-xdist"], check=True)
+    return python
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--skip-tavern", action="store_true")
+    args = parser.parse_args()
+    url = serve()
+    tools: list[tuple[str, Path, Callable[[Path, str, int, str], Path], list[str]]] = [
+        ("deploycheck", PYTHON, plugin_project, ["--env=bench"]),
+        ("hand-written pytest + httpx.Client", PYTHON, handwritten_project,
+         ["-p", "no:deploycheck"]),
+    ]
+    if not args.skip_tavern:
+        tools.append(("tavern 3.7.1", tavern_python(), tavern_project, []))
+    print(f"machine: {os.cpu_count()} cores; median of {args.repeat} runs; server {url}\n")
+    with tempfile.TemporaryDirectory(prefix="deploycheck-bench-") as tmp:
+        base = Path(tmp)
+        for count, path, label in ((200, "/slow", "200 checks, endpoint answering in 50 ms"),
+                                   (1000, "/fast", "1000 checks, fast endpoint")):
+            print(f"{label}:")
+            figures: dict[str, float] = {}
+            for name, python, make, extra in tools:
+                folder = make(base / f"{name.split()[0]}-{count}", url, count, path)
+                for workers in ("0", "2"):
+                    wall, _ = median(args.repeat, python, folder, [*extra, "-n", workers],
+                                     expect=f"{count} passed")
+                    figures[f"{name}, -n {workers}"] = wall
+            reference = figures["hand-written pytest + httpx.Client, -n 0"]
+            for key, wall in figures.items():
+                print(f"  {key:48s} {wall:6.2f} s   {wall / reference:5.2f}x hand-written "
+                      f"serial")
+            print()
+
+        folder = plugin_project(base / "collect-1000", url, 1000, "/fast")
+        empty = base / "empty"
+        empty.mkdir()
+        (empty / "environments.yaml").write_text((folder / "environments.yaml").read_text())
+        collect, _ = median(args.repeat, PYTHON, folder, ["--env=bench", "--collect-only"],
+                            expect="1000 tests collected")
+        nothing, _ = median(args.repeat, PYTHON, empty, ["--collect-only"])
+        print(f"collection of 1000 checks: {collect:.2f} s; empty pytest run {nothing:.2f} s; "
+              f"ratio {collect / nothing:.2f}")
+        _, rss = median(1, PYTHON, base / "deploycheck-1000", ["--env=bench"],
+                        expect="1000 passed")
+        print(f"peak RSS, 1000 checks, serial: {rss / 1024:.0f} MB")
+
+        folder = plugin_project(base / "fast-rollback", url, 40, "/slow", rollback=True)
+        for workers in ("0", "2"):
+            reactions = []
+            for _ in range(args.repeat):
+                run(PYTHON, folder, ["--env=bench", "--rollback-fast", "-n", workers,
+                                     "--gate-report=gate.json"])
+                report = json.loads((folder / "gate.json").read_text())
+                reactions.append(report["rollback"]["reaction_seconds"])
+            print(f"--rollback-fast, -n {workers}: rollback started "
+                  f"{statistics.median(reactions) * 1000:.0f} ms after the failing report "
+                  f"(median; runs {', '.join(f'{r * 1000:.0f}' for r in reactions)} ms)")
+
+
+if __name__ == "__main__":
+    main()
