@@ -35,6 +35,9 @@ BODY = json.dumps({"status": "ok", "version": "1.2.3"}).encode()
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real service would
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
+    # client's delayed ACK (40 ms), which would swamp every figure.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         if self.path.startswith("/slow"):
