@@ -106,7 +106,8 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
         elif rollback.succeeded:
             status, message = "passed", f"rolled back; triggered by {triggered}"
         else:
-            failed = next(a for a in rollback.actions if a.outcome == "failed")
+            failed = rollback.failed_action
+            assert failed is not None  # actions ran and not all succeeded
             status, message = "failed", (f"rollback failed: {failed.type} '{failed.name}': "
                                          f"{failed.message}")
         runs.append((f"rollback of {gate.env}", status, rollback.actions, message))

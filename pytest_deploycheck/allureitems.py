@@ -8,8 +8,6 @@ so they are written by the worker that ran the item.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,12 +15,13 @@ import allure
 import pytest
 
 from .checklistcheck import ChecklistResult
-from .httpcheck import Exchange
+from .httpcheck import Exchange, pretty_body
 from .httpcheck import Result as HttpResult
 from .items import CheckItem
 from .metriccheck import MetricResult
 from .secrets import Redactor
 from .svgchart import line_chart
+from .units import utc_iso
 
 MAX_BODY = 64 * 1024  # characters of a body kept in an attachment
 
@@ -119,7 +118,7 @@ def _attach_exchange(exchange: Exchange, redactor: Redactor) -> None:
     request = [f"{exchange.method} {exchange.url}"]
     request += [f"{name}: {value}" for name, value in exchange.headers]
     if exchange.body:
-        request += ["", _pretty_text(exchange.body)]
+        request += ["", pretty_body(exchange.body, MAX_BODY)]
     allure.attach(redactor.redact("\n".join(request)), name="request",
                   attachment_type=allure.attachment_type.TEXT)
     response = exchange.response
@@ -128,20 +127,12 @@ def _attach_exchange(exchange: Exchange, redactor: Redactor) -> None:
     elif response is not None:
         lines = [f"{response.status} in {response.elapsed * 1000:.0f}ms"]
         lines += [f"{name}: {value}" for name, value in response.headers.items()]
-        lines += ["", _pretty_text(response.text)]
+        lines += ["", pretty_body(response.text, MAX_BODY)]
         text = "\n".join(lines)
     else:
         return
     allure.attach(redactor.redact(text), name="response",
                   attachment_type=allure.attachment_type.TEXT)
-
-
-def _pretty_text(text: str) -> str:
-    with contextlib.suppress(ValueError):
-        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    if len(text) > MAX_BODY:
-        return text[:MAX_BODY] + f"\n… truncated: {len(text)} characters in all"
-    return text
 
 
 def _attach_metric(result: MetricResult, redactor: Redactor,
@@ -151,7 +142,7 @@ def _attach_metric(result: MetricResult, redactor: Redactor,
     for measurement in result.measurements:
         for judged in measurement.judged:
             verdict = {True: "ok", False: "BREACH", None: "ignored"}[judged.ok]
-            rows.append(f"{_iso(judged.sample.timestamp)},{_csv(judged.series)},"
+            rows.append(f"{utc_iso(judged.sample.timestamp, 'seconds')},{_csv(judged.series)},"
                         f"{judged.sample.value!r},{verdict}")
             series.setdefault(judged.series, []).append((judged.sample.timestamp,
                                                          judged.sample.value))
@@ -159,7 +150,8 @@ def _attach_metric(result: MetricResult, redactor: Redactor,
                f"rules: {', '.join(result.rules)}"]
     if result.baseline is not None:
         summary.append(f"baseline: {result.baseline.value!r} ({result.baseline.recorded})")
-    errors = [f"{_iso(m.at)}: {m.message}" for m in result.measurements if m.message]
+    errors = [f"{utc_iso(m.at, 'seconds')}: {m.message}" for m in result.measurements
+              if m.message]
     allure.attach(redactor.redact("\n".join([*summary, "", *errors])), name="query",
                   attachment_type=allure.attachment_type.TEXT)
     allure.attach(redactor.redact("\n".join(rows)), name="samples",
@@ -175,12 +167,6 @@ def _attach_checklist(result: ChecklistResult, redactor: Redactor) -> None:
                      + found.lines + ([found.data["output"]] if found.data.get("output") else []))
     allure.attach(redactor.redact(text), name="checklist output",
                   attachment_type=allure.attachment_type.TEXT)
-
-
-def _iso(timestamp: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
 def _csv(text: str) -> str:

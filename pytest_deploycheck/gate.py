@@ -8,7 +8,6 @@ so every decision is made in one process, also under xdist, however many checks 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,14 +19,11 @@ from .durable import append_json_line, write_json_atomic
 from .environments import Environment
 from .errors import DeploycheckError
 from .secrets import Redactor
+from .units import utc_iso
 
 OK_VERDICTS = frozenset({"passed", "passed_with_warnings"})
 # How bad an item's outcome is, to keep the worst of its setup, call and teardown reports.
 _RANK = {"passed": 0, "skipped": 1, "warned": 2, "inconclusive": 3, "failed": 4}
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -83,6 +79,11 @@ class RollbackRun:
     @property
     def succeeded(self) -> bool:
         return bool(self.actions) and all(a.outcome == "succeeded" for a in self.actions)
+
+    @property
+    def failed_action(self) -> ActionResult | None:
+        """The action the rollback stopped at, if one failed."""
+        return next((a for a in self.actions if a.outcome == "failed"), None)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "triggered_by": self.triggered_by,
@@ -162,7 +163,7 @@ class Gate:
         self.audit_log = audit_log
         self.hook = hook
         self.envs: dict[str, EnvGate] = {}
-        self.started = now_iso()
+        self.started = utc_iso()
         self.audit_errors: list[str] = []
 
     def env(self, name: str) -> EnvGate:
@@ -183,7 +184,7 @@ class Gate:
         never stops the gate."""
         if self.audit_log is None:
             return
-        line = {"time": now_iso(), "event": event, **fields}
+        line = {"time": utc_iso(), "event": event, **fields}
         try:
             append_json_line(self.audit_log, self.redactor.redact_data(line))
         except OSError as exc:
@@ -281,7 +282,7 @@ class Gate:
 
     def report(self) -> dict[str, Any]:
         """The gate report (SPEC §6): one object, or ``{"environments": [...]}`` for several."""
-        finished = now_iso()
+        finished = utc_iso()
         objects = [gate.to_json(self.started, finished) for gate in self.envs.values()]
         document = objects[0] if len(objects) == 1 else {"environments": objects}
         redacted: dict[str, Any] = self.redactor.redact_data(document)

@@ -34,8 +34,8 @@ def workflow_commands(envs: Mapping[str, EnvGate]) -> list[str]:
                          f"title={_property(title)}::{_data(record.message or what)}")
         rollback = gate.rollback
         if rollback is not None and rollback.mode == "auto" and not rollback.succeeded:
-            failed = [a for a in rollback.actions if a.outcome == "failed"]
-            message = (f"{failed[0].type} '{failed[0].name}': {failed[0].message}" if failed
+            failed = rollback.failed_action
+            message = (f"{failed.type} '{failed.name}': {failed.message}" if failed
                        else "the environment has no rollback actions")
             lines.append(f"::error title={_property(f'rollback of {env} failed')}::"
                          f"{_data(message)}")

@@ -7,6 +7,7 @@ so that a slow or endless body is cut off by time and by size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import time
@@ -120,7 +121,8 @@ class Result:
                 lines.append(f"  (last of {exchange.attempts} attempts)")
             if exchange.mismatches and exchange.response is not None:
                 lines.append("  response body:")
-                lines.extend(f"    {line}" for line in _pretty(exchange.response).splitlines())
+                body = pretty_body(exchange.response.text)
+                lines.extend(f"    {line}" for line in body.splitlines())
         if self.attempts > 1:
             lines.append(f"\n(last of {self.attempts} attempts of the whole check, "
                          f"{format_duration(self.duration)})")
@@ -131,12 +133,12 @@ def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
-def _pretty(response: Response) -> str:
-    try:
-        text = json.dumps(response.json(), indent=2, ensure_ascii=False)
-    except ValueError:
-        text = response.text
-    return _snippet(text) if text else "(empty)"
+def pretty_body(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """A body for people: JSON indented, anything else as it is; cut at ``limit``
+    characters."""
+    with contextlib.suppress(ValueError):
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return _snippet(text, limit) if text else "(empty)"
 
 
 def _cert_not_after(response: httpx.Response) -> float | None:

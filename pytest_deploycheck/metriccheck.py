@@ -8,7 +8,6 @@ breaches and query errors apart as Argo Rollouts does. Everything judged is kept
 
 from __future__ import annotations
 
-import datetime
 import math
 import statistics
 import time
@@ -28,15 +27,10 @@ from .secrets import Redactor
 from .state import Baseline, StateStore
 from .suites import CheckInstance
 from .templating import render
-from .units import format_duration, parse_duration
+from .units import format_duration, parse_duration, utc_iso
 
 MAX_SAMPLES_SHOWN = 200
 MAX_SAMPLES_KEPT = 1000
-
-
-def _utc(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _num(value: float | None) -> str:
@@ -100,7 +94,7 @@ class MetricResult:
         shown = 0
         for number, measurement in enumerate(self.measurements, 1):
             if self.observed:
-                lines.append(f"  measurement {number} at {_utc(measurement.at)}: "
+                lines.append(f"  measurement {number} at {utc_iso(measurement.at)}: "
                              f"{measurement.status}"
                              + (f" ({measurement.message})" if measurement.message else ""))
             for judged in measurement.judged:
@@ -110,7 +104,7 @@ class MetricResult:
                 verdict = {True: "ok", False: f"BREACH {judged.failed_rule}",
                            None: "ignored (not a finite number)"}[judged.ok]
                 series = f"{judged.series} " if judged.series else ""
-                lines.append(f"    {_utc(judged.sample.timestamp)}  {series}"
+                lines.append(f"    {utc_iso(judged.sample.timestamp)}  {series}"
                              f"{_num(judged.sample.value)}  {verdict}")
         total = sum(len(m.judged) for m in self.measurements)
         if total > shown:
@@ -310,7 +304,7 @@ class MetricRunner:
             measurement.status = "breach"
             measurement.message = (f"{len(breaches)} of {len(judged)} samples breach "
                                    f"{worst.failed_rule} (first: {_num(worst.sample.value)} at "
-                                   f"{_utc(worst.sample.timestamp)})")
+                                   f"{utc_iso(worst.sample.timestamp)})")
         elif value_rule is not None and measurement.value is not None \
                 and not value_rule.check(measurement.value):
             measurement.status = "breach"

@@ -170,15 +170,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marked = metafunc.definition.get_closest_marker("deploycheck") is not None
     if "deploy_env" in metafunc.fixturenames or marked:
+        if "deploy_env" not in metafunc.fixturenames:
+            # A marked test that does not use the environment still runs once per environment.
+            metafunc.fixturenames.append("deploy_env")
         names = list(_run(metafunc.config).selected)
         if names:
             from .pyitems import declared_check
 
             declared_check(metafunc.definition)  # a bad marker is a collection error here
-        if "deploy_env" not in metafunc.fixturenames:
-            # A marked test that does not use the environment still runs once per environment.
-            metafunc.fixturenames.append("deploy_env")
-        if names:
             metafunc.parametrize("deploy_env", names, indirect=True, ids=names)
 
 

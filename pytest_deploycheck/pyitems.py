@@ -25,24 +25,36 @@ from .watchdog import interrupt_after
 
 MARKER = "deploycheck"
 CHECK_KEY = pytest.StashKey[PythonCheck]()
+LOCATION_KEY = pytest.StashKey[tuple[str, int]]()  # display path and line, for reports
 WARNING_KEY = pytest.StashKey[str]()
+# The check each test function declares, by the function's node id: parsed once, at
+# parametrization, for all of its items.
+DECLARED_KEY = pytest.StashKey[dict[str, PythonCheck]]()
 
 
-def declared_check(node: pytest.Item | pytest.Function | Any) -> PythonCheck:
-    """The check a test (or its function definition, at parametrization) declares.
+def declared_check(node: Any, function_id: str | None = None) -> PythonCheck:
+    """The check a test function declares, read from ``node`` (its ``FunctionDefinition`` at
+    parametrization, or one of its items) and kept by ``function_id`` (default the node's id).
 
     Raises ``CollectError`` naming the test's file and line for a bad marker.
     """
+    key = function_id or node.nodeid
+    declared: dict[str, PythonCheck] = node.config.stash.setdefault(DECLARED_KEY, {})
+    check = declared.get(key)
+    if check is not None:
+        return check
     mark = node.get_closest_marker(MARKER)
-    if mark is None:
-        return UNMARKED
-    run = node.config.stash[RUN_KEY]
-    path, line = _location(node)
-    try:
-        return parse_marker(mark.args, mark.kwargs, path, line,
-                            run.environments_file().names)
-    except ConfigError as exc:
-        raise pytest.Collector.CollectError(str(exc)) from None
+    check = UNMARKED
+    if mark is not None:
+        run = node.config.stash[RUN_KEY]
+        path, line = _location(node)
+        try:
+            check = parse_marker(mark.args, mark.kwargs, path, line,
+                                 run.environments_file().names)
+        except ConfigError as exc:
+            raise pytest.Collector.CollectError(str(exc)) from None
+    declared[key] = check
+    return check
 
 
 def _location(node: Any) -> tuple[str, int]:
@@ -63,14 +75,15 @@ def prepare(config: pytest.Config, items: list[pytest.Item]) -> None:
     kept, dropped = [], []
     for item in items:
         env = environment_of(item)
-        if env is None or not isinstance(item, pytest.Function):
+        if env is None or not isinstance(item, pytest.Function) or item.parent is None:
             kept.append(item)
             continue
-        check = declared_check(item)
+        check = declared_check(item, f"{item.parent.nodeid}::{item.originalname}")
         if not check.applies_to(env):
             dropped.append(item)
             continue
         item.stash[CHECK_KEY] = check
+        item.stash[LOCATION_KEY] = _location(item)
         item.user_properties += junit_properties(env, check.kind)
         for marker in check.markers:
             item.add_marker(marker)
@@ -111,7 +124,7 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any
     if check is None or env is None:
         return None
     redactor = item.config.stash[RUN_KEY].redactor
-    path, line = _location(item)
+    path, line = item.stash[LOCATION_KEY]
     name = item.nodeid.partition("::")[2]
     reason = _reason(call.excinfo.value) if call.excinfo is not None else ""
     return {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import operator
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -142,3 +144,9 @@ def parse_relative(text: object) -> RelativeLimit:
     op, number, percent = match.groups()
     delta = float(number) / 100 if percent else float(number)
     return RelativeLimit(text=str(text).strip(), op=op, delta=delta, percent=bool(percent))
+
+
+def utc_iso(timestamp: float | None = None, timespec: str = "milliseconds") -> str:
+    """``2026-11-22T14:05:01.120Z``: Unix time ``timestamp`` (default now) in UTC."""
+    moment = dt.datetime.fromtimestamp(time.time() if timestamp is None else timestamp, dt.UTC)
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")

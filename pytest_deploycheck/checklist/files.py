@@ -6,7 +6,6 @@ is the one whose age counts. Paths are relative to the rootdir; ``{{ names }}`` 
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import os
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from ..errors import CheckError
 from ..templating import names_in, render
-from ..units import format_duration, parse_duration
+from ..units import format_duration, parse_duration, utc_iso
 from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome
 
@@ -51,7 +50,7 @@ class FilesEntry:
                 continue
             path, mtime = found
             age = context.now.timestamp() - mtime
-            modified = dt.datetime.fromtimestamp(mtime, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            modified = utc_iso(mtime, "seconds")
             seen.append({"path": str(path), "modified": modified, "age": age})
             described = f"{path} (modified {modified}, {format_duration(max(age, 0))} ago)"
             if rule.max_age is not None and age > rule.max_age:
