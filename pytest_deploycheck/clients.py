@@ -62,7 +62,11 @@ class ClientPool:
     holds for YAML checks and for Python checks using the ``service`` fixture.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keepalive: int = 20) -> None:
+        # Every check running at once may hold a connection; keep them all alive between checks
+        # rather than httpx's default 20, so that a burst does not end in reconnecting.
+        self._limits = httpx.Limits(max_connections=max(keepalive, 100),
+                                    max_keepalive_connections=max(keepalive, 20))
         self._clients: dict[tuple[str, str | None], httpx.Client] = {}
         self._lock = threading.Lock()
 
@@ -74,14 +78,15 @@ class ClientPool:
             if client is None:
                 hooks = {"request": [_protect(env.name)]} if env.protected else {}
                 if service is None:
-                    client = httpx.Client(timeout=env.timeout, event_hooks=hooks)
+                    client = httpx.Client(timeout=env.timeout, event_hooks=hooks,
+                                          limits=self._limits)
                 else:
                     verify: bool | ssl.SSLContext = service.verify_tls \
                         if isinstance(service.verify_tls, bool) \
                         else ssl.create_default_context(cafile=service.verify_tls)
                     client = httpx.Client(base_url=service.url, headers=dict(service.headers),
                                           timeout=service.timeout, event_hooks=hooks,
-                                          verify=verify)
+                                          verify=verify, limits=self._limits)
                 self._clients[key] = client
             return client
 

@@ -48,6 +48,9 @@ class CheckRecord:
     line: int
     note: str = ""
     acknowledged: str | None = None
+    # The item's place in the collected order: checks that ran concurrently finish in any
+    # order, but reports list them as collected.
+    order: int = 0
 
     def merge(self, other: CheckRecord) -> CheckRecord:
         """The worse of two reports of one item, keeping what either found out."""
@@ -111,6 +114,10 @@ class EnvGate:
         previous = self.records.get(record.nodeid)
         self.records[record.nodeid] = previous.merge(record) if previous else record
 
+    def ordered(self) -> list[CheckRecord]:
+        """The records in collection order, whatever order their checks finished in."""
+        return sorted(self.records.values(), key=lambda record: record.order)
+
     def counts(self) -> dict[str, int]:
         """How many items ended with each outcome."""
         counts = dict.fromkeys(("passed", "failed", "skipped", "inconclusive", "warned"), 0)
@@ -119,8 +126,7 @@ class EnvGate:
         return counts
 
     def rollback_failures(self) -> list[CheckRecord]:
-        return [r for r in self.records.values()
-                if r.outcome == "failed" and r.on_fail == "rollback"]
+        return [r for r in self.ordered() if r.outcome == "failed" and r.on_fail == "rollback"]
 
     def decide(self) -> str:
         failed = [r for r in self.records.values() if r.outcome == "failed"]
@@ -140,7 +146,7 @@ class EnvGate:
     def to_json(self, started: str, finished: str) -> dict[str, Any]:
         return {"env": self.env, "verdict": self.verdict or self.decide(), "started": started,
                 "finished": finished,
-                "checks": [r.to_json() for r in self.records.values()],
+                "checks": [r.to_json() for r in self.ordered()],
                 "rollback": self.rollback.to_json() if self.rollback else None,
                 "notify": [a.to_json() for a in self.notify], "errors": self.errors}
 
@@ -262,7 +268,7 @@ class Gate:
             environment = self.environment(gate.env)
         except DeploycheckError:
             return
-        failures = [self.redactor.redact_data(r.to_json()) for r in gate.records.values()
+        failures = [self.redactor.redact_data(r.to_json()) for r in gate.ordered()
                     if r.outcome == "failed"]
         context = None
         for notify in environment.notify:

@@ -23,7 +23,7 @@ def workflow_commands(envs: Mapping[str, EnvGate]) -> list[str]:
     and one ``::error`` for each rollback that failed."""
     lines = []
     for env, gate in envs.items():
-        for record in gate.records.values():
+        for record in gate.ordered():
             if record.outcome not in ("failed", "warned"):
                 continue
             level = "error" if record.outcome == "failed" else "warning"
@@ -61,7 +61,7 @@ def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None)
                    f"{counts['failed']} | {counts['skipped'] + counts['inconclusive']} | "
                    f"{counts['warned']} |")
     for env, gate in envs.items():
-        problems = [r for r in gate.records.values() if r.outcome in ("failed", "warned")]
+        problems = [r for r in gate.ordered() if r.outcome in ("failed", "warned")]
         if problems:
             out += ["", f"### {env}: failed checks and warnings", "",
                     "| check | kind | on_fail | where | reason |", "|---|---|---|---|---|"]

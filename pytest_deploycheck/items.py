@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from .session import CheckResult, DeployRun, display_path
 from .suites import KINDS, CheckInstance, Suite, instances, load_suite
 
 RUN_KEY = pytest.StashKey[DeployRun]()
+# An item's index in the collected order, for reports (see gate.CheckRecord.order).
+ORDER_KEY = pytest.StashKey[int]()
 # The skip reason's prefix that marks a skipped item as inconclusive (``no_data: inconclusive``).
 INCONCLUSIVE = "inconclusive"
 
@@ -100,7 +103,7 @@ class CheckItem(pytest.Item):
 
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]
-        result = run.run_check(self.instance)
+        result = run.engine.take(self.nodeid, functools.partial(run.run_check, self.instance))
         self.result = result
         if result.outcome == "failed" and self.instance.check.on_fail == "warn":
             self.warning = result.reason

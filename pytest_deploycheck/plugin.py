@@ -88,7 +88,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(GatePlugin(config, config.stash[RUN_KEY]),
                                       "deploycheck-gate")
         if config.get_verbosity() >= 0:
-            config.stash[RUN_KEY].metrics.progress = progress_writer(config)
+            run = config.stash[RUN_KEY]
+            run.metrics.progress = run.engine.relay(progress_writer(config))
 
 
 _SIGTERM_RESTORE = pytest.StashKey[Callable[[], None]]()
@@ -145,6 +146,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     run = _run(config)
+    if run.engine.enabled and not _is_xdist_controller(config):
+        from .concurrency import Prefetcher
+
+        config.pluginmanager.register(Prefetcher(session, run), "deploycheck-prefetch")
     if run.selected:
         _usage(run.check_selection)
         # Under xdist the controller starts the processes once, before the workers exist; the
@@ -219,7 +224,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    from .items import CheckFailed, CheckItem
+    from .items import ORDER_KEY, CheckFailed, CheckItem
     from .pyitems import report_info
 
     if not isinstance(item, CheckItem):
@@ -237,6 +242,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
         result = item.result if call.when == "call" else None
         details = result.details() if result is not None else {}
+        if result is not None:
+            # The check's own time: it may have run ahead, while the item only collected it.
+            report.duration = result.duration
         check = instance.check
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = {  # type: ignore[attr-defined]
@@ -252,6 +260,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             "details": redactor.redact_data(json.loads(json.dumps(details, default=str))),
             # The --ack value that acknowledged a manual step or emergency window, if any.
             "acknowledged": details.get("acknowledged"),
+            "order": item.stash.get(ORDER_KEY, 0),
         }
         _allure(item, call.when, report.deploycheck)
     return report

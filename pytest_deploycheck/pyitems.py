@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .errors import ConfigError, DeploycheckError
-from .items import RUN_KEY, junit_properties
+from .items import ORDER_KEY, RUN_KEY, junit_properties
 from .metriccheck import MetricReader
 from .metrics import Sample
 from .pythoncheck import UNMARKED, PythonCheck, parse_marker
@@ -73,7 +73,8 @@ def environment_of(item: pytest.Item) -> str | None:
 def prepare(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give every Python check its kind markers and drop the environments it skips."""
     kept, dropped = [], []
-    for item in items:
+    for index, item in enumerate(items):
+        item.stash[ORDER_KEY] = index
         env = environment_of(item)
         if env is None or not isinstance(item, pytest.Function) or item.parent is None:
             kept.append(item)
@@ -134,7 +135,7 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any
         "warning": redactor.redact(item.stash.get(WARNING_KEY, "")) if call.when == "call"
         else "",
         "file": path, "line": line, "reason": redactor.redact(reason), "inconclusive": False,
-        "note": "", "details": {}, "acknowledged": None,
+        "note": "", "details": {}, "acknowledged": None, "order": item.stash.get(ORDER_KEY, 0),
     }
 
 

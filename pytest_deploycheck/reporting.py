@@ -85,7 +85,7 @@ class GatePlugin:
             kind=info["kind"], env=info["env"], outcome=outcome, on_fail=info["on_fail"],
             duration=report.duration, message=message, file=info["file"], line=info["line"],
             note=info.get("note", "") if not crashed else "",
-            acknowledged=info.get("acknowledged"))
+            acknowledged=info.get("acknowledged"), order=info.get("order", 0))
         if self.gate.record(record) and self.fast and self.gate.mode != "off":
             self._roll_back_now(record)
 
@@ -214,7 +214,7 @@ class GatePlugin:
         terminalreporter.ensure_newline()
         terminalreporter.section("deploycheck")
         for env, gate in self.gate.envs.items():
-            records = list(gate.records.values())
+            records = gate.ordered()
             count = gate.counts()
             verdict = gate.verdict or gate.decide()
             ok = verdict in OK_VERDICTS

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from .checklistcheck import ChecklistRunner
 from .clients import ClientPool
+from .engine import Engine
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, UsageProblem
 from .httpcheck import HttpCheckRunner
@@ -30,6 +31,11 @@ class CheckResult(Protocol):
 
     @property
     def reason(self) -> str: ...
+
+    @property
+    def duration(self) -> float:
+        """Seconds the check itself took (it may have run ahead of its item)."""
+        ...
 
     @property
     def note(self) -> str:
@@ -65,11 +71,14 @@ class DeployRun:
         self.rootdir = rootdir
         self.environ = environ
         self.redactor = Redactor()
-        self.pool = ClientPool()
+        self.engine = Engine(settings.concurrency.value)
+        self.pool = ClientPool(keepalive=settings.concurrency.value)
         self.processes = ProcessManager(self.redactor)
-        self.metrics = MetricRunner(self.pool, StateStore(settings.state_dir.value), self.redactor)
+        self.metrics = MetricRunner(self.pool, StateStore(settings.state_dir.value), self.redactor,
+                                    sleep=self.engine.sleep)
         self.runners: dict[str, CheckRunner] = {
-            "http": HttpCheckRunner(self.pool, self.redactor), "metric": self.metrics,
+            "http": HttpCheckRunner(self.pool, self.redactor, sleep=self.engine.sleep),
+            "metric": self.metrics,
             "checklist": ChecklistRunner(self.redactor, rootdir, environ,
                                          settings.deploy_time.value, settings.ack.value)}
         self.suites_without_env: list[str] = []
@@ -124,6 +133,7 @@ class DeployRun:
 
     def close(self) -> None:
         try:
+            self.engine.close()
             self.pool.close()
         finally:
             self.processes.stop_all()

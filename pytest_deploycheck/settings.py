@@ -58,6 +58,10 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration("deploy_time", "evaluate deploy windows at this instant instead of now "
                 "(ISO 8601; UTC unless it has an offset)", option="--deploy-time",
                 metavar="ISO8601"),
+    Declaration("concurrency", "how many side-effect-free checks (health, GET-only smoke, metric) "
+                "may run at once in one process; 1 runs every check at its item, in order",
+                option="--deploycheck-concurrency", ini="deploycheck_concurrency", default="32",
+                metavar="N"),
 )
 
 
@@ -113,6 +117,7 @@ class Settings:
     audit_log: Setting  # Path | None
     ack: Setting  # frozenset[str]
     deploy_time: Setting  # datetime.datetime | None
+    concurrency: Setting  # int, at least 1
 
     def describe(self) -> str:
         def show(value: Any) -> str:
@@ -123,7 +128,8 @@ class Settings:
                 return value.isoformat()
             return str(value)
 
-        shown = ["env", "environments", "suites", "state_dir", "no_start", "rollback"]
+        shown = ["env", "environments", "suites", "state_dir", "no_start", "rollback",
+                 "concurrency"]
         shown += [name for name in ("rollback_fast", "gate_report", "audit_log", "ack",
                                     "deploy_time") if getattr(self, name).value]
         return ", ".join(f"{name}={show(getattr(self, name).value)} "
@@ -160,6 +166,14 @@ def rollback_mode(value: Any) -> str:
     return mode
 
 
+def concurrency(value: Any) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UsageProblem(f"--deploycheck-concurrency / deploycheck_concurrency: {text!r} is "
+                           f"not a whole number of at least 1")
+    return int(text)
+
+
 # Converters get the value and the folder relative paths start from.
 _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "env": lambda value, base: _names(value),
@@ -174,6 +188,7 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "audit_log": lambda value, base: base / value if value else None,
     "ack": lambda value, base: frozenset(str(v).strip() for v in value or () if str(v).strip()),
     "deploy_time": lambda value, base: deploy_time(value),
+    "concurrency": lambda value, base: concurrency(value),
 }
 
 

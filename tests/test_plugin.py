@@ -20,12 +20,24 @@ def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester)
 
 
 def test_header_shows_settings_and_their_sources(project: Project) -> None:
-    project.pytester.makeini("[pytest]\ndeploycheck_suites = checks\n")
+    project.pytester.makeini("[pytest]\ndeploycheck_suites = checks\ndeploycheck_concurrency = 8\n")
     project.environments("environments:\n  e: {}\n")
     result = runpytest(project.pytester, "--env=e", "--co")
     result.stdout.fnmatch_lines(["deploycheck: env=e (--env), environments=*environments.yaml "
                                  "(default), suites=checks (ini deploycheck_suites), state_dir=*.deploycheck (default), "
-                                 "no_start=False (default), rollback=auto (default)"])
+                                 "no_start=False (default), rollback=auto (default), "
+                                 "concurrency=8 (ini deploycheck_concurrency)"])
+    result = runpytest(project.pytester, "--env=e", "--co", "--deploycheck-concurrency", "1")
+    result.stdout.fnmatch_lines(["deploycheck: *, concurrency=1 (--deploycheck-concurrency)"])
+
+
+@pytest.mark.parametrize("value", ["0", "many", "-3"])
+def test_a_bad_concurrency_is_a_usage_error(project: Project, value: str) -> None:
+    project.environments("environments:\n  e: {}\n")
+    result = runpytest(project.pytester, "--env=e", f"--deploycheck-concurrency={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --deploycheck-concurrency / deploycheck_concurrency: "
+                                 f"'{value}' is not a whole number of at least 1"])
 
 
 def test_missing_env_under_xdist_fails_the_run(project: Project,

@@ -1,0 +1,135 @@
+"""pytest's side of the concurrent engine: which items run ahead, and when they start.
+
+Items stay the unit of selection and reporting: once the final item list is known (after
+``-m``, ``-k``, ``--lf`` and deselection), each stretch of consecutive side-effect-free check
+items starts in the engine's pool at once, and the items report as their checks finish. Any
+other item (a check that writes or runs a command, a Python test, a skip-marked check) is a
+fence: it runs on its own, after everything before it has reported and before anything after it
+starts, so the order of effects is the order of the items.
+
+Without xdist the plugin runs the loop itself (:meth:`Prefetcher.pytest_runtestloop`), reporting
+a stretch's items in the order their checks finish, so that ``-x``, ``--maxfail`` and
+``--rollback-fast`` act on the first failure found, not the first in file order. An xdist worker
+learns its items only as the controller sends them: before each item it reads the queue of
+indices xdist keeps for it (``WorkerInteractor.torun``, read under its lock, never changed) and
+starts the stretch ahead; items then report in the order xdist hands them out.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from .engine import Engine, side_effect_free
+from .items import CheckItem
+from .session import DeployRun
+
+_CONCURRENT = pytest.StashKey[bool]()
+
+
+class Prefetcher:
+    """Registered at session start in each process that runs items (not on an xdist
+    controller), when ``concurrency`` is above 1."""
+
+    def __init__(self, session: pytest.Session, run: DeployRun) -> None:
+        self.config = session.config
+        self.session = session
+        self.run = run
+        self.engine: Engine = run.engine
+        self._worker = hasattr(self.config, "workerinput")
+        self._queue: Any = None  # the xdist worker's TestQueue, found on first use
+
+    def concurrent(self, item: pytest.Item) -> bool:
+        """Whether ``item`` may run ahead and alongside others (decided once per item)."""
+        known = item.stash.get(_CONCURRENT, None)
+        if known is None:
+            known = isinstance(item, CheckItem) and side_effect_free(item.instance.check) \
+                and item.get_closest_marker("skip") is None \
+                and item.get_closest_marker("skipif") is None
+            item.stash[_CONCURRENT] = known
+        return known
+
+    def stretch(self, upcoming: Sequence[pytest.Item]) -> list[pytest.Item]:
+        """The side-effect-free items at the head of ``upcoming``, up to the first fence."""
+        head = []
+        for item in upcoming:
+            if not self.concurrent(item):
+                break
+            head.append(item)
+        return head
+
+    def start(self, items: Sequence[pytest.Item]) -> None:
+        for item in items:
+            assert isinstance(item, CheckItem)
+            self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance))
+
+    # --- without xdist: the run loop ------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        # xdist's loop runs a worker; pytest's own handles collection errors, --collect-only,
+        # and runs with nothing to run concurrently.
+        if self._worker or self.config.option.collectonly or \
+                (session.testsfailed and not self.config.option.continue_on_collection_errors):
+            return None
+        items = session.items
+        if not any(self.concurrent(a) and self.concurrent(b)
+                   for a, b in itertools.pairwise(items)):
+            return None
+        try:
+            index = 0
+            while index < len(items):
+                stretch = self.stretch(items[index:]) or [items[index]]
+                index += len(stretch)
+                after = items[index] if index < len(items) else None
+                self._run_stretch(session, stretch, after)
+        finally:
+            self.engine.stop()
+        return True
+
+    def _run_stretch(self, session: pytest.Session, stretch: list[pytest.Item],
+                     after: pytest.Item | None) -> None:
+        if len(stretch) > 1:
+            self.start(stretch)
+        pending = {item.nodeid: item for item in stretch}
+        while pending:
+            if len(pending) > 1:
+                item = pending.pop(self.engine.first_done(pending))
+            else:
+                item = pending.popitem()[1]
+            nextitem = next(iter(pending.values()), after)
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
+
+    # --- on an xdist worker: start what the worker's queue holds --------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        if not self._worker or not self.concurrent(item):
+            return
+        upcoming = [item, *([nextitem] if nextitem is not None else []), *self._queued()]
+        self.engine.forget(keep=[one.nodeid for one in upcoming])
+        self.start(self.stretch(upcoming))
+
+    def _queued(self) -> list[pytest.Item]:
+        """The items xdist has handed this worker but not yet started."""
+        if self._queue is None:
+            self._queue = next((plugin.torun for plugin in self.config.pluginmanager.get_plugins()
+                                if hasattr(getattr(plugin, "torun", None), "lock")), False)
+        if not self._queue:
+            return []
+        with self._queue.lock() as indices:
+            queued = [index for index in indices if isinstance(index, int)]
+        items = self.session.items
+        return [items[index] for index in queued]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        self.engine.stop()
