@@ -50,6 +50,46 @@ class Cancelled(CheckError):
     was waiting to retry or to take its next measurement gives up."""
 
 
+class _DaemonPool:
+    """Up to ``size`` daemon threads running submitted calls in order of submission.
+
+    Not :class:`concurrent.futures.ThreadPoolExecutor`: its threads are joined at interpreter
+    exit, so a check stuck in a request to a hanging endpoint would hold the finished run until
+    that request's timeout. A run that stops abandons such a request instead.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any],
+                                            Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((future, call))
+        if len(self._threads) < self._size:
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name=f"deploycheck-{len(self._threads)}")
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before it started
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to whoever takes the result
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Let the threads end once what they are running returns; start nothing more."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
 class Engine:
     """A bounded pool running calls ahead of need, keyed by the item that will ask for them.
 
@@ -60,7 +100,7 @@ class Engine:
         self.concurrency = concurrency
         self._stop = threading.Event()
         self._futures: dict[str, concurrent.futures.Future[Any]] = {}
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: _DaemonPool | None = None
         self._lines: queue.SimpleQueue[tuple[Callable[[str], None], str]] = queue.SimpleQueue()
         self._owner = threading.get_ident()
 
@@ -103,10 +143,9 @@ class Engine:
         """Start ``call`` in the pool (once per key) unless the run is stopping."""
         if not self.enabled or self.stopping or key in self._futures:
             return
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                self.concurrency, thread_name_prefix="deploycheck")
-        self._futures[key] = self._executor.submit(call)
+        if self._pool is None:
+            self._pool = _DaemonPool(self.concurrency)
+        self._futures[key] = self._pool.submit(call)
 
     def submitted(self, key: str) -> bool:
         return key in self._futures
@@ -153,6 +192,6 @@ class Engine:
     def close(self) -> None:
         """Stop, without waiting for requests in flight: each ends by its own timeout."""
         self.stop()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown()
         self._flush()

@@ -28,6 +28,9 @@ class LoopbackServer(ThreadingHTTPServer):
         self.bodies: list[tuple[str, str]] = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+        # /track/<name>: (name, method, started, ended, requests in flight when it started)
+        self.timeline: list[tuple[str, str, float, float, int]] = []
+        self.in_flight = 0
 
     @property
     def url(self) -> str:
@@ -78,6 +81,18 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(int(query.get("ms", "100")) / 1000)
             self._send(200, OK_BODY)
+        elif path.startswith("/track/"):
+            # Records when each request ran and how many ran at once; answers after ?ms=.
+            with server.lock:
+                server.in_flight += 1
+                concurrent = server.in_flight
+            started = time.monotonic()
+            time.sleep(int(query.get("ms", "0")) / 1000)
+            with server.lock:
+                server.in_flight -= 1
+                server.timeline.append((path[len("/track/"):], self.command, started,
+                                        time.monotonic(), concurrent))
+            self._send(int(query.get("status", "200")), {"status": "ok"})
         elif path == "/hang" or path.startswith("/hang/"):
             server.stopping.wait(60)
         elif path == "/reset":
