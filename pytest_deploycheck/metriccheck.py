@@ -219,7 +219,7 @@ class MetricRunner:
             result.measurements.append(measure())
             self._decide_once(result, spec)
         else:
-            self._observe(result, spec, measure, f"{check.name} [{env.name}]")
+            self._observe(result, spec, measure, instance.name)
         result.duration = self.clock() - started
         if result.passed and spec.baseline is not None and result.value is not None:
             self._record(instance, query, result, baseline)

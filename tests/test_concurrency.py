@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import Project, runpytest
+from metric_servers import Prometheus
 from servers import LoopbackServer, start_server, stop_server
 
 
@@ -210,3 +211,37 @@ def test_rollback_fast_reacts_to_the_first_failure_to_finish(
     assert report["rollback"]["triggered_by"] == ["post::b broken[prod]"]
     assert (project.path / "rollbacks.log").read_text() == "rolled back\n"
     assert elapsed < 15, run.stdout  # the long request alone would hold the run for 30 s
+
+
+def test_observations_of_several_metrics_overlap(project: Project, prometheus: Prometheus) -> None:
+    """Four metrics watched for 2 s each take about 2 s, not 8; each measurement's progress
+    line still reaches the terminal from the thread that runs the check."""
+    project.metric_source(f'{{type: prometheus, url: "{prometheus.url}", timeout: 1s}}')
+    project.suite("watch.yaml", """\
+        checks:
+          - name: watch
+            kind: metric
+            parametrize: {n: [1, 2, 3, 4]}
+            query: dc_latency_seconds
+            threshold: "< 500ms"
+            observe: {duration: 2s, interval: 1s}
+        """)
+    project.pytester.makeconftest("""
+        import json
+
+        def pytest_runtest_logreport(report):
+            info = getattr(report, "deploycheck", None)
+            if info and report.when == "call":
+                with open("windows.jsonl", "a") as out:
+                    at = [m["at"] for m in info["details"]["measurements"]]
+                    out.write(json.dumps([min(at), max(at)]) + "\\n")
+        """)
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(passed=4)
+    windows = [json.loads(line) for line in
+               (project.path / "windows.jsonl").read_text().splitlines()]
+    assert len(windows) == 4
+    # Every window started before every other one ended: all four were watched at once.
+    assert max(start for start, _ in windows) < min(end for _, end in windows)
+    for n in (1, 2, 3, 4):
+        result.stdout.fnmatch_lines([f"    watch[[]test-{n}[]]: measurement 3/3 ok*"])

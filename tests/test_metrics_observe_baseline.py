@@ -37,7 +37,7 @@ def test_observe_measures_every_interval_and_shows_progress(project: Project,
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "    p99 while we watch [[]test[]]: measurement 1/3 ok (value 0.25); 0 breaches, "
+        "    p99 while we watch[[]test[]]: measurement 1/3 ok (value 0.25); 0 breaches, "
         "0 errors so far",
         "    *measurement 2/3 ok*",
         "    *measurement 3/3 ok*"])
