@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 import pytest
 
 from conftest import Project, runpytest
@@ -165,3 +168,42 @@ def test_broken_environments_file_does_not_break_help(project: Project) -> None:
     result = runpytest(project.pytester, "--help")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*--env=NAME*", "*--environments=PATH*", "*--no-start*"])
+
+
+def _schemas() -> Iterator[tuple[str, Mapping[str, Any]]]:
+    from pytest_deploycheck.actions import ACTION_TYPES
+    from pytest_deploycheck.metrics import SOURCE_TYPES
+    from pytest_deploycheck.validation import packaged_schema
+
+    yield "suite", packaged_schema("suite")
+    yield "environments", packaged_schema("environments")
+    for name, module in ACTION_TYPES.items():
+        yield f"action {name}", module.SCHEMA
+    for name, (schema, _) in SOURCE_TYPES.items():
+        yield f"metric source {name}", schema
+
+
+def _keywords(node: Any, names_below: bool = False) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every schema keyword with the schema object it sits in (property names are not)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if not names_below:
+                yield key, node
+            yield from _keywords(value, not names_below and key in ("properties", "$defs"))
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keywords(value)
+
+
+@pytest.mark.parametrize(("name", "schema"), list(_schemas()), ids=lambda v: str(v)[:30])
+def test_schemas_mean_the_same_to_both_validators(name: str, schema: Mapping[str, Any]) -> None:
+    """fastjsonschema (draft 7) says whether a document is valid, jsonschema (draft 2020-12)
+    explains why not: a schema may use only what both drafts read alike."""
+    from pytest_deploycheck.validation import SHARED_KEYWORDS
+
+    for keyword, where in _keywords(schema):
+        assert keyword in SHARED_KEYWORDS, f"{name}: {keyword}"
+        if keyword == "$ref":
+            assert set(where) == {"$ref"}, f"{name}: $ref with siblings {sorted(where)}"
+        if keyword == "items":
+            assert isinstance(where["items"], Mapping), f"{name}: items as a list"
