@@ -4,7 +4,10 @@
 
 Starts a loopback HTTP server (``/fast`` answers at once, ``/slow`` after 50 ms), writes the
 same checks three ways into temporary folders, runs each with pytest serially and with ``-n 2``
-and prints the median wall time of each and the ratios, then collection time for 1000 checks
+(this plugin also with ``--deploycheck-concurrency=1``) and prints the median wall time of
+each, its ratio to the hand-written suite run serially, and what it took beyond an empty pytest
+run (pytest's own start-up: ~1.7 s on the 2-core development machine, more with ``-n 2``
+starting its workers), then collection time for 1000 checks
 against an empty pytest run, peak RSS, and how soon ``--rollback-fast`` starts the rollback.
 Tavern 3.7.1 needs pytest <= 9.1, so it runs from its own virtualenv (bench/.venv-tavern, made
 on first use). Not part of the test suite: wall times on shared machines are noisy, so compare
@@ -167,9 +170,21 @@ def main() -> None:
     ]
     if not args.skip_tavern:
         tools.append(("tavern 3.7.1", tavern_python(), tavern_project, []))
+    # This checkout is an editable install and the machine may set PYTHONDONTWRITEBYTECODE:
+    # compile the plugin's bytecode as pip does for a regular install, so that its import is
+    # not timed as compiling from source while the other tools' packages load compiled.
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(ROOT / "pytest_deploycheck")],
+                   check=True)
     print(f"machine: {os.cpu_count()} cores; median of {args.repeat} runs; server {url}\n")
     with tempfile.TemporaryDirectory(prefix="deploycheck-bench-") as tmp:
         base = Path(tmp)
+        empty = base / "empty"
+        empty.mkdir()
+        (empty / "environments.yaml").write_text("environments: {}\n")
+        # What pytest itself costs on this machine: start-up, plugins, xdist's workers.
+        nothing = {workers: median(args.repeat, PYTHON, empty, ["-n", workers])[0]
+                   for workers in ("0", "2")}
+        print(f"empty pytest run: {nothing['0']:.2f} s, with -n 2 {nothing['2']:.2f} s\n")
         for count, path, label in ((200, "/slow", "200 checks, endpoint answering in 50 ms"),
                                    (1000, "/fast", "1000 checks, fast endpoint")):
             print(f"{label}:")
@@ -180,21 +195,24 @@ def main() -> None:
                     wall, _ = median(args.repeat, python, folder, [*extra, "-n", workers],
                                      expect=f"{count} passed")
                     figures[f"{name}, -n {workers}"] = wall
+                if name == "deploycheck":
+                    wall, _ = median(args.repeat, python, folder,
+                                     [*extra, "--deploycheck-concurrency=1"],
+                                     expect=f"{count} passed")
+                    figures["deploycheck --deploycheck-concurrency=1, -n 0"] = wall
             reference = figures["hand-written pytest + httpx.Client, -n 0"]
             for key, wall in figures.items():
-                print(f"  {key:48s} {wall:6.2f} s   {wall / reference:5.2f}x hand-written "
-                      f"serial")
+                beyond = wall - nothing["2" if key.endswith("-n 2") else "0"]
+                print(f"  {key:48s} {wall:6.2f} s  {wall / reference:5.2f}x hand-written "
+                      f"serial  {beyond:6.2f} s beyond an empty run")
             print()
 
         folder = plugin_project(base / "collect-1000", url, 1000, "/fast")
-        empty = base / "empty"
-        empty.mkdir()
-        (empty / "environments.yaml").write_text((folder / "environments.yaml").read_text())
         collect, _ = median(args.repeat, PYTHON, folder, ["--env=bench", "--collect-only"],
                             expect="1000 tests collected")
-        nothing, _ = median(args.repeat, PYTHON, empty, ["--collect-only"])
-        print(f"collection of 1000 checks: {collect:.2f} s; empty pytest run {nothing:.2f} s; "
-              f"ratio {collect / nothing:.2f}")
+        collected_nothing, _ = median(args.repeat, PYTHON, empty, ["--collect-only"])
+        print(f"collection of 1000 checks: {collect:.2f} s; empty pytest run "
+              f"{collected_nothing:.2f} s; ratio {collect / collected_nothing:.2f}")
         _, rss = median(1, PYTHON, base / "deploycheck-1000", ["--env=bench"],
                         expect="1000 passed")
         print(f"peak RSS, 1000 checks, serial: {rss / 1024:.0f} MB")
