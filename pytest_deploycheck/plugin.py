@@ -1,7 +1,7 @@
 """The pytest plugin ``deploycheck``: options, markers, fixtures and hooks, delegating the work.
 
-Heavy modules are imported inside the hooks that need them, so installing the plugin costs a
-pytest run that collects no suite next to nothing.
+Modules beyond the settings are imported inside the hooks that need them, not when pytest
+loads the plugin.
 """
 
 from __future__ import annotations
