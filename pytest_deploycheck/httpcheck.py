@@ -280,8 +280,12 @@ class HttpCheckRunner:
         shown = dict(service.headers) if service else {}
         shown.update(headers)
         body_text = json.dumps(payload) if request.has_json else content
-        exchange = Exchange(step.name, request.method, str(client.base_url.join(url))
-                            if service else url, self.redactor.redact_headers(shown), body_text)
+        # What httpx sends: a relative URL goes after the service URL's path (string joining,
+        # since URL.join would parse both for a line of text).
+        shown_url = f"{service.url.rstrip('/')}/{url.lstrip('/')}" \
+            if service and "://" not in url else url
+        exchange = Exchange(step.name, request.method, shown_url,
+                            self.redactor.redact_headers(shown), body_text)
         started = time.perf_counter()
         try:
             # An empty params mapping would drop a query string written in the path.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ class CheckItem(pytest.Item):
         self.instance = instance
         self.result: CheckResult | None = None
         self.warning = ""  # why an ``on_fail: warn`` check would have failed
+        self._static_info: dict[str, Any] | None = None
 
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]
@@ -114,6 +116,38 @@ class CheckItem(pytest.Item):
             pytest.skip(run.redactor.redact(result.reason))
         if result.outcome == "inconclusive":
             pytest.skip(run.redactor.redact(f"{INCONCLUSIVE}: {result.reason}"))
+
+    def report_info(self, call: pytest.CallInfo[None]) -> dict[str, Any]:
+        """The gate's view of one phase's report, as plain data (xdist sends it to the
+        controller with the report), redacted."""
+        instance, check = self.instance, self.instance.check
+        if self._static_info is None:
+            self._static_info = {
+                "id": check.id, "item_id": f"{check.suite}::{instance.name}",
+                "suite": check.suite, "name": check.name, "env": instance.env.name,
+                "kind": check.kind, "on_fail": check.on_fail, "severity": check.severity,
+                "runbook": check.runbook, "file": check.file, "line": check.line,
+                "order": self.stash.get(ORDER_KEY, 0)}
+        redactor = self.config.stash[RUN_KEY].redactor
+        reason = ""
+        if call.excinfo is not None:
+            value = call.excinfo.value
+            reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
+        info = {**self._static_info, "warning": "", "inconclusive": False, "note": "",
+                "reason": redactor.redact(reason.splitlines()[0]) if reason else "",
+                "details": {}, "acknowledged": None}
+        result = self.result if call.when == "call" else None
+        if result is not None:
+            details = result.details()
+            info.update(
+                warning=redactor.redact(self.warning) if self.warning else "",
+                inconclusive=result.outcome == "inconclusive",
+                note=redactor.redact(result.note) if result.note else "",
+                # JSON-safe (xdist serialises reports), then redacted.
+                details=redactor.redact_data(json.loads(json.dumps(details, default=str))),
+                # The --ack value that acknowledged a manual step or emergency window, if any.
+                acknowledged=details.get("acknowledged"))
+        return info
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> Any:

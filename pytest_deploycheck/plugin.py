@@ -224,45 +224,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    from .items import ORDER_KEY, CheckFailed, CheckItem
+    from .items import CheckItem
     from .pyitems import report_info
 
-    if not isinstance(item, CheckItem):
-        info = report_info(item, call)
-        if info is not None:
-            report.deploycheck = info  # type: ignore[attr-defined]
-            _allure(item, call.when, info)
-    else:
-        import json
-
-        instance, redactor = item.instance, _run(item.config).redactor
-        reason = ""
-        if call.excinfo is not None:
-            value = call.excinfo.value
-            reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
-        result = item.result if call.when == "call" else None
-        details = result.details() if result is not None else {}
-        if result is not None:
+    if isinstance(item, CheckItem):
+        info: dict[str, object] | None = item.report_info(call)
+        if call.when == "call" and item.result is not None:
             # The check's own time: it may have run ahead, while the item only collected it.
-            report.duration = result.duration
-        check = instance.check
+            report.duration = item.result.duration
+    else:
+        info = report_info(item, call)
+    if info is not None:
         # Plain data, so that it crosses from xdist workers to the controller with the report.
-        report.deploycheck = {  # type: ignore[attr-defined]
-            "id": check.id, "item_id": f"{check.suite}::{instance.name}", "suite": check.suite,
-            "name": check.name, "env": instance.env.name, "kind": check.kind,
-            "on_fail": check.on_fail, "severity": check.severity, "runbook": check.runbook,
-            "warning": redactor.redact(item.warning) if call.when == "call" else "",
-            "file": instance.check.file, "line": instance.check.line,
-            "reason": redactor.redact(reason.splitlines()[0] if reason else ""),
-            "inconclusive": result is not None and result.outcome == "inconclusive",
-            "note": redactor.redact(result.note) if result is not None else "",
-            # JSON-safe (xdist serialises reports), then redacted.
-            "details": redactor.redact_data(json.loads(json.dumps(details, default=str))),
-            # The --ack value that acknowledged a manual step or emergency window, if any.
-            "acknowledged": details.get("acknowledged"),
-            "order": item.stash.get(ORDER_KEY, 0),
-        }
-        _allure(item, call.when, report.deploycheck)
+        report.deploycheck = info  # type: ignore[attr-defined]
+        _allure(item, call.when, info)
     return report
 
 
