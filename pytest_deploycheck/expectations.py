@@ -11,8 +11,6 @@ from typing import Any
 
 import jmespath
 import jmespath.exceptions
-import jsonschema
-from jsonschema.exceptions import best_match
 
 from .templating import names_in, render
 from .units import Threshold, format_duration, parse_threshold
@@ -226,6 +224,8 @@ class Expectation:
                     if json_mismatch:
                         out.append(json_mismatch)
                 if self.schema is not None:
+                    from jsonschema.exceptions import best_match
+
                     errors = list(self.schema.iter_errors(document))
                     if errors:
                         error = best_match(errors)
@@ -324,6 +324,9 @@ def load_schema(value: Any, node: YamlMap, where: str, base_dir: Any) -> Any:
         schema = value
     if not isinstance(schema, Mapping):
         raise error_at("a schema must be a mapping", node, "schema", where)
+    # Imported here: most suites use no response schema, and jsonschema takes 0.1 s to import.
+    import jsonschema
+
     schema = json.loads(json.dumps(schema, default=str))
     cls = jsonschema.validators.validator_for(schema)
     try:

@@ -13,14 +13,17 @@ import difflib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import ConfigError
 from .yamlfile import YamlMap, locate
+
+if TYPE_CHECKING:
+    # jsonschema is imported when a document is invalid: a valid run never needs it (0.1 s).
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 _validators: dict[str, jsonschema.protocols.Validator] = {}
 _checkers: dict[str, Callable[[Any], Any]] = {}
@@ -55,6 +58,8 @@ def _validators_for(schema: str | Mapping[str, Any]
             use_default=False, use_formats=False)
 
         def explaining() -> jsonschema.protocols.Validator:
+            import jsonschema
+
             if key not in _validators:
                 _validators[key] = jsonschema.validators.validator_for(document)(document)
             return _validators[key]
@@ -131,6 +136,8 @@ def validate(document: Any, schema: str | Mapping[str, Any], file: str,
         return
     except fastjsonschema.JsonSchemaException:
         pass
+    from jsonschema.exceptions import best_match
+
     errors: Sequence[ValidationError] = list(explaining().iter_errors(document))
     if errors:
         error = best_match(errors)
