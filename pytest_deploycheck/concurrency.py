@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -53,7 +53,7 @@ class Prefetcher:
             item.stash[_CONCURRENT] = known
         return known
 
-    def stretch(self, upcoming: Sequence[pytest.Item]) -> list[pytest.Item]:
+    def stretch(self, upcoming: Iterable[pytest.Item]) -> list[pytest.Item]:
         """The side-effect-free items at the head of ``upcoming``, up to the first fence."""
         head = []
         for item in upcoming:
@@ -83,7 +83,7 @@ class Prefetcher:
         try:
             index = 0
             while index < len(items):
-                stretch = self.stretch(items[index:]) or [items[index]]
+                stretch = self.stretch(itertools.islice(items, index, None)) or [items[index]]
                 index += len(stretch)
                 after = items[index] if index < len(items) else None
                 self._run_stretch(session, stretch, after)
@@ -116,7 +116,9 @@ class Prefetcher:
             return
         upcoming = [item, *([nextitem] if nextitem is not None else []), *self._queued()]
         self.engine.forget(keep=[one.nodeid for one in upcoming])
-        self.start(self.stretch(upcoming))
+        stretch = self.stretch(upcoming)
+        if len(stretch) > 1:  # alone, it runs at its item like any other
+            self.start(stretch)
 
     def _queued(self) -> list[pytest.Item]:
         """The items xdist has handed this worker but not yet started."""

@@ -173,9 +173,6 @@ class Engine:
         future.add_done_callback(lambda _: self._done.put(key))
         self._futures[key] = future
 
-    def submitted(self, key: str) -> bool:
-        return key in self._futures
-
     def first_done(self, keys: Collection[str]) -> str:
         """The first of ``keys`` (all submitted) whose call finishes; waits for it."""
         while True:
