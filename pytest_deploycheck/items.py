@@ -21,6 +21,12 @@ ORDER_KEY = pytest.StashKey[int]()
 INCONCLUSIVE = "inconclusive"
 
 
+def number_items(items: list[pytest.Item]) -> None:
+    """Record each item's place in the collected order (reports list checks in it)."""
+    for index, item in enumerate(items):
+        item.stash[ORDER_KEY] = index
+
+
 def junit_properties(env: str, kind: str) -> list[tuple[str, object]]:
     """What ``--junitxml`` records of a check as its test case's properties."""
     return [("deploycheck_env", env), ("deploycheck_kind", kind)]

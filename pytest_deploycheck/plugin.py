@@ -189,8 +189,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # First, so that -m sees the kind markers of Python checks.
+    from .items import number_items
     from .pyitems import prepare
 
+    number_items(items)
     prepare(config, items)
 
 

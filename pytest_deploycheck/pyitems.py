@@ -73,8 +73,7 @@ def environment_of(item: pytest.Item) -> str | None:
 def prepare(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give every Python check its kind markers and drop the environments it skips."""
     kept, dropped = [], []
-    for index, item in enumerate(items):
-        item.stash[ORDER_KEY] = index
+    for item in items:
         env = environment_of(item)
         if env is None or not isinstance(item, pytest.Function) or item.parent is None:
             kept.append(item)

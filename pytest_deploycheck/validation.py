@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
-_validators: dict[str, jsonschema.protocols.Validator] = {}
-_checkers: dict[str, Callable[[Any], Any]] = {}
-_explainers: dict[str, Callable[[], jsonschema.protocols.Validator]] = {}
 # What both drafts read alike: the keywords the schemas may use.
 SHARED_KEYWORDS = frozenset({
     "$defs", "$ref", "$schema", "title", "description", "type", "enum", "const", "properties",
@@ -45,27 +42,36 @@ def packaged_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-def _validators_for(schema: str | Mapping[str, Any]
-                    ) -> tuple[Callable[[Any], Any], Callable[[], jsonschema.protocols.Validator]]:
-    """The compiled check and (built on first failure) the explaining validator of a schema."""
+class _Schema:
+    """One schema's two validators: fastjsonschema's compiled check, and jsonschema's, which
+    explains an invalid document (built the first time one is)."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.check = fastjsonschema.compile(
+            {**document, "$schema": "http://json-schema.org/draft-07/schema#"},
+            use_default=False, use_formats=False)
+        self._explainer: jsonschema.protocols.Validator | None = None
+
+    def explainer(self) -> jsonschema.protocols.Validator:
+        if self._explainer is None:
+            import jsonschema
+
+            self._explainer = jsonschema.validators.validator_for(self.document)(self.document)
+        return self._explainer
+
+
+_schemas: dict[str, _Schema] = {}
+
+
+def _schema(schema: str | Mapping[str, Any]) -> _Schema:
     # Schemas are package data, read on first use (nothing happens at import time); a module's
     # fragment is the same object on every call.
     key = schema if isinstance(schema, str) else f"inline:{id(schema)}"
-    if key not in _checkers:
-        document = packaged_schema(schema) if isinstance(schema, str) else dict(schema)
-        _checkers[key] = fastjsonschema.compile(
-            {**document, "$schema": "http://json-schema.org/draft-07/schema#"},
-            use_default=False, use_formats=False)
-
-        def explaining() -> jsonschema.protocols.Validator:
-            import jsonschema
-
-            if key not in _validators:
-                _validators[key] = jsonschema.validators.validator_for(document)(document)
-            return _validators[key]
-
-        _explainers[key] = explaining
-    return _checkers[key], _explainers[key]
+    if key not in _schemas:
+        _schemas[key] = _Schema(packaged_schema(schema) if isinstance(schema, str)
+                                else dict(schema))
+    return _schemas[key]
 
 
 def key_path(path: Iterable[str | int]) -> str:
@@ -130,15 +136,15 @@ def validate(document: Any, schema: str | Mapping[str, Any], file: str,
     ``schema`` names a packaged schema, or is a schema of its own (the fragment a module uses to
     check its part of a file); ``prefix`` is where ``document`` sits in its file, for messages.
     """
-    check, explaining = _validators_for(schema)
+    validators = _schema(schema)
     try:
-        check(document)
+        validators.check(document)
         return
     except fastjsonschema.JsonSchemaException:
         pass
     from jsonschema.exceptions import best_match
 
-    errors: Sequence[ValidationError] = list(explaining().iter_errors(document))
+    errors: Sequence[ValidationError] = list(validators.explainer().iter_errors(document))
     if errors:
         error = best_match(errors)
         raise _describe(error, document, file, prefix) from None
