@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
-# What both drafts read alike: the keywords the schemas may use.
+# What both drafts read alike: the keywords the schemas may use. Not ``const`` (a one-value
+# ``enum`` says the same): fastjsonschema 2.22 fails to compile it without detailed exceptions.
 SHARED_KEYWORDS = frozenset({
-    "$defs", "$ref", "$schema", "title", "description", "type", "enum", "const", "properties",
+    "$defs", "$ref", "$schema", "title", "description", "type", "enum", "properties",
     "additionalProperties", "required", "propertyNames", "minProperties", "maxProperties",
     "items", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf", "allOf",
@@ -50,7 +51,11 @@ class _Schema:
         self.document = document
         self.check = fastjsonschema.compile(
             {**document, "$schema": "http://json-schema.org/draft-07/schema#"},
-            use_default=False, use_formats=False)
+            use_default=False, use_formats=False,
+            # Its exceptions are never shown (jsonschema explains): without the schema copied
+            # into every raise, the suite schema's code is a third the size and compiles in
+            # 29 ms instead of 92 ms.
+            detailed_exceptions=False)
         self._explainer: jsonschema.protocols.Validator | None = None
 
     def explainer(self) -> jsonschema.protocols.Validator:

@@ -28,7 +28,7 @@ SCHEMA: Mapping[str, Any] = {
     "additionalProperties": False,
     "required": ["type", "command"],
     "properties": {
-        "type": {"const": "command"},
+        "type": {"enum": ["command"]},
         **COMMAND_PROPERTIES,
     },
 }

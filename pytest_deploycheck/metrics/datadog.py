@@ -24,7 +24,7 @@ SCHEMA: Mapping[str, Any] = {
     "additionalProperties": False,
     "required": ["type", "api_key", "app_key"],
     "properties": {
-        "type": {"const": "datadog"},
+        "type": {"enum": ["datadog"]},
         "url": {"type": "string"},
         "site": {"type": "string", "pattern": "^[a-z0-9.-]+$"},
         "api_key": {"type": "string", "minLength": 1},

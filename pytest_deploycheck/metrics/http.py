@@ -21,7 +21,7 @@ SCHEMA: Mapping[str, Any] = {
     "additionalProperties": False,
     "required": ["type", "url"],
     "properties": {
-        "type": {"const": "http"},
+        "type": {"enum": ["http"]},
         "url": {"type": "string"},
         "headers": {"type": "object",
                     "additionalProperties": {"type": ["string", "number", "boolean"]}},

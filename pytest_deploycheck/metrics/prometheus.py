@@ -20,7 +20,7 @@ SCHEMA: Mapping[str, Any] = {
     "additionalProperties": False,
     "required": ["type", "url"],
     "properties": {
-        "type": {"const": "prometheus"},
+        "type": {"enum": ["prometheus"]},
         "url": {"type": "string"},
         "headers": {"type": "object",
                     "additionalProperties": {"type": ["string", "number", "boolean"]}},
