@@ -13,6 +13,7 @@ import pytest
 from .errors import DeploycheckError, UsageProblem
 from .session import CheckResult, DeployRun, display_path
 from .suites import KINDS, CheckInstance, Suite, instances, load_suite
+from .yamlfile import gc_paused
 
 RUN_KEY = pytest.StashKey[DeployRun]()
 # An item's index in the collected order, for reports (see gate.CheckRecord.order).
@@ -81,22 +82,29 @@ class SuiteNode(_ShowsConfigErrors):
         super().__init__(**kwargs)
         self.suite = suite
 
-    def collect(self) -> Iterator[pytest.Item]:
+    def collect(self) -> list[pytest.Item]:
         run = self.config.stash[RUN_KEY]
         registered = {line.split(":")[0].split("(")[0].strip()
                       for line in self.config.getini("markers")}
-        for check in self.suite.checks:
-            for mark in check.marks:
-                if mark not in registered:
-                    self.config.addinivalue_line("markers", f"{mark}: a deploycheck suite mark")
-                    registered.add(mark)
-            for env_name in run.selected:
-                for instance in instances(check, run.environment(env_name)):
-                    item = CheckItem.from_parent(self, name=instance.name, instance=instance)
-                    for marker in (*KINDS[check.kind].markers, *check.marks):
-                        item.add_marker(marker)
-                    item.user_properties += junit_properties(env_name, check.kind)
-                    yield item
+        items: list[pytest.Item] = []
+        with gc_paused():  # thousands of new objects and no garbage (see gc_paused)
+            for check in self.suite.checks:
+                for mark in check.marks:
+                    if mark not in registered:
+                        self.config.addinivalue_line("markers",
+                                                     f"{mark}: a deploycheck suite mark")
+                        registered.add(mark)
+                markers = [getattr(pytest.mark, name)
+                           for name in (*KINDS[check.kind].markers, *check.marks)]
+                for env_name in run.selected:
+                    for instance in instances(check, run.environment(env_name)):
+                        item = CheckItem.from_parent(self, name=instance.name,
+                                                     instance=instance)
+                        for marker in markers:
+                            item.add_marker(marker)
+                        item.user_properties += junit_properties(env_name, check.kind)
+                        items.append(item)
+        return items
 
 
 class CheckItem(pytest.Item):

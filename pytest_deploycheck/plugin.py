@@ -240,6 +240,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = info  # type: ignore[attr-defined]
         _allure(item, call.when, info)
+    if isinstance(item, CheckItem) and call.when == "call":
+        # Reported: the responses and measurements it holds need not live to the end of the run.
+        item.result = None
     return report
 
 

@@ -19,7 +19,7 @@ from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
 from .templating import names_in
 from .units import parse_duration
 from .validation import validate
-from .yamlfile import YamlMap, error_at, load_file
+from .yamlfile import YamlMap, error_at, gc_paused, load_file
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -312,6 +312,11 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
 
 def load_suite(path: Path, display: str) -> Suite:
     """Parse and validate the suite file at ``path``; errors name ``display`` and the line."""
+    with gc_paused():
+        return _load_suite(path, display)
+
+
+def _load_suite(path: Path, display: str) -> Suite:
     doc = load_file(path, display)
     if not isinstance(doc, YamlMap):
         raise ConfigError("a suite file must be a mapping with a 'checks' list", file=display,
