@@ -133,7 +133,8 @@ class CheckItem(pytest.Item):
 
     def report_info(self, call: pytest.CallInfo[None]) -> dict[str, Any]:
         """The gate's view of one phase's report, as plain data (xdist sends it to the
-        controller with the report), redacted."""
+        controller with the report), redacted. Read-only: a phase that passed without a result
+        (setup, teardown) shares one mapping per item."""
         instance, check = self.instance, self.instance.check
         if self._static_info is None:
             self._static_info = {
@@ -141,16 +142,17 @@ class CheckItem(pytest.Item):
                 "suite": check.suite, "name": check.name, "env": instance.env.name,
                 "kind": check.kind, "on_fail": check.on_fail, "severity": check.severity,
                 "runbook": check.runbook, "file": check.file, "line": check.line,
-                "order": self.stash.get(ORDER_KEY, 0)}
+                "order": self.stash.get(ORDER_KEY, 0), "warning": "", "inconclusive": False,
+                "note": "", "reason": "", "details": {}, "acknowledged": None}
+        result = self.result if call.when == "call" else None
+        if call.excinfo is None and result is None:
+            return self._static_info
         redactor = self.config.stash[RUN_KEY].redactor
-        reason = ""
+        info = dict(self._static_info)
         if call.excinfo is not None:
             value = call.excinfo.value
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
-        info = {**self._static_info, "warning": "", "inconclusive": False, "note": "",
-                "reason": redactor.redact(reason.splitlines()[0]) if reason else "",
-                "details": {}, "acknowledged": None}
-        result = self.result if call.when == "call" else None
+            info["reason"] = redactor.redact(reason.splitlines()[0]) if reason else ""
         if result is not None:
             details = result.details()
             info.update(
