@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,8 +158,8 @@ class CheckItem(pytest.Item):
                 warning=redactor.redact(self.warning) if self.warning else "",
                 inconclusive=result.outcome == "inconclusive",
                 note=redactor.redact(result.note) if result.note else "",
-                # JSON-safe (xdist serialises reports), then redacted.
-                details=redactor.redact_data(json.loads(json.dumps(details, default=str))),
+                # JSON-safe (xdist serialises reports) and redacted.
+                details=redactor.redact_data(details),
                 # The --ack value that acknowledged a manual step or emergency window, if any.
                 acknowledged=details.get("acknowledged"))
         return info

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import pytest
 
 from pytest_deploycheck.clients import ClientPool
@@ -63,6 +66,19 @@ def test_redactor_masks_longest_first_and_auth_scheme_values() -> None:
     assert redactor.redact("got abc123token and Bearer abc123token") == "got *** and ***"
     assert redactor.redact_headers({"Authorization": "x", "X-Other": "abc"}) == [
         ("Authorization", "***"), ("X-Other", "***")]
+
+
+def test_redacted_data_is_json_safe_in_one_pass() -> None:
+    """Report details cross to the xdist controller and into JSON files as they come out."""
+    redactor = Redactor()
+    redactor.add("s3cr3t-value")
+    data = {"url": "https://h/?k=s3cr3t-value", "pair": ("s3cr3t-value", 2), 3: None,
+            "when": dt.date(2026, 1, 2), "nested": [{"ok": True, "ms": 1.5}]}
+    redacted = redactor.redact_data(data)
+    assert redacted == {"url": "https://h/?k=***", "pair": ["***", 2], "3": None,
+                        "when": "2026-01-02", "nested": [{"ok": True, "ms": 1.5}]}
+    assert json.loads(json.dumps(redacted)) == redacted
+    assert data["pair"] == ("s3cr3t-value", 2)  # a copy: the input is left as it was
 
 
 def test_client_pool_reuses_and_closes_clients() -> None:
