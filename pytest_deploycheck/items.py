@@ -19,6 +19,10 @@ RUN_KEY = pytest.StashKey[DeployRun]()
 ORDER_KEY = pytest.StashKey[int]()
 # The skip reason's prefix that marks a skipped item as inconclusive (``no_data: inconclusive``).
 INCONCLUSIVE = "inconclusive"
+# What a report's gate info says when its phase found nothing to tell (YAML and Python checks);
+# shared, so read-only.
+QUIET_INFO: dict[str, Any] = {"warning": "", "inconclusive": False, "note": "", "reason": "",
+                              "details": {}, "acknowledged": None}
 
 
 def number_items(items: list[pytest.Item]) -> None:
@@ -141,8 +145,7 @@ class CheckItem(pytest.Item):
                 "suite": check.suite, "name": check.name, "env": instance.env.name,
                 "kind": check.kind, "on_fail": check.on_fail, "severity": check.severity,
                 "runbook": check.runbook, "file": check.file, "line": check.line,
-                "order": self.stash.get(ORDER_KEY, 0), "warning": "", "inconclusive": False,
-                "note": "", "reason": "", "details": {}, "acknowledged": None}
+                "order": self.stash.get(ORDER_KEY, 0), **QUIET_INFO}
         result = self.result if call.when == "call" else None
         if call.excinfo is None and result is None:
             return self._static_info

@@ -229,18 +229,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     from .items import CheckItem
     from .pyitems import report_info
 
-    if isinstance(item, CheckItem):
-        info: dict[str, object] | None = item.report_info(call)
-        if call.when == "call" and item.result is not None:
-            # The check's own time: it may have run ahead, while the item only collected it.
-            report.duration = item.result.duration
-    else:
-        info = report_info(item, call)
+    info = item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
     if info is not None:
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         report.deploycheck = info  # type: ignore[attr-defined]
         _allure(item, call.when, info)
-    if isinstance(item, CheckItem) and call.when == "call":
+    if isinstance(item, CheckItem) and call.when == "call" and item.result is not None:
+        # The check's own time: it may have run ahead, while the item only collected it.
+        report.duration = item.result.duration
         # Reported: the responses and measurements it holds need not live to the end of the run.
         item.result = None
     return report

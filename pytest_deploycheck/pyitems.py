@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .errors import ConfigError, DeploycheckError
-from .items import ORDER_KEY, RUN_KEY, junit_properties
+from .items import ORDER_KEY, QUIET_INFO, RUN_KEY, junit_properties
 from .metriccheck import MetricReader
 from .metrics import Sample
 from .pythoncheck import UNMARKED, PythonCheck, parse_marker
@@ -128,13 +128,14 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any
     name = item.nodeid.partition("::")[2]
     reason = _reason(call.excinfo.value) if call.excinfo is not None else ""
     return {
+        **QUIET_INFO,
         "id": f"{path}::{name.partition('[')[0]}", "item_id": f"{path}::{name}", "suite": path,
         "name": name.partition("[")[0], "env": env, "kind": check.kind,
         "on_fail": check.on_fail, "severity": check.severity, "runbook": check.runbook,
         "warning": redactor.redact(item.stash.get(WARNING_KEY, "")) if call.when == "call"
         else "",
-        "file": path, "line": line, "reason": redactor.redact(reason), "inconclusive": False,
-        "note": "", "details": {}, "acknowledged": None, "order": item.stash.get(ORDER_KEY, 0),
+        "file": path, "line": line, "reason": redactor.redact(reason),
+        "order": item.stash.get(ORDER_KEY, 0),
     }
 
 
