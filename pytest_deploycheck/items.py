@@ -89,6 +89,8 @@ class SuiteNode(_ShowsConfigErrors):
         run = self.config.stash[RUN_KEY]
         registered = {line.split(":")[0].split("(")[0].strip()
                       for line in self.config.getini("markers")}
+        # pytest.mark.<name> looks the name up in the ini markers on every access: once a name.
+        decorators: dict[str, pytest.MarkDecorator] = {}
         items: list[pytest.Item] = []
         with gc_paused():  # thousands of new objects and no garbage (see gc_paused)
             for check in self.suite.checks:
@@ -97,8 +99,11 @@ class SuiteNode(_ShowsConfigErrors):
                         self.config.addinivalue_line("markers",
                                                      f"{mark}: a deploycheck suite mark")
                         registered.add(mark)
-                markers = [getattr(pytest.mark, name)
-                           for name in (*KINDS[check.kind].markers, *check.marks)]
+                markers = []
+                for name in (*KINDS[check.kind].markers, *check.marks):
+                    if name not in decorators:
+                        decorators[name] = getattr(pytest.mark, name)
+                    markers.append(decorators[name])
                 for env_name in run.selected:
                     for instance in instances(check, run.environment(env_name)):
                         item = CheckItem.from_parent(self, name=instance.name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ class Step:
     allow_write: bool
     retry: Retry | None
     line: int
+    names: frozenset[str]  # the template names its request and expectation use
 
 
 @dataclass(frozen=True)
@@ -215,16 +216,18 @@ def _step(node: YamlMap, where: str, name: str, default_service: str | None,
         if key in expect:
             raise error_at(f"'{key}' is an expectation of a checklist command, not of a request",
                        expect, key, f"{where}.expect")
+    request = _request(node["request"], f"{where}.request", default_service)
+    # As in Tavern, an answer is expected to succeed unless the check says otherwise: a health
+    # check without `status` must not pass on a 503.
+    expectation = parse_expectation(expect, f"{where}.expect", base_dir, default_status=("2xx",))
+    names = names_in([request.path, request.url, dict(request.headers), dict(request.params),
+                      request.json, request.body]) | expectation.names()
     return Step(
-        name=name,
-        request=_request(node["request"], f"{where}.request", default_service),
-        # As in Tavern, an answer is expected to succeed unless the check says otherwise: a
-        # health check without `status` must not pass on a 503.
-        expect=parse_expectation(expect, f"{where}.expect", base_dir, default_status=("2xx",)),
+        name=name, request=request, expect=expectation,
         save=_save(node.get("save"), f"{where}.save"),
         allow_write=bool(node.get("allow_write", False)),
         retry=_retry(node.get("retry"), f"{where}.retry", base_dir),
-        line=node.line)
+        line=node.line, names=frozenset(names))
 
 
 def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
@@ -358,15 +361,12 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
                 except ConfigError as exc:
                     raise ConfigError(exc.message, file=check.file, line=step.line,
                                       key=f"{where}.service") from None
-            used = names_in([step.request.path, step.request.url, dict(step.request.headers),
-                             dict(step.request.params), step.request.json, step.request.body])
-            used |= step.expect.names()
-            _check_names(used, known, env, check.file, step.line, where)
+            _check_names(step.names, known, env, check.file, step.line, where)
             known |= set(step.save)
     return made
 
 
-def _check_names(used: set[str], known: set[str], env: Environment, file: str, line: int,
+def _check_names(used: Set[str], known: set[str], env: Environment, file: str, line: int,
                  where: str) -> None:
     for name in sorted(used):
         if name not in known and name.split(".")[0] not in known:

@@ -20,14 +20,24 @@ _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 
 def names_in(value: Any) -> set[str]:
     """Every name referenced by templates anywhere in ``value``."""
+    found: set[str] = set()
+    _add_names(value, found)
+    return found
+
+
+def _add_names(value: Any, found: set[str]) -> None:
+    # Run for every request and expectation at collection: one set filled in place, and no
+    # regular expression over strings without a template.
     if isinstance(value, str):
-        return set(_TEMPLATE.findall(value))
-    if isinstance(value, Mapping):
-        return set().union(*(names_in(k) | names_in(v) for k, v in value.items())) \
-            if value else set()
-    if isinstance(value, list):
-        return set().union(*(names_in(v) for v in value)) if value else set()
-    return set()
+        if "{{" in value:
+            found.update(_TEMPLATE.findall(value))
+    elif isinstance(value, list):
+        for item in value:
+            _add_names(item, found)
+    elif value is not None and isinstance(value, (dict, Mapping)):
+        for key, item in value.items():
+            _add_names(key, found)
+            _add_names(item, found)
 
 
 def _lookup(name: str, scope: Mapping[str, Any]) -> Any:

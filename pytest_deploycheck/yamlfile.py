@@ -74,39 +74,66 @@ else:
 
 
 class _Loader(_Base):
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        # Called for every node while composing; for a plain scalar PyYAML tries its implicit
+        # resolvers' regular expressions each time. The same words (health, 200, ok) recur in
+        # every check of a suite: each is resolved once per file.
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._plain_tags[value] = self._resolve(kind, value, implicit)
+            return tag
+        return self._resolve(kind, value, implicit)
+
+    def _resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        tag: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return tag
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+# Keys flatten_mapping rewrites (`<<: *anchor` merges, `=` value keys).
+_SPECIAL_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 
 
 def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
-    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
-        # Most scalars are strings: skip the constructor's dispatch (a third of the load time).
-        return node.value
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+    # Runs once per node of every suite: exact type tests (the composer makes exactly these
+    # classes) and attribute reads kept out of the loops.
+    if type(node) is yaml.ScalarNode:
+        if node.tag == _STR_TAG:
+            # Most scalars are strings: skip the constructor's dispatch.
+            return node.value
+        return loader.construct_object(node, deep=True)
+    if type(node) is yaml.MappingNode:
         mapping = YamlMap()
         mapping.file, mapping.line = file, node.start_mark.line + 1
+        key_lines = mapping.key_lines
         for key_node, value_node in node.value:
+            if key_node.tag in _SPECIAL_KEY_TAGS:
+                # Let PyYAML rewrite the merge (it leaves no merge key behind), then start over.
+                loader.flatten_mapping(node)
+                return _convert(loader, node, file)
             # Keys keep their literal text: `on:` or `200:` stay strings, as users wrote them.
-            if isinstance(key_node, yaml.ScalarNode):
-                key = str(key_node.value)
-            else:
+            if type(key_node) is not yaml.ScalarNode:
                 raise ConfigError("mapping keys must be plain strings", file=file,
                                   line=key_node.start_mark.line + 1)
+            key = str(key_node.value)
             if key in mapping:
                 raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
                                   key=key)
             mapping[key] = _convert(loader, value_node, file)
-            mapping.key_lines[key] = key_node.start_mark.line + 1
+            key_lines[key] = key_node.start_mark.line + 1
         return mapping
-    if isinstance(node, yaml.SequenceNode):
+    if type(node) is yaml.SequenceNode:
         seq = YamlList()
         seq.file, seq.line = file, node.start_mark.line + 1
+        item_lines = seq.item_lines
         for item in node.value:
             seq.append(_convert(loader, item, file))
-            seq.item_lines.append(item.start_mark.line + 1)
+            item_lines.append(item.start_mark.line + 1)
         return seq
     return loader.construct_object(node, deep=True)
 
