@@ -207,3 +207,18 @@ def test_schemas_mean_the_same_to_both_validators(name: str, schema: Mapping[str
             assert set(where) == {"$ref"}, f"{name}: $ref with siblings {sorted(where)}"
         if keyword == "items":
             assert isinstance(where["items"], Mapping), f"{name}: items as a list"
+
+
+@pytest.mark.parametrize("name", ["suite", "environments"])
+def test_generated_validators_are_current_and_used(name: str) -> None:
+    """The validators in compiled_schemas/ come from the packaged schemas as they are now (run
+    scripts/compile_schemas.py after changing one); a schema they do not match is compiled."""
+    from pytest_deploycheck import validation
+    from pytest_deploycheck.compiled_schemas import environments, suite
+
+    generated = {"suite": suite, "environments": environments}[name]
+    text = validation.schema_text(name)
+    assert validation._generated(name, text) is generated.validate
+    # By module name: pytester's in-process runs may have imported the module anew since.
+    assert validation._schema(name).check.__module__ == generated.__name__
+    assert validation._generated(name, text + "\n") is None
