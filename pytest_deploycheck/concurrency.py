@@ -2,7 +2,8 @@
 
 Items stay the unit of selection and reporting: once the final item list is known (after
 ``-m``, ``-k``, ``--lf`` and deselection), each stretch of consecutive side-effect-free check
-items starts in the engine's pool at once, and the items report as their checks finish. Any
+items goes to the engine at once (which starts them together once the run waits on the network,
+see :class:`~.engine.Engine`), and the items report as their checks finish. Any
 other item (a check that writes or runs a command, a Python test, a skip-marked check) is a
 fence: it runs on its own, after everything before it has reported and before anything after it
 starts, so the order of effects is the order of the items.
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from .engine import Engine, side_effect_free
+from .engine import Engine, side_effect_free, waits
 from .items import CheckItem
 from .session import DeployRun
 
@@ -65,7 +66,8 @@ class Prefetcher:
     def start(self, items: Sequence[pytest.Item]) -> None:
         for item in items:
             assert isinstance(item, CheckItem)
-            self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance))
+            self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance),
+                               waiting=waits(item.instance.check))
 
     # --- without xdist: the run loop ------------------------------------------------------
 

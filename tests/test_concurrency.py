@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import Project, runpytest
 from metric_servers import Prometheus
+from pytest_deploycheck.engine import PROBES, Engine
 from servers import LoopbackServer, start_server, stop_server
 
 
@@ -48,6 +50,60 @@ def test_read_only_checks_run_together_within_the_bound(
     assert len(tracker.timeline) == 12
     # The default bound (32) is above the 12 checks: all may start at once.
     assert peak == bound if option else peak >= 6
+
+
+def _drain(engine: Engine, keys: list[str]) -> None:
+    """Take every key as the run loop does: whichever finishes first."""
+    pending = dict.fromkeys(keys)
+    while pending:
+        key = engine.first_done(pending)
+        del pending[key]
+        engine.take(key, lambda: None)
+
+
+def test_checks_answered_at_once_run_at_their_items() -> None:
+    """After a few in the pool (a first check that hangs must not hold the run), calls that
+    keep the process busy run on the calling thread: no handing over, no lock contention."""
+    engine = Engine(32)
+    ran: dict[str, str] = {}
+    keys = [f"k{i}" for i in range(20)]
+    for key in keys:
+        engine.submit(key, lambda key=key: ran.setdefault(key, threading.current_thread().name))
+    try:
+        _drain(engine, keys)
+    finally:
+        engine.close()
+    assert list(ran) == keys  # one at a time, in order
+    assert all(ran[key] == "deploycheck-0" for key in keys[:PROBES])
+    assert all(ran[key] == threading.main_thread().name for key in keys[PROBES:])
+
+
+@pytest.mark.parametrize("fast_first", [0, 12])
+def test_waiting_checks_make_the_run_go_ahead(fast_first: int) -> None:
+    """Calls that wait (on the network, here a sleep) start together once one has kept the run
+    waiting, also after fast ones ran at their items."""
+    engine = Engine(32)
+    running, peak = [0], [0]
+    lock = threading.Lock()
+
+    def wait() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+
+    keys = [f"fast{i}" for i in range(fast_first)] + [f"slow{i}" for i in range(20)]
+    for key in keys:
+        engine.submit(key, (lambda: None) if key.startswith("fast") else wait)
+    started = time.monotonic()
+    try:
+        _drain(engine, keys)
+    finally:
+        engine.close()
+    assert peak[0] >= 8
+    assert time.monotonic() - started < 1.5  # 20 × 0.1 s one after another would be 2 s
 
 
 def test_side_effects_run_alone_and_in_order(project: Project, tracker: LoopbackServer) -> None:
