@@ -226,7 +226,7 @@ class Engine:
 
     def first_done(self, keys: Collection[str]) -> str:
         """The first of ``keys`` (all submitted) whose call finishes; waits for it."""
-        if self._probes >= PROBES:
+        if self._held and self._probes >= PROBES:
             held = next((key for key in keys if key in self._held), None)
             if held is not None:
                 return held  # runs at its item
