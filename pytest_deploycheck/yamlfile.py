@@ -95,8 +95,9 @@ class _Loader(_Base):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 # Keys flatten_mapping rewrites (`<<: *anchor` merges, `=` value keys).
-_SPECIAL_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+_SPECIAL_KEY_TAGS = frozenset({_MERGE_TAG, "tag:yaml.org,2002:value"})
 
 
 def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
@@ -108,25 +109,7 @@ def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
             return node.value
         return loader.construct_object(node, deep=True)
     if type(node) is yaml.MappingNode:
-        mapping = YamlMap()
-        mapping.file, mapping.line = file, node.start_mark.line + 1
-        key_lines = mapping.key_lines
-        for key_node, value_node in node.value:
-            if key_node.tag in _SPECIAL_KEY_TAGS:
-                # Let PyYAML rewrite the merge (it leaves no merge key behind), then start over.
-                loader.flatten_mapping(node)
-                return _convert(loader, node, file)
-            # Keys keep their literal text: `on:` or `200:` stay strings, as users wrote them.
-            if type(key_node) is not yaml.ScalarNode:
-                raise ConfigError("mapping keys must be plain strings", file=file,
-                                  line=key_node.start_mark.line + 1)
-            key = str(key_node.value)
-            if key in mapping:
-                raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
-                                  key=key)
-            mapping[key] = _convert(loader, value_node, file)
-            key_lines[key] = key_node.start_mark.line + 1
-        return mapping
+        return _mapping(loader, node, file)
     if type(node) is yaml.SequenceNode:
         seq = YamlList()
         seq.file, seq.line = file, node.start_mark.line + 1
@@ -136,6 +119,39 @@ def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
             item_lines.append(item.start_mark.line + 1)
         return seq
     return loader.construct_object(node, deep=True)
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, file: str, merged: int = 0) -> YamlMap:
+    """``node`` as a :class:`YamlMap`; its first ``merged`` pairs came from `<<:` merges."""
+    mapping = YamlMap()
+    mapping.file, mapping.line = file, node.start_mark.line + 1
+    key_lines = mapping.key_lines
+    pairs, inherited = node.value, set()  # inherited: merged keys its own may override once
+    if merged:
+        for key_node, value_node in pairs[:merged]:  # later ones win, as PyYAML orders them
+            key = str(key_node.value)
+            mapping[key] = _convert(loader, value_node, file)
+            key_lines[key] = key_node.start_mark.line + 1
+        pairs, inherited = pairs[merged:], set(mapping)
+    for key_node, value_node in pairs:
+        if key_node.tag in _SPECIAL_KEY_TAGS:
+            # PyYAML puts the merged pairs first and leaves no merge key behind: start over.
+            own = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
+            loader.flatten_mapping(node)
+            return _mapping(loader, node, file, merged=len(node.value) - own)
+        # Keys keep their literal text: `on:` or `200:` stay strings, as users wrote them.
+        if type(key_node) is not yaml.ScalarNode:
+            raise ConfigError("mapping keys must be plain strings", file=file,
+                              line=key_node.start_mark.line + 1)
+        key = str(key_node.value)
+        if key in mapping:
+            if key not in inherited:
+                raise ConfigError("duplicate key", file=file,
+                                  line=key_node.start_mark.line + 1, key=key)
+            inherited.discard(key)
+        mapping[key] = _convert(loader, value_node, file)
+        key_lines[key] = key_node.start_mark.line + 1
+    return mapping
 
 
 @contextlib.contextmanager

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import textwrap
 
 import pytest
 
 from pytest_deploycheck.clients import ClientPool
 from pytest_deploycheck.endpoints import Service
 from pytest_deploycheck.environments import Environment
-from pytest_deploycheck.errors import CheckError
+from pytest_deploycheck.errors import CheckError, ConfigError
 from pytest_deploycheck.secrets import Redactor
 from pytest_deploycheck.templating import names_in, render
 from pytest_deploycheck.units import parse_duration, parse_threshold
@@ -57,6 +58,29 @@ def test_yaml_keeps_lines_for_keys_and_items() -> None:
     assert doc.line_of("checks") == 2
     assert locate(doc, ["checks", 1, "name"]) == 5
     assert locate(doc, ["checks", 0, "kind"]) == 4
+
+
+def test_yaml_merge_keys_and_plain_scalars() -> None:
+    """`<<: *anchor` merges (also after other keys), and plain words keep their YAML types
+    however often they recur in a file."""
+    doc = load_text(textwrap.dedent("""\
+        base: &base {timeout: 2s, method: GET}
+        more: &more {retries: 3}
+        one:
+          path: /health
+          <<: [*base, *more]
+        two: {<<: *base, method: POST, status: 200, on: true, off: null, ratio: 0.5}
+        three: {status: 200, on: true, off: null, ratio: 0.5, name: "200"}
+        """), "f.yaml")
+    assert doc["one"] == {"timeout": "2s", "method": "GET", "retries": 3, "path": "/health"}
+    assert doc["one"].line_of("path") == 4
+    assert doc["two"]["method"] == "POST"
+    for key in ("two", "three"):
+        assert doc[key]["status"] == 200 and doc[key]["on"] is True
+        assert doc[key]["off"] is None and doc[key]["ratio"] == 0.5
+    assert doc["three"]["name"] == "200"
+    with pytest.raises(ConfigError, match=r"f\.yaml:3: path: duplicate key"):
+        load_text("base: &base {path: /}\none: {<<: *base, path: /a,\n  path: /b}\n", "f.yaml")
 
 
 def test_redactor_masks_longest_first_and_auth_scheme_values() -> None:
