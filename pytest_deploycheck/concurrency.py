@@ -98,12 +98,18 @@ class Prefetcher:
         if len(stretch) > 1:
             self.start(stretch)
         pending = {item.nodeid: item for item in stretch}
+        shared = _shared_collector(stretch)
         while pending:
             if len(pending) > 1:
                 item = pending.pop(self.engine.first_done(pending))
             else:
                 item = pending.popitem()[1]
-            nextitem = next(iter(pending.values()), after)
+            # pytest tears an item down for the one it is told runs next. Which check finishes
+            # next is not known yet: when the stretch spans several suites, tell it the
+            # collector they share, so that whichever comes finds nothing of another suite set
+            # up (suite collectors set nothing up; session and folder fixtures stay).
+            nextitem = after if not pending else \
+                shared if shared is not None else next(iter(pending.values()))
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             if session.shouldfail:
                 raise session.Failed(session.shouldfail)
@@ -137,3 +143,18 @@ class Prefetcher:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
         self.engine.stop()
+
+
+def _shared_collector(items: Sequence[pytest.Item]) -> pytest.Collector | None:
+    """The innermost collector above all of ``items`` when they have different parents (None
+    when one parent holds them all)."""
+    if len({item.parent for item in items}) <= 1:
+        return None
+    chains = [item.listchain() for item in items]
+    shared: pytest.Collector | None = None
+    for nodes in zip(*chains, strict=False):
+        if any(node is not nodes[0] for node in nodes):
+            break
+        assert isinstance(nodes[0], pytest.Collector)
+        shared = nodes[0]
+    return shared

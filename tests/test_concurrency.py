@@ -106,6 +106,20 @@ def test_waiting_checks_make_the_run_go_ahead(fast_first: int) -> None:
     assert time.monotonic() - started < 1.5  # 20 × 0.1 s one after another would be 2 s
 
 
+def test_checks_of_several_files_report_as_they_finish(
+        project: Project, tracker: LoopbackServer) -> None:
+    """Reported in the order checks finish, items of different suite files interleave: each
+    item is torn down for whichever runs next, not for the next one in file order."""
+    environment(project, tracker.url)
+    project.suite("a.yaml", "service: api\nchecks:\n" + reads("quick", 1, ms=0)
+                  + reads("slow", 1, ms=800))
+    project.suite("b.yaml", "service: api\nchecks:\n" + reads("middle", 1, ms=200))
+    result = runpytest(project.pytester, "--env=prod", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*a.yaml::*quick*PASSED*", "*b.yaml::*middle*PASSED*",
+                                 "*a.yaml::*slow*PASSED*"])
+
+
 def test_side_effects_run_alone_and_in_order(project: Project, tracker: LoopbackServer) -> None:
     environment(project, tracker.url)
     fetch = f"import urllib.request; urllib.request.urlopen('{tracker.url}/track/cmd?ms=200')"
