@@ -14,6 +14,7 @@ check runners, expectations and metric sources stay plain blocking code.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import queue
 import threading
 import time
@@ -61,6 +62,19 @@ def side_effect_free(check: Check) -> bool:
 class Cancelled(CheckError):
     """The run is stopping (``-x``, ``--maxfail``, ``--rollback-fast``, Ctrl-C): a check that
     was waiting to retry or to take its next measurement gives up."""
+
+
+def _queued() -> float:
+    """Seconds this process's threads have spent ready to run but waiting for a CPU (Linux's
+    per-thread ``schedstat`` run delay; 0 where the system does not tell)."""
+    total = 0
+    try:
+        for task in os.scandir("/proc/self/task"):
+            with open(f"{task.path}/schedstat", "rb") as stat:
+                total += int(stat.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return total / 1e9
 
 
 def _clocks() -> tuple[float, float]:
@@ -143,6 +157,7 @@ class Engine:
         self._ahead = False
         self._started: str | None = None  # the held call last started, one at a time
         self._probes = 0  # held calls run in the pool without the run waiting
+        self._queued_seen = _queued()  # the run queue's reading when last looked at
         self._futures: dict[str, concurrent.futures.Future[Any]] = {}
         # Keys in the order their calls finished: waiting on a queue costs the same for 1000
         # outstanding checks as for 2, where concurrent.futures.wait visits every future.
@@ -220,8 +235,7 @@ class Engine:
         try:
             return call()
         finally:
-            wall, cpu = (now - then for now, then in zip(_clocks(), since, strict=True))
-            if wall - cpu >= _GROW_AFTER and cpu < _IDLE_SHARE * wall:
+            if time.perf_counter() - since[0] >= _GROW_AFTER and self._idle(since)[1]:
                 self._go_ahead()
 
     def first_done(self, keys: Collection[str]) -> str:
@@ -273,10 +287,27 @@ class Engine:
     def _grow(self, since: tuple[float, float]) -> None:
         """Run ahead, with more threads, if the process was mostly idle while this one
         waited."""
-        wall, cpu = (now - then for now, then in zip(_clocks(), since, strict=True))
-        if self._pool is not None and cpu < _IDLE_SHARE * wall:
+        if self._pool is not None and self._idle(since, deciding=not self._ahead)[1]:
             self._go_ahead()
             self._pool.grow()
+
+    def _idle(self, since: tuple[float, float], deciding: bool = True) -> tuple[float, bool]:
+        """The seconds since ``since``, and whether the process was mostly idle meanwhile.
+
+        ``deciding`` whether to go ahead, time spent queued for a CPU behind other processes
+        is not idle: on a loaded machine it looked like waiting on the network and sent fast
+        checks ahead. It is read (only when the process looks idle, so that fast checks do not
+        pay for it) as the run queue's growth since the last reading. Once ahead, threads
+        waiting on the network queue too on a busy machine, and counting that would keep the
+        pool from growing for them."""
+        wall, cpu = (now - then for now, then in zip(_clocks(), since, strict=True))
+        if cpu >= _IDLE_SHARE * wall:
+            return wall, False
+        if not deciding:
+            return wall, True
+        total = _queued()
+        queued, self._queued_seen = total - self._queued_seen, total
+        return wall, cpu + queued < _IDLE_SHARE * wall
 
     def forget(self, keep: Iterable[str]) -> None:
         """Cancel what was submitted but is no longer wanted (an xdist worker's items taken
