@@ -4,11 +4,11 @@
 
 Starts a loopback HTTP server (``/fast`` answers at once, ``/slow`` after 50 ms), writes the
 same checks three ways into temporary folders, runs each with pytest serially and with ``-n 2``
-(this plugin also with ``--deploycheck-concurrency=1``) and prints the median wall time of
-each, its ratio to the hand-written suite run serially, and what it took beyond an empty pytest
-run (pytest's own start-up: ~1.7 s on the 2-core development machine, more with ``-n 2``
-starting its workers), then collection time for 1000 checks
-against an empty pytest run, peak RSS, and how soon ``--rollback-fast`` starts the rollback.
+(this plugin also with ``--deploycheck-concurrency=1``), the configurations of a figure in turn,
+and prints the median wall time of each, its ratio to the hand-written suite run serially, and
+what it took beyond an empty pytest run (pytest's own start-up, more with ``-n 2`` starting its
+workers), then collection time for 1000 checks against an empty pytest run, peak RSS, and how
+soon ``--rollback-fast`` starts the rollback.
 Tavern 3.7.1 needs pytest <= 9.1, so it runs from its own virtualenv (bench/.venv-tavern, made
 on first use). Not part of the test suite: wall times on shared machines are noisy, so compare
 ratios from one run.
@@ -145,6 +145,20 @@ def median(repeat: int, python: Path, folder: Path, args: list[str],
     return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
 
 
+Config = tuple[Path, Path, list[str], str | None]  # python, folder, arguments, expected output
+
+
+def interleaved(repeat: int, configs: dict[str, Config]) -> dict[str, float]:
+    """The median wall time of each configuration, running them in turn ``repeat`` times: this
+    machine's speed drifts over minutes, and running one configuration's runs back to back let
+    a slow minute land on one figure alone."""
+    walls: dict[str, list[float]] = {key: [] for key in configs}
+    for _ in range(repeat):
+        for key, (python, folder, args, expect) in configs.items():
+            walls[key].append(run(python, folder, args, expect)[0])
+    return {key: statistics.median(values) for key, values in walls.items()}
+
+
 def tavern_python() -> Path:
     python = TAVERN_VENV / "bin" / "python"
     if not python.exists():
@@ -181,28 +195,28 @@ def main() -> None:
         empty = base / "empty"
         empty.mkdir()
         (empty / "environments.yaml").write_text("environments: {}\n")
-        # What pytest itself costs on this machine: start-up, plugins, xdist's workers.
-        nothing = {workers: median(args.repeat, PYTHON, empty, ["-n", workers])[0]
-                   for workers in ("0", "2")}
-        # The same without this plugin: what importing and configuring it costs every run.
-        bare, _ = median(args.repeat, PYTHON, empty, ["-p", "no:deploycheck"])
+        # What pytest itself costs on this machine: start-up, plugins, xdist's workers; and
+        # without this plugin: what importing and configuring it costs every run.
+        empties = interleaved(args.repeat, {
+            "0": (PYTHON, empty, ["-n", "0"], None), "2": (PYTHON, empty, ["-n", "2"], None),
+            "bare": (PYTHON, empty, ["-p", "no:deploycheck"], None)})
+        nothing = {workers: empties[workers] for workers in ("0", "2")}
         print(f"empty pytest run: {nothing['0']:.2f} s, with -n 2 {nothing['2']:.2f} s; "
-              f"without this plugin {bare:.2f} s\n")
+              f"without this plugin {empties['bare']:.2f} s\n")
         for count, path, label in ((200, "/slow", "200 checks, endpoint answering in 50 ms"),
                                    (1000, "/fast", "1000 checks, fast endpoint")):
             print(f"{label}:")
-            figures: dict[str, float] = {}
+            configs: dict[str, Config] = {}
             for name, python, make, extra in tools:
                 folder = make(base / f"{name.split()[0]}-{count}", url, count, path)
                 for workers in ("0", "2"):
-                    wall, _ = median(args.repeat, python, folder, [*extra, "-n", workers],
-                                     expect=f"{count} passed")
-                    figures[f"{name}, -n {workers}"] = wall
+                    configs[f"{name}, -n {workers}"] = (python, folder, [*extra, "-n", workers],
+                                                        f"{count} passed")
                 if name == "deploycheck":
-                    wall, _ = median(args.repeat, python, folder,
-                                     [*extra, "--deploycheck-concurrency=1"],
-                                     expect=f"{count} passed")
-                    figures["deploycheck --deploycheck-concurrency=1, -n 0"] = wall
+                    configs["deploycheck --deploycheck-concurrency=1, -n 0"] = (
+                        python, folder, [*extra, "--deploycheck-concurrency=1"],
+                        f"{count} passed")
+            figures = interleaved(args.repeat, configs)
             reference = figures["hand-written pytest + httpx.Client, -n 0"]
             for key, wall in figures.items():
                 beyond = wall - nothing["2" if key.endswith("-n 2") else "0"]
@@ -211,15 +225,16 @@ def main() -> None:
             print()
 
         folder = plugin_project(base / "collect-1000", url, 1000, "/fast")
-        collect, _ = median(args.repeat, PYTHON, folder, ["--env=bench", "--collect-only"],
-                            expect="1000 tests collected")
-        collected_nothing, _ = median(args.repeat, PYTHON, empty, ["--collect-only"])
-        # What pytest itself takes to collect 1000 items: the hand-written parametrized test.
-        plain, _ = median(args.repeat, PYTHON, base / "hand-written-1000",
-                          ["-p", "no:deploycheck", "--collect-only"],
-                          expect="1000 tests collected")
-        plain_nothing, _ = median(args.repeat, PYTHON, empty, ["-p", "no:deploycheck",
-                                                                "--collect-only"])
+        collection = interleaved(args.repeat, {
+            "collect": (PYTHON, folder, ["--env=bench", "--collect-only"],
+                        "1000 tests collected"),
+            "nothing": (PYTHON, empty, ["--collect-only"], None),
+            # What pytest itself takes to collect 1000 items: the hand-written parametrized test.
+            "plain": (PYTHON, base / "hand-written-1000",
+                      ["-p", "no:deploycheck", "--collect-only"], "1000 tests collected"),
+            "plain nothing": (PYTHON, empty, ["-p", "no:deploycheck", "--collect-only"], None)})
+        collect, collected_nothing = collection["collect"], collection["nothing"]
+        plain, plain_nothing = collection["plain"], collection["plain nothing"]
         print(f"collection of 1000 checks: {collect:.2f} s; empty pytest run "
               f"{collected_nothing:.2f} s; ratio {collect / collected_nothing:.2f}")
         print(f"collection of the hand-written suite's 1000 tests: {plain:.2f} s; empty pytest "
