@@ -138,13 +138,6 @@ def run(python: Path, folder: Path, args: list[str], expect: str | None = None
     return wall, rss
 
 
-def median(repeat: int, python: Path, folder: Path, args: list[str],
-           expect: str | None = None) -> tuple[float, int]:
-    """The median wall time and the largest peak RSS of ``repeat`` runs."""
-    runs = [run(python, folder, args, expect) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
-
-
 Config = tuple[Path, Path, list[str], str | None]  # python, folder, arguments, expected output
 
 
@@ -240,8 +233,7 @@ def main() -> None:
         print(f"collection of the hand-written suite's 1000 tests: {plain:.2f} s; empty pytest "
               f"run without this plugin {plain_nothing:.2f} s; ratio "
               f"{plain / plain_nothing:.2f}")
-        _, rss = median(1, PYTHON, base / "deploycheck-1000", ["--env=bench"],
-                        expect="1000 passed")
+        _, rss = run(PYTHON, base / "deploycheck-1000", ["--env=bench"], expect="1000 passed")
         print(f"peak RSS, 1000 checks, serial: {rss / 1024:.0f} MB")
 
         folder = plugin_project(base / "fast-rollback", url, 40, "/slow", rollback=True)

@@ -240,14 +240,12 @@ class Engine:
 
     def first_done(self, keys: Collection[str]) -> str:
         """The first of ``keys`` (all submitted) whose call finishes; waits for it."""
-        if self._held and self._probes >= PROBES:
-            held = next((key for key in keys if key in self._held), None)
-            if held is not None:
-                return held  # runs at its item
-        if self._held and self._started not in self._futures:  # taken: start the next one
-            self._started = next((key for key in keys if key in self._held), None)
-            if self._started is not None:
-                self._start(self._started, self._held.pop(self._started))
+        held = next((key for key in keys if key in self._held), None) if self._held else None
+        if held is not None and self._probes >= PROBES:
+            return held  # runs at its item
+        if held is not None and self._started not in self._futures:  # taken: start the next
+            self._started = held
+            self._start(held, self._held.pop(held))
         while True:
             ready = next((key for key in self._finished if key in keys), None)
             if ready is not None:
@@ -267,8 +265,9 @@ class Engine:
         if held is not None and self._probes >= PROBES:
             ran: _T = self._run_here(held)
             return ran
-        future = self._start(key, held) if held is not None else self._futures.get(key)
-        self._futures.pop(key, None)
+        if held is not None:
+            self._start(key, held)
+        future = self._futures.pop(key, None)
         if future is None:
             return call()
         probing = not self._ahead

@@ -53,10 +53,8 @@ def packaged_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-def fastjsonschema_options(schema: str | Mapping[str, Any]) -> dict[str, Any]:
-    """How a schema (a document, or its JSON text) is compiled, at run time and by
-    ``scripts/compile_schemas.py`` alike."""
-    document = json.loads(schema) if isinstance(schema, str) else schema
+def fastjsonschema_options(document: Mapping[str, Any]) -> dict[str, Any]:
+    """How a schema is compiled, at run time and by ``scripts/compile_schemas.py`` alike."""
     return {"definition": {**document, "$schema": "http://json-schema.org/draft-07/schema#"},
             "use_default": False, "use_formats": False,
             # Its exceptions are never shown (jsonschema explains): without the schema copied
