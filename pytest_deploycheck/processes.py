@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -133,6 +134,11 @@ class ProcessManager:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=0.1)
             proc.log_file.close()
+        # The logs only serve the error message of a process that never got ready, which
+        # quotes their tail before stopping; left behind, every run would add a folder to /tmp.
+        if self._logdir is not None:
+            shutil.rmtree(self._logdir, ignore_errors=True)
+            self._logdir = None
 
 
 def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:

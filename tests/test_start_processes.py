@@ -6,8 +6,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -51,9 +53,13 @@ def demo_project(project: Project, port: int, marker: str, suite: str | None = N
 
 
 @pytest.mark.parametrize("outcome", ["passed", "failed"])
-def test_started_before_checks_and_stopped_after(project: Project, outcome: str) -> None:
+def test_started_before_checks_and_stopped_after(project: Project, outcome: str,
+                                                 tmp_path_factory: pytest.TempPathFactory,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     port, marker = free_port(), f"m-{uuid.uuid4().hex[:10]}"
     demo_project(project, port, marker)
+    temp: Path = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     if outcome == "failed":
         project.suite("more.yaml", """
             service: api
@@ -64,6 +70,7 @@ def test_started_before_checks_and_stopped_after(project: Project, outcome: str)
     result.assert_outcomes(passed=1, failed=int(outcome == "failed"))
     assert not listening(port)
     assert running(marker) == []
+    assert list(temp.iterdir()) == []  # the processes' logs went with them
 
 
 def test_not_started_on_collection_error(project: Project) -> None:
