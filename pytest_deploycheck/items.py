@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,11 @@ INCONCLUSIVE = "inconclusive"
 # shared, so read-only.
 QUIET_INFO: dict[str, Any] = {"warning": "", "inconclusive": False, "note": "", "reason": "",
                               "details": {}, "acknowledged": None}
+
+
+def outcome_part(info: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``info`` says about how a phase went, beyond a quiet pass (empty for one)."""
+    return {key: info[key] for key, quiet in QUIET_INFO.items() if info[key] != quiet}
 
 
 def number_items(items: list[pytest.Item]) -> None:

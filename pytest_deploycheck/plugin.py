@@ -226,13 +226,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    from .items import CheckItem
+    from .items import CheckItem, outcome_part
     from .pyitems import report_info
 
     info = item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
     if info is not None:
         # Plain data, so that it crosses from xdist workers to the controller with the report.
-        report.deploycheck = info  # type: ignore[attr-defined]
+        # The setup report describes the check; the later ones carry only how their phase
+        # went, if not quietly: xdist serialises every report, and sending the description
+        # three times made a worker's reports twice as costly to send as a plain test's.
+        sent = info if call.when == "setup" else outcome_part(info)
+        if sent:
+            report.deploycheck = sent  # type: ignore[attr-defined]
         _allure(item, call.when, info)
     if isinstance(item, CheckItem) and call.when == "call" and item.result is not None:
         # The check's own time: it may have run ahead, while the item only collected it.

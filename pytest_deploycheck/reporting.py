@@ -37,7 +37,7 @@ class GatePlugin:
         self.fast = bool(settings.rollback_fast.value)
         self.acks: frozenset[str] = settings.ack.value
         self.used_acks: set[str] = set()
-        self.known: dict[str, dict[str, Any]] = {}  # nodeid -> what an earlier report said
+        self.known: dict[str, dict[str, Any]] = {}  # nodeid -> its setup report's description
         self.session: pytest.Session | None = None
         self.problems: list[str] = []
         self.collection_errors: list[str] = []
@@ -57,10 +57,14 @@ class GatePlugin:
             self.collection_errors.append(self.run.redactor.redact(message))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        info = getattr(report, "deploycheck", None) or self.known.get(report.nodeid)
-        if not info:
-            return
-        self.known.setdefault(report.nodeid, info)
+        sent = getattr(report, "deploycheck", None)
+        known = self.known.get(report.nodeid)
+        if known is None:
+            if not sent:
+                return
+            # The first report of a check (its setup) describes it; later ones add to that.
+            self.known[report.nodeid] = known = sent
+        info = {**known, **sent} if sent and sent is not known else known
         if report.when in ("setup", "teardown") and report.passed:
             return  # only the call says how a check went; an interrupted one has no call
         crashed = report.when == CRASH_PHASE

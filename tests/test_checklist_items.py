@@ -300,7 +300,7 @@ def test_checklists_are_the_predeploy_gate_and_block_by_default(project: Project
         """)
     project.pytester.makeconftest("""
         def pytest_runtest_logreport(report):
-            if report.when == "call":
+            if report.when == "setup":  # the report that describes the check
                 with open("gates.txt", "a") as out:
                     out.write(f"{report.deploycheck['id']} {report.deploycheck['on_fail']}\\n")
         """)

@@ -284,14 +284,15 @@ def test_metric_details_travel_with_the_report(project: Project, prometheus: Pro
     project.pytester.makeconftest("""
         import json
         def pytest_runtest_logreport(report):
-            if report.when == "call":
-                with open("details.json", "w") as out:
+            # The setup report describes the check, the call report how it went.
+            if report.when in ("setup", "call"):
+                with open(f"{report.when}.json", "w") as out:
                     json.dump(report.deploycheck, out)
     """)
     runpytest(project.pytester, "--env=test", "-n", "2").assert_outcomes(passed=1)
-    info = json.loads((project.path / "details.json").read_text())
-    details = info["details"]
+    info = json.loads((project.path / "setup.json").read_text())
     assert info["id"] == "metrics::m" and info["kind"] == "metric"
+    details = json.loads((project.path / "call.json").read_text())["details"]
     assert details["query"] == "dc_latency_seconds" and details["rules"] == ["< 1s"]
     assert details["value"] == 0.25 and details["failure"] is None
     assert [sample[1:3] for sample in details["samples"]] == [[0.25, True]]

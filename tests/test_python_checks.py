@@ -154,6 +154,41 @@ def test_a_blocking_python_check_blocks_without_rollback(project: Project,
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_check_whose_teardown_fails_fails_its_gate(project: Project, server: LoopbackServer,
+                                                     workers: str) -> None:
+    # Only a check's setup report describes it; a failing teardown's report must still be
+    # told apart and charged to the right check, in the controller of an xdist run too.
+    two_envs(project, server)
+    project.pytester.makepyfile(test_checks="""
+        import pytest
+
+        @pytest.fixture
+        def session_lock():
+            yield
+            raise RuntimeError("deploy lock could not be released")
+
+        @pytest.mark.deploycheck(kind="checklist")
+        def test_lock_taken(session_lock):
+            pass
+
+        @pytest.mark.deploycheck(kind="checklist")
+        def test_ticket_approved():
+            pass
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json", "-p",
+                       "xdist", "-n", workers)
+    result.assert_outcomes(passed=2, errors=1)
+    report = gate(project)["prod"]
+    assert report["verdict"] == "blocked"
+    outcomes = {check["name"]: (check["outcome"], check["message"], check["kind"])
+                for check in report["checks"]}
+    assert outcomes == {
+        "test_lock_taken": ("failed", "RuntimeError: deploy lock could not be released",
+                            "checklist"),
+        "test_ticket_approved": ("passed", "", "checklist")}
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_the_checks_timeout_fails_it_and_the_run_goes_on(project: Project,
                                                          server: LoopbackServer,
                                                          workers: str) -> None:
