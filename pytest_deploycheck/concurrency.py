@@ -43,6 +43,7 @@ class Prefetcher:
         self.engine: Engine = run.engine
         self._worker = hasattr(self.config, "workerinput")
         self._queue: Any = None  # the xdist worker's TestQueue, found on first use
+        self._last: list[int] = []  # the queue when last read
 
     def concurrent(self, item: pytest.Item) -> bool:
         """Whether ``item`` may run ahead and alongside others (decided once per item)."""
@@ -66,6 +67,8 @@ class Prefetcher:
     def start(self, items: Sequence[pytest.Item]) -> None:
         for item in items:
             assert isinstance(item, CheckItem)
+            if self.engine.submitted(item.nodeid):
+                continue
             self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance),
                                waiting=waits(item.instance.check))
 
@@ -122,23 +125,30 @@ class Prefetcher:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         if not self._worker or not self.concurrent(item):
             return
-        upcoming = [item, *([nextitem] if nextitem is not None else []), *self._queued()]
+        queued, last = self._queued(), self._last
+        self._last = queued
+        # With this item started and the queue as it was but for what was taken off its head,
+        # there is nothing new to start or cancel; going over the queue again for every item
+        # cost O(items²) per worker.
+        if self.engine.submitted(item.nodeid) and queued == last[len(last) - len(queued):]:
+            return
+        items = self.session.items
+        upcoming = [item, *([nextitem] if nextitem is not None else []),
+                    *(items[index] for index in queued)]
         self.engine.forget(keep=[one.nodeid for one in upcoming])
         stretch = self.stretch(upcoming)
         if len(stretch) > 1:  # alone, it runs at its item like any other
             self.start(stretch)
 
-    def _queued(self) -> list[pytest.Item]:
-        """The items xdist has handed this worker but not yet started."""
+    def _queued(self) -> list[int]:
+        """The indices of the items xdist has handed this worker but not yet started."""
         if self._queue is None:
             self._queue = next((plugin.torun for plugin in self.config.pluginmanager.get_plugins()
                                 if hasattr(getattr(plugin, "torun", None), "lock")), False)
         if not self._queue:
             return []
         with self._queue.lock() as indices:
-            queued = [index for index in indices if isinstance(index, int)]
-        items = self.session.items
-        return [items[index] for index in queued]
+            return [index for index in indices if isinstance(index, int)]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:

@@ -202,10 +202,14 @@ class Engine:
 
     # --- running ahead --------------------------------------------------------------------
 
+    def submitted(self, key: str) -> bool:
+        """Whether a call submitted under ``key`` waits to be taken."""
+        return key in self._futures or key in self._held
+
     def submit(self, key: str, call: Callable[[], Any], waiting: bool = False) -> None:
         """Start ``call`` in the pool (once per key) unless the run is stopping, or hold it
         while the run has not been seen to wait; ``waiting``: the call waits by design."""
-        if not self.enabled or self.stopping or key in self._futures or key in self._held:
+        if not self.enabled or self.stopping or self.submitted(key):
             return
         if waiting:
             self._go_ahead()
