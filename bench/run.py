@@ -5,10 +5,11 @@
 Starts a loopback HTTP server (``/fast`` answers at once, ``/slow`` after 50 ms), writes the
 same checks three ways into temporary folders, runs each with pytest serially and with ``-n 2``
 (this plugin also with ``--deploycheck-concurrency=1``), the configurations of a figure in turn,
-and prints the median wall time of each, its ratio to the hand-written suite run serially, and
-what it took beyond an empty pytest run (pytest's own start-up, more with ``-n 2`` starting its
-workers), then collection time for 1000 checks against an empty pytest run, peak RSS, and how
-soon ``--rollback-fast`` starts the rollback.
+and prints the median wall time of each (and CPU time, of the process and its xdist workers),
+its ratio to the hand-written suite run serially, and what it took beyond an empty pytest run
+(pytest's own start-up, more with ``-n 2`` starting its workers), then collection time for 1000
+checks against an empty pytest run, peak RSS, and how soon ``--rollback-fast`` starts the
+rollback. The short runs (empty, collection) are repeated three times as often.
 Tavern 3.7.1 needs pytest <= 9.1, so it runs from its own virtualenv (bench/.venv-tavern, made
 on first use). Not part of the test suite: wall times on shared machines are noisy, so compare
 ratios from one run.
@@ -20,6 +21,7 @@ import argparse
 import http.server
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -119,37 +122,51 @@ def tavern_project(folder: Path, url: str, count: int, path: str) -> Path:
 
 # --- running ---------------------------------------------------------------------------------
 
+class Timing(NamedTuple):
+    wall: float  # seconds
+    # CPU seconds of the process and its children (xdist workers): on a shared machine, time
+    # waiting for a CPU another guest holds lengthens the wall time but not this.
+    cpu: float
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(python: Path, folder: Path, args: list[str], expect: str | None = None
-        ) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KB) of one pytest run in ``folder``."""
+        ) -> tuple[Timing, int]:
+    """Wall and CPU time and peak RSS (KB) of one pytest run in ``folder``."""
     wrapper = ("import resource, sys, pytest\n"
                "code = pytest.main(sys.argv[1:])\n"
                "print('BENCH_MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
                "sys.exit(code)")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run([str(python), "-c", wrapper, "-p", "no:cacheprovider", "-q", *args],
                           cwd=folder, capture_output=True, text=True, timeout=900)
-    wall = time.perf_counter() - started
+    timing = Timing(time.perf_counter() - started, _children_cpu() - cpu)
     if expect is not None and expect not in done.stdout:
         raise SystemExit(f"unexpected outcome in {folder} {args}: expected {expect!r}\n"
                          f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     rss = next((int(line.split()[1]) for line in done.stdout.splitlines()
                 if line.startswith("BENCH_MAXRSS")), 0)
-    return wall, rss
+    return timing, rss
 
 
 Config = tuple[Path, Path, list[str], str | None]  # python, folder, arguments, expected output
 
 
-def interleaved(repeat: int, configs: dict[str, Config]) -> dict[str, float]:
-    """The median wall time of each configuration, running them in turn ``repeat`` times: this
-    machine's speed drifts over minutes, and running one configuration's runs back to back let
-    a slow minute land on one figure alone."""
-    walls: dict[str, list[float]] = {key: [] for key in configs}
+def interleaved(repeat: int, configs: dict[str, Config]) -> dict[str, Timing]:
+    """The median wall and CPU time of each configuration, running them in turn ``repeat``
+    times: this machine's speed drifts over minutes, and running one configuration's runs back
+    to back let a slow minute land on one figure alone."""
+    timings: dict[str, list[Timing]] = {key: [] for key in configs}
     for _ in range(repeat):
         for key, (python, folder, args, expect) in configs.items():
-            walls[key].append(run(python, folder, args, expect)[0])
-    return {key: statistics.median(values) for key, values in walls.items()}
+            timings[key].append(run(python, folder, args, expect)[0])
+    return {key: Timing(statistics.median(t.wall for t in values),
+                        statistics.median(t.cpu for t in values))
+            for key, values in timings.items()}
 
 
 def tavern_python() -> Path:
@@ -189,13 +206,15 @@ def main() -> None:
         empty.mkdir()
         (empty / "environments.yaml").write_text("environments: {}\n")
         # What pytest itself costs on this machine: start-up, plugins, xdist's workers; and
-        # without this plugin: what importing and configuring it costs every run.
-        empties = interleaved(args.repeat, {
+        # without this plugin: what importing and configuring it costs every run. These runs
+        # are short and their differences small: three times as many of them.
+        empties = interleaved(3 * args.repeat, {
             "0": (PYTHON, empty, ["-n", "0"], None), "2": (PYTHON, empty, ["-n", "2"], None),
             "bare": (PYTHON, empty, ["-p", "no:deploycheck"], None)})
         nothing = {workers: empties[workers] for workers in ("0", "2")}
-        print(f"empty pytest run: {nothing['0']:.2f} s, with -n 2 {nothing['2']:.2f} s; "
-              f"without this plugin {empties['bare']:.2f} s\n")
+        print(f"empty pytest run: {nothing['0'].wall:.2f} s (cpu {nothing['0'].cpu:.2f} s), "
+              f"with -n 2 {nothing['2'].wall:.2f} s (cpu {nothing['2'].cpu:.2f} s); without this "
+              f"plugin {empties['bare'].wall:.2f} s (cpu {empties['bare'].cpu:.2f} s)\n")
         for count, path, label in ((200, "/slow", "200 checks, endpoint answering in 50 ms"),
                                    (1000, "/fast", "1000 checks, fast endpoint")):
             print(f"{label}:")
@@ -211,14 +230,15 @@ def main() -> None:
                         f"{count} passed")
             figures = interleaved(args.repeat, configs)
             reference = figures["hand-written pytest + httpx.Client, -n 0"]
-            for key, wall in figures.items():
-                beyond = wall - nothing["2" if key.endswith("-n 2") else "0"]
-                print(f"  {key:48s} {wall:6.2f} s  {wall / reference:5.2f}x hand-written "
-                      f"serial  {beyond:6.2f} s beyond an empty run")
+            for key, timing in figures.items():
+                beyond = timing.wall - nothing["2" if key.endswith("-n 2") else "0"].wall
+                print(f"  {key:48s} {timing.wall:6.2f} s  {timing.wall / reference.wall:5.2f}x "
+                      f"hand-written serial  {beyond:6.2f} s beyond an empty run  "
+                      f"cpu {timing.cpu:6.2f} s")
             print()
 
         folder = plugin_project(base / "collect-1000", url, 1000, "/fast")
-        collection = interleaved(args.repeat, {
+        collection = interleaved(3 * args.repeat, {
             "collect": (PYTHON, folder, ["--env=bench", "--collect-only"],
                         "1000 tests collected"),
             "nothing": (PYTHON, empty, ["--collect-only"], None),
@@ -228,11 +248,14 @@ def main() -> None:
             "plain nothing": (PYTHON, empty, ["-p", "no:deploycheck", "--collect-only"], None)})
         collect, collected_nothing = collection["collect"], collection["nothing"]
         plain, plain_nothing = collection["plain"], collection["plain nothing"]
-        print(f"collection of 1000 checks: {collect:.2f} s; empty pytest run "
-              f"{collected_nothing:.2f} s; ratio {collect / collected_nothing:.2f}")
-        print(f"collection of the hand-written suite's 1000 tests: {plain:.2f} s; empty pytest "
-              f"run without this plugin {plain_nothing:.2f} s; ratio "
-              f"{plain / plain_nothing:.2f}")
+        print(f"collection of 1000 checks: {collect.wall:.2f} s; empty pytest run "
+              f"{collected_nothing.wall:.2f} s; ratio {collect.wall / collected_nothing.wall:.2f} "
+              f"(cpu {collect.cpu:.2f} s against {collected_nothing.cpu:.2f} s, "
+              f"{collect.cpu / collected_nothing.cpu:.2f})")
+        print(f"collection of the hand-written suite's 1000 tests: {plain.wall:.2f} s; empty "
+              f"pytest run without this plugin {plain_nothing.wall:.2f} s; ratio "
+              f"{plain.wall / plain_nothing.wall:.2f} (cpu {plain.cpu:.2f} s against "
+              f"{plain_nothing.cpu:.2f} s, {plain.cpu / plain_nothing.cpu:.2f})")
         _, rss = run(PYTHON, base / "deploycheck-1000", ["--env=bench"], expect="1000 passed")
         print(f"peak RSS, 1000 checks, serial: {rss / 1024:.0f} MB")
 
