@@ -67,8 +67,6 @@ class Prefetcher:
     def start(self, items: Sequence[pytest.Item]) -> None:
         for item in items:
             assert isinstance(item, CheckItem)
-            if self.engine.submitted(item.nodeid):
-                continue
             self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance),
                                waiting=waits(item.instance.check))
 

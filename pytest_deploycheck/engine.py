@@ -218,13 +218,12 @@ class Engine:
         else:
             self._held[key] = call
 
-    def _start(self, key: str, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+    def _start(self, key: str, call: Callable[[], Any]) -> None:
         if self._pool is None:
             self._pool = _DaemonPool(self.concurrency)
         future = self._pool.submit(call)
         future.add_done_callback(lambda _: self._done.put(key))
         self._futures[key] = future
-        return future
 
     def _go_ahead(self) -> None:
         if not self._ahead:
@@ -239,7 +238,7 @@ class Engine:
         try:
             return call()
         finally:
-            if time.perf_counter() - since[0] >= _GROW_AFTER and self._idle(since)[1]:
+            if time.perf_counter() - since[0] >= _GROW_AFTER and self._idle(since):
                 self._go_ahead()
 
     def first_done(self, keys: Collection[str]) -> str:
@@ -290,12 +289,12 @@ class Engine:
     def _grow(self, since: tuple[float, float]) -> None:
         """Run ahead, with more threads, if the process was mostly idle while this one
         waited."""
-        if self._pool is not None and self._idle(since, deciding=not self._ahead)[1]:
+        if self._pool is not None and self._idle(since, deciding=not self._ahead):
             self._go_ahead()
             self._pool.grow()
 
-    def _idle(self, since: tuple[float, float], deciding: bool = True) -> tuple[float, bool]:
-        """The seconds since ``since``, and whether the process was mostly idle meanwhile.
+    def _idle(self, since: tuple[float, float], deciding: bool = True) -> bool:
+        """Whether the process was mostly idle since ``since``.
 
         ``deciding`` whether to go ahead, time spent queued for a CPU behind other processes
         is not idle: on a loaded machine it looked like waiting on the network and sent fast
@@ -305,12 +304,12 @@ class Engine:
         pool from growing for them."""
         wall, cpu = (now - then for now, then in zip(_clocks(), since, strict=True))
         if cpu >= _IDLE_SHARE * wall:
-            return wall, False
+            return False
         if not deciding:
-            return wall, True
+            return True
         total = _queued()
         queued, self._queued_seen = total - self._queued_seen, total
-        return wall, cpu + queued < _IDLE_SHARE * wall
+        return cpu + queued < _IDLE_SHARE * wall
 
     def forget(self, keep: Iterable[str]) -> None:
         """Cancel what was submitted but is no longer wanted (an xdist worker's items taken

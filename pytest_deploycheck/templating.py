@@ -26,8 +26,9 @@ def names_in(value: Any) -> set[str]:
 
 
 def _add_names(value: Any, found: set[str]) -> None:
-    # Run for every request and expectation at collection: one set filled in place, and no
-    # regular expression over strings without a template.
+    # Run for every request and expectation at collection: one set filled in place, no
+    # regular expression over strings without a template, and None (an absent body or json)
+    # kept from the slower Mapping check.
     if isinstance(value, str):
         if "{{" in value:
             found.update(_TEMPLATE.findall(value))

@@ -53,6 +53,11 @@ def packaged_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def schema_digest(text: str) -> str:
+    """What a generated validator records of the schema text it was generated from."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def fastjsonschema_options(document: Mapping[str, Any]) -> dict[str, Any]:
     """How a schema is compiled, at run time and by ``scripts/compile_schemas.py`` alike."""
     return {"definition": {**document, "$schema": "http://json-schema.org/draft-07/schema#"},
@@ -70,7 +75,7 @@ def _generated(name: str, text: str) -> Callable[[Any], Any] | None:
         module = importlib.import_module(f"{__package__}.compiled_schemas.{name}")
     except ImportError:  # not generated, or a fastjsonschema without the names it imports
         return None
-    if getattr(module, "SCHEMA_SHA256", None) != hashlib.sha256(text.encode()).hexdigest():
+    if getattr(module, "SCHEMA_SHA256", None) != schema_digest(text):
         return None
     check: Callable[[Any], Any] = module.validate
     return check
