@@ -137,11 +137,19 @@ class _Handler(BaseHTTPRequestHandler):
                 {"name": f"incident {n}", "status": "investigating"} for n in range(count)]})
         elif path == "/login":
             self._send(200, {"token": SECRET_SESSION_TOKEN, "user": "smoke"})
+        elif path.startswith("/token/"):
+            # A login that issues the token of issued_token(<name>), kept out of the URL.
+            self._send(200, {"token": issued_token(path[len("/token/"):]), "user": "smoke"})
         elif path == "/me":
             ok = self.headers.get("Authorization") == f"Bearer {SECRET_SESSION_TOKEN}"
             self._send(200 if ok else 401, {"user": "smoke"} if ok else {"error": "no"})
         else:
             self._send(404, {"error": "not found", "path": path})
+
+
+def issued_token(name: str) -> str:
+    """The token ``/token/<name>`` issues: a secret whose origin the tests can tell apart."""
+    return f"pl4nted-issued-{name}-9c2e"
 
 
 def start_server() -> LoopbackServer:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote
 
 import pytest
 
 from conftest import Project, runpytest
-from servers import SECRET_SESSION_TOKEN, LoopbackServer
+from servers import SECRET_SESSION_TOKEN, LoopbackServer, issued_token
 
 ENV_TOKEN = "env-tok-8d1e5b0c93"
 HEADER_KEY = "hdr-key-77aa21f0c4"
@@ -114,5 +115,142 @@ def test_no_artifact_holds_a_secret(project: Project, server: LoopbackServer,
     assert "::error file=suites/checks.yaml" in artifacts["terminal"]
     assert "rolling back with ***" in artifacts["gate.json"]
     for secret in (ENV_TOKEN, SECRET_SESSION_TOKEN, HOOK_TOKEN):
+        leaks = [name for name, text in artifacts.items() if secret in text]
+        assert not leaks, (secret, leaks)
+
+
+PLANTED = "pl4nted"  # in every secret of the test below: no output may hold any part of one
+ENV_SECRET = "pl4nted-env-token-51ab"
+LITERAL_SECRET = "pl4nted-literal-header-7d3f"
+INHERITED_SECRET = "pl4nted-inherited-password-0e9a"
+QUERY_SECRET = "pl4nted-query-key-33c1"
+SIGNATURE_SECRET = "pl4nted-amz-sig-8f0e"
+HOOK_PATH = "/webhook/500/services/T0/B0/pl4nted-hook-path-4b2d"
+PYTHON_CHECKS = '''
+    import logging
+    import sys
+
+    import pytest
+
+
+    def _seen(service):
+        return service("api").get("/echo").json()["headers"]["Authorization"]
+
+
+    @pytest.mark.deploycheck(kind="smoke")
+    def test_assertion_shows_the_token(service, record_property):
+        seen = _seen(service)
+        print("stdout saw", seen)
+        sys.stderr.write(f"stderr saw {seen}\\n")
+        logging.getLogger("check").warning("log saw %s", seen)
+        record_property("seen", seen)
+        assert seen == "Bearer nothing"
+
+
+    @pytest.mark.deploycheck(kind="smoke", on_fail="warn")
+    def test_passing_check_prints_the_token(service):
+        seen = _seen(service)
+        print("passing stdout saw", seen)
+        assert seen
+'''
+EVERY_PATH_CHECKS = f"""
+    service: api
+    checks:
+      - name: a literal secret header echoed back
+        kind: smoke
+        request: {{path: /echo, headers: {{X-Api-Key: {LITERAL_SECRET}}}}}
+        expect: {{json: {{method: POST}}}}
+      - name: a value saved under a plain name and sent as Authorization
+        kind: smoke
+        steps:
+          - request: {{path: /token/alias}}
+            save: {{t: token}}
+          - request: {{path: /echo, headers: {{Authorization: "Bearer {{{{ t }}}}"}}}}
+            expect: {{json: {{method: POST}}}}
+      - name: a secret save whose step fails
+        kind: smoke
+        steps:
+          - request: {{path: /token/failed-save}}
+            expect: {{status: 201}}
+            save: {{session_token: token}}
+          - request: {{path: /me, headers: {{Authorization: "Bearer {{{{ session_token }}}}"}}}}
+      - name: a save bound for Authorization whose step fails
+        kind: smoke
+        steps:
+          - request: {{path: /token/failed-alias}}
+            expect: {{status: 201}}
+            save: {{t: token}}
+          - request: {{path: /me, headers: {{Authorization: "Bearer {{{{ t }}}}"}}}}
+      - name: credentials in the query string
+        kind: smoke
+        request:
+          path: /echo?api_key={QUERY_SECRET}
+          params: {{X-Amz-Signature: {SIGNATURE_SECRET}}}
+        expect: {{json: {{method: POST}}}}
+      - name: a metric command printing an inherited password
+        kind: metric
+        source: cmd
+        query: up
+        threshold: "< 1"
+"""
+
+
+def test_one_secret_through_every_path_reaches_no_output(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets from ${...}, written in a suite, saved (also by a step that failed), sent in
+    a query string, inherited by commands and in a webhook URL: none of them in any output of
+    a failing, rolled-back ``-vv -rA -n 2`` run, nor in the files a rollback command gets."""
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    monkeypatch.setenv("ROLLBACK_PASSWORD", INHERITED_SECRET)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", server.url + HOOK_PATH)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path / "summary.md"))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(project.path / "github-output.txt"))
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api:
+                url: "{server.url}"
+                headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}
+            metrics:
+              cmd: {{type: command, command: 'echo "no db at $ROLLBACK_PASSWORD" >&2; exit 3'}}
+            rollback:
+              - command: 'cp "$DEPLOYCHECK_FAILURES" failures-copy.json; cat "$DEPLOYCHECK_FAILURES"; env'
+            notify:
+              - command: 'echo "notifying with $ROLLBACK_PASSWORD"; exit 1'
+              - webhook: {{url: "${{SLACK_WEBHOOK_URL}}", json: {{text: "{{{{ verdict }}}}"}}, retries: 0}}
+    """)
+    project.suite("checks.yaml", EVERY_PATH_CHECKS)
+    project.pytester.makepyfile(test_python_checks=PYTHON_CHECKS)
+    result = runpytest(project.pytester, "--env=test", "-vv", "-rA", "-p", "xdist", "-n", "2",
+                       "--junitxml=junit.xml", "--alluredir=allure-results",
+                       "--gate-report=gate.json", "--audit-log=audit.jsonl")
+    result.assert_outcomes(failed=7, passed=1)
+    gate = json.loads((project.path / "gate.json").read_text())
+    assert gate["verdict"] == "rolled_back"
+    artifacts = {"terminal": result.stdout.str() + result.stderr.str()}
+    for name in ("junit.xml", "gate.json", "audit.jsonl", "summary.md", "failures-copy.json",
+                 "github-output.txt"):
+        if (project.path / name).exists() or name != "github-output.txt":
+            artifacts[name] = (project.path / name).read_text()
+    allure = sorted((project.path / "allure-results").iterdir())
+    assert len(allure) > 10
+    for path in allure:
+        artifacts[f"allure-results/{path.name}"] = path.read_text(errors="replace")
+    # The paths were taken: the outputs show the masked values where the secrets were.
+    terminal = artifacts["terminal"]
+    for shown in ("stdout saw Bearer ***", "stderr saw Bearer ***", "log saw Bearer ***",
+                  "passing stdout saw Bearer ***", "no db at ***", "api_key=***",
+                  "X-Amz-Signature=***", "::error file=suites/checks.yaml"):
+        assert shown in terminal, shown
+    assert "PATH=" in gate["rollback"]["actions"][0]["output"]
+    assert "notifying with ***" in artifacts["gate.json"]
+    secrets = [ENV_SECRET, LITERAL_SECRET, INHERITED_SECRET, QUERY_SECRET, SIGNATURE_SECRET,
+               HOOK_PATH, *(issued_token(name) for name in ("alias", "failed-save",
+                                                             "failed-alias"))]
+    encoded = [form for secret in secrets for form in (
+        base64.b64encode(secret.encode()).decode(), quote(secret, safe=""))]
+    for secret in [PLANTED, *secrets, *encoded]:
         leaks = [name for name, text in artifacts.items() if secret in text]
         assert not leaks, (secret, leaks)
