@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
-from .secrets import Redactor, is_secret_variable
+from .secrets import Redactor
 from .yamlfile import YamlList, YamlMap
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
@@ -28,8 +28,7 @@ def interpolate_string(text: str, environ: Mapping[str, str], redactor: Redactor
             hint = f": {arg}" if form == ":?" and arg else ""
             raise ConfigError(f"environment variable {name} is not set{hint}", file=file,
                               line=line, key=key)
-        if is_secret_variable(name):
-            redactor.add(value)
+        redactor.add_variable(name, value)
         return value
 
     return _REFERENCE.sub(substitute, text)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 MASK = "***"
 
@@ -20,6 +21,13 @@ CREDENTIAL_FIELDS = frozenset({"api_key", "app_key", "password", "token"})
 # such values are still masked wherever they appear as a secret header's value.
 MIN_SECRET_LENGTH = 3
 _AUTH_SCHEME = re.compile(r"^(?:Bearer|Basic|Token|Digest|Bot)\s+(\S+)$", re.IGNORECASE)
+# A secret this long is also masked in the encodings it may travel in (URL-quoted, JSON-escaped,
+# base64); shorter ones would turn up by chance in unrelated text.
+MIN_ENCODED_LENGTH = 8
+# Hosts whose URLs are capabilities: the path is the credential (a chat webhook).
+_CAPABILITY_HOSTS = ("hooks.slack.com", "webhook.office.com", "hooks.zapier.com")
+_CAPABILITY_PATHS = (("discord.com", "/api/webhooks/"), ("discordapp.com", "/api/webhooks/"),
+                     ("outlook.office.com", "/webhook"), ("chat.googleapis.com", "/v1/spaces/"))
 
 
 def is_secret_header(name: str) -> bool:
@@ -33,6 +41,33 @@ def is_secret_variable(name: str) -> bool:
     return any(part in upper for part in _SECRET_VAR_PARTS)
 
 
+def is_secret_query_parameter(name: str) -> bool:
+    """A query parameter that carries a credential: named like a secret variable
+    (``api_key``, ``access_token``, ``X-Amz-Security-Token``) or a signature (``sig``,
+    ``signature``, ``X-Amz-Signature``)."""
+    upper = name.upper()
+    return is_secret_variable(name) or upper == "SIG" or "SIGNATURE" in upper
+
+
+def is_capability_variable(name: str) -> bool:
+    """A ``${VAR}`` whose value is a capability URL (``SLACK_WEBHOOK_URL``,
+    ``ROLLBACK_HOOK_URL``): whoever has the URL may post to it."""
+    return "HOOK" in name.upper()
+
+
+def _encodings(value: str) -> set[str]:
+    """The forms ``value`` takes on the way to an output: as it is, URL-quoted (in a query
+    string or a path), JSON-escaped (in an echoed body), base64-encoded (a Basic credential)."""
+    forms = {value}
+    if len(value) >= MIN_ENCODED_LENGTH:
+        forms |= {quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
+                  base64.b64encode(value.encode()).decode()}
+    return forms
+
+
+_MAX_DEPTH = 12  # of nested objects redact_in_place goes into
+
+
 class Redactor:
     """Collects secret values as they are learned and masks them in any text."""
 
@@ -44,10 +79,10 @@ class Redactor:
     def add(self, value: object) -> None:
         if not isinstance(value, str) or not value:
             return
-        candidates = {value}
+        candidates = _encodings(value)
         scheme = _AUTH_SCHEME.match(value.strip())
         if scheme:
-            candidates.add(scheme.group(1))
+            candidates |= _encodings(scheme.group(1))
         with self._lock:
             new = {c for c in candidates if len(c) >= MIN_SECRET_LENGTH} - self._secrets
             if new:
@@ -56,11 +91,22 @@ class Redactor:
                 self._ordered = sorted(self._secrets, key=len, reverse=True)
 
     def add_url(self, url: str) -> None:
-        """URL user-info (``https://user:pass@host``) is a credential."""
+        """The credentials in a URL: its user-info (``https://user:pass@host``), the values of
+        credential query parameters (``?api_key=``, ``&sig=``), and the whole path and query of
+        a capability URL (a chat webhook's, see ``_CAPABILITY_HOSTS``)."""
         try:
             parts = urlsplit(url)
         except ValueError:
             return
+        if parts.query:
+            for name, value in parse_qsl(parts.query, keep_blank_values=False):
+                if is_secret_query_parameter(name):
+                    self.add(value)
+        host = (parts.hostname or "").lower()
+        if any(host == known or host.endswith("." + known) for known in _CAPABILITY_HOSTS) \
+                or any(host == known and parts.path.startswith(path)
+                       for known, path in _CAPABILITY_PATHS):
+            self.add_capability_url(url)
         if parts.password:
             self.add(parts.password)
         if parts.username and parts.password:
@@ -68,6 +114,25 @@ class Redactor:
             self.add(pair)
             # What an HTTP client sends for user-info: the Basic credentials, base64-encoded.
             self.add(base64.b64encode(pair.encode()).decode())
+
+    def add_capability_url(self, url: str) -> None:
+        """A URL that is itself the credential: everything after the host is secret, so that
+        it shows as ``https://hooks.slack.com***``."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return
+        if not parts.netloc:
+            return
+        rest = url.split(parts.netloc, 1)[-1]
+        for secret in (rest, parts.path):
+            if secret.strip("/"):
+                self.add(secret)
+
+    @property
+    def active(self) -> bool:
+        """Whether any secret is known (with none, there is nothing to mask)."""
+        return bool(self._ordered)
 
     def redact(self, text: str) -> str:
         for secret in self._ordered:
@@ -93,6 +158,38 @@ class Redactor:
             return [self.redact_data(item) for item in value]
         return self.redact(str(value))
 
+    def redact_in_place(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with every string in it redacted; objects (pytest's failure
+        representations, Allure's results) and lists are changed in place so that whoever
+        holds them sees the masked text, tuples and mappings are copied when something changed.
+
+        For structured reports that other plugins render later: masking their text once
+        rendered would lose their structure (the terminal's colours, JUnit's failure message).
+        """
+        if isinstance(value, str):
+            return self.redact(value)
+        if depth > _MAX_DEPTH or value is None or isinstance(value, (bool, int, float, bytes)):
+            return value
+        if isinstance(value, list):
+            value[:] = [self.redact_in_place(item, depth + 1) for item in value]
+            return value
+        if isinstance(value, tuple):
+            items = tuple(self.redact_in_place(item, depth + 1) for item in value)
+            changed = any(a is not b for a, b in zip(items, value, strict=True))
+            return (type(value)(*items) if hasattr(value, "_fields") else items) if changed \
+                else value
+        if isinstance(value, dict):
+            for key, item in list(value.items()):
+                value[key] = self.redact_in_place(item, depth + 1)
+            return value
+        attributes = getattr(value, "__dict__", None)
+        if isinstance(attributes, dict) and not isinstance(value, type):
+            for name, item in list(attributes.items()):
+                redacted = self.redact_in_place(item, depth + 1)
+                if redacted is not item:
+                    setattr(value, name, redacted)
+        return value
+
     def redact_headers(self, headers: Iterable[tuple[str, str]] | Mapping[str, str]
                        ) -> list[tuple[str, str]]:
         items = headers.items() if isinstance(headers, Mapping) else headers
@@ -110,6 +207,13 @@ class Redactor:
         for secret in self._ordered:
             copy.add(secret)
         for name, value in environ.items():
-            if is_secret_variable(name):
-                copy.add(value)
+            copy.add_variable(name, value)
         return copy
+
+    def add_variable(self, name: str, value: str) -> None:
+        """The value of the variable ``name``, if its name marks it as a secret (SPEC §3) or as
+        a capability URL."""
+        if is_secret_variable(name):
+            self.add(value)
+        elif is_capability_variable(name):
+            self.add_capability_url(value)
