@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import allure
+import allure_commons
 import pytest
 
 from .checklistcheck import ChecklistResult
@@ -33,6 +34,32 @@ class _StepFailed(AssertionError):
 
 def active(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("allure_listener") is not None
+
+
+class _RedactedResults:
+    """Masks the secrets in each Allure result and container just before allure-pytest writes
+    it: it takes a failed test's message from the exception itself (a Python check's
+    ``assert`` shows the values compared), not from the report the plugin redacted."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    @allure_commons.hookimpl(hookwrapper=True)
+    def report_result(self, result: Any) -> Any:
+        self.redactor.redact_in_place(result)
+        yield
+
+    @allure_commons.hookimpl(hookwrapper=True)
+    def report_container(self, container: Any) -> Any:
+        self.redactor.redact_in_place(container)
+        yield
+
+
+def redact_results(config: pytest.Config, redactor: Redactor) -> None:
+    """Redact every Allure result this process writes, until the end of ``config``."""
+    plugin = _RedactedResults(redactor)
+    allure_commons.plugin_manager.register(plugin)
+    config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(plugin))
 
 
 def enrich(item: pytest.Item, when: str, info: Mapping[str, Any], redactor: Redactor) -> None:

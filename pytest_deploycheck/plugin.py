@@ -146,6 +146,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     run = _run(config)
+    if config.pluginmanager.get_plugin("allure_listener") is not None:
+        from .allureitems import redact_results
+
+        redact_results(config, run.redactor)
     if run.engine.enabled and not _is_xdist_controller(config):
         from .concurrency import Prefetcher
 
@@ -222,12 +226,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _usage(lambda: run.start(list(needed)))
 
 
-@pytest.hookimpl(wrapper=True)
+# Last, so that this wrapper is the innermost: the report is redacted before any other
+# plugin's wrapper (allure-pytest's reads the failure text and captured output) sees it.
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     from .items import CheckItem, outcome_part
-    from .pyitems import report_info
+    from .pyitems import redact_report, report_info
+
+    redact_report(report, _run(item.config).redactor)
 
     info = item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
     if info is not None:
@@ -244,6 +252,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         report.duration = item.result.duration
         # Reported: the responses and measurements it holds need not live to the end of the run.
         item.result = None
+    return report
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_make_collect_report(collector: pytest.Collector
+                               ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if report.failed:
+        # A bad input's message may quote a value with a secret in it (a mistyped URL).
+        from .pyitems import redact_report
+
+        redact_report(report, _run(collector.config).redactor)
     return report
 
 

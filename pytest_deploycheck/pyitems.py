@@ -19,6 +19,7 @@ from .items import ORDER_KEY, QUIET_INFO, RUN_KEY, junit_properties
 from .metriccheck import MetricReader
 from .metrics import Sample
 from .pythoncheck import UNMARKED, PythonCheck, parse_marker
+from .secrets import Redactor
 from .session import display_path
 from .units import format_duration
 from .watchdog import interrupt_after
@@ -137,6 +138,36 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any
         "file": path, "line": line, "reason": redactor.redact(reason),
         "order": item.stash.get(ORDER_KEY, 0),
     }
+
+
+def redact_report(report: pytest.TestReport | pytest.CollectReport, redactor: Redactor) -> None:
+    """Mask the secrets in everything a report carries to the terminal, JUnit, Allure and
+    xdist: its failure text (pytest's assertion details show the values compared), its captured
+    stdout, stderr and log sections, and its recorded properties.
+
+    Run in the process that made the report, whose redactor knows the secrets its checks
+    learned (a saved token), before any other plugin reads the report.
+    """
+    if not redactor.active:
+        return
+    longrepr = report.longrepr
+    if longrepr is not None and not isinstance(longrepr, (str, tuple)):
+        text = str(longrepr)
+        if redactor.redact(text) != text:
+            redactor.redact_in_place(longrepr)
+            # Whatever the structure kept out of reach: the whole text, masked, instead.
+            if redactor.redact(str(longrepr)) != str(longrepr):
+                report.longrepr = redactor.redact(text)
+    elif longrepr is not None:
+        report.longrepr = redactor.redact_in_place(longrepr)
+    if report.sections:
+        report.sections = [(title, redactor.redact(text)) for title, text in report.sections]
+    if isinstance(report, pytest.TestReport) and report.user_properties:
+        report.user_properties = [
+            (name, redactor.redact(value) if isinstance(value, str)
+             else redactor.redact_in_place(value)) for name, value in report.user_properties]
+    if isinstance(getattr(report, "wasxfail", None), str):
+        report.wasxfail = redactor.redact(report.wasxfail)  # type: ignore[union-attr]
 
 
 def _reason(exc: BaseException) -> str:

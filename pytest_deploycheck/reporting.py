@@ -214,7 +214,12 @@ class GatePlugin:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.gate.envs:
             return
-        write = terminalreporter.write_line
+        redactor = self.run.redactor
+
+        def write(line: str, **markup: bool) -> None:
+            # Every line: action names and messages may quote a configured URL or command.
+            terminalreporter.write_line(redactor.redact(line), **markup)
+
         terminalreporter.ensure_newline()
         terminalreporter.section("deploycheck")
         for env, gate in self.gate.envs.items():
@@ -259,7 +264,7 @@ class GatePlugin:
 
             # Workflow commands on stdout: GitHub shows them at the checks' lines.
             for line in workflow_commands(self.gate.envs):
-                write(self.run.redactor.redact(line))
+                write(line)
         for ack in sorted(self.acks - self.used_acks - {"all"}):
             write(f"  NOTE --ack '{ack}' matched no item of this run")
         for problem in self.problems:
