@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from .endpoints import parse_duration_key
+from .secrets import Redactor
 from .yamlfile import YamlMap
 
 MAX_OUTPUT = 64 * 1024
@@ -50,6 +51,17 @@ def child_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env.update(extra or {})
     return env
+
+
+def output_redactor(extra: Mapping[str, str] | None = None, redactor: Redactor | None = None
+                    ) -> Redactor:
+    """What masks a command's output and errors: ``redactor``'s secrets and the values of the
+    secret-named variables (SPEC §3) in the environment the command got, inherited or its own.
+
+    One rule for every command the plugin runs (checklist, metric source, rollback, notify,
+    start): any of them may print its environment.
+    """
+    return (redactor or Redactor()).with_variables(child_environ(dict(extra or {})))
 
 
 @dataclass(frozen=True)

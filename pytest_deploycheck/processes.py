@@ -19,7 +19,7 @@ from typing import IO
 
 import httpx
 
-from .commands import child_environ
+from .commands import child_environ, output_redactor
 from .environments import Environment, StartProcess
 from .errors import ConfigError
 from .secrets import Redactor
@@ -89,6 +89,7 @@ class ProcessManager:
 
     def _wait_ready(self, running: _Running) -> None:
         spec = running.spec
+        redactor = output_redactor(spec.env, self.redactor)
         deadline = time.monotonic() + spec.timeout
         last = "no answer yet"
         with httpx.Client(timeout=1.0, verify=False) as client:
@@ -97,7 +98,7 @@ class ProcessManager:
                 if code is not None:
                     raise ConfigError(
                         f"{spec.name!r} exited with status {code} before it was ready; its "
-                        f"output:\n{self.redactor.redact(_tail(running.log))}", file=spec.file,
+                        f"output:\n{redactor.redact(_tail(running.log))}", file=spec.file,
                         line=spec.line, key="start")
                 if spec.ready is None:
                     return
@@ -111,8 +112,8 @@ class ProcessManager:
                 if time.monotonic() >= deadline:
                     raise ConfigError(
                         f"{spec.name!r} was not ready after {spec.timeout:g}s: {spec.ready} "
-                        f"answered {self.redactor.redact(last)}; its output:\n"
-                        f"{self.redactor.redact(_tail(running.log))}", file=spec.file,
+                        f"answered {redactor.redact(last)}; its output:\n"
+                        f"{redactor.redact(_tail(running.log))}", file=spec.file,
                         line=spec.line, key="start")
                 time.sleep(POLL_INTERVAL)
 

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import COMMAND_PROPERTIES, CommandSpec, describe, parse_command, run_command
+from ..commands import (
+    COMMAND_PROPERTIES,
+    CommandSpec,
+    describe,
+    output_redactor,
+    parse_command,
+    run_command,
+)
 from ..units import format_duration
 from ..yamlfile import YamlMap
 from .base import ActionContext, ActionResult, ParseContext, last_chars
@@ -53,7 +60,7 @@ class CommandAction:
             return ActionResult(self.name, self.type, "failed",
                                 f"cannot run {describe(self.spec.command)}: "
                                 f"{exc.strerror or exc}")
-        redactor = context.redactor.with_variables(extra)
+        redactor = output_redactor(extra, context.redactor)
         output = redactor.redact(last_chars((result.stdout + result.stderr).strip()))
         if result.timed_out:
             message = (f"timed out after {format_duration(self.timeout)}; killed with every "

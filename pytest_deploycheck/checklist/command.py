@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import MAX_OUTPUT, command_of, describe, run_command
+from ..commands import MAX_OUTPUT, command_of, describe, output_redactor, run_command
 from ..errors import CheckError
 from ..templating import names_in, render, render_command
 from ..units import format_duration
@@ -58,7 +58,7 @@ class CommandEntry:
         except OSError as exc:
             return Outcome("failed", f"cannot run {shown}: {exc.strerror or exc}",
                            [f"  command: {shown}", f"  cwd: {cwd}"])
-        redactor = context.redactor.with_variables({**context.environ, **extra})
+        redactor = output_redactor(extra, context.redactor.with_variables(context.environ))
         lines = [f"  command: {redactor.redact(shown)}", f"  cwd: {cwd}"]
         data: dict[str, Any] = {"command": redactor.redact(shown), "exit_code": result.exit_code,
                                 "duration": result.duration}

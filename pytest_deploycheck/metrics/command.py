@@ -17,6 +17,7 @@ from ..commands import (
     MAX_OUTPUT,
     CommandSpec,
     describe,
+    output_redactor,
     parse_command,
     run_command,
 )
@@ -71,8 +72,8 @@ class CommandSource:
         if result.exit_code != 0:
             tail = result.stderr.strip().splitlines()[-3:] or result.stdout.strip().splitlines(
                 )[-3:]
-            raise MetricQueryError(f"command exited with {result.exit_code}: "
-                                   f"{' | '.join(tail)[:300]}")
+            shown = output_redactor(self.spec.env).redact(" | ".join(tail))
+            raise MetricQueryError(f"command exited with {result.exit_code}: {shown[:300]}")
         if result.truncated:
             raise MetricQueryError(f"command printed more than {MAX_OUTPUT // 1024} KB; a "
                                    f"metric command prints one number")
