@@ -27,9 +27,9 @@ from .clients import (
 from .endpoints import describe_error
 from .errors import CheckError
 from .expectations import Mismatch, Response
-from .secrets import Redactor, is_secret_variable
-from .suites import CheckInstance, Retry, Step
-from .templating import render
+from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
+from .suites import Check, CheckInstance, Retry, Step
+from .templating import names_in, render
 from .units import format_duration
 
 SNIPPET_CHARS = 1500
@@ -151,6 +151,42 @@ def _cert_not_after(response: httpx.Response) -> float | None:
     return ssl.cert_time_to_seconds(cert["notAfter"]) if cert and "notAfter" in cert else None
 
 
+def secret_names(check: Check) -> frozenset[str]:
+    """The template names whose values a check sends as secrets: in a secret header, a
+    credential query parameter or a secret-named field of a JSON body, or named like a secret.
+
+    A step saving one of these must treat the value as a secret from the moment it reads it
+    (the step may yet fail and show its response), not only once a later step sends it.
+    """
+    names: set[str] = set()
+    for step in check.steps:
+        request = step.request
+        names |= names_in([value for name, value in request.headers.items()
+                           if is_secret_header(name)])
+        names |= names_in([value for name, value in request.params.items()
+                           if is_secret_query_parameter(name)])
+        names |= names_in(_secret_fields(request.json))
+        names |= {name for name in step.save if is_secret_variable(name)}
+    return frozenset(names)
+
+
+def _secret_fields(value: Any) -> list[Any]:
+    """The values of the secret-named fields anywhere in a JSON body (``password``,
+    ``api_key``)."""
+    found: list[Any] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and is_secret_variable(key) \
+                    and isinstance(item, (str, int, float)):
+                found.append(item)
+            else:
+                found += _secret_fields(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _secret_fields(item)
+    return found
+
+
 class HttpCheckRunner:
     """Runs health and smoke check instances with a shared :class:`ClientPool`."""
 
@@ -161,6 +197,7 @@ class HttpCheckRunner:
         self.redactor = redactor
         self.clock = clock
         self.sleep = sleep
+        self._secret_names: dict[int, frozenset[str]] = {}  # by id() of the check
 
     def run(self, instance: CheckInstance) -> Result:
         check = instance.check
@@ -232,6 +269,8 @@ class HttpCheckRunner:
             return
         response = exchange.response
         assert response is not None
+        if step.save:
+            self._learn_saved_secrets(instance.check, step, response)
         exchange.mismatches = step.expect.judge(response, scope) or \
             self._save(step, response, scope)
         if not exchange.mismatches:
@@ -241,6 +280,40 @@ class HttpCheckRunner:
                 and not retry.stop_if.judge(response, scope):
             attempt.reason += " (gave up: the answer matches retry.stop_if)"
             attempt.stop = True
+
+    def _learn_saved_secrets(self, check: Check, step: Step, response: Response) -> None:
+        """Teach the redactor the values this step saves for secret use, before its
+        expectations are judged: a failing step shows its response."""
+        secret = self._secret_names.get(id(check))
+        if secret is None:
+            secret = self._secret_names[id(check)] = secret_names(check)
+        wanted = [expr for name, expr in step.save.items() if name in secret]
+        if not wanted:
+            return
+        try:
+            document = response.json()
+        except ValueError:
+            return
+        for expr in wanted:
+            value = expr.search(document)
+            if value is not None:
+                self.redactor.add(value if isinstance(value, str) else json.dumps(value))
+
+    def _learn_sent_secrets(self, url: str, headers: dict[str, str], params: Any,
+                            payload: Any) -> None:
+        """Teach the redactor what a request sends as a secret, whatever its origin (written
+        in the suite, saved under any name): the server may echo it back in its body."""
+        for name, value in headers.items():
+            if is_secret_header(name):
+                self.redactor.add(value)
+        if isinstance(params, dict):
+            for name, value in params.items():
+                if is_secret_query_parameter(str(name)) and value is not None:
+                    self.redactor.add(str(value))
+        if "?" in url or "@" in url:
+            self.redactor.add_url(url)
+        for value in _secret_fields(payload):
+            self.redactor.add(str(value))
 
     def _save(self, step: Step, response: Response, scope: dict[str, Any]) -> list[Mismatch]:
         if not step.save:
@@ -255,8 +328,6 @@ class HttpCheckRunner:
             if value is None:
                 missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}", "null"))
                 continue
-            if is_secret_variable(name):
-                self.redactor.add(value if isinstance(value, str) else json.dumps(value))
             scope[name] = value
         return missing
 
@@ -284,6 +355,7 @@ class HttpCheckRunner:
         # since URL.join would parse both for a line of text).
         shown_url = f"{service.url.rstrip('/')}/{url.lstrip('/')}" \
             if service and "://" not in url else url
+        self._learn_sent_secrets(shown_url, headers, params, payload)
         exchange = Exchange(step.name, request.method, shown_url,
                             self.redactor.redact_headers(shown), body_text)
         started = time.perf_counter()
