@@ -129,14 +129,16 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("dsession") is not None
 
 
-def _usage(call: Callable[[], _T]) -> _T:
-    """Run ``call``, turning the plugin's option and config errors into pytest usage errors."""
+def _usage(call: Callable[[], _T], run: DeployRun | None = None) -> _T:
+    """Run ``call``, turning the plugin's option and config errors into pytest usage errors,
+    with ``run``'s secrets masked (a bad URL may hold one)."""
     from .errors import DeploycheckError
 
     try:
         return call()
     except DeploycheckError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        message = run.redactor.redact(str(exc)) if run is not None else str(exc)
+        raise pytest.UsageError(message) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -155,11 +157,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         config.pluginmanager.register(Prefetcher(session, run), "deploycheck-prefetch")
     if run.selected:
-        _usage(run.check_selection)
+        _usage(run.check_selection, run)
         # Under xdist the controller starts the processes once, before the workers exist; the
         # workers never start anything. Without xdist they start after collection.
         if _is_xdist_controller(config) and not config.option.collectonly:
-            _usage(lambda: run.start(list(run.selected)))
+            _usage(lambda: run.start(list(run.selected)), run)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -223,7 +225,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "deploy_env" in callspec.params:
             needed[callspec.params["deploy_env"]] = None
-    _usage(lambda: run.start(list(needed)))
+    _usage(lambda: run.start(list(needed)), run)
 
 
 # Last, so that this wrapper is the innermost: the report is redacted before any other

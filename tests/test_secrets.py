@@ -255,3 +255,136 @@ def test_one_secret_through_every_path_reaches_no_output(
     for secret in [PLANTED, *secrets, *encoded]:
         leaks = [name for name, text in artifacts.items() if secret in text]
         assert not leaks, (secret, leaks)
+
+
+def test_python_check_assertion_and_captured_output_are_redacted(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_python_checks=PYTHON_CHECKS)
+    result = runpytest(project.pytester, "--env=test", "-vv", "-rA", "-o", "junit_logging=all",
+                       "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*assert '***' == 'Bearer nothing'*", "*stdout saw ****",
+                                 "*stderr saw ****", "*log saw ****", "*passing stdout saw ****"])
+    for text in (result.stdout.str(), (project.path / "junit.xml").read_text()):
+        assert ENV_SECRET not in text
+
+
+def test_secret_header_written_in_a_suite_is_masked_where_the_server_echoes_it(
+        project: Project, server: LoopbackServer) -> None:
+    project.simple(server.url, EVERY_PATH_CHECKS.split("      - name: a secret save")[0])
+    result = runpytest(project.pytester, "--env=test", "-vv")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(['*"X-Api-Key": "***"*', '*"Authorization": "***"*'])
+    for secret in (LITERAL_SECRET, issued_token("alias")):
+        assert secret not in result.stdout.str()
+
+
+def test_a_failing_step_does_not_show_what_it_would_save_for_secret_use(
+        project: Project, server: LoopbackServer) -> None:
+    """Saved under a secret name, or under any name a later step sends as Authorization."""
+    checks = EVERY_PATH_CHECKS.split("      - name: credentials")[0]
+    project.simple(server.url, "service: api\nchecks:\n      - name: a secret save"
+                   + checks.split("      - name: a secret save")[1])
+    result = runpytest(project.pytester, "--env=test", "-vv")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(['*"token": "***"*', '*"token": "***"*'])
+    for name in ("failed-save", "failed-alias"):
+        assert issued_token(name) not in result.stdout.str()
+
+
+@pytest.mark.parametrize("where", ["metric source", "rollback", "notify", "checklist", "start"])
+def test_an_inherited_password_is_masked_in_every_command_output(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+        where: str) -> None:
+    """The same rule for every command the plugin runs: secret-named variables it inherits."""
+    monkeypatch.setenv("DEPLOY_PASSWORD", INHERITED_SECRET)
+    prints = 'echo "using $DEPLOY_PASSWORD"; echo "using $DEPLOY_PASSWORD" >&2; exit 3'
+    commands = {
+        "metric source": f"    metrics:\n      cmd: {{type: command, command: '{prints}'}}\n",
+        "rollback": f"    rollback:\n      - command: '{prints}'\n",
+        "notify": f"    notify:\n      - command: '{prints}'\n",
+        "checklist": "    vars: {}\n",
+        "start": f"    start:\n      - {{command: '{prints}', ready: '{server.url}/status/503'}}\n",
+    }
+    project.environments("environments:\n  test:\n" + commands[where])
+    check = {"metric source": "{name: m, kind: metric, source: cmd, query: up, "
+                              "threshold: '< 1'}",
+             "checklist": f"{{name: c, kind: checklist, command: '{prints}'}}"}.get(
+        where, "{name: m, kind: checklist, command: 'exit 1', on_fail: rollback}")
+    project.suite("checks.yaml", f"checks:\n  - {check}\n")
+    result = runpytest(project.pytester, "--env=test", "-vv", "--gate-report=gate.json")
+    output = result.stdout.str() + result.stderr.str()
+    gate = (project.path / "gate.json").read_text() if where != "start" else ""
+    assert "using ***" in output + gate
+    assert INHERITED_SECRET not in output + gate
+
+
+MISTYPED = "htps://deploy:${DEPLOY_PASSWORD}@api.example.com/${DEPLOY_PASSWORD}"
+
+
+@pytest.mark.parametrize("args", [["--collect-only"], ["--gate-report=gate.json"],
+                                  ["-p", "xdist", "-n", "2", "--gate-report=gate.json"]],
+                         ids=["collect-only", "run", "xdist"])
+def test_a_collection_error_quoting_a_secret_is_redacted(
+        project: Project, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    monkeypatch.setenv("DEPLOY_PASSWORD", INHERITED_SECRET)
+    project.environments(f'environments:\n  test:\n    services:\n      api: {{url: "{MISTYPED}"}}\n')
+    project.suite("checks.yaml", "service: api\nchecks:\n  - {name: h, kind: health, request: {path: /}}\n")
+    result = runpytest(project.pytester, "--env=test", "--junitxml=junit.xml", *args)
+    texts = [result.stdout.str() + result.stderr.str()]
+    for name in ("junit.xml", "gate.json"):
+        if (project.path / name).exists():
+            texts.append((project.path / name).read_text())
+    assert "is not an http(s) URL" in "".join(texts)
+    assert "htps://***@api.example.com/***" in "".join(texts)
+    for text in texts:
+        assert INHERITED_SECRET not in text
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://api.example.com/v1?api_key=k3y-value-1&page=2", "https://api.example.com/v1?api_key=***&page=2"),
+    ("https://s3.example.com/o?X-Amz-Credential=AKIA1234%2F20260101&X-Amz-Signature=abcdef0123",
+     "https://s3.example.com/o?X-Amz-Credential=***&X-Amz-Signature=***"),
+    ("https://x.blob.example.net/c?sv=2024&sig=s1gnature%3D%3D", "https://x.blob.example.net/c?sv=2024&sig=***"),
+    ("https://example.com/cb?access_token=t0ken-abc", "https://example.com/cb?access_token=***"),
+    ("https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX", "https://hooks.slack.com***"),
+    ("https://discord.com/api/webhooks/123/tok-en_value", "https://discord.com***"),
+    ("https://status.example.com/api/v2/incidents.json?page=2", "https://status.example.com/api/v2/incidents.json?page=2"),
+])
+def test_credentials_in_urls_beyond_user_info(url: str, shown: str) -> None:
+    from pytest_deploycheck.secrets import Redactor
+
+    redactor = Redactor()
+    redactor.add_url(url)
+    assert redactor.redact(f"GET {url} failed") == f"GET {shown} failed"
+
+
+def test_a_webhook_variable_is_a_capability_url() -> None:
+    from pytest_deploycheck.secrets import Redactor
+
+    redactor = Redactor().with_variables(
+        {"SLACK_WEBHOOK_URL": "https://chat.example.com/hooks/abc123def456", "HOME": "/root"})
+    assert redactor.redact("posting to https://chat.example.com/hooks/abc123def456") == \
+        "posting to https://chat.example.com***"
+    assert redactor.redact("/root") == "/root"
+
+
+def test_a_secret_is_masked_in_its_encoded_forms() -> None:
+    from pytest_deploycheck.secrets import Redactor
+
+    secret = 'p@ss/w"rd+12'
+    redactor = Redactor()
+    redactor.add(secret)
+    for form in (quote(secret, safe=""), json.dumps(secret)[1:-1],
+                 base64.b64encode(secret.encode()).decode()):
+        assert redactor.redact(f"<{form}>") == "<***>"
+    short = Redactor()
+    short.add("abc")  # too short for its encodings to be told apart from other text
+    assert short.redact("YWJj abc") == "YWJj ***"
