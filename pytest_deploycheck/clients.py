@@ -11,6 +11,7 @@ import httpx
 from .endpoints import Service
 from .environments import Environment
 from .errors import CheckError
+from .secrets import Redactor, is_secret_header
 from .suites import SAFE_METHODS
 from .units import format_duration
 
@@ -33,6 +34,19 @@ def _protect(env_name: str) -> httpx._client.EventHook:
                 f"environment '{env_name}' is protected: {request.method} refused "
                 f"(set 'allow_write: true' on the step to allow it)")
     return guard
+
+
+def _learn_secrets(redactor: Redactor) -> httpx._client.EventHook:
+    """Teach ``redactor`` what each request sends as a secret, as it is sent: a header
+    written in a suite or a Python check, a value saved under any name, a credential in the
+    query string. The server may echo any of them back in a body that a failure shows."""
+    def learn(request: httpx.Request) -> None:
+        for name, value in request.headers.items():
+            if is_secret_header(name):
+                redactor.add(value)
+        if request.url.query or request.url.userinfo:
+            redactor.add_url(str(request.url))
+    return learn
 
 
 class BodyError(CheckError):
@@ -62,13 +76,14 @@ class ClientPool:
     holds for YAML checks and for Python checks using the ``service`` fixture.
     """
 
-    def __init__(self, keepalive: int = 20) -> None:
+    def __init__(self, keepalive: int = 20, redactor: Redactor | None = None) -> None:
         # Every check running at once may hold a connection; keep them all alive between checks
         # rather than httpx's default 20, so that a burst does not end in reconnecting.
         self._limits = httpx.Limits(max_connections=max(keepalive, 100),
                                     max_keepalive_connections=max(keepalive, 20))
         self._clients: dict[tuple[str, str | None], httpx.Client] = {}
         self._lock = threading.Lock()
+        self._redactor = redactor
 
     def client(self, env: Environment, service: Service | None) -> httpx.Client:
         """The client for ``service`` in ``env``; ``None`` is the env's client for absolute URLs."""
@@ -76,7 +91,11 @@ class ClientPool:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                hooks = {"request": [_protect(env.name)]} if env.protected else {}
+                # Learning first: a refused request is shown too.
+                request_hooks = [_learn_secrets(self._redactor)] if self._redactor else []
+                if env.protected:
+                    request_hooks.append(_protect(env.name))
+                hooks = {"request": request_hooks} if request_hooks else {}
                 if service is None:
                     client = httpx.Client(timeout=env.timeout, event_hooks=hooks,
                                           limits=self._limits)

@@ -299,17 +299,11 @@ class HttpCheckRunner:
             if value is not None:
                 self.redactor.add(value if isinstance(value, str) else json.dumps(value))
 
-    def _learn_sent_secrets(self, url: str, headers: dict[str, str], params: Any,
-                            payload: Any) -> None:
-        """Teach the redactor what a request sends as a secret, whatever its origin (written
-        in the suite, saved under any name): the server may echo it back in its body."""
-        for name, value in headers.items():
-            if is_secret_header(name):
-                self.redactor.add(value)
-        if isinstance(params, dict):
-            for name, value in params.items():
-                if is_secret_query_parameter(str(name)) and value is not None:
-                    self.redactor.add(str(value))
+    def _learn_sent_secrets(self, url: str, payload: Any) -> None:
+        """Teach the redactor the credentials in the URL as written (its query string may
+        not be what is sent) and in the secret-named fields of a JSON body (``password``):
+        they are shown, and the server may echo them back. Headers and the URL sent are
+        learned as the request goes out (see ``clients``)."""
         if "?" in url or "@" in url:
             self.redactor.add_url(url)
         for value in _secret_fields(payload):
@@ -355,7 +349,7 @@ class HttpCheckRunner:
         # since URL.join would parse both for a line of text).
         shown_url = f"{service.url.rstrip('/')}/{url.lstrip('/')}" \
             if service and "://" not in url else url
-        self._learn_sent_secrets(shown_url, headers, params, payload)
+        self._learn_sent_secrets(shown_url, payload)
         exchange = Exchange(step.name, request.method, shown_url,
                             self.redactor.redact_headers(shown), body_text)
         started = time.perf_counter()

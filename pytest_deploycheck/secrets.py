@@ -77,8 +77,8 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, value: object) -> None:
-        if not isinstance(value, str) or not value:
-            return
+        if not isinstance(value, str) or not value or value in self._secrets:
+            return  # the last test without the lock: every request sends its known headers
         candidates = _encodings(value)
         scheme = _AUTH_SCHEME.match(value.strip())
         if scheme:

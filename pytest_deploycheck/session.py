@@ -72,7 +72,7 @@ class DeployRun:
         self.environ = environ
         self.redactor = Redactor()
         self.engine = Engine(settings.concurrency.value)
-        self.pool = ClientPool(keepalive=settings.concurrency.value)
+        self.pool = ClientPool(keepalive=settings.concurrency.value, redactor=self.redactor)
         self.processes = ProcessManager(self.redactor)
         self.metrics = MetricRunner(self.pool, StateStore(settings.state_dir.value), self.redactor,
                                     sleep=self.engine.sleep)

@@ -388,3 +388,24 @@ def test_a_secret_is_masked_in_its_encoded_forms() -> None:
     short = Redactor()
     short.add("abc")  # too short for its encodings to be told apart from other text
     assert short.redact("YWJj abc") == "YWJj ***"
+
+
+def test_a_secret_header_a_python_check_sends_is_masked_where_the_server_echoes_it(
+        project: Project, server: LoopbackServer) -> None:
+    project.environments(f'environments:\n  test:\n    services:\n      api: {{url: "{server.url}"}}\n')
+    project.pytester.makepyfile(test_python_checks=f'''
+        import pytest
+
+
+        @pytest.mark.deploycheck(kind="smoke")
+        def test_echo(service):
+            r = service("api").get("/echo?access_token={QUERY_SECRET}",
+                                   headers={{"X-Api-Key": "{LITERAL_SECRET}"}})
+            print(r.text)
+            assert "{LITERAL_SECRET}" not in r.text
+    ''')
+    result = runpytest(project.pytester, "--env=test", "-vv", "-rA")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*"X-Api-Key": "***"*', '*access_token=****'])
+    for secret in (LITERAL_SECRET, QUERY_SECRET):
+        assert secret not in result.stdout.str()
