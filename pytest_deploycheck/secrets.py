@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import threading
@@ -30,6 +31,8 @@ _CAPABILITY_PATHS = (("discord.com", "/api/webhooks/"), ("discordapp.com", "/api
                      ("outlook.office.com", "/webhook"), ("chat.googleapis.com", "/v1/spaces/"))
 
 
+# Asked for every header of every request sent (see clients): a few distinct names, remembered.
+@functools.lru_cache(maxsize=1024)
 def is_secret_header(name: str) -> bool:
     upper = name.upper()
     return name.lower() in _SECRET_HEADERS or any(part in upper for part in _SECRET_HEADER_PARTS)

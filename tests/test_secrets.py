@@ -222,7 +222,7 @@ def test_one_secret_through_every_path_reaches_no_output(
               - webhook: {{url: "${{SLACK_WEBHOOK_URL}}", json: {{text: "{{{{ verdict }}}}"}}, retries: 0}}
     """)
     project.suite("checks.yaml", EVERY_PATH_CHECKS)
-    project.pytester.makepyfile(test_python_checks=PYTHON_CHECKS)
+    project.pytester.makepyfile(test_py_secrets=PYTHON_CHECKS)
     result = runpytest(project.pytester, "--env=test", "-vv", "-rA", "-p", "xdist", "-n", "2",
                        "-o", "junit_logging=all", "--junitxml=junit.xml", "--alluredir=allure-results",
                        "--gate-report=gate.json", "--audit-log=audit.jsonl")
@@ -266,7 +266,7 @@ def test_python_check_assertion_and_captured_output_are_redacted(
             services:
               api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
     """)
-    project.pytester.makepyfile(test_python_checks=PYTHON_CHECKS)
+    project.pytester.makepyfile(test_py_secrets=PYTHON_CHECKS)
     result = runpytest(project.pytester, "--env=test", "-vv", "-rA", "-o", "junit_logging=all",
                        "--junitxml=junit.xml")
     result.assert_outcomes(failed=1, passed=1)
@@ -393,7 +393,7 @@ def test_a_secret_is_masked_in_its_encoded_forms() -> None:
 def test_a_secret_header_a_python_check_sends_is_masked_where_the_server_echoes_it(
         project: Project, server: LoopbackServer) -> None:
     project.environments(f'environments:\n  test:\n    services:\n      api: {{url: "{server.url}"}}\n')
-    project.pytester.makepyfile(test_python_checks=f'''
+    project.pytester.makepyfile(test_py_secrets=f'''
         import pytest
 
 
