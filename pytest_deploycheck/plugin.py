@@ -81,6 +81,10 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = _usage(lambda: resolve(config, Path(config.rootpath),
                                       Path(config.invocation_params.dir)))
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
+    from .pyitems import RedactedWarnings
+
+    config.pluginmanager.register(RedactedWarnings(config.stash[RUN_KEY].redactor),
+                                  "deploycheck-warnings")
     _stop_on_sigterm(config)
     if not _is_worker(config):
         from .reporting import GatePlugin, progress_writer
@@ -148,6 +152,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     run = _run(config)
+    from .pyitems import redact_live_output
+
+    redact_live_output(config, run.redactor)
     if config.pluginmanager.get_plugin("allure_listener") is not None:
         from .allureitems import redact_results
 

@@ -8,6 +8,8 @@ and a timeout, and its reports carry the same gate information as a YAML check's
 from __future__ import annotations
 
 import contextlib
+import logging
+import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,54 @@ def redact_report(report: pytest.TestReport | pytest.CollectReport, redactor: Re
              else redactor.redact_in_place(value)) for name, value in report.user_properties]
     if isinstance(getattr(report, "wasxfail", None), str):
         report.wasxfail = redactor.redact(report.wasxfail)  # type: ignore[union-attr]
+
+
+class _RedactedLogRecords(logging.Filter):
+    """Masks the secrets in each log record a handler writes out as it comes (live logging,
+    ``--log-file``): those never pass through a report."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.redactor.active:
+            message = record.getMessage()
+            redacted = self.redactor.redact(message)
+            if redacted is not message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+def redact_live_output(config: pytest.Config, redactor: Redactor) -> None:
+    """Mask secrets in what pytest writes out while tests run: live log and ``--log-file``."""
+    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("log_cli_handler", "log_file_handler"):
+        handler = getattr(logging_plugin, name, None)
+        if isinstance(handler, logging.Handler):
+            handler.addFilter(_RedactedLogRecords(redactor))
+
+
+class RedactedWarnings:
+    """Masks secrets in each warning's message before the warnings summary (or xdist, which
+    sends it to the controller) reads it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
+        if not self.redactor.active:
+            return
+        text = str(warning_message.message)
+        redacted = self.redactor.redact(text)
+        if redacted is text:
+            return
+        category = warning_message.category
+        try:
+            warning_message.message = category(redacted)
+        except Exception:  # a warning class that wants other arguments
+            warning_message.message = UserWarning(redacted)
 
 
 def _reason(exc: BaseException) -> str:

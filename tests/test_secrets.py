@@ -409,3 +409,31 @@ def test_a_secret_header_a_python_check_sends_is_masked_where_the_server_echoes_
     result.stdout.fnmatch_lines(['*"X-Api-Key": "***"*', '*access_token=****'])
     for secret in (LITERAL_SECRET, QUERY_SECRET):
         assert secret not in result.stdout.str()
+
+
+def test_live_log_log_file_and_warnings_of_a_python_check_are_redacted(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets='''
+        import logging
+        import warnings
+
+
+        def test_logs_and_warns(service):
+            seen = service("api").get("/echo").json()["headers"]["Authorization"]
+            logging.getLogger("check").warning("live log saw %s", seen)
+            warnings.warn(f"warning saw {seen}")
+    ''')
+    result = runpytest(project.pytester, "--env=test", "-o", "log_cli=true",
+                       "--log-file=run.log")
+    result.assert_outcomes(passed=1)
+    log = (project.path / "run.log").read_text()
+    assert "live log saw ***" in result.stdout.str() and "live log saw ***" in log
+    result.stdout.fnmatch_lines(["*UserWarning: warning saw ****"])
+    assert ENV_SECRET not in result.stdout.str() + log
