@@ -163,8 +163,8 @@ class Redactor:
 
     def redact_in_place(self, value: Any, depth: int = 0) -> Any:
         """``value`` with every string in it redacted; objects (pytest's failure
-        representations, Allure's results) and lists are changed in place so that whoever
-        holds them sees the masked text, tuples and mappings are copied when something changed.
+        representations, Allure's results), lists and dicts are changed in place so that
+        whoever holds them sees the masked text, tuples are copied when something changed.
 
         For structured reports that other plugins render later: masking their text once
         rendered would lose their structure (the terminal's colours, JUnit's failure message).
@@ -207,8 +207,8 @@ class Redactor:
         teaching the run's redactor every ``*_SESSION*`` value of the machine.
         """
         copy = Redactor()
-        for secret in self._ordered:
-            copy.add(secret)
+        with self._lock:  # as they are: add() would encode the encoded forms again
+            copy._secrets, copy._ordered = set(self._secrets), list(self._ordered)
         for name, value in environ.items():
             copy.add_variable(name, value)
         return copy
