@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
+from .jsondoc import MAX_DEPTH
+
 MASK = "***"
 
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
@@ -148,17 +150,23 @@ class Redactor:
         redacted; anything else becomes its ``str()``, as ``json.dumps(default=str)`` would.
 
         One pass, for every check's report details: converting through a JSON text and then
-        redacting took three times as long.
+        redacting took three times as long. Data nested deeper than a JSON answer may be
+        (:data:`~.jsondoc.MAX_DEPTH`) is cut there: walking it would exhaust the stack.
         """
+        return self._redact_data(value, MAX_DEPTH)
+
+    def _redact_data(self, value: Any, depth: int) -> Any:
         if isinstance(value, str):
             return self.redact(value) if self._ordered else value
         if value is None or isinstance(value, (bool, int, float)):
             return value
+        if isinstance(value, (Mapping, list, tuple)) and depth <= 0:
+            return f"(data nested deeper than {MAX_DEPTH} levels)"
         if isinstance(value, Mapping):
-            return {key if isinstance(key, str) else str(key): self.redact_data(item)
+            return {key if isinstance(key, str) else str(key): self._redact_data(item, depth - 1)
                     for key, item in value.items()}
         if isinstance(value, (list, tuple)):
-            return [self.redact_data(item) for item in value]
+            return [self._redact_data(item, depth - 1) for item in value]
         return self.redact(str(value))
 
     def redact_in_place(self, value: Any, depth: int = 0) -> Any:

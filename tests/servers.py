@@ -16,6 +16,24 @@ SECRET_SESSION_TOKEN = "sess-4f9a2c71e0b8d3a6"
 OK_BODY = {"status": "ok", "version": "1.0", "count": 3, "name": "svc", "flag": True,
            "nothing": None, "items": [{"id": "a", "n": 1}, {"id": "b", "n": 2}],
            "checks": {"db": "up", "cache": "up"}}
+# /raw/<name>: bodies a JSON encoder would never write, sent as they are.
+RAW_BODIES = {
+    "null-component": b'{"checks": {"db": null, "cache": "healthy"}}',
+    "item-without-status": b'{"items": [{"status": "ok"}, {"status": "ok"}, {"id": 3}]}',
+    "null-number": b'{"items": [{"n": 1}, {"n": null}]}',
+    "no-items": b'{"items": [], "checks": {}}',
+    "empty-object": b"{}",
+    "groups": b'{"groups": [[{"s": "ok"}], [{"s": "ok"}, {}]]}',
+    "kinds": b'{"items": [{"kind": "web", "s": "up"}, {"kind": "db"}, {"kind": "db", "s": "up"}]}',
+    "nested": b'{"data": {"items": [{"s": "up"}, {"t": 1}]}}',
+    "all-null": b'{"items": [{"deleted": null}, {"deleted": null}]}',
+    "dup-status": b'{"status": "unhealthy", "status": "healthy"}',
+    "dup-nested": b'{"checks": {"db": "down", "db": "up"}, "count": 1}',
+    "dup-in-list": b'{"count": 1, "items": [{"n": 1}, {"n": 5, "n": 0}]}',
+    "deep": b"[" * 3000 + b"]" * 3000,
+    "deep-object": b'{"count": 1, "a": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3001,
+    "somewhat-deep": b'{"count": 1, "a": ' + b"[" * 60 + b"]" * 60 + b"}",
+}
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -78,6 +96,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/status/"):
             # Also under a prefix (/status/503/api/v1/query), to stand in for a whole API.
             self._send(int(path.split("/")[2]), {"status": "error"})
+        elif path.startswith("/raw/"):
+            self._send(200, RAW_BODIES[path[len("/raw/"):]])
+        elif path.startswith("/headers/"):
+            # /headers/ok/down: one X-Status header line per value.
+            self.send_response(200)
+            for value in path.split("/")[2:]:
+                self.send_header("X-Status", value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
         elif path == "/slow":
             time.sleep(int(query.get("ms", "100")) / 1000)
             self._send(200, OK_BODY)

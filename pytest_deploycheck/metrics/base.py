@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..endpoints import Service
 from ..errors import CheckError, ConfigError
+from ..jsondoc import JsonBodyError, NotJsonError, loads
 from ..units import parse_quantity
 from ..yamlfile import YamlMap
 
@@ -57,11 +58,14 @@ class Fetched:
 
     def json(self, what: str) -> Any:
         try:
-            return json.loads(self.body)
-        except ValueError:
+            return loads(self.body)
+        except NotJsonError:
             snippet = self.body[:200].decode(errors="replace")
             raise MetricQueryError(f"{what} answered {self.status} with a body that is not JSON: "
                                    f"{snippet!r}") from None
+        except JsonBodyError as exc:  # JSON, but with no one reading to judge
+            raise MetricQueryError(f"{what} answered {self.status} with a body that is not "
+                                   f"usable: {exc}") from None
 
 
 class Fetch(Protocol):
