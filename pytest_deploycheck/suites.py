@@ -18,10 +18,12 @@ from .expectations import Expectation, compile_jmespath, parse_expectation
 from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
 from .templating import names_in
 from .units import parse_duration
-from .validation import validate
+from .validation import suggest, validate
 from .yamlfile import YamlMap, error_at, gc_paused, load_file
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# RFC 9110's methods and PATCH; CONNECT opens a tunnel, which no check means to do.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,12 @@ def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
                    "request, or use 'url'", node, "path", where)
     if "json" in node and "body" in node:
         raise error_at("use either 'json' or 'body', not both", node, "body", where)
+    method = str(node.get("method", "GET")).upper()
+    if method not in METHODS:
+        raise error_at(f"unknown HTTP method {method!r}{suggest(method, METHODS)}; methods: "
+                       f"{', '.join(METHODS)}", node, "method", where)
     return Request(
-        method=str(node.get("method", "GET")).upper(), path=node.get("path"), url=node.get("url"),
+        method=method, path=node.get("path"), url=node.get("url"),
         service=service if "path" in node else None,
         headers={k: str(v) for k, v in node.get("headers", {}).items()},
         params=dict(node.get("params", {})), json=node.get("json"), has_json="json" in node,
