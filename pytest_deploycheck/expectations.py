@@ -11,15 +11,17 @@ from typing import Any
 
 import jmespath
 import jmespath.exceptions
+import jmespath.functions
+from httpx import Headers
+from jmespath.visitor import TreeInterpreter
 
+from .jsondoc import json_path, loads
 from .templating import names_in, render
 from .units import Threshold, format_duration, parse_threshold
 from .validation import suggest
 from .yamlfile import YamlMap, error_at, load_file
 
 MATCHERS = ("eq", "ne", "lt", "lte", "gt", "gte", "regex", "one_of", "exists", "type", "contains")
-# Matchers that judge each element of a projection (``checks.*``) rather than the whole list.
-_PER_ELEMENT = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "regex", "one_of", "type"})
 _PROJECTIONS = frozenset({"projection", "value_projection", "filter_projection", "flatten"})
 _JSON_TYPES = {"string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,),
                "array": (list,), "object": (dict,), "null": (type(None),)}
@@ -30,7 +32,7 @@ class Response:
     """What came back from one request, as the expectations see it."""
 
     status: int
-    headers: Mapping[str, str]
+    headers: Headers
     body: bytes
     elapsed: float
     cert_not_after: float | None = None
@@ -47,9 +49,9 @@ class Response:
         if not self._parsed:
             self._parsed = True
             try:
-                self._json = json.loads(self.body)
+                self._json = loads(self.body)
             except ValueError as exc:
-                self._json_error = f"body is not JSON ({exc.__class__.__name__}: {exc})"
+                self._json_error = str(exc)
         if self._json_error:
             raise ValueError(self._json_error)
         return self._json
@@ -83,25 +85,213 @@ class JsonRule:
 
     def judge(self, document: Any, scope: Mapping[str, Any]) -> Mismatch | None:
         expected = render(self.expected, scope)
-        actual = self.compiled.search(document)
         what = f"json {self.expr}"
+        every = self.projection and self.matcher != "contains"
+        if self.matcher != "eq":
+            shown = ("every element " if every else "") + f"{self.matcher} {_short(expected)}"
+        elif every and not isinstance(expected, list):
+            shown = f"every element == {_short(expected)}"
+        else:
+            shown = _short(expected)
+        try:
+            if every:
+                return self._judge_every(document, expected, what, shown)
+            actual = evaluate(self.compiled.parsed, document)
+            if actual is None and self.matcher != "exists":
+                # JMESPath gives null for a missing key too: only a value that is there and
+                # null can satisfy an expectation of null, and nothing else is evidence.
+                where, state = _trace(self.compiled.parsed, document, "", self.expr)
+                if state != "null" or not _expects_null(self.matcher, expected):
+                    return Mismatch(what, shown, f"{where} is {state}")
+        except JsonPathError as exc:
+            return Mismatch(what, shown, str(exc))
         if self.matcher == "eq" and not isinstance(self.expected, Mapping):
             if isinstance(actual, list) and not isinstance(expected, list):
                 if not actual or not all(_equal(item, expected) for item in actual):
                     return Mismatch(what, f"every element == {_short(expected)}", _short(actual))
                 return None
-            return None if _equal(actual, expected) else \
-                Mismatch(what, _short(expected), _short(actual))
-        if self.projection and self.matcher in _PER_ELEMENT:
-            items = actual if isinstance(actual, list) else [actual]
-            bad = [item for item in items if not _match(self.matcher, item, expected)]
-            if not items or bad:
-                return Mismatch(what, f"every element {self.matcher} {_short(expected)}",
-                                _short(actual))
-            return None
+            return None if _equal(actual, expected) else Mismatch(what, shown, _short(actual))
         if _match(self.matcher, actual, expected):
             return None
-        return Mismatch(what, f"{self.matcher} {_short(expected)}", _short(actual))
+        return Mismatch(what, shown, _short(actual))
+
+    def _judge_every(self, document: Any, expected: Any, what: str, shown: str
+                     ) -> Mismatch | None:
+        """Judge each element the projection ran over, including those JMESPath drops because
+        they are null: ``checks.*`` over ``{"db": null}`` is not "every component healthy"."""
+        elements, problem = _elements(self.compiled.parsed, document, "")
+        if self.matcher == "exists" and not expected:
+            # Absence holds over no elements too: `items[*].deleted: {exists: false}`.
+            present = next((e for e in elements if e.value is not None), None)
+            return Mismatch(what, shown, f"{present.where} is {_short(present.value)}") \
+                if present else None
+        if problem:
+            return Mismatch(what, shown, problem)
+        for element in elements:
+            if element.value is None and (element.state != "null" or self.matcher == "exists"
+                                          or not _expects_null(self.matcher, expected)):
+                return Mismatch(what, shown, f"{element.where} is {element.state}")
+        values = [element.value for element in elements]
+        if self.matcher == "exists":
+            return None
+        if self.matcher == "eq" and isinstance(expected, list):
+            return None if _equal(values, expected) else Mismatch(what, shown, _short(values))
+        if all(_match(self.matcher, value, expected) for value in values):
+            return None
+        return Mismatch(what, shown, _short(values))
+
+
+class JsonPathError(ValueError):
+    """A JMESPath expression failed on the document (a function given the wrong type); the
+    message is one line."""
+
+
+def evaluate(node: Any, value: Any) -> Any:
+    """The value of ``node`` (``compiled.parsed`` or one of its nodes) on ``value``; a JMESPath
+    runtime error becomes a one-line :class:`JsonPathError`."""
+    try:
+        return TreeInterpreter().visit(node, value)
+    except jmespath.exceptions.JMESPathTypeError as exc:
+        wanted = ", ".join(exc.expected_types)
+        raise JsonPathError(f"JMESPath error: {exc.function_name}() expects {wanted}, got "
+                            f"{exc.actual_type}") from None
+    except jmespath.exceptions.JMESPathError as exc:
+        first = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        raise JsonPathError(f"JMESPath error: {first} (on {_json_type(value)})") from None
+
+
+def _json_type(value: Any) -> str:
+    for name, kinds in _JSON_TYPES.items():
+        if isinstance(value, kinds) and not (name in ("number", "integer")
+                                             and isinstance(value, bool)):
+            return name
+    return type(value).__name__
+
+
+def _expects_null(matcher: str, expected: Any) -> bool:
+    return (matcher == "eq" and expected is None) or (matcher == "type" and expected == "null") \
+        or (matcher == "one_of" and any(option is None for option in expected))
+
+
+def _is_projection(node: Mapping[str, Any]) -> bool:
+    """Whether ``node`` ends in a projection (``data.items[*].status`` does), so that its
+    value is a list of one result per element."""
+    while node["type"] == "subexpression":
+        node = node["children"][1]
+    return node["type"] in _PROJECTIONS
+
+
+@dataclass(frozen=True)
+class _Element:
+    where: str  # items[2].status
+    value: Any
+    state: str  # why the value is None: "missing", "null", "not an object (a string)"
+
+
+def _elements(node: Mapping[str, Any], value: Any, where: str
+              ) -> tuple[list[_Element], str | None]:
+    """Every element the projection ``node`` runs over ``value``, with the path of each, or
+    why there is nothing to run over (``items is missing``, ``checks is empty``)."""
+    kind, children = node["type"], node["children"]
+    if kind == "subexpression":
+        left, right = children
+        base = evaluate(left, value)
+        if base is None:
+            at, state = _trace(left, value, where, where)
+            return [], f"{at} is {state}"
+        return _elements(right, base, _join(where, left))
+    left, right = children[0], children[1]
+    base = evaluate(left, value)
+    at = _join(where, left)
+    if base is None:
+        at, state = _trace(left, value, where, at)
+        return [], f"{at} is {state}"
+    if kind == "value_projection":
+        if not isinstance(base, dict):
+            return [], f"{at} is not an object (a {_json_type(base)})"
+        items = [(f"{at}.{json_path((key,))}", item) for key, item in base.items()]
+    else:
+        if not isinstance(base, list):
+            return [], f"{at} is not a list (a {_json_type(base)})"
+        items = [(f"{at}[{index}]", item) for index, item in enumerate(base)]
+    if not items:
+        return [], f"{at} is empty"
+    if kind == "filter_projection":
+        items = [(w, item) for w, item in items if _truthy(evaluate(children[2], item))]
+        if not items:
+            return [], f"no element of {at} passes the filter"
+    elements: list[_Element] = []
+    for item_where, item in items:
+        if _is_projection(right):
+            inner, problem = _elements(right, item, item_where)
+            if problem:
+                return [], problem
+            elements.extend(inner)
+            continue
+        result = evaluate(right, item)
+        if result is None:
+            at_item, state = _trace(right, item, item_where, item_where)
+            elements.append(_Element(at_item, None, state))
+        else:
+            elements.append(_Element(item_where, result, ""))
+    return elements, None
+
+
+def _truthy(value: Any) -> bool:
+    # JMESPath's truth: false, null and empty strings, lists and objects are false; 0 is true.
+    return value is not None and value is not False \
+        and not (isinstance(value, (str, list, dict)) and not value)
+
+
+def _trace(node: Mapping[str, Any], value: Any, where: str, fallback: str) -> tuple[str, str]:
+    """Where following ``node`` from ``value`` (at ``where``) gave null, and why: a key that is
+    not there, a null value, or a value that has no keys or indexes at all."""
+    kind, children = node["type"], node["children"]
+    if kind == "field":
+        at = _join(where, node)
+        if value is None:
+            return where or "(root)", "null"
+        if not isinstance(value, dict):
+            return where or "(root)", f"not an object (a {_json_type(value)})"
+        return at, "null" if node["value"] in value else "missing"
+    if kind in ("subexpression", "index_expression"):
+        left, right = children
+        base = evaluate(left, value)
+        if base is None:
+            return _trace(left, value, where, fallback)
+        at = _join(where, left)
+        if kind == "subexpression":
+            return _trace(right, base, at, fallback)
+        if right["type"] != "index":
+            return fallback, "null"
+        if not isinstance(base, list):
+            return at, f"not a list (a {_json_type(base)})"
+        index = right["value"]
+        inside = -len(base) <= index < len(base)
+        return f"{at}[{index}]", "null" if inside else "missing"
+    if kind in ("identity", "current"):
+        return where or "(root)", "null"
+    return fallback or _join(where, node), "null"
+
+
+def _join(where: str, node: Mapping[str, Any]) -> str:
+    """The path text of ``node`` after ``where``, as in the expression (``items[0].id``)."""
+    kind, children = node["type"], node["children"]
+    if kind == "field":
+        name = json_path((node["value"],))
+        return f"{where}.{name}" if where else name
+    if kind == "subexpression":
+        return _join(_join(where, children[0]), children[1])
+    if kind == "index_expression":
+        index = children[1]
+        text = f"[{index['value']}]" if index["type"] == "index" else \
+            "[" + ":".join("" if part is None else str(part) for part in index["children"]) + "]"
+        return _join(where, children[0]) + text
+    if kind == "flatten":
+        return _join(where, children[0]) + "[]"
+    if kind in ("identity", "current"):
+        return where
+    return f"{where}.(…)" if where else "(…)"
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -152,16 +342,21 @@ class HeaderRule:
     expected: Any
     regex: bool
 
-    def judge(self, headers: Mapping[str, str], scope: Mapping[str, Any]) -> Mismatch | None:
+    def judge(self, headers: Headers, scope: Mapping[str, Any]) -> Mismatch | None:
         expected = str(render(self.expected, scope))
-        actual = headers.get(self.name)
+        # A header sent twice is judged line by line, each must match: joined with ", " (as
+        # headers.get does) an exact value could never match and /ok/ would pass "ok, down".
+        values = headers.get_list(self.name)
         what = f"header {self.name}"
-        if actual is None:
-            shown = f"/{expected}/" if self.regex else repr(expected)
+        shown = f"/{expected}/" if self.regex else repr(expected)
+        if not values:
             return Mismatch(what, shown, "no such header")
-        ok = re.search(expected, actual) is not None if self.regex else actual == expected
-        return None if ok else Mismatch(what, f"/{expected}/" if self.regex else repr(expected),
-                                        repr(actual))
+        if all(re.search(expected, value) is not None if self.regex else value == expected
+               for value in values):
+            return None
+        if len(values) == 1:
+            return Mismatch(what, shown, repr(values[0]))
+        return Mismatch(what, f"every value {shown}", " and ".join(map(repr, values)))
 
 
 @dataclass(frozen=True)
@@ -252,13 +447,42 @@ class Expectation:
 def compile_jmespath(expr: str) -> Any:
     """A compiled JMESPath; ``ValueError`` says where the expression is wrong."""
     try:
-        return jmespath.compile(expr)
+        compiled = jmespath.compile(expr)
     except jmespath.exceptions.JMESPathError as exc:
         first = (str(exc).splitlines() or [exc.__class__.__name__])[0].rstrip(":")
         position = getattr(exc, "lex_position", None)
         at = f" at column {position + 1}" if isinstance(position, int) else ""
         hint = " (quote names with '-' or '.': headers.\"X-Id\")" if "-" in expr else ""
         raise ValueError(f"bad JMESPath expression {expr!r}: {first}{at}{hint}") from None
+    problem = _function_problem(compiled.parsed)
+    if problem:
+        raise ValueError(f"bad JMESPath expression {expr!r}: {problem}")
+    return compiled
+
+
+_FUNCTIONS: Mapping[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
+
+
+def _function_problem(node: Any) -> str | None:
+    """An unknown function or a wrong number of arguments: JMESPath only finds these when the
+    expression runs, and they can never work, so they are collection errors."""
+    if not isinstance(node, Mapping):
+        return None  # a slice's bounds
+    if node["type"] == "function_expression":
+        name, given = node["value"], len(node["children"])
+        if name not in _FUNCTIONS:
+            return f"unknown function {name}(){suggest(name, _FUNCTIONS)}"
+        signature = _FUNCTIONS[name]["signature"]
+        variadic = bool(signature) and bool(signature[-1].get("variadic"))
+        if given < len(signature) or (given > len(signature) and not variadic):
+            least = "at least " if variadic else ""
+            plural = "" if len(signature) == 1 else "s"
+            return f"{name}() takes {least}{len(signature)} argument{plural}, got {given}"
+    for child in node["children"]:
+        problem = _function_problem(child)
+        if problem:
+            return problem
+    return None
 
 
 def _regex(pattern: str, node: YamlMap, key: str, where: str) -> str:
@@ -287,7 +511,7 @@ def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
             compiled = compile_jmespath(expr)
         except ValueError as exc:
             raise error_at(str(exc), node, expr, where) from None
-        projection = compiled.parsed.get("type") in _PROJECTIONS
+        projection = _is_projection(compiled.parsed)
         matcher, value = "eq", expected
         if isinstance(expected, Mapping) and len(expected) == 1:
             (name, value), = expected.items()
@@ -347,8 +571,11 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any,
     if status_value is not None:
         raw = status_value if isinstance(status_value, list) else [status_value]
         for item in raw:
-            if not (isinstance(item, int) or "{{" in str(item)
-                    or re.fullmatch(r"[1-5]xx|[1-5]\d\d", str(item))):
+            # bool is an int to Python, and 600 or 99 can never come back: both would make a
+            # check that can never pass, or a stop_if that never stops.
+            number = isinstance(item, int) and not isinstance(item, bool)
+            if not ((number and 100 <= item <= 599) or (isinstance(item, str) and (
+                    "{{" in item or re.fullmatch(r"[1-5]xx|[1-5]\d\d", item)))):
                 raise error_at(f"{item!r} is not a status (use e.g. 200 or 2xx)", node, "status",
                             where)
         status = tuple(int(s) if str(s).isdigit() else str(s) for s in raw)
@@ -362,6 +589,9 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any,
                                       True))
         else:
             headers.append(HeaderRule(name, str(value), False))
+    if "json" in node and not node["json"]:
+        raise error_at("json needs at least one expression (an empty one asks nothing of the "
+                       "body)", node, "json", where)
     body = node.get("body", {})
     cert = node.get("certificate")
     return Expectation(

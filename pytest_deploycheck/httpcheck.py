@@ -26,7 +26,8 @@ from .clients import (
 )
 from .endpoints import describe_error
 from .errors import CheckError
-from .expectations import Mismatch, Response
+from .expectations import JsonPathError, Mismatch, Response, evaluate
+from .jsondoc import loads
 from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
 from .suites import Check, CheckInstance, Retry, Step
 from .templating import names_in, render
@@ -135,9 +136,9 @@ def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 def pretty_body(text: str, limit: int = SNIPPET_CHARS) -> str:
     """A body for people: JSON indented, anything else as it is; cut at ``limit``
-    characters."""
+    characters. A body with a repeated key or nested too deep is shown as it came."""
     with contextlib.suppress(ValueError):
-        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        text = json.dumps(loads(text), indent=2, ensure_ascii=False)
     return _snippet(text, limit) if text else "(empty)"
 
 
@@ -318,7 +319,12 @@ class HttpCheckRunner:
             return [Mismatch("save", "a JSON body", str(exc))]
         missing = []
         for name, expr in step.save.items():
-            value = expr.search(document)
+            try:
+                value = evaluate(expr.parsed, document)
+            except JsonPathError as exc:
+                missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}",
+                                        str(exc)))
+                continue
             if value is None:
                 missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}", "null"))
                 continue

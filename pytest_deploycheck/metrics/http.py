@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..endpoints import Service, parse_endpoint
-from ..expectations import compile_jmespath
+from ..expectations import JsonPathError, compile_jmespath, evaluate
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
@@ -64,7 +64,10 @@ class HttpSource:
         answer = fetch(self.endpoint, "", {}, {}, timeout)
         if answer.status >= 300:
             raise MetricQueryError(f"{self.endpoint.url} answered {answer.status}")
-        found = expression.search(answer.json(self.endpoint.url))
+        try:
+            found = evaluate(expression.parsed, answer.json(self.endpoint.url))
+        except JsonPathError as exc:
+            raise MetricQueryError(str(exc)) from None
         if found is None:
             return []
         if isinstance(found, list):
