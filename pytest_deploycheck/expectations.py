@@ -103,16 +103,19 @@ class JsonRule:
                 where, state = _trace(self.compiled.parsed, document, "", self.expr)
                 if state != "null" or not _expects_null(self.matcher, expected):
                     return Mismatch(what, shown, f"{where} is {state}")
-        except JsonPathError as exc:
-            return Mismatch(what, shown, str(exc))
+        except (JsonPathError, re.error) as exc:
+            return Mismatch(what, shown, _bad_regex(expected, exc))
         if self.matcher == "eq" and not isinstance(self.expected, Mapping):
             if isinstance(actual, list) and not isinstance(expected, list):
                 if not actual or not all(_equal(item, expected) for item in actual):
                     return Mismatch(what, f"every element == {_short(expected)}", _short(actual))
                 return None
             return None if _equal(actual, expected) else Mismatch(what, shown, _short(actual))
-        if _match(self.matcher, actual, expected):
-            return None
+        try:
+            if _match(self.matcher, actual, expected):
+                return None
+        except re.error as exc:
+            return Mismatch(what, shown, _bad_regex(expected, exc))
         return Mismatch(what, shown, _short(actual))
 
     def _judge_every(self, document: Any, expected: Any, what: str, shown: str
@@ -139,6 +142,11 @@ class JsonRule:
         if all(_match(self.matcher, value, expected) for value in values):
             return None
         return Mismatch(what, shown, _short(values))
+
+
+def _bad_regex(pattern: Any, exc: Exception) -> str:
+    # A pattern with a template is compiled only once rendered, at run time.
+    return f"bad regex {str(pattern)!r}: {exc}" if isinstance(exc, re.error) else str(exc)
 
 
 class JsonPathError(ValueError):
@@ -351,9 +359,12 @@ class HeaderRule:
         shown = f"/{expected}/" if self.regex else repr(expected)
         if not values:
             return Mismatch(what, shown, "no such header")
-        if all(re.search(expected, value) is not None if self.regex else value == expected
-               for value in values):
-            return None
+        try:
+            if all(re.search(expected, value) is not None if self.regex else value == expected
+                   for value in values):
+                return None
+        except re.error as exc:
+            return Mismatch(what, shown, _bad_regex(expected, exc))
         if len(values) == 1:
             return Mismatch(what, shown, repr(values[0]))
         return Mismatch(what, f"every value {shown}", " and ".join(map(repr, values)))
@@ -406,8 +417,11 @@ class Expectation:
                 out.append(Mismatch("body", f"to contain {needle!r}", "no such text"))
         if self.body_regex is not None:
             pattern = str(render(self.body_regex, scope))
-            if re.search(pattern, response.text) is None:
-                out.append(Mismatch("body", f"to match /{pattern}/", "no match"))
+            try:
+                if re.search(pattern, response.text) is None:
+                    out.append(Mismatch("body", f"to match /{pattern}/", "no match"))
+            except re.error as exc:
+                out.append(Mismatch("body", f"to match /{pattern}/", _bad_regex(pattern, exc)))
         if self.json or self.schema is not None:
             try:
                 document = response.json()

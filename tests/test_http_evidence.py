@@ -296,3 +296,26 @@ def test_retry_stop_if_status_is_validated(project: Project, server: LoopbackSer
     result = run(pytester, "--collect-only")
     result.stdout.fnmatch_lines([literal("*suites/checks.yaml:9: checks[0].retry.stop_if.status: "
                                          "999 is not a status*")])
+
+
+@pytest.mark.parametrize(("expect", "line"), [
+    ("{json: {name: {regex: '{{ pattern }}'}}}", "  FAILED json name: expected regex \"(\", got "
+     "bad regex '(': missing ), unterminated subpattern at position 0"),
+    ("{headers: {X-Service: {regex: '{{ pattern }}'}}}", "  FAILED header X-Service: expected "
+     "/(/, got bad regex '(': missing ), unterminated subpattern at position 0"),
+    ("{body: {regex: '{{ pattern }}'}}", "  FAILED body: expected to match /(/, got bad regex "
+     "'(': missing ), unterminated subpattern at position 0"),
+])
+def test_a_regex_that_templating_makes_invalid_fails_in_one_line(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        expect: str, line: str) -> None:
+    project.simple(server.url, f"""
+        service: api
+        vars: {{pattern: "("}}
+        checks:
+          - {{name: r, kind: health, request: {{path: /ok}}, expect: {expect}}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([literal(line)])
+    assert "Traceback" not in result.stdout.str()
