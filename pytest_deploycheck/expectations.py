@@ -176,6 +176,11 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _a_json_type(value: Any) -> str:
+    name = _json_type(value)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
 def _expects_null(matcher: str, expected: Any) -> bool:
     return (matcher == "eq" and expected is None) or (matcher == "type" and expected == "null") \
         or (matcher == "one_of" and any(option is None for option in expected))
@@ -216,11 +221,11 @@ def _elements(node: Mapping[str, Any], value: Any, where: str
         return [], f"{at} is {state}"
     if kind == "value_projection":
         if not isinstance(base, dict):
-            return [], f"{at} is not an object (a {_json_type(base)})"
+            return [], f"{at} is not an object ({_a_json_type(base)})"
         items = [(f"{at}.{json_path((key,))}", item) for key, item in base.items()]
     else:
         if not isinstance(base, list):
-            return [], f"{at} is not a list (a {_json_type(base)})"
+            return [], f"{at} is not a list ({_a_json_type(base)})"
         items = [(f"{at}[{index}]", item) for index, item in enumerate(base)]
     if not items:
         return [], f"{at} is empty"
@@ -260,7 +265,7 @@ def _trace(node: Mapping[str, Any], value: Any, where: str, fallback: str) -> tu
         if value is None:
             return where or "(root)", "null"
         if not isinstance(value, dict):
-            return where or "(root)", f"not an object (a {_json_type(value)})"
+            return where or "(root)", f"not an object ({_a_json_type(value)})"
         return at, "null" if node["value"] in value else "missing"
     if kind in ("subexpression", "index_expression"):
         left, right = children
@@ -273,7 +278,7 @@ def _trace(node: Mapping[str, Any], value: Any, where: str, fallback: str) -> tu
         if right["type"] != "index":
             return fallback, "null"
         if not isinstance(base, list):
-            return at, f"not a list (a {_json_type(base)})"
+            return at, f"not a list ({_a_json_type(base)})"
         index = right["value"]
         inside = -len(base) <= index < len(base)
         return f"{at}[{index}]", "null" if inside else "missing"

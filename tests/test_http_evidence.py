@@ -61,8 +61,12 @@ def check_json(project: Project, server: LoopbackServer, path: str, rule: str) -
     ("empty-object", "status: null", "status is missing"),
     ("ok", '"name.*": x', "name is not an object (a string)"),
     ("ok", '"name[*]": x', "name is not a list (a string)"),
+    ("ok", '"items.*": x', "items is not an object (an array)"),
+    ("ok", "status.code: 200", "status is not an object (a string)"),
+    ("ok", "items[5].id: a", "items[5] is missing"),
+    ("ok", "nothing.code: 1", "nothing is null"),
 ])
-def test_every_element_fails_on_a_missing_or_null_one(
+def test_a_missing_or_null_value_fails_and_says_where(
         project: Project, server: LoopbackServer, pytester: pytest.Pytester,
         body: str, rule: str, got: str) -> None:
     check_json(project, server, f"/raw/{body}" if body != "ok" else "/ok", rule)
