@@ -85,68 +85,73 @@ class JsonRule:
 
     def judge(self, document: Any, scope: Mapping[str, Any]) -> Mismatch | None:
         expected = render(self.expected, scope)
-        what = f"json {self.expr}"
         every = self.projection and self.matcher != "contains"
-        if self.matcher != "eq":
-            shown = ("every element " if every else "") + f"{self.matcher} {_short(expected)}"
-        elif every and not isinstance(expected, list):
-            shown = f"every element == {_short(expected)}"
-        else:
-            shown = _short(expected)
         try:
             if every:
-                return self._judge_every(document, expected, what, shown)
+                return self._judge_every(document, expected)
             actual = evaluate(self.compiled.parsed, document)
             if actual is None and self.matcher != "exists":
                 # JMESPath gives null for a missing key too: only a value that is there and
                 # null can satisfy an expectation of null, and nothing else is evidence.
                 where, state = _trace(self.compiled.parsed, document, "", self.expr)
                 if state != "null" or not _expects_null(self.matcher, expected):
-                    return Mismatch(what, shown, f"{where} is {state}")
-        except (JsonPathError, re.error) as exc:
-            return Mismatch(what, shown, _bad_regex(expected, exc))
-        if self.matcher == "eq" and not isinstance(self.expected, Mapping):
-            if isinstance(actual, list) and not isinstance(expected, list):
-                if not actual or not all(_equal(item, expected) for item in actual):
-                    return Mismatch(what, f"every element == {_short(expected)}", _short(actual))
-                return None
-            return None if _equal(actual, expected) else Mismatch(what, shown, _short(actual))
-        try:
+                    return self._mismatch(expected, every, f"{where} is {state}")
+            if self.matcher == "eq" and not isinstance(self.expected, Mapping):
+                if isinstance(actual, list) and not isinstance(expected, list):
+                    if not actual or not all(_equal(item, expected) for item in actual):
+                        return self._mismatch(expected, True, _short(actual))
+                    return None
+                return None if _equal(actual, expected) else \
+                    self._mismatch(expected, every, _short(actual))
             if _match(self.matcher, actual, expected):
                 return None
-        except re.error as exc:
-            return Mismatch(what, shown, _bad_regex(expected, exc))
-        return Mismatch(what, shown, _short(actual))
+            return self._mismatch(expected, every, _short(actual))
+        except (JsonPathError, re.error) as exc:
+            return self._mismatch(expected, every, _bad_regex(expected, exc))
 
-    def _judge_every(self, document: Any, expected: Any, what: str, shown: str
-                     ) -> Mismatch | None:
+    def _mismatch(self, expected: Any, every: bool, actual: str) -> Mismatch:
+        # The texts are made only for a failure: most expectations hold.
+        if self.matcher != "eq":
+            shown = ("every element " if every else "") + f"{self.matcher} {_short(expected)}"
+        elif every and not isinstance(expected, list):
+            shown = f"every element == {_short(expected)}"
+        else:
+            shown = _short(expected)
+        return Mismatch(f"json {self.expr}", shown, actual)
+
+    def _judge_every(self, document: Any, expected: Any) -> Mismatch | None:
         """Judge each element the projection ran over, including those JMESPath drops because
         they are null: ``checks.*`` over ``{"db": null}`` is not "every component healthy"."""
         elements, problem = _elements(self.compiled.parsed, document, "")
         if self.matcher == "exists" and not expected:
             # Absence holds over no elements too: `items[*].deleted: {exists: false}`.
             present = next((e for e in elements if e.value is not None), None)
-            return Mismatch(what, shown, f"{present.where} is {_short(present.value)}") \
-                if present else None
+            return self._mismatch(expected, True, f"{present.where} is "
+                                  f"{_short(present.value)}") if present else None
         if problem:
-            return Mismatch(what, shown, problem)
+            return self._mismatch(expected, True, problem)
         for element in elements:
             if element.value is None and (element.state != "null" or self.matcher == "exists"
                                           or not _expects_null(self.matcher, expected)):
-                return Mismatch(what, shown, f"{element.where} is {element.state}")
+                return self._mismatch(expected, True, f"{element.where} is {element.state}")
         values = [element.value for element in elements]
         if self.matcher == "exists":
             return None
         if self.matcher == "eq" and isinstance(expected, list):
-            return None if _equal(values, expected) else Mismatch(what, shown, _short(values))
+            return None if _equal(values, expected) else \
+                self._mismatch(expected, True, _short(values))
         if all(_match(self.matcher, value, expected) for value in values):
             return None
-        return Mismatch(what, shown, _short(values))
+        return self._mismatch(expected, True, _short(values))
 
 
 def _bad_regex(pattern: Any, exc: Exception) -> str:
     # A pattern with a template is compiled only once rendered, at run time.
     return f"bad regex {str(pattern)!r}: {exc}" if isinstance(exc, re.error) else str(exc)
+
+
+# One for all: the interpreter keeps no state between visits but a cache of its methods.
+_INTERPRETER = TreeInterpreter()
 
 
 class JsonPathError(ValueError):
@@ -158,7 +163,7 @@ def evaluate(node: Any, value: Any) -> Any:
     """The value of ``node`` (``compiled.parsed`` or one of its nodes) on ``value``; a JMESPath
     runtime error becomes a one-line :class:`JsonPathError`."""
     try:
-        return TreeInterpreter().visit(node, value)
+        return _INTERPRETER.visit(node, value)
     except jmespath.exceptions.JMESPathTypeError as exc:
         wanted = ", ".join(exc.expected_types)
         raise JsonPathError(f"JMESPath error: {exc.function_name}() expects {wanted}, got "
@@ -196,9 +201,20 @@ def _is_projection(node: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class _Element:
-    where: str  # items[2].status
     value: Any
-    state: str  # why the value is None: "missing", "null", "not an object (a string)"
+    at: str  # the path of the collection it is in: items
+    key: str | int  # its key or index there
+    absent_at: str = ""  # where the path broke, when the value is None: items[2].status
+    state: str = ""  # why the value is None: "missing", "null", "not an object (a string)"
+
+    @property
+    def where(self) -> str:
+        return self.absent_at or _item_where(self.at, self.key)
+
+
+def _item_where(at: str, key: str | int) -> str:
+    # Built only when a message needs it: most elements pass.
+    return f"{at}[{key}]" if isinstance(key, int) else f"{at}.{json_path((key,))}"
 
 
 def _elements(node: Mapping[str, Any], value: Any, where: str
@@ -219,34 +235,37 @@ def _elements(node: Mapping[str, Any], value: Any, where: str
     if base is None:
         at, state = _trace(left, value, where, at)
         return [], f"{at} is {state}"
+    items: list[tuple[str | int, Any]]
     if kind == "value_projection":
         if not isinstance(base, dict):
             return [], f"{at} is not an object ({_a_json_type(base)})"
-        items = [(f"{at}.{json_path((key,))}", item) for key, item in base.items()]
+        items = list(base.items())
     else:
         if not isinstance(base, list):
             return [], f"{at} is not a list ({_a_json_type(base)})"
-        items = [(f"{at}[{index}]", item) for index, item in enumerate(base)]
+        items = list(enumerate(base))
     if not items:
         return [], f"{at} is empty"
     if kind == "filter_projection":
-        items = [(w, item) for w, item in items if _truthy(evaluate(children[2], item))]
+        items = [(key, item) for key, item in items if _truthy(evaluate(children[2], item))]
         if not items:
             return [], f"no element of {at} passes the filter"
     elements: list[_Element] = []
-    for item_where, item in items:
-        if _is_projection(right):
-            inner, problem = _elements(right, item, item_where)
+    nested = _is_projection(right)
+    for key, item in items:
+        if nested:
+            inner, problem = _elements(right, item, _item_where(at, key))
             if problem:
                 return [], problem
             elements.extend(inner)
             continue
         result = evaluate(right, item)
         if result is None:
-            at_item, state = _trace(right, item, item_where, item_where)
-            elements.append(_Element(at_item, None, state))
+            item_where = _item_where(at, key)
+            absent_at, state = _trace(right, item, item_where, item_where)
+            elements.append(_Element(None, at, key, absent_at, state))
         else:
-            elements.append(_Element(item_where, result, ""))
+            elements.append(_Element(result, at, key))
     return elements, None
 
 
