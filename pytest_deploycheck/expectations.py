@@ -359,7 +359,8 @@ def _match(matcher: str, actual: Any, expected: Any) -> bool:
                                               or not isinstance(actual, bool))
     if matcher == "contains":
         if isinstance(actual, str):
-            return isinstance(expected, str) and expected in actual
+            # Every text contains "": a template that rendered empty would always pass.
+            return isinstance(expected, str) and expected != "" and expected in actual
         if isinstance(actual, list):
             return any(_equal(item, expected) for item in actual)
         if isinstance(actual, dict):
@@ -437,7 +438,9 @@ class Expectation:
                 out.append(header_mismatch)
         if self.body_contains is not None:
             needle = str(render(self.body_contains, scope))
-            if needle not in response.text:
+            if not needle:  # every body contains "": a template that rendered empty
+                out.append(Mismatch("body", "to contain a text", "an empty text to look for"))
+            elif needle not in response.text:
                 out.append(Mismatch("body", f"to contain {needle!r}", "no such text"))
         if self.body_regex is not None:
             pattern = str(render(self.body_regex, scope))
@@ -559,6 +562,9 @@ def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
             matcher = name
             if matcher == "regex":
                 value = _regex(str(value), node, expr, where)
+            elif matcher == "contains" and value == "":
+                raise error_at("contains needs a non-empty value (every text contains '')",
+                               node, expr, where)
             elif matcher == "one_of" and not isinstance(value, list):
                 raise error_at("one_of needs a list", node, expr, where)
             elif matcher == "type" and value not in _JSON_TYPES:
@@ -631,6 +637,9 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any,
         raise error_at("json needs at least one expression (an empty one asks nothing of the "
                        "body)", node, "json", where)
     body = node.get("body", {})
+    if body.get("contains") == "":
+        raise error_at("contains needs a non-empty text (every body contains '')", body,
+                       "contains", f"{where}.body")
     cert = node.get("certificate")
     return Expectation(
         status=status,

@@ -266,6 +266,10 @@ def test_every_value_of_a_repeated_header_must_match(
     ("{path: /ok}", "{json: {'lenght(items)': 1}}", 7, "checks[0].expect.json.lenght(items)",
      "bad JMESPath expression 'lenght(items)': unknown function lenght() (did you mean "
      "'length'?)"),
+    ("{path: /ok}", "{body: {contains: ''}}", 7, "checks[0].expect.body.contains",
+     "contains needs a non-empty text (every body contains '')"),
+    ("{path: /ok}", "{json: {name: {contains: ''}}}", 7, "checks[0].expect.json.name",
+     "contains needs a non-empty value (every text contains '')"),
     ("{path: /ok}", "{status: 200, json: {}}", 7, "checks[0].expect.json",
      "json needs at least one expression*"),
 ])
@@ -323,3 +327,22 @@ def test_a_regex_that_templating_makes_invalid_fails_in_one_line(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([literal(line)])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("expect", "line"), [
+    ("{body: {contains: '{{ empty }}'}}",
+     "  FAILED body: expected to contain a text, got an empty text to look for"),
+    ("{json: {name: {contains: '{{ empty }}'}}}", '  FAILED json name: expected contains "", got "svc"'),
+])
+def test_a_text_to_look_for_that_renders_empty_fails(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        expect: str, line: str) -> None:
+    project.simple(server.url, f"""
+        service: api
+        vars: {{empty: ""}}
+        checks:
+          - {{name: e, kind: health, request: {{path: /ok}}, expect: {expect}}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([line])
