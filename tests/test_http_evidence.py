@@ -260,6 +260,7 @@ def test_every_value_of_a_repeated_header_must_match(
     ("{path: /ok, method: post}", "{status: 600}", 7, "checks[0].expect.status",
      "600 is not a status*"),
     ("{path: /ok}", "{status: [200, 99]}", 7, "checks[0].expect.status", "99 is not a status*"),
+    ("{path: /ok}", "{status: [200, 6xx]}", 7, "checks[0].expect.status", "'6xx' is not a status*"),
     ("{path: /ok}", "{status: true}", 7, "checks[0].expect.status", "True is not *"),
     ("{path: /ok}", "{json: {'length(items, name)': 1}}", 7, "checks[0].expect.json.length(items, name)",
      "bad JMESPath expression 'length(items, name)': length() takes 1 argument, got 2"),
