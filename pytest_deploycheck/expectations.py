@@ -23,6 +23,10 @@ from .yamlfile import YamlMap, error_at, load_file
 
 MATCHERS = ("eq", "ne", "lt", "lte", "gt", "gte", "regex", "one_of", "exists", "type", "contains")
 _PROJECTIONS = frozenset({"projection", "value_projection", "filter_projection", "flatten"})
+# What a path shows for a part that is not a key or an index (a function, a projection).
+_OPAQUE = "(…)"
+# Nodes whose right side runs on what their left side gives: `a.b`, `a | b`.
+_CHAINS = frozenset({"subexpression", "pipe"})
 _JSON_TYPES = {"string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,),
                "array": (list,), "object": (dict,), "null": (type(None),)}
 
@@ -192,10 +196,10 @@ def _expects_null(matcher: str, expected: Any) -> bool:
 
 
 def _is_projection(node: Mapping[str, Any]) -> bool:
-    """Whether ``node`` ends in a projection (``data.items[*].status`` does), so that its
-    value is a list of one result per element."""
-    while node["type"] == "subexpression":
-        node = node["children"][1]
+    """Whether ``node`` ends in a projection (``data.items[*].status`` and ``checks | *`` do),
+    so that its value is a list of one result per element."""
+    while node["type"] in _CHAINS:
+        node = node["children"][-1]
     return node["type"] in _PROJECTIONS
 
 
@@ -214,7 +218,9 @@ class _Element:
 
 def _item_where(at: str, key: str | int) -> str:
     # Built only when a message needs it: most elements pass.
-    return f"{at}[{key}]" if isinstance(key, int) else f"{at}.{json_path((key,))}"
+    if isinstance(key, int):
+        return f"{at}[{key}]"
+    return f"{at}.{json_path((key,))}" if at else json_path((key,))
 
 
 def _elements(node: Mapping[str, Any], value: Any, where: str
@@ -222,34 +228,39 @@ def _elements(node: Mapping[str, Any], value: Any, where: str
     """Every element the projection ``node`` runs over ``value``, with the path of each, or
     why there is nothing to run over (``items is missing``, ``checks is empty``)."""
     kind, children = node["type"], node["children"]
-    if kind == "subexpression":
-        left, right = children
-        base = evaluate(left, value)
-        if base is None:
-            at, state = _trace(left, value, where, where)
-            return [], f"{at} is {state}"
-        return _elements(right, base, _join(where, left))
+    if kind in _CHAINS:
+        # `a.b.c[*].d` is one subexpression of four children, each run on what the one before
+        # gave: follow them to the projection at the end.
+        *path, last = children
+        for part in path:
+            found = evaluate(part, value)
+            if found is None:
+                at, state = _trace(part, value, where, where)
+                return [], f"{at or '(root)'} is {state}"
+            value, where = found, _join(where, part)
+        return _elements(last, value, where)
     left, right = children[0], children[1]
     base = evaluate(left, value)
     at = _join(where, left)
+    named = at or "(root)"
     if base is None:
         at, state = _trace(left, value, where, at)
-        return [], f"{at} is {state}"
+        return [], f"{at or '(root)'} is {state}"
     items: list[tuple[str | int, Any]]
     if kind == "value_projection":
         if not isinstance(base, dict):
-            return [], f"{at} is not an object ({_a_json_type(base)})"
+            return [], f"{named} is not an object ({_a_json_type(base)})"
         items = list(base.items())
     else:
         if not isinstance(base, list):
-            return [], f"{at} is not a list ({_a_json_type(base)})"
+            return [], f"{named} is not a list ({_a_json_type(base)})"
         items = list(enumerate(base))
     if not items:
-        return [], f"{at} is empty"
+        return [], f"{named} is empty"
     if kind == "filter_projection":
         items = [(key, item) for key, item in items if _truthy(evaluate(children[2], item))]
         if not items:
-            return [], f"no element of {at} passes the filter"
+            return [], f"no element of {named} passes the filter"
     elements: list[_Element] = []
     nested = _is_projection(right)
     for key, item in items:
@@ -277,30 +288,32 @@ def _truthy(value: Any) -> bool:
 
 def _trace(node: Mapping[str, Any], value: Any, where: str, fallback: str) -> tuple[str, str]:
     """Where following ``node`` from ``value`` (at ``where``) gave null, and why: a key that is
-    not there, a null value, or a value that has no keys or indexes at all."""
+    not there, a null value, or a value that has no keys or indexes at all. ``fallback`` names
+    the place when the path goes through something else (a function, a projection)."""
     kind, children = node["type"], node["children"]
     if kind == "field":
-        at = _join(where, node)
         if value is None:
             return where or "(root)", "null"
         if not isinstance(value, dict):
             return where or "(root)", f"not an object ({_a_json_type(value)})"
-        return at, "null" if node["value"] in value else "missing"
-    if kind in ("subexpression", "index_expression"):
-        left, right = children
-        base = evaluate(left, value)
-        if base is None:
-            return _trace(left, value, where, fallback)
-        at = _join(where, left)
-        if kind == "subexpression":
-            return _trace(right, base, at, fallback)
-        if right["type"] != "index":
-            return fallback, "null"
-        if not isinstance(base, list):
-            return at, f"not a list ({_a_json_type(base)})"
-        index = right["value"]
-        inside = -len(base) <= index < len(base)
-        return f"{at}[{index}]", "null" if inside else "missing"
+        return _join(where, node), "null" if node["value"] in value else "missing"
+    if kind == "index":
+        if not isinstance(value, list):
+            return where or "(root)", f"not a list ({_a_json_type(value)})"
+        inside = -len(value) <= node["value"] < len(value)
+        return _join(where, node), "null" if inside else "missing"
+    if kind in _CHAINS or kind == "index_expression":
+        # Each child runs on what the one before gave (`items[0].status` is one subexpression
+        # of an index expression and a field; `a[0][1]` one index expression of three).
+        for part in children:
+            found = evaluate(part, value)
+            if found is None:
+                return _trace(part, value, where, fallback)
+            where = _join(where, part)
+            if _OPAQUE in where:
+                return fallback or where, "null"
+            value = found
+        return where or fallback, "null"
     if kind in ("identity", "current"):
         return where or "(root)", "null"
     return fallback or _join(where, node), "null"
@@ -312,18 +325,19 @@ def _join(where: str, node: Mapping[str, Any]) -> str:
     if kind == "field":
         name = json_path((node["value"],))
         return f"{where}.{name}" if where else name
-    if kind == "subexpression":
-        return _join(_join(where, children[0]), children[1])
-    if kind == "index_expression":
-        index = children[1]
-        text = f"[{index['value']}]" if index["type"] == "index" else \
-            "[" + ":".join("" if part is None else str(part) for part in index["children"]) + "]"
-        return _join(where, children[0]) + text
+    if kind in _CHAINS or kind == "index_expression":
+        for part in children:
+            where = _join(where, part)
+        return where
+    if kind == "index":
+        return f"{where}[{node['value']}]"
+    if kind == "slice":
+        return where + "[" + ":".join("" if part is None else str(part) for part in children) + "]"
     if kind == "flatten":
         return _join(where, children[0]) + "[]"
     if kind in ("identity", "current"):
         return where
-    return f"{where}.(…)" if where else "(…)"
+    return f"{where}.{_OPAQUE}" if where else _OPAQUE
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -46,6 +46,8 @@ def check_json(project: Project, server: LoopbackServer, path: str, rule: str) -
     ("item-without-status", '"items[*].status": {exists: true}', "items[2].status is missing"),
     ("item-without-status", '"items[*].status": [ok, ok]', "items[2].status is missing"),
     ("null-component", '"checks.*": {one_of: [healthy]}', "checks.db is null"),
+    ("null-component", '"checks | *": healthy', "checks.db is null"),
+    ("empty-object", '"*": healthy', "(root) is empty"),
     ("groups", '"groups[].s": ok', "groups[][2].s is missing"),
     ("groups", '"groups[*][*].s": ok', "groups[1][1].s is missing"),
     ("kinds", "\"items[?kind=='db'].s\": up", "items[1].s is missing"),
@@ -65,6 +67,10 @@ def check_json(project: Project, server: LoopbackServer, path: str, rule: str) -
     ("ok", "status.code: 200", "status is not an object (a string)"),
     ("ok", "items[5].id: a", "items[5] is missing"),
     ("ok", "nothing.code: 1", "nothing is null"),
+    ("ok", "checks.db.state.code: up", "checks.db is not an object (a string)"),
+    ("empty-object", "a.b.c: 1", "a is missing"),
+    ("nested", "data.items[1].s: up", "data.items[1].s is missing"),
+    ("nested", '"data.items[*].t": 1', "data.items[0].t is missing"),
 ])
 def test_a_missing_or_null_value_fails_and_says_where(
         project: Project, server: LoopbackServer, pytester: pytest.Pytester,
