@@ -27,7 +27,7 @@ from .clients import (
 from .endpoints import describe_error
 from .errors import CheckError
 from .expectations import JsonPathError, Mismatch, Response, evaluate
-from .jsondoc import loads
+from .jsondoc import loads, readings
 from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
 from .suites import Check, CheckInstance, Retry, Step
 from .templating import names_in, render
@@ -292,13 +292,17 @@ class HttpCheckRunner:
         if not wanted:
             return
         try:
-            document = response.json()
+            documents = [response.json()]
         except ValueError:
-            return
-        for expr in wanted:
-            value = expr.search(document)
-            if value is not None:
-                self.redactor.add(value if isinstance(value, str) else json.dumps(value))
+            # The save will fail, and the failure shows the body: mask what any reading of a
+            # body with a repeated key would have saved.
+            documents = readings(response.body)
+        for document in documents:
+            for expr in wanted:
+                with contextlib.suppress(JsonPathError):  # the save reports it
+                    value = evaluate(expr.parsed, document)
+                    if value is not None:
+                        self.redactor.add(value if isinstance(value, str) else json.dumps(value))
 
     def _learn_sent_secrets(self, url: str, payload: Any) -> None:
         """Teach the redactor the credentials in the URL as written (its query string may

@@ -68,6 +68,23 @@ def loads(body: bytes | str) -> Any:
     return document
 
 
+def readings(body: bytes | str) -> list[Any]:
+    """The documents a lenient parser could make of ``body``: the last and the first of each
+    repeated key; none when it is not JSON or too deep to read.
+
+    For masking, not for judging: a value saved as a secret from a body that :func:`loads`
+    refuses is still in the body the failure shows.
+    """
+    try:
+        return [json.loads(body), json.loads(body, object_pairs_hook=_first_wins)]
+    except (ValueError, RecursionError):
+        return []
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return dict(reversed(pairs))
+
+
 def _too_deep(body: bytes) -> bool:
     """Whether the (valid) JSON text ``body`` nests more than :data:`MAX_DEPTH` levels.
 

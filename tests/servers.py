@@ -30,6 +30,7 @@ RAW_BODIES = {
     "dup-status": b'{"status": "unhealthy", "status": "healthy"}',
     "dup-nested": b'{"checks": {"db": "down", "db": "up"}, "count": 1}',
     "dup-in-list": b'{"count": 1, "items": [{"n": 1}, {"n": 5, "n": 0}]}',
+    "dup-token": b'{"token": "sess-first-4f9a2c71", "token": "sess-last-0e8b3d6a"}',
     "deep": b"[" * 3000 + b"]" * 3000,
     "deep-object": b'{"count": 1, "a": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3001,
     "somewhat-deep": b'{"count": 1, "a": ' + b"[" * 60 + b"]" * 60 + b"}",

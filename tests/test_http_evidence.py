@@ -120,6 +120,24 @@ def test_duplicate_keys_in_a_body_an_expectation_reads_fail(
                                  if body == "dup-status" else "    {*"])
 
 
+def test_a_secret_saved_from_a_body_with_a_repeated_key_is_masked_in_every_reading(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
+    project.simple(server.url, """
+        service: api
+        checks:
+          - name: login
+            kind: smoke
+            request: {path: /raw/dup-token}
+            save: {api_token: token}
+    """)
+    result = run(pytester, "-rA")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*FAILED save: expected a JSON body, got response JSON has the '
+                                 'key "token" twice at (root)'])
+    assert "sess-first" not in result.stdout.str()
+    assert "sess-last" not in result.stdout.str()
+
+
 def test_duplicate_keys_do_not_matter_when_nothing_reads_the_body(
         project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
     project.simple(server.url, """
@@ -194,19 +212,20 @@ def test_jmespath_runtime_error_fails_in_one_line(
     assert len(result.stdout.lines) < 80
 
 
+@pytest.mark.parametrize("name", ["n", "api_token"])  # a secret-named save is read twice
 def test_jmespath_runtime_error_in_save_fails_in_one_line(
-        project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
-    project.simple(server.url, """
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester, name: str) -> None:
+    project.simple(server.url, f"""
         service: api
         checks:
           - name: s
             kind: smoke
-            request: {path: /ok}
-            save: {n: "length(missing)"}
+            request: {{path: /ok}}
+            save: {{{name}: "length(missing)"}}
     """)
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["  FAILED save n: expected a value at length(missing), got "
+    result.stdout.fnmatch_lines([f"  FAILED save {name}: expected a value at length(missing), got "
                                  "JMESPath error: length() expects string, array, object, got null"])
     assert "Traceback" not in result.stdout.str()
 
