@@ -8,7 +8,7 @@ that only ``production`` needs is not required to test ``local``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,6 +78,34 @@ class Environment:
                               file=self.file, line=self.line) from None
 
 
+NO_ENVIRONMENTS = ("an empty list of environments selects the check nowhere; list the "
+                   "environments it runs in, or remove the check")
+
+
+class UnknownEnvironment(ValueError):
+    """A name in a list of environments that the environments file does not define; ``index``
+    is its place in the list (None when the value is not a list of names at all)."""
+
+    def __init__(self, message: str, index: int | None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def environment_names(value: Any, known: Sequence[str]) -> tuple[str, ...]:
+    """``envs``/``skip_envs`` of a suite, a check or a Python check's marker, every name one
+    of ``known``: a misspelt name would silently drop the check from the environment it was
+    meant for (a production gate that passes without it). Raises :class:`UnknownEnvironment`.
+    """
+    if isinstance(value, str) or not isinstance(value, Sequence) or \
+            not all(isinstance(name, str) for name in value):
+        raise UnknownEnvironment(f"must be a list of environment names, not {value!r}", None)
+    for index, name in enumerate(value):
+        if name not in known:
+            raise UnknownEnvironment(f"unknown environment {name!r}{suggest(name, known)}; "
+                                     f"known: {', '.join(known)}", index)
+    return tuple(value)
+
+
 def deep_merge(base: Any, override: Any) -> Any:
     """``override`` on top of ``base``: mappings merge key by key, anything else is replaced."""
     if not (isinstance(base, YamlMap) and isinstance(override, YamlMap)):
@@ -107,6 +135,10 @@ class EnvironmentsFile:
         self._doc = document
         self._envs: YamlMap = document["environments"]
         self._resolved: dict[str, Environment] = {}
+        for name in self._envs:
+            # Every environment's parent, not only the selected ones': the file is one unit,
+            # and `--collect-only` is its linter.
+            self._merged(name)
 
     @property
     def names(self) -> list[str]:

@@ -72,7 +72,8 @@ class SuiteFile(pytest.File, _ShowsConfigErrors):
 
     def collect(self) -> Iterator[pytest.Collector]:
         run = self.config.stash[RUN_KEY]
-        suite = load_suite(self.path, display_path(self.path, Path(self.config.rootpath)))
+        known = run.environments_file().names if run.selected else None
+        suite = load_suite(self.path, display_path(self.path, Path(self.config.rootpath)), known)
         if not run.selected:
             run.suites_without_env.append(suite.file)
             if hasattr(self.config, "workerinput"):

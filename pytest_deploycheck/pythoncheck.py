@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .environments import NO_ENVIRONMENTS, UnknownEnvironment, environment_names
 from .errors import ConfigError
 from .suites import KINDS
 from .units import parse_duration
@@ -88,14 +89,13 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line
         value = options.get(key)
         if value is None:
             return None
-        if isinstance(value, str) or not isinstance(value, Sequence) or \
-                not all(isinstance(v, str) for v in value):
-            raise error(f"must be a list of environment names, not {value!r}", key)
-        for name in value:
-            if name not in known_envs:
-                raise error(f"unknown environment {name!r}{suggest(name, known_envs)}; known: "
-                            f"{', '.join(known_envs)}", key)
-        return tuple(value)
+        try:
+            names = environment_names(value, known_envs)
+        except UnknownEnvironment as exc:
+            raise error(str(exc), key) from None
+        if key == "envs" and not names:
+            raise error(NO_ENVIRONMENTS, key)
+        return names
 
     return PythonCheck(kind=kind, on_fail=on_fail, envs=names("envs"),
                        skip_envs=names("skip_envs") or (), severity=severity, timeout=timeout,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import checklist
 from .checklist import Entry
 from .checklist.command import EXPECT_KEYS as COMMAND_EXPECT_KEYS
-from .environments import Environment
+from .environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, environment_names
 from .errors import ConfigError
 from .expectations import Expectation, compile_jmespath, parse_expectation
 from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
@@ -77,6 +77,10 @@ class Step:
     retry: Retry | None
     line: int
     names: frozenset[str]  # the template names its request and expectation use
+    # Where each of ``names`` is first used, and where the request's service is named: the
+    # (line, key) an error about it points at.
+    names_at: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    service_at: tuple[int, str] = (0, "")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ class Check:
     line: int
     metric: MetricSpec | None = None
     checklist: Entry | None = None
+    key_lines: Mapping[str, int] = field(default_factory=dict)  # the line of each of its keys
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
 
     @property
     def id(self) -> str:
@@ -168,6 +176,11 @@ def _duration(node: YamlMap, key: str, where: str) -> float | None:
         raise error_at(str(exc), node, key, where) from None
 
 
+# A service name and where it was written: (name, line, key) of a suite's or check's `service`.
+ServiceRef = tuple[str | None, int, str]
+_REQUEST_FIELDS = ("path", "url", "headers", "params", "json", "body")
+
+
 def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
     if ("path" in node) == ("url" in node):
         raise error_at("a request needs exactly one of 'path' (on a service) or 'url'", node, None,
@@ -214,26 +227,39 @@ def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
     return retry
 
 
-def _step(node: YamlMap, where: str, name: str, default_service: str | None,
-          base_dir: Path) -> Step:
-    """A step; a single-request check is parsed as its own only step (``retry`` included)."""
+def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
+          base_dir: Path, label: str) -> Step:
+    """A step; a single-request check is parsed as its own only step (``retry`` included).
+
+    ``label`` is the step's key path as errors found per environment name it
+    (``checks.<name>``, ``checks.<name>.steps[1]``).
+    """
     expect = node.get("expect", YamlMap())
     for key in COMMAND_EXPECT_KEYS:
         if key in expect:
             raise error_at(f"'{key}' is an expectation of a checklist command, not of a request",
                        expect, key, f"{where}.expect")
-    request = _request(node["request"], f"{where}.request", default_service)
+    raw = node["request"]
+    request = _request(raw, f"{where}.request", default_service[0])
     # As in Tavern, an answer is expected to succeed unless the check says otherwise: a health
     # check without `status` must not pass on a 503.
     expectation = parse_expectation(expect, f"{where}.expect", base_dir, default_status=("2xx",))
-    names = names_in([request.path, request.url, dict(request.headers), dict(request.params),
-                      request.json, request.body]) | expectation.names()
+    names_at: dict[str, tuple[int, str]] = {}
+    for key in _REQUEST_FIELDS:
+        if key in raw:
+            at = (raw.line_of(key), f"{label}.request.{key}")
+            for used in names_in(raw[key]):
+                names_at.setdefault(used, at)
+    for used in expectation.names():
+        names_at.setdefault(used, (node.line_of("expect"), f"{label}.expect"))
+    service_at = (raw.line_of("service"), f"{label}.request.service") if "service" in raw \
+        else default_service[1:]
     return Step(
         name=name, request=request, expect=expectation,
         save=_save(node.get("save"), f"{where}.save"),
         allow_write=bool(node.get("allow_write", False)),
         retry=_retry(node.get("retry"), f"{where}.retry", base_dir),
-        line=node.line, names=frozenset(names))
+        line=node.line, names=frozenset(names_at), names_at=names_at, service_at=service_at)
 
 
 def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
@@ -280,7 +306,7 @@ def _kind_keys(node: YamlMap, where: str) -> None:
         raise error_at("a metric check needs 'query'", node, None, where)
 
 
-def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tuple[Step, ...]:
+def _steps(node: YamlMap, where: str, service: ServiceRef, base_dir: Path) -> tuple[Step, ...]:
     if node["kind"] == "metric" or (node["kind"] == "checklist" and "request" not in node
                                     and "steps" not in node):
         return ()
@@ -289,25 +315,54 @@ def _steps(node: YamlMap, where: str, service: str | None, base_dir: Path) -> tu
             if key in node:
                 raise error_at(f"'{key}' belongs in a step when a check has 'steps'", node, key,
                                where)
+        label = f"checks.{node['name']}"
+        many = len(node["steps"]) > 1
         return tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
-                           service, base_dir) for i, step in enumerate(node["steps"]))
+                           service, base_dir, f"{label}.steps[{i}]" if many else label)
+                     for i, step in enumerate(node["steps"]))
     if "request" in node:
-        return (_step(node, where, node["name"], service, base_dir),)
+        return (_step(node, where, node["name"], service, base_dir, f"checks.{node['name']}"),)
     raise error_at("a health or smoke check needs 'request' or 'steps'", node, None, where)
 
 
+def _environments(node: YamlMap, key: str, where: str, known: Sequence[str] | None
+                  ) -> tuple[str, ...] | None:
+    """``envs`` or ``skip_envs`` of a suite or check (None when absent), every name one of
+    ``known`` (the environments file's; None when no environment is selected)."""
+    if key not in node:
+        return None
+    value = node[key]
+    if known is None:
+        return tuple(value)
+    inner = f"{where}.{key}" if where else key
+    try:
+        names = environment_names(value, known)
+    except UnknownEnvironment as exc:
+        if exc.index is None:
+            raise error_at(str(exc), node, key, where) from None
+        raise error_at(str(exc), value, exc.index, inner) from None
+    if key == "envs" and not names:
+        raise error_at(NO_ENVIRONMENTS, node, key, where)
+    return names
+
+
 def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str,
-           base_dir: Path) -> Check:
+           base_dir: Path, known: Sequence[str] | None) -> Check:
     _kind_keys(node, where)
     kind = KINDS[node["kind"]]
     entry = checklist.parse_entry(node, where) if kind.name == "checklist" else None
-    steps = _steps(node, where, node.get("service", suite.get("service")), base_dir)
+    service: ServiceRef = (node["service"], node.line_of("service"),
+                           f"checks.{node['name']}.service") if "service" in node else \
+        (suite.get("service"), suite.line_of("service"), "service")
+    steps = _steps(node, where, service, base_dir)
     timeout = _duration(node, "timeout", where)
-    envs = node.get("envs", suite.get("envs"))
+    envs = _environments(node, "envs", where, known)
+    skip_envs = _environments(node, "skip_envs", where, known)
     return Check(
         suite=suite_name, name=node["name"], kind=kind.name, steps=steps,
-        envs=tuple(envs) if envs is not None else None,
-        skip_envs=tuple(node.get("skip_envs", suite.get("skip_envs", ()))),
+        envs=envs if envs is not None else _environments(suite, "envs", "", known),
+        skip_envs=skip_envs if skip_envs is not None else
+        _environments(suite, "skip_envs", "", known) or (),
         marks=tuple(dict.fromkeys([*suite.get("marks", ()), *node.get("marks", ())])),
         on_fail=node.get("on_fail", kind.on_fail), severity=node.get("severity", "normal"),
         runbook=node.get("runbook"), description=node.get("description", ""),
@@ -316,21 +371,28 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         metric=parse_metric(node, where, timeout) if kind.name == "metric" else None,
         checklist=entry,
         params=_params(node.get("parametrize"), f"{where}.parametrize", node),
-        suite_vars=dict(suite.get("vars", {})), file=file, line=node.line)
+        suite_vars=dict(suite.get("vars", {})), file=file, line=node.line,
+        key_lines=node.key_lines)
 
 
-def load_suite(path: Path, display: str) -> Suite:
-    """Parse and validate the suite file at ``path``; errors name ``display`` and the line."""
+def load_suite(path: Path, display: str, environments: Sequence[str] | None = None) -> Suite:
+    """Parse and validate the suite file at ``path``; errors name ``display`` and the line.
+
+    ``environments`` are the names ``envs`` and ``skip_envs`` may use (not checked if None).
+    """
     with gc_paused():
-        return _load_suite(path, display)
+        return _load_suite(path, display, environments)
 
 
-def _load_suite(path: Path, display: str) -> Suite:
+def _load_suite(path: Path, display: str, known: Sequence[str] | None) -> Suite:
     doc = load_file(path, display)
     if not isinstance(doc, YamlMap):
         raise ConfigError("a suite file must be a mapping with a 'checks' list", file=display,
                           line=1)
     validate(doc, "suite", display)
+    # The suite's own lists once, so that an error in them names their line, not a check's.
+    _environments(doc, "envs", "", known)
+    _environments(doc, "skip_envs", "", known)
     name = doc.get("suite", path.stem)
     checks: list[Check] = []
     seen: dict[str, int] = {}
@@ -340,7 +402,7 @@ def _load_suite(path: Path, display: str) -> Suite:
             raise error_at(f"duplicate check name {node['name']!r} (first at line "
                        f"{seen[node['name']]})", node, "name", where)
         seen[node["name"]] = node.line
-        checks.append(_check(node, where, doc, name, display, path.parent))
+        checks.append(_check(node, where, doc, name, display, path.parent, known))
     return Suite(name=name, file=display, checks=tuple(checks))
 
 
@@ -355,30 +417,35 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
             _check_metric(check, check.metric, env, set(instance.scope()))
             continue
         if check.checklist is not None:
-            _check_names(check.checklist.names(), set(instance.scope()), env, check.file,
-                         check.line, f"checks.{check.name}.{check.checklist.key}")
+            at = (check.line_of(check.checklist.key),
+                  f"checks.{check.name}.{check.checklist.key}")
+            _check_names(dict.fromkeys(check.checklist.names(), at), set(instance.scope()),
+                         env, check.file)
             continue
         known = set(instance.scope())
-        for index, step in enumerate(check.steps):
-            where = f"checks.{check.name}" + (f".steps[{index}]" if len(check.steps) > 1 else "")
+        for step in check.steps:
             if step.request.service is not None and step.request.service not in env.services:
                 try:
                     env.service(step.request.service)
                 except ConfigError as exc:
-                    raise ConfigError(exc.message, file=check.file, line=step.line,
-                                      key=f"{where}.service") from None
-            _check_names(step.names, known, env, check.file, step.line, where)
+                    line, key = step.service_at
+                    raise ConfigError(exc.message, file=check.file, line=line,
+                                      key=key) from None
+            _check_names(step.names_at, known, env, check.file)
             known |= set(step.save)
     return made
 
 
-def _check_names(used: Set[str], known: set[str], env: Environment, file: str, line: int,
-                 where: str) -> None:
+def _check_names(used: Mapping[str, tuple[int, str]], known: set[str], env: Environment,
+                 file: str) -> None:
+    """Every name in ``used`` is one of ``known``; ``used`` maps each to the (line, key) that
+    uses it."""
     for name in sorted(used):
         if name not in known and name.split(".")[0] not in known:
+            line, key = used[name]
             raise ConfigError(f"template '{{{{ {name} }}}}' is not defined in environment "
                               f"'{env.name}'; defined: {', '.join(sorted(known))}",
-                              file=file, line=line, key=where)
+                              file=file, line=line, key=key)
 
 
 def _check_metric(check: Check, spec: MetricSpec, env: Environment, known: set[str]) -> None:
@@ -386,16 +453,17 @@ def _check_metric(check: Check, spec: MetricSpec, env: Environment, known: set[s
     try:
         source = env.metric_source(spec.source)
     except ConfigError as exc:
-        raise ConfigError(exc.message, file=check.file, line=check.line,
+        raise ConfigError(exc.message, file=check.file, line=check.line_of("source"),
                           key=f"{where}.source") from None
     if spec.window is not None and not source.history:
         raise ConfigError(f"'window' needs a source with history, and '{spec.source}' in "
                           f"environment '{env.name}' is {source.describe()}; use 'observe' to "
-                          f"watch it live instead", file=check.file, line=check.line,
+                          f"watch it live instead", file=check.file, line=check.line_of("window"),
                           key=f"{where}.window")
     used = names_in(spec.query)
-    _check_names(used, known, env, check.file, check.line, f"{where}.query")
+    _check_names(dict.fromkeys(used, (check.line_of("query"), f"{where}.query")), known, env,
+                 check.file)
     problem = None if used else source.query_error(spec.query)
     if problem:
         raise ConfigError(f"{problem} (for source '{spec.source}', {source.describe()})",
-                          file=check.file, line=check.line, key=f"{where}.query")
+                          file=check.file, line=check.line_of("query"), key=f"{where}.query")

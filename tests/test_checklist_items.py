@@ -349,7 +349,7 @@ def test_checklists_run_under_xdist(project: Project) -> None:
     ("  - name: a\n    kind: checklist\n    env_vars: [PROD-TOKEN]\n",
      "suites/pre.yaml:4: checks[[]0[]].env_vars[[]0[]]: *does not match*"),
     ("  - name: a\n    kind: checklist\n    command: 'echo {{ nope }}'\n",
-     "suites/pre.yaml:2: checks.a.command: template '{{ nope }}' is not defined in environment "
+     "suites/pre.yaml:4: checks.a.command: template '{{ nope }}' is not defined in environment "
      "'prod'*"),
     ("  - name: a\n    kind: health\n    manual: confirm\n",
      "suites/pre.yaml:4: checks[[]0[]].manual: 'manual' does not apply to a health check"),

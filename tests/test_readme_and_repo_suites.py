@@ -35,6 +35,7 @@ def demo_environments(project: Project, demo: DemoServer) -> None:
             services: {{api: {{url: "{url}"}}, console: {{url: "{url}"}}}}
             metrics: {{default: {{type: http, url: "{url}/stats"}}}}
           staging: {{extends: local}}
+          production: {{extends: local}}
     """)
 
 
