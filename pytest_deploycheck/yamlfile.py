@@ -95,6 +95,7 @@ class _Loader(_Base):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # Keys flatten_mapping rewrites (`<<: *anchor` merges, `=` value keys).
 _SPECIAL_KEY_TAGS = frozenset({_MERGE_TAG, "tag:yaml.org,2002:value"})
@@ -107,6 +108,13 @@ def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
         if node.tag == _STR_TAG:
             # Most scalars are strings: skip the constructor's dispatch.
             return node.value
+        if node.tag == _TIMESTAMP_TAG:
+            try:
+                return loader.construct_object(node, deep=True)
+            except ValueError:
+                # Looks like a date but is none (2026-13-01, 25:00): kept as written, so the
+                # key that wants a date says so at its line instead of the load crashing.
+                return node.value
         return loader.construct_object(node, deep=True)
     if type(node) is yaml.MappingNode:
         return _mapping(loader, node, file)
@@ -181,14 +189,25 @@ def load_text(text: str, file: str) -> Any:
             return None
         return _convert(loader, node, file)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
+        line, problem = _where_broken(exc)
         raise ConfigError(f"malformed YAML: {problem}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"malformed YAML: {exc}", file=file) from None
     finally:
         loader.dispose()
+
+
+def _where_broken(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """The line to fix and what is wrong. An unclosed ``{``, ``[`` or quote is found only where
+    the parser gives up (often the end of the file); the line where it opens, PyYAML's context
+    mark, is the one to fix."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    context, opened, found = exc.context or "", exc.context_mark, exc.problem_mark
+    if opened is not None and context.startswith(("while parsing a flow", "while scanning")):
+        at = f" (at line {found.line + 1})" if found is not None else ""
+        return opened.line + 1, f"{context}: {problem}{at}"
+    mark = found or opened
+    return (mark.line + 1 if mark else None), problem
 
 
 def load_file(path: Path, display: str | None = None) -> Any:
