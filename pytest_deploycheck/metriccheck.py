@@ -325,6 +325,9 @@ class MetricRunner:
                           "inconclusive": "inconclusive"}[spec.no_data]
         result.reason = f"no data: {message} (no_data: {spec.no_data})"
         result.failure = "no_data" if result.outcome == "failed" else None
+        if result.passed:
+            # The one way a check passes on no evidence: said wherever passes are listed.
+            result.note = f"passed without evidence (no_data: pass): {message}"
 
     def _observe(self, result: MetricResult, spec: MetricSpec,
                  measure: Callable[[], Measurement], label: str) -> None:
@@ -362,6 +365,10 @@ class MetricRunner:
             result.failure, result.reason = "error", summary + detail
         elif all(m.status == "no_data" for m in result.measurements):
             self._no_data(result, spec, f"no measurement returned samples ({summary})")
+        elif not any(m.status in ("ok", "breach") for m in result.measurements):
+            # Errors (within error_limit) and empty answers only: nothing was judged, so
+            # nothing says the metric is fine.
+            self._no_data(result, spec, f"no valid measurement ({summary}{detail})")
         else:
             result.outcome, result.reason = "passed", summary
 
