@@ -118,7 +118,7 @@ def number(value: Any, what: str) -> float:
     Raises :class:`MetricQueryError` naming ``what`` when it is neither.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise MetricQueryError(f"{what} is not a number: {json.dumps(value, default=str)[:80]}")
+        raise MetricQueryError(f"{what} is not a number: {snippet(value)}")
     if isinstance(value, str):
         try:
             return float(value)  # also "NaN", "+Inf", "1e-3"
@@ -128,6 +128,11 @@ def number(value: Any, what: str) -> float:
             except ValueError:
                 raise MetricQueryError(f"{what} is not a number: {value[:80]!r}") from None
     return float(value)
+
+
+def snippet(value: Any) -> str:
+    """The start of a value from an answer, for a one-line reason."""
+    return json.dumps(value, default=str)[:80]
 
 
 class SourceContext:

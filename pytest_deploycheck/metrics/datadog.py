@@ -14,7 +14,16 @@ from typing import Any
 from ..endpoints import Service, parse_endpoint
 from ..units import parse_duration
 from ..yamlfile import YamlMap
-from .base import Fetch, Fetched, MetricQueryError, Sample, Series, SourceContext, number
+from .base import (
+    Fetch,
+    Fetched,
+    MetricQueryError,
+    Sample,
+    Series,
+    SourceContext,
+    number,
+    snippet,
+)
 
 DEFAULT_SITE = "datadoghq.com"
 DEFAULT_LOOKBACK = 300.0
@@ -93,20 +102,34 @@ def parse_answer(answer: Fetched) -> list[Series]:
                                f"it resets in {reset}s")
     body = answer.json("Datadog")
     if not isinstance(body, dict):
-        raise MetricQueryError(f"Datadog answered {answer.status} with unexpected JSON")
+        raise MetricQueryError(f"Datadog answered {answer.status} with unexpected JSON: "
+                               f"{snippet(body)}")
     if answer.status >= 300:
         errors = body.get("errors") or [body.get("error") or "no error text"]
+        errors = errors if isinstance(errors, list) else [errors]
         hint = " (check api_key and app_key)" if answer.status in (401, 403) else ""
         raise MetricQueryError(f"Datadog answered {answer.status}: "
                                f"{'; '.join(map(str, errors))}{hint}")
     if body.get("status") not in (None, "ok"):
         raise MetricQueryError(f"Datadog refused the query: {body.get('error') or body}")
-    out = []
-    for series in body.get("series") or []:
-        samples = tuple(Sample(timestamp=float(point[0]) / 1000,
-                               value=number(point[1], "Datadog point value"))
-                        for point in series.get("pointlist") or []
-                        # Datadog marks buckets without data with null.
-                        if isinstance(point, list) and len(point) == 2 and point[1] is not None)
-        out.append(Series(str(series.get("scope") or series.get("expression") or ""), samples))
-    return out
+    found = body.get("series") or []
+    if not isinstance(found, list):
+        raise MetricQueryError(f"Datadog 'series' is not a list: {snippet(found)}")
+    return [_series(series) for series in found]
+
+
+def _series(series: Any) -> Series:
+    points = series.get("pointlist") or [] if isinstance(series, dict) else None
+    if not isinstance(points, list):
+        raise MetricQueryError(f"Datadog series has no list of points: {snippet(series)}")
+    assert isinstance(series, dict)
+    samples = []
+    for point in points:
+        if not (isinstance(point, list) and len(point) == 2):
+            raise MetricQueryError(f"Datadog point is not [milliseconds, value]: "
+                                   f"{snippet(point)}")
+        if point[1] is None:  # Datadog marks buckets without data with null
+            continue
+        samples.append(Sample(timestamp=number(point[0], "Datadog point time") / 1000,
+                              value=number(point[1], "Datadog point value")))
+    return Series(str(series.get("scope") or series.get("expression") or ""), tuple(samples))

@@ -13,7 +13,16 @@ from typing import Any
 
 from ..endpoints import Service, parse_endpoint
 from ..yamlfile import YamlMap
-from .base import Fetch, Fetched, MetricQueryError, Sample, Series, SourceContext, number
+from .base import (
+    Fetch,
+    Fetched,
+    MetricQueryError,
+    Sample,
+    Series,
+    SourceContext,
+    number,
+    snippet,
+)
 
 SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -85,32 +94,55 @@ class PrometheusSource:
 
 
 def parse_answer(answer: Fetched) -> list[Series]:
-    """Series from a query API answer; Prometheus' own error text when it refused the query."""
+    """Series from a query API answer; Prometheus' own error text when it refused the query.
+
+    Whatever else came back (a proxy's page, JSON of another shape) is a
+    :class:`MetricQueryError` saying what was wrong with it, never a crash of the check.
+    """
     body = answer.json("Prometheus")
     if not isinstance(body, dict):
-        raise MetricQueryError(f"Prometheus answered {answer.status} with unexpected JSON")
+        raise MetricQueryError(f"Prometheus answered {answer.status} with unexpected JSON: "
+                               f"{snippet(body)}")
     if body.get("status") != "success":
         detail = body.get("error") or "no error text"
         kind = body.get("errorType", "error")
         raise MetricQueryError(f"Prometheus refused the query ({answer.status} {kind}): {detail}")
     if answer.status >= 300:
         raise MetricQueryError(f"Prometheus answered {answer.status}")
-    data = body.get("data") or {}
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise MetricQueryError(f"Prometheus answered {answer.status} without a 'data' object: "
+                               f"{snippet(body)}")
     result_type, result = data.get("resultType"), data.get("result")
     if result_type == "scalar":
         return [Series("", (_sample(result),))]
-    if result_type == "vector":
-        return [Series(labels_of(item.get("metric", {})), (_sample(item.get("value")),))
-                for item in result or []]
-    if result_type == "matrix":
-        return [Series(labels_of(item.get("metric", {})),
-                       tuple(_sample(pair) for pair in item.get("values", [])))
-                for item in result or []]
-    raise MetricQueryError(f"Prometheus answered a {result_type!r} result; a metric check needs "
-                           f"a number (a scalar, or a vector or matrix of one series)")
+    if result_type not in ("vector", "matrix"):
+        raise MetricQueryError(f"Prometheus answered a {result_type!r} result; a metric check "
+                               f"needs a number (a scalar, or a vector or matrix of one series)")
+    if not isinstance(result, list):
+        raise MetricQueryError(f"Prometheus {result_type} result is not a list: "
+                               f"{snippet(result)}")
+    out = []
+    for item in result:
+        metric = item.get("metric", {}) if isinstance(item, dict) else None
+        if not isinstance(metric, dict):
+            raise MetricQueryError(f"Prometheus {result_type} item is not a series with "
+                                   f"labels: {snippet(item)}")
+        assert isinstance(item, dict)
+        if result_type == "vector":
+            samples: tuple[Sample, ...] = (_sample(item.get("value")),)
+        else:
+            values = item.get("values")
+            if not isinstance(values, list):
+                raise MetricQueryError(f"Prometheus matrix series has no list of values: "
+                                       f"{snippet(item)}")
+            samples = tuple(_sample(pair) for pair in values)
+        out.append(Series(labels_of(metric), samples))
+    return out
 
 
 def _sample(pair: Any) -> Sample:
     if not (isinstance(pair, list) and len(pair) == 2):
-        raise MetricQueryError(f"Prometheus sample is not [time, value]: {pair!r}"[:120])
-    return Sample(timestamp=float(pair[0]), value=number(pair[1], "Prometheus sample value"))
+        raise MetricQueryError(f"Prometheus sample is not [time, value]: {snippet(pair)}")
+    return Sample(timestamp=number(pair[0], "Prometheus sample time"),
+                  value=number(pair[1], "Prometheus sample value"))
