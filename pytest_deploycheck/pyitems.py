@@ -65,6 +65,30 @@ def _location(node: Any) -> tuple[str, int]:
     return display_path(Path(path), Path(node.config.rootpath)), (line or 0) + 1
 
 
+def syntax_error_text(collector: pytest.Collector) -> str | None:
+    """``tests/x.py:12: SyntaxError: ...`` and the line, when the test module (or the conftest
+    of the folder) that ``collector`` failed to import does not compile; None otherwise.
+
+    pytest shows a syntax error as a traceback through its own import machinery, whose first
+    line (what the gate and the short summary show) is a line of pytest's code.
+    """
+    path = Path(collector.path)
+    file = path if isinstance(collector, pytest.Module) else path / "conftest.py"
+    try:
+        compile(file.read_bytes(), str(file), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = display_path(file, Path(collector.config.rootpath))
+        lines = [f"{where}:{exc.lineno}: SyntaxError: {exc.msg}"]
+        if exc.text:
+            lines.append(f"    {exc.text.rstrip()}")
+            if exc.offset:
+                lines.append(f"    {' ' * (exc.offset - 1)}^")
+        return "\n".join(lines)
+    except (OSError, ValueError):  # unreadable, or a null byte: not a syntax error to show
+        return None
+    return None
+
+
 def environment_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
