@@ -11,10 +11,12 @@ import pytest
 
 from .errors import DeploycheckError, UsageProblem
 from .session import CheckResult, DeployRun, display_path
-from .suites import KINDS, CheckInstance, Suite, instances, load_suite
+from .suites import KINDS, CheckInstance, Suite, claim_ids, instances, load_suite
 from .yamlfile import gc_paused
 
 RUN_KEY = pytest.StashKey[DeployRun]()
+# The id of every collected YAML check -> the file and line that define it (see claim_ids).
+CHECK_IDS_KEY = pytest.StashKey[dict[str, tuple[str, int]]]()
 # An item's index in the collected order, for reports (see gate.CheckRecord.order).
 ORDER_KEY = pytest.StashKey[int]()
 # The skip reason's prefix that marks a skipped item as inconclusive (``no_data: inconclusive``).
@@ -74,6 +76,7 @@ class SuiteFile(pytest.File, _ShowsConfigErrors):
         run = self.config.stash[RUN_KEY]
         known = run.environments_file().names if run.selected else None
         suite = load_suite(self.path, display_path(self.path, Path(self.config.rootpath)), known)
+        claim_ids(suite, self.config.stash.setdefault(CHECK_IDS_KEY, {}))
         if not run.selected:
             run.suites_without_env.append(suite.file)
             if hasattr(self.config, "workerinput"):

@@ -406,6 +406,24 @@ def _load_suite(path: Path, display: str, known: Sequence[str] | None) -> Suite:
     return Suite(name=name, file=display, checks=tuple(checks))
 
 
+def claim_ids(suite: Suite, seen: dict[str, tuple[str, int]]) -> None:
+    """Record the ids of ``suite``'s checks in ``seen`` (id -> file and line of its check).
+
+    Raises :class:`ConfigError` for an id a check of another file already has: the id keys
+    the check's baseline (two checks would overwrite each other's, so that neither is ever
+    judged against its own), ``--ack`` and reports. Each xdist worker collects every suite,
+    so each finds the duplicate itself.
+    """
+    for index, check in enumerate(suite.checks):
+        file, line = seen.setdefault(check.id, (check.file, check.line_of("name")))
+        if file != check.file:
+            raise ConfigError(f"check id '{check.id}' is also defined at {file}:{line}; a "
+                              f"check id (suite::name) must be unique across suite files (it "
+                              f"keys baselines, --ack and reports): rename the check or set "
+                              f"another 'suite:' in one of the files", file=check.file,
+                              line=check.line_of("name"), key=f"checks[{index}].name")
+
+
 def instances(check: Check, env: Environment) -> list[CheckInstance]:
     """The items ``check`` makes in ``env``; raises :class:`ConfigError` for names it cannot
     resolve there (an unknown service, an undefined template name)."""
