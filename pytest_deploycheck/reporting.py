@@ -37,6 +37,8 @@ class GatePlugin:
         self.fast = bool(settings.rollback_fast.value)
         self.acks: frozenset[str] = settings.ack.value
         self.used_acks: set[str] = set()
+        # --ack values that named an item that took none: (node id, why it could not)
+        self.unused_acks: dict[str, tuple[str, str]] = {}
         self.known: dict[str, dict[str, Any]] = {}  # nodeid -> its setup report's description
         self.session: pytest.Session | None = None
         self.problems: list[str] = []
@@ -73,6 +75,8 @@ class GatePlugin:
             self.versions.setdefault(info["env"], {})[version] = None
         if info.get("acknowledged"):
             self.used_acks.update(self.acks & set(info["details"].get("ack_ids", ())))
+        elif report.when == "call":
+            self._note_unused_acks(report, info)
         if crashed:
             outcome, message = "failed", str(report.longrepr).splitlines()[0]
         elif report.failed:
@@ -92,6 +96,15 @@ class GatePlugin:
             acknowledged=info.get("acknowledged"), order=info.get("order", 0))
         if self.gate.record(record) and self.fast and self.gate.mode != "off":
             self._roll_back_now(record)
+
+    def _note_unused_acks(self, report: pytest.TestReport, info: dict[str, Any]) -> None:
+        """Remember the ``--ack`` values that named this item although it took none, and why
+        it could not (empty when it passed without one)."""
+        details = info.get("details") or {}
+        for ack in self.acks & set(details.get("ack_ids", ())):
+            why = "" if report.passed else details.get("ack_refused") or (
+                "only manual steps and emergency-only deploy windows take --ack")
+            self.unused_acks.setdefault(ack, (report.nodeid, why))
 
     def _roll_back_now(self, record: CheckRecord) -> None:
         """``--rollback-fast``: roll back on this report, then stop the run cleanly."""
@@ -266,7 +279,14 @@ class GatePlugin:
             for line in workflow_commands(self.gate.envs):
                 write(line)
         for ack in sorted(self.acks - self.used_acks - {"all"}):
-            write(f"  NOTE --ack '{ack}' matched no item of this run")
+            nodeid, why = self.unused_acks.get(ack, ("", ""))
+            if not nodeid:
+                write(f"  NOTE --ack '{ack}' matched no item of this run")
+            elif why:
+                write(f"  NOTE --ack '{ack}' matched {nodeid}, which cannot be acknowledged: "
+                      f"{why}")
+            else:
+                write(f"  NOTE --ack '{ack}' matched {nodeid}, which passed without it")
         for problem in self.problems:
             write(f"  ERROR {problem}", red=True)
 

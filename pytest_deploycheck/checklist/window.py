@@ -37,6 +37,10 @@ class WindowEntry:
                            f"{describe_window(decision)}")
         lines = [f"  evaluated at: {when}", f"  FAILED {decision.reason}",
                  f"  next allowed window: {describe_window(decision)}"]
+        if not decision.emergency:
+            # Read by the summary when an --ack named this item: why it did not count.
+            data["ack_refused"] = (f"{decision.reason}, and --ack lets a deploy through only "
+                                   f"in an emergency-only window (emergency: true)")
         if decision.emergency:
             by = context.acknowledged_by(explicit_only=True)
             if by is not None:
