@@ -299,16 +299,19 @@ class MetricRunner:
             return measurement
         measurement.value = statistics.fmean(values) if values else None
         breaches = [j for j in judged if not j.ok]
+        # Every rule broken is reported: the threshold's and the baseline's are different
+        # problems (an absolute limit, a regression) with different fixes.
+        problems = []
         if breaches:
             worst = breaches[0]
-            measurement.status = "breach"
-            measurement.message = (f"{len(breaches)} of {len(judged)} samples breach "
-                                   f"{worst.failed_rule} (first: {_num(worst.sample.value)} at "
-                                   f"{utc_iso(worst.sample.timestamp)})")
-        elif value_rule is not None and measurement.value is not None \
+            problems.append(f"{len(breaches)} of {len(judged)} samples breach "
+                            f"{worst.failed_rule} (first: {_num(worst.sample.value)} at "
+                            f"{utc_iso(worst.sample.timestamp)})")
+        if value_rule is not None and measurement.value is not None \
                 and not value_rule.check(measurement.value):
-            measurement.status = "breach"
-            measurement.message = f"value {_num(measurement.value)} breaches {value_rule}"
+            problems.append(f"value {_num(measurement.value)} breaches {value_rule}")
+        if problems:
+            measurement.status, measurement.message = "breach", "; ".join(problems)
         return measurement
 
     def _decide_once(self, result: MetricResult, spec: MetricSpec) -> None:
