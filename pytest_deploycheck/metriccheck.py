@@ -398,7 +398,12 @@ class MetricReader:
                                             self.fetch), None, False)
         if not found or not found[0].samples:
             raise MetricQueryError(f"no data for {query!r} from {self.source.describe()}")
-        return found[0].samples[-1].value
+        sample = found[0].samples[-1]
+        if not sample.finite:
+            # NaN compares false with everything: `assert not value > limit` would pass on it.
+            raise MetricQueryError(f"no data for {query!r} from {self.source.describe()}: the "
+                                   f"value is {sample.value}, not a finite number")
+        return sample.value
 
     def series(self, query: str, window: float | str, step: float | str | None = None
                ) -> list[Sample]:

@@ -440,3 +440,17 @@ def test_a_metric_breaking_threshold_and_baseline_reports_both(project: Project,
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["  FAILED 1 of 1 samples breach < 100ms (first: 0.25 at *); "
                                  "value 0.25 breaches <= 0.011*"])
+
+
+def test_the_metric_fixture_refuses_a_nan_value(project: Project, prometheus: Prometheus) -> None:
+    # NaN compares false with everything: `assert not ratio > 0.01` would pass on it.
+    project.metric_source(f'{{type: prometheus, url: "{prometheus.url}"}}')
+    project.pytester.makepyfile(test_m="""
+        def test_ratio(metric):
+            ratio = metric("default").query("dc_nan_ratio")
+            assert not ratio > 0.01
+        """)
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no data for 'dc_nan_ratio' from prometheus *: the value is "
+                                 "nan, not a finite number"])
