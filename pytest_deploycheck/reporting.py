@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,7 @@ class GatePlugin:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            message = _first_line(report, last=False)
+            message = _collection_error_line(report)
             if report.nodeid and not message.startswith(report.nodeid):
                 message = f"{report.nodeid}: {message}"
             self.collection_errors.append(self.run.redactor.redact(message))
@@ -321,6 +322,22 @@ def _first_line(report: pytest.TestReport | pytest.CollectReport, last: bool = T
     traceback), or the first (a collection error's message)."""
     text = [line for line in str(report.longrepr or "").strip().splitlines() if line.strip()]
     return text[-1 if last else 0][:300] if text else ""
+
+
+# A frame of pytest's short traceback: "tests/test_x.py:3: in <module>".
+_FRAME = re.compile(r"^(\S+\.py):(\d+): in ")
+
+
+def _collection_error_line(report: pytest.CollectReport) -> str:
+    """A collection error in one line: the message of a YAML or syntax error (its first
+    line), or for a module that raised while imported, ``file:line: Error: message`` from
+    the traceback's last frame and its exception line."""
+    text = [line for line in str(report.longrepr or "").strip().splitlines() if line.strip()]
+    errors = [line[1:].strip() for line in text if line.startswith("E ")]
+    frames = [found for line in text if (found := _FRAME.match(line))]
+    if errors and frames:
+        return f"{frames[-1][1]}:{frames[-1][2]}: {errors[-1]}"[:300]
+    return text[0][:300] if text else ""
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -454,3 +454,14 @@ def test_the_metric_fixture_refuses_a_nan_value(project: Project, prometheus: Pr
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no data for 'dc_nan_ratio' from prometheus *: the value is "
                                  "nan, not a finite number"])
+
+
+def test_a_check_module_that_raises_on_import_is_named_with_its_line(project: Project) -> None:
+    project.environments(TWO_ENVS)
+    project.pytester.makepyfile(test_x="import nosuchmodule_xyz\n",
+                                test_y="import pytest\nundefined_name\n")
+    result = runpytest(project.pytester, "--env=production")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "  NOT COLLECTED test_x.py:1: ModuleNotFoundError: No module named 'nosuchmodule_xyz'",
+        "  NOT COLLECTED test_y.py:2: NameError: name 'undefined_name' is not defined"])
