@@ -415,13 +415,17 @@ def claim_ids(suite: Suite, seen: dict[str, tuple[str, int]]) -> None:
     so each finds the duplicate itself.
     """
     for index, check in enumerate(suite.checks):
-        file, line = seen.setdefault(check.id, (check.file, check.line_of("name")))
-        if file != check.file:
-            raise ConfigError(f"check id '{check.id}' is also defined at {file}:{line}; a "
-                              f"check id (suite::name) must be unique across suite files (it "
-                              f"keys baselines, --ack and reports): rename the check or set "
-                              f"another 'suite:' in one of the files", file=check.file,
-                              line=check.line_of("name"), key=f"checks[{index}].name")
+        here = (check.file, check.line_of("name"))
+        # With its parameters too: a check named 'p99[eu]' and a check 'p99' parametrized
+        # with 'eu' would share the baseline 'suite::p99[eu]'.
+        for key in (check.id, *(f"{check.id}[{p.id}]" for p in check.params)):
+            file, line = seen.setdefault(key, here)
+            if (file, line) != here:
+                raise ConfigError(f"check id '{key}' is also defined at {file}:{line}; a check "
+                                  f"id (suite::name) must be unique across suite files (it "
+                                  f"keys baselines, --ack and reports): rename the check or "
+                                  f"set another 'suite:' in one of the files",
+                                  file=check.file, line=here[1], key=f"checks[{index}].name")
 
 
 def instances(check: Check, env: Environment) -> list[CheckInstance]:

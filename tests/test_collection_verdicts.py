@@ -54,6 +54,8 @@ def assert_collection_error(project: Project, message: str, *args: str) -> str:
      "    envs: []\n",
      "suites/s.yaml:5: checks[[]0[]].envs: an empty list of environments selects the check "
      "nowhere*"),
+    ("envs: []\nchecks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n",
+     "suites/s.yaml:1: envs: an empty list of environments selects the check nowhere*"),
 ])
 def test_unknown_environment_in_a_suite_is_a_collection_error(project: Project, suite: str,
                                                               message: str) -> None:
@@ -405,6 +407,19 @@ def test_two_files_with_the_same_suite_and_check_are_a_collection_error(
     assert result.ret != pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["  NOT COLLECTED " + message])
     assert json.loads((project.path / "g.json").read_text())["verdict"] != "passed"
+
+
+def test_a_parametrized_check_cannot_share_a_baseline_with_a_check_named_like_it(
+        project: Project) -> None:
+    project.environments(TWO_ENVS)
+    project.suite("s.yaml", """\
+        checks:
+          - {name: "p99[eu]", kind: health, request: {url: 'http://127.0.0.1:9/'}}
+          - {name: p99, kind: health, request: {url: 'http://127.0.0.1:9/{{ r }}'},
+             parametrize: {r: [eu, us]}}
+        """)
+    assert_collection_error(project, "suites/s.yaml:3: checks[[]1[]].name: check id "
+                                     "'s::p99[[]eu[]]' is also defined at suites/s.yaml:2*")
 
 
 # --- 8. --ack and both rules ------------------------------------------------------------------
