@@ -101,7 +101,11 @@ class DeployRun:
     def check_selection(self) -> None:
         """Raise :class:`UsageProblem` unless every selected environment exists."""
         try:
-            self.environments_file().check_names(list(self.selected))
+            environments = self.environments_file()
+        except ConfigError as exc:  # the file's own fault, not the option's
+            raise UsageProblem(str(exc)) from None
+        try:
+            environments.check_names(list(self.selected))
         except ConfigError as exc:
             raise UsageProblem(f"{self.settings.env.source}: {exc}") from None
 

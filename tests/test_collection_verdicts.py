@@ -83,9 +83,10 @@ def test_empty_envs_in_a_python_marker_is_a_collection_error(project: Project) -
 def test_extends_of_an_environment_not_selected_is_checked_too(project: Project) -> None:
     project.environments(TWO_ENVS + "  canary:\n    extends: prodution\n")
     project.suite("s.yaml", "checks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n")
-    assert_collection_error(project, "environments.yaml:9: environments.canary.extends: extends "
+    out = assert_collection_error(project, "environments.yaml:9: environments.canary.extends: extends "
                                      "unknown environment 'prodution' (did you mean "
                                      "'production'?)")
+    assert "--env:" not in out  # the file is at fault, not the option
 
 
 # --- 2. no valid measurement ------------------------------------------------------------------
