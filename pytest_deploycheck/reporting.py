@@ -57,7 +57,10 @@ class GatePlugin:
             message = _collection_error_line(report)
             if report.nodeid and not message.startswith(report.nodeid):
                 message = f"{report.nodeid}: {message}"
-            self.collection_errors.append(self.run.redactor.redact(message))
+            message = self.run.redactor.redact(message)
+            # Under xdist every worker collects everything and may report the same error.
+            if message not in self.collection_errors:
+                self.collection_errors.append(message)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         sent = getattr(report, "deploycheck", None)

@@ -481,3 +481,6 @@ def test_a_check_module_that_raises_on_import_is_named_with_its_line(project: Pr
     result.stdout.fnmatch_lines([
         "  NOT COLLECTED test_x.py:1: ModuleNotFoundError: No module named 'nosuchmodule_xyz'",
         "  NOT COLLECTED test_y.py:2: NameError: name 'undefined_name' is not defined"])
+    # Each xdist worker reports it; the gate lists it once.
+    result = runpytest(project.pytester, "--env=production", "-n", "2")
+    assert result.stdout.str().count("  NOT COLLECTED test_y.py:2: NameError") == 1
