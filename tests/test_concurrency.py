@@ -203,6 +203,8 @@ def test_concurrency_changes_no_outcome(project: Project, args: list[str]) -> No
         srv = start_server()
         try:
             environment(project, srv.url)
+            with (project.path / "environments.yaml").open("a") as file:
+                file.write("  staging: {}\n")  # the one `only staging` runs in
             project.suite("post.yaml", SUITE)
             (project.path / "suites" / "test_python.py").write_text(textwrap.dedent("""\
                 import pytest
