@@ -104,10 +104,15 @@ class GatePlugin:
     def _note_unused_acks(self, report: pytest.TestReport, info: dict[str, Any]) -> None:
         """Remember the ``--ack`` values that named this item although it took none, and why
         it could not (empty when it passed without one)."""
+        if not self.acks:
+            return
         details = info.get("details") or {}
-        for ack in self.acks & set(details.get("ack_ids", ())):
+        # The names --ack accepts for any item (checklistcheck.ack_ids for checklist ones).
+        names = {info["id"], info["item_id"], f"{info['file']}::{info['item_id']}"}
+        for ack in self.acks & names:
             why = "" if report.passed else details.get("ack_refused") or (
-                "only manual steps and emergency-only deploy windows take --ack")
+                f"a {info['kind']} check that is not a manual step; only manual steps and "
+                f"emergency-only deploy windows take --ack")
             self.unused_acks.setdefault(ack, (report.nodeid, why))
 
     def _roll_back_now(self, record: CheckRecord) -> None:

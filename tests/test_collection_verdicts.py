@@ -439,6 +439,18 @@ def test_an_ack_for_a_blackout_says_it_cannot_be_acknowledged(project: Project) 
     assert "matched no item" not in result.stdout.str()
 
 
+def test_an_ack_for_a_check_of_another_kind_names_it(project: Project) -> None:
+    project.environments(TWO_ENVS)
+    project.suite("s.yaml", "checks:\n  - {name: down, kind: health, request: {url: "
+                            "'http://127.0.0.1:9/'}}\n")
+    result = runpytest(project.pytester, "--env=production", "--ack=s::down")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  NOTE --ack 's::down' matched suites/s.yaml::s::down"
+                                 "[[]production[]], which cannot be acknowledged: a health check "
+                                 "that is not a manual step; only manual steps and "
+                                 "emergency-only deploy windows take --ack"])
+
+
 def test_a_metric_breaking_threshold_and_baseline_reports_both(project: Project,
                                                               prometheus: Prometheus) -> None:
     project.metric_source(f'{{type: prometheus, url: "{prometheus.url}"}}')
