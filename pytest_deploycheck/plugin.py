@@ -185,19 +185,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector
-                               ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
-    report = yield
-    if report.failed and isinstance(collector, (pytest.Module, pytest.Directory)):
-        from .pyitems import syntax_error_text
-
-        text = syntax_error_text(collector)
-        if text is not None:
-            report.longrepr = text
-    return report
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marked = metafunc.definition.get_closest_marker("deploycheck") is not None
     if "deploy_env" in metafunc.fixturenames or marked:
@@ -282,9 +269,13 @@ def pytest_make_collect_report(collector: pytest.Collector
                                ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     report = yield
     if report.failed:
-        # A bad input's message may quote a value with a secret in it (a mistyped URL).
-        from .pyitems import redact_report
+        from .pyitems import redact_report, syntax_error_text
 
+        if isinstance(collector, (pytest.Module, pytest.Directory)):
+            text = syntax_error_text(collector)
+            if text is not None:
+                report.longrepr = text
+        # A bad input's message may quote a value with a secret in it (a mistyped URL).
         redact_report(report, _run(collector.config).redactor)
     return report
 
