@@ -1,19 +1,30 @@
-"""One keep-alive ``httpx.Client`` per (environment, service), shared by YAML and Python checks."""
+"""One keep-alive ``httpx.Client`` per (environment, service), shared by YAML and Python checks.
+
+Every client the plugin builds (:func:`new_client`) holds each exchange to a deadline: httpx's
+timeouts apply to each socket operation, so a server sending its status line one byte at a
+time never trips them. Here the request's timeout counts from the moment it is sent, and every
+connect, TLS handshake, write and read is given only what is left of it, headers and body
+included.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import ssl
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
+import httpcore
 import httpx
 
-from .endpoints import Service
-from .environments import Environment
 from .errors import CheckError
 from .secrets import Redactor, is_secret_header
-from .suites import SAFE_METHODS
 from .units import format_duration
+
+if TYPE_CHECKING:  # at run time, the environments (and their actions) import this module
+    from .endpoints import Service
+    from .environments import Environment
 
 ALLOW_WRITE = "deploycheck_allow_write"
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -28,6 +39,8 @@ class ProtectedEnvironmentError(CheckError):
 
 
 def _protect(env_name: str) -> httpx._client.EventHook:
+    from .suites import SAFE_METHODS
+
     def guard(request: httpx.Request) -> None:
         if request.method not in SAFE_METHODS and not request.extensions.get(ALLOW_WRITE):
             raise ProtectedEnvironmentError(
@@ -69,6 +82,89 @@ def read_body(response: httpx.Response, started: float, timeout: float,
     return bytes(body)
 
 
+# When the exchange under way in this thread must end (time.monotonic()), set as it is sent.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "deploycheck_http_deadline", default=None)
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    """What a socket operation may take: its own timeout, cut to what is left of the deadline."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the exchange's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(
+            ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None
+                    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(
+            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _start_deadline(request: httpx.Request) -> None:
+    # The longest of the request's timeouts bounds the whole exchange, redirects each anew.
+    timeouts = [t for t in request.extensions.get("timeout", {}).values() if t is not None]
+    _DEADLINE.set(time.monotonic() + max(timeouts) if timeouts else None)
+
+
+def new_client(**options: Any) -> httpx.Client:
+    """An ``httpx.Client`` (``options`` as for httpx) whose exchanges end by their timeout.
+
+    httpx has no hook for its sockets: the network backend of each of its connection pools
+    (httpcore's, private in httpx 0.28) is wrapped. Should httpx rename it, this fails loudly
+    rather than running without deadlines.
+    """
+    hooks = dict(options.pop("event_hooks", None) or {})
+    hooks["request"] = [_start_deadline, *hooks.get("request", [])]
+    client = httpx.Client(event_hooks=hooks, **options)
+    for transport in [client._transport, *client._mounts.values()]:
+        if not isinstance(transport, httpx.HTTPTransport):
+            continue  # no transport for that pattern, or the caller's own
+        pool = getattr(transport, "_pool", None)
+        if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+            raise RuntimeError("httpx/httpcore changed: cannot bound exchanges by a deadline")
+        pool._network_backend = _DeadlineBackend(pool._network_backend)  # type: ignore[union-attr]
+    return client
+
+
 class ClientPool:
     """Clients built on first use and closed together at session end.
 
@@ -97,15 +193,15 @@ class ClientPool:
                     request_hooks.append(_protect(env.name))
                 hooks = {"request": request_hooks} if request_hooks else {}
                 if service is None:
-                    client = httpx.Client(timeout=env.timeout, event_hooks=hooks,
-                                          limits=self._limits)
+                    client = new_client(timeout=env.timeout, event_hooks=hooks,
+                                        limits=self._limits)
                 else:
                     verify: bool | ssl.SSLContext = service.verify_tls \
                         if isinstance(service.verify_tls, bool) \
                         else ssl.create_default_context(cafile=service.verify_tls)
-                    client = httpx.Client(base_url=service.url, headers=dict(service.headers),
-                                          timeout=service.timeout, event_hooks=hooks,
-                                          verify=verify, limits=self._limits)
+                    client = new_client(base_url=service.url, headers=dict(service.headers),
+                                        timeout=service.timeout, event_hooks=hooks,
+                                        verify=verify, limits=self._limits)
                 self._clients[key] = client
             return client
 

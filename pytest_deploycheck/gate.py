@@ -8,8 +8,13 @@ so every decision is made in one process, also under xdist, however many checks 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +75,33 @@ class CheckRecord:
                 "acknowledged": self.acknowledged}
 
 
+class RollbackInterrupted(BaseException):
+    """A second SIGINT or SIGTERM while the rollback runs: stop it now."""
+
+
+@contextlib.contextmanager
+def _signals_held(received: list[str]) -> Iterator[None]:
+    """Record SIGINT and SIGTERM instead of raising them: a rollback cut in half leaves the
+    service neither old nor new, and CI cancelling a job sends one signal. A second signal
+    raises :class:`RollbackInterrupted` (the person insists); later ones are only recorded.
+    Only the main thread can handle signals; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        if len(received) == 2:
+            raise RollbackInterrupted(received[-1])
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
 @dataclass
 class RollbackRun:
     """What the gate did about failed rollback-gate checks in one environment."""
@@ -78,6 +110,8 @@ class RollbackRun:
     triggered_by: list[str]
     actions: list[ActionResult] = field(default_factory=list)
     reaction: float | None = None  # seconds from the triggering report to the first action
+    signals: list[str] = field(default_factory=list)  # received while the actions ran
+    interrupted: bool = False  # a second signal stopped it
 
     @property
     def succeeded(self) -> bool:
@@ -93,6 +127,8 @@ class RollbackRun:
                                "actions": [a.to_json() for a in self.actions]}
         if self.reaction is not None:
             out["reaction_seconds"] = round(self.reaction, 3)
+        if self.signals:
+            out["signals"], out["interrupted"] = self.signals, self.interrupted
         return out
 
 
@@ -109,6 +145,9 @@ class EnvGate:
     # Why the checks could not all run (a suite that failed to collect): the deploy must not
     # go ahead on a gate that was not evaluated.
     errors: list[str] = field(default_factory=list)
+    # What went wrong around the checks that the verdict does not say (a failures file that
+    # could not be written where it belongs, a signal during the rollback).
+    problems: list[str] = field(default_factory=list)
 
     def add(self, record: CheckRecord) -> None:
         previous = self.records.get(record.nodeid)
@@ -136,7 +175,7 @@ class EnvGate:
             if not self.rollback.actions:
                 return "failed"
             return "rolled_back" if self.rollback.succeeded else "rollback_failed"
-        if failed or self.errors:
+        if failed or self.errors or self.problems:
             return "blocked"
         outcomes = {r.outcome for r in self.records.values()}
         if "inconclusive" in outcomes or not outcomes:  # no check ran: nothing is known
@@ -148,7 +187,8 @@ class EnvGate:
                 "finished": finished,
                 "checks": [r.to_json() for r in self.ordered()],
                 "rollback": self.rollback.to_json() if self.rollback else None,
-                "notify": [a.to_json() for a in self.notify], "errors": self.errors}
+                "notify": [a.to_json() for a in self.notify], "errors": self.errors,
+                **({"problems": self.problems} if self.problems else {})}
 
 
 # What the gate calls for the pytest hook ``pytest_deploycheck_rollback``: (env, failures) ->
@@ -171,6 +211,12 @@ class Gate:
         self.envs: dict[str, EnvGate] = {}
         self.started = utc_iso()
         self.audit_errors: list[str] = []
+        # Problems of the run's own files (the failures files), for the terminal and report.
+        self.problems: list[str] = []
+        # Names this run's failures files and webhooks' Idempotency-Keys: concurrent runs
+        # against one environment must not read each other's failures.
+        self.run_id = uuid.uuid4().hex
+        self._scratch: list[Path] = []  # failures files and fallback folders, removed at finish
 
     def env(self, name: str) -> EnvGate:
         return self.envs.setdefault(name, EnvGate(name))
@@ -214,14 +260,31 @@ class Gate:
             self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
             return run
         data = [self.redactor.redact_data(r.to_json()) for r in failures]
-        failures_file = self.state_dir / f"{env_name}.rollback-failures.json"
         try:
-            write_json_atomic(failures_file, data)
+            failures_file = self._failures_file(env_name, "rollback", data)
         except OSError as exc:
             run.actions.append(ActionResult("write failures file", "file", "failed", str(exc)))
             self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
             return run
-        context = ActionContext(env_name, data, failures_file, self.redactor)
+        context = ActionContext(env_name, data, failures_file, self.redactor,
+                                run_id=self.run_id)
+        try:
+            with _signals_held(run.signals):
+                self._run_actions(run, environment, context, data, reported_at)
+        except RollbackInterrupted:  # between two actions: what ran is recorded
+            run.interrupted = True
+        if run.signals:
+            self.audit("rollback_signals", env=env_name, signals=run.signals,
+                       interrupted=run.interrupted)
+            self.problem(env_name, f"{' then '.join(run.signals)} received during the "
+                                    f"rollback; " + ("the second stopped it (interrupted)"
+                                                     if run.interrupted
+                                                     else "the rollback ran to its end"))
+        return run
+
+    def _run_actions(self, run: RollbackRun, environment: Environment, context: ActionContext,
+                     data: list[dict[str, Any]], reported_at: float | None) -> None:
+        env_name = context.env
         for action in environment.rollback:
             if reported_at is not None and run.reaction is None:
                 run.reaction = time.monotonic() - reported_at
@@ -231,11 +294,17 @@ class Gate:
                 self.audit("rollback_action_start", env=env_name, name=action.name,
                            type=action.type, action=action.describe())
                 started = time.time()
-                result = action.run(context)
+                try:
+                    result = action.run(context)
+                except RollbackInterrupted as exc:
+                    run.interrupted = True
+                    result = ActionResult(action.name, action.type, "interrupted",
+                                          f"stopped by a second signal ({exc}) during the "
+                                          f"rollback", duration=time.time() - started)
                 result.started = started
             run.actions.append(result)
             self.audit("rollback_action", env=env_name, **result.to_json())
-            if result.outcome == "failed":
+            if result.outcome in ("failed", "interrupted"):
                 break
         else:
             if self.mode == "auto" and self.hook is not None:
@@ -245,7 +314,40 @@ class Gate:
                     hooked.started = started
                     run.actions.append(hooked)
                     self.audit("rollback_action", env=env_name, **hooked.to_json())
-        return run
+
+    def _failures_file(self, env: str, purpose: str, data: list[dict[str, Any]]) -> Path:
+        """Write the failed checks for ``env``'s commands, in the state dir, or, when that
+        cannot be written, in a temporary folder (reported): the actions run either way."""
+        name = f"{env}.{purpose}-failures.{self.run_id}.json"
+        path = self.state_dir / name
+        try:
+            write_json_atomic(path, data)
+        except OSError as exc:
+            folder = Path(tempfile.mkdtemp(prefix="deploycheck-"))
+            self._scratch.append(folder)
+            fallback = folder / name
+            write_json_atomic(fallback, data)
+            problem = (f"cannot write the failures file {path}: "
+                       f"{exc.strerror or exc}; the {purpose} actions read {fallback} instead")
+            self.problem(env, problem)
+            self.audit("state_error", env=env, message=problem)
+            return fallback
+        self._scratch.append(path)
+        return path
+
+    def problem(self, env: str, problem: str) -> None:
+        """Something ``env``'s verdict must account for, told in the terminal and report."""
+        self.env(env).problems.append(problem)
+        self.problems.append(f"{env}: {problem}")
+
+    def _remove_scratch(self) -> None:
+        for path in self._scratch:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._scratch.clear()
 
     def finish(self, notify: bool = True) -> dict[str, str]:
         """Roll back every environment that needs it and has not been, decide the verdicts,
@@ -261,6 +363,8 @@ class Gate:
             self.audit("verdict", env=name, verdict=gate.verdict, counts=counts)
             if notify:
                 self._notify(gate)
+        # The actions have ended: their failures files only served them.
+        self._remove_scratch()
         return verdicts
 
     def _notify(self, gate: EnvGate) -> None:
@@ -275,11 +379,12 @@ class Gate:
             if gate.verdict not in notify.when:
                 continue
             if context is None:
-                path = self.state_dir / f"{gate.env}.notify-failures.json"
+                path = self.state_dir / f"{gate.env}.notify-failures.{self.run_id}.json"
                 # A notification is worth sending without its file.
                 with contextlib.suppress(OSError):
-                    write_json_atomic(path, failures)
-                context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict)
+                    path = self._failures_file(gate.env, "notify", failures)
+                context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict,
+                                        run_id=self.run_id)
             started = time.time()
             result = notify.action.run(context)
             result.started = started

@@ -156,6 +156,8 @@ class GatePlugin:
             self.gate.env(name).errors.extend(self.collection_errors)
         if not self.gate.envs:
             return
+        for env, message in self.run.processes.exited():  # what the checks did not test
+            self.gate.problem(env, message)
         verdicts = self.gate.finish()
         report = self.gate.report()
         path = self.run.settings.gate_report.value
@@ -175,7 +177,9 @@ class GatePlugin:
                                      f"{exc.__class__.__name__}: {exc}")
         self._write_allure_files()
         self._github_summary()
-        self.problems += self.gate.audit_errors
+        self.problems += self.gate.audit_errors + self.gate.problems
+        if any(g.rollback is not None and g.rollback.signals for g in self.gate.envs.values()):
+            session.exitstatus = pytest.ExitCode.INTERRUPTED  # the run was asked to stop
         if any(v not in OK_VERDICTS for v in verdicts.values()) and \
                 session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -192,3 +192,55 @@ def stop_server(server: LoopbackServer) -> None:
     server.stopping.set()
     server.shutdown()
     server.server_close()
+
+
+class SlowLoris:
+    """A server on 127.0.0.1 that answers every request one byte at a time, forever.
+
+    ``/big`` answers with a valid header, then an endless body; every other path drips its
+    status line and header lines, which defeats any timeout applied per socket read.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                request = conn.recv(65536)
+                if request.split(b" ", 2)[1:2] == [b"/big"]:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                    chunk = b"x" * 65536
+                    while not self.stopping.is_set():
+                        conn.sendall(chunk)
+                    return
+                data = b"HTTP/1.1 200 OK\r\n" + b"X-Drip: 1\r\n" * 100000
+                for byte in data:
+                    if self.stopping.wait(self.interval):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()

@@ -23,6 +23,7 @@ class ActionContext:
     failures_file: Path  # the same as a JSON file, for commands
     redactor: Redactor
     verdict: str | None = None
+    run_id: str = ""  # unique to this run: with the action, its webhooks' Idempotency-Key
 
     def scope(self) -> dict[str, Any]:
         """Template names for webhook bodies and commands."""

@@ -1,0 +1,319 @@
+"""Rollback and notify actions run exactly once and to the end, and every HTTP exchange and
+command the plugin makes is bounded: what is retried, signals during the rollback, the failures
+file, backgrounded commands, answers too large or too slow, and ``start:`` readiness."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import Project, free_port, runpytest
+from servers import LoopbackServer, SlowLoris
+from test_gates_rollback import environments, failing_suite
+from test_start_processes import listening, running
+
+
+@pytest.fixture
+def loris() -> Iterator[SlowLoris]:
+    srv = SlowLoris()
+    yield srv
+    srv.close()
+
+
+def audit_events(project: Project) -> list[dict[str, object]]:
+    lines = (project.path / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def gate_report(project: Project) -> dict[str, object]:
+    report: dict[str, object] = json.loads((project.path / "gate.json").read_text())
+    return report
+
+
+def keys_sent(server: LoopbackServer, path: str) -> list[str | None]:
+    return [headers.get("Idempotency-Key") for _, p, headers in server.requests if p == path]
+
+
+# --- case 1: what is retried ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "extra", "message"), [
+    ("/hang/ID", "timeout: 1s", "timed out after 1s*"),
+    ("/webhook/503/ID", "", "answered 503"),
+])
+def test_a_webhook_that_may_have_reached_the_server_is_sent_once(
+        project: Project, server: LoopbackServer, path: str, extra: str, message: str) -> None:
+    path = path.replace("ID", uuid.uuid4().hex)
+    environments(project, server, f"""\
+            rollback:
+              - webhook: {{url: "{server.url}{path}", retries: 2, {extra}}}
+    """)
+    failing_suite(project, 1)
+    result = runpytest(project.pytester, "--env=prod")
+    result.stdout.fnmatch_lines(["prod: rollback_failed *", f"    webhook *: failed *({message})"])
+    assert server.hits[path] == 1
+
+
+def test_a_webhook_that_cannot_connect_is_retried(project: Project,
+                                                  server: LoopbackServer) -> None:
+    environments(project, server, f"""\
+            rollback:
+              - webhook: {{url: "http://127.0.0.1:{free_port()}/", retries: 2, timeout: 1s}}
+    """)
+    failing_suite(project, 1)
+    result = runpytest(project.pytester, "--env=prod")
+    result.stdout.fnmatch_lines(["    webhook *: failed in *s (cannot connect*(after 3 attempts))"])
+
+
+def test_retries_on_timeout_allows_resending_and_the_key_stays_the_same(
+        project: Project, server: LoopbackServer) -> None:
+    path, other = f"/webhook/503/{uuid.uuid4().hex}", f"/webhook/200/{uuid.uuid4().hex}"
+    environments(project, server, f"""\
+            rollback:
+              - webhook: {{url: "{server.url}{other}"}}
+              - webhook: {{url: "{server.url}{path}", retries: 2, retries_on_timeout: true}}
+    """)
+    failing_suite(project, 1)
+    result = runpytest(project.pytester, "--env=prod")
+    result.stdout.fnmatch_lines(["    webhook *: failed in *s (answered 503 (after 3 attempts))"])
+    assert server.hits[path] == 3
+    keys = keys_sent(server, path)
+    assert len(set(keys)) == 1 and keys[0]
+    assert keys_sent(server, other)[0] not in (None, keys[0])
+    runpytest(project.pytester, "--env=prod")   # another run: another key
+    assert keys_sent(server, path)[-1] != keys[0]
+
+
+def test_a_notify_webhook_is_sent_once_with_an_idempotency_key(
+        project: Project, server: LoopbackServer) -> None:
+    path = f"/webhook/503/{uuid.uuid4().hex}"
+    environments(project, server, f"""\
+            notify:
+              - webhook: {{url: "{server.url}{path}", retries: 2}}
+    """)
+    failing_suite(project, 0)
+    result = runpytest(project.pytester, "--env=prod")
+    result.stdout.fnmatch_lines(["  NOTIFY *: failed (answered 503)"])
+    assert server.hits[path] == 1
+    assert keys_sent(server, path)[0]
+
+
+# --- cases 6 and 7: answers too large or too slow -------------------------------------------
+
+def test_an_endless_webhook_answer_is_cut_at_its_cap(project: Project, server: LoopbackServer,
+                                                     loris: SlowLoris) -> None:
+    environments(project, server, f"""\
+            rollback:
+              - webhook: {{url: "{loris.url}/big", timeout: 30s}}
+            notify:
+              - webhook: {{url: "{loris.url}/big", timeout: 30s}}
+    """)
+    failing_suite(project, 1)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    assert time.monotonic() - started < 15    # the body is endless: only the cap ends it
+    result.stdout.fnmatch_lines(["prod: rolled_back *", "  NOTIFY *: succeeded"])
+    report = gate_report(project)
+    assert len(report["rollback"]["actions"][0]["output"]) <= 4001  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kind", ["rollback", "notify"])
+def test_a_webhook_answering_one_byte_at_a_time_is_cut_at_its_timeout(
+        project: Project, server: LoopbackServer, loris: SlowLoris, kind: str) -> None:
+    environments(project, server, f"""\
+            {kind}:
+              - webhook: {{url: "{loris.url}/drip", timeout: 1s, retries: 0}}
+    """)
+    failing_suite(project, 1)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=prod")
+    assert time.monotonic() - started < 1 + 4
+    result.stdout.fnmatch_lines(["*: failed*(timed out after 1s*"])
+
+
+def test_a_check_answered_one_byte_at_a_time_fails_at_its_timeout(
+        project: Project, loris: SlowLoris) -> None:
+    project.simple(loris.url, """\
+        service: api
+        checks:
+          - {name: drip, kind: health, timeout: 1s, request: {path: /drip}}
+        """)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=test")
+    assert time.monotonic() - started < 1 + 4
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*timed out after *(ReadTimeout)*"])
+
+
+def test_a_metric_source_answering_one_byte_at_a_time_fails_at_its_timeout(
+        project: Project, loris: SlowLoris) -> None:
+    project.metric_source(f"{{type: http, url: '{loris.url}/drip', timeout: 1s}}")
+    project.suite("m.yaml", """\
+        checks:
+          - {name: drip, kind: metric, query: value, threshold: "< 1"}
+        """)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=test")
+    assert time.monotonic() - started < 1 + 4
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*timed out after 1s*"])
+
+
+def test_a_python_check_answered_one_byte_at_a_time_fails_at_the_service_timeout(
+        project: Project, loris: SlowLoris) -> None:
+    project.environments(f"""\
+        environments:
+          test:
+            services:
+              api: {{url: "{loris.url}", timeout: 1s}}
+        """)
+    project.pytester.makepyfile(test_drip="""
+        import httpx
+        import pytest
+
+        @pytest.mark.deploycheck(kind="smoke")
+        def test_drip(service):
+            with pytest.raises(httpx.TimeoutException):
+                service("api").get("/drip")
+        """)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=test")
+    assert time.monotonic() - started < 1 + 4
+    result.assert_outcomes(passed=1)
+
+
+LORIS_SCRIPT = """\
+import socket, sys, threading, time
+
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen(16)
+
+def drip(conn):
+    conn.recv(65536)
+    for byte in b"HTTP/1.1 200 OK\\r\\n" + b"X-Drip: 1\\r\\n" * 100000:
+        time.sleep(0.2)
+        conn.sendall(bytes([byte]))
+
+while True:
+    conn, _ = sock.accept()
+    threading.Thread(target=drip, args=(conn,), daemon=True).start()
+"""
+
+
+def test_a_ready_url_answering_one_byte_at_a_time_is_not_ready_at_the_start_timeout(
+        project: Project) -> None:
+    port = free_port()
+    (project.path / "loris.py").write_text(LORIS_SCRIPT)
+    project.environments(f"""\
+        environments:
+          local:
+            start:
+              - name: loris
+                command: [python, loris.py, "{port}"]
+                ready: http://127.0.0.1:{port}/health
+                timeout: 2s
+        """)
+    project.suite("s.yaml", "checks:\n  - {name: w, kind: checklist, manual: x}\n")
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=local")
+    assert time.monotonic() - started < 2 + 4
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'loris' was not ready after 2s*"])
+
+
+# --- case 9: readiness from the process we started ------------------------------------------
+
+def test_a_ready_port_already_in_use_is_refused_before_starting(
+        project: Project, server: LoopbackServer) -> None:
+    marker = f"m-{uuid.uuid4().hex[:10]}"
+    project.environments(f"""\
+        environments:
+          local:
+            start:
+              - {{command: "sleep 30 # {marker}", ready: "{server.url}/ok", timeout: 5s}}
+        """)
+    project.suite("s.yaml", "checks:\n  - {name: w, kind: checklist, manual: x}\n")
+    result = runpytest(project.pytester, "--env=local")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*environments.yaml:4: start: *not started: port "
+                                 f"{server.server_port} of its ready URL {server.url}/ok is "
+                                 f"already in use (held by pid {os.getpid()} (*)*"])
+    assert running(marker) == []
+
+
+DIES_AFTER_READY = """\
+import http.server, sys, threading, time
+
+class Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Ok)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+print("serving", flush=True)
+time.sleep(float(sys.argv[2]))
+print("out of memory", flush=True)
+sys.exit(7)
+"""
+
+
+def test_a_started_process_that_exits_after_ready_fails_the_run(project: Project) -> None:
+    port = free_port()
+    (project.path / "server.py").write_text(DIES_AFTER_READY)
+    project.environments(f"""\
+        environments:
+          local:
+            start:
+              - {{name: api, command: [python, server.py, "{port}", "0.5"],
+                 ready: "http://127.0.0.1:{port}/", timeout: 10s}}
+        """)
+    project.suite("s.yaml", "checks:\n  - {name: w, kind: checklist, command: 'sleep 2'}\n")
+    result = runpytest(project.pytester, "--env=local", "--gate-report=gate.json")
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["local: blocked *", "  ERROR local: environments.yaml:4: start: "
+                                 "'api' exited with status 7 after it was ready; its output:",
+                                 "serving", "out of memory"])
+    assert gate_report(project)["verdict"] == "blocked"
+
+
+def test_a_killed_run_leaves_no_started_process(project: Project) -> None:
+    port, marker = free_port(), f"m-{uuid.uuid4().hex[:10]}"
+    project.environments(f"""\
+        environments:
+          local:
+            start:
+              - command: "python -m pytest_deploycheck.demo --port {port} --version {marker} & wait"
+                ready: http://127.0.0.1:{port}/health
+                timeout: 20s
+        """)
+    project.suite("s.yaml", "checks:\n  - {name: w, kind: checklist, command: 'sleep 60', "
+                            "timeout: 90s}\n")
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                            "--env=local"], cwd=project.path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not listening(port):
+            time.sleep(0.1)
+        assert listening(port)
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (listening(port) or running(marker)):
+        time.sleep(0.1)
+    assert not listening(port)
+    assert running(marker) == []
