@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -317,3 +318,115 @@ def test_a_killed_run_leaves_no_started_process(project: Project) -> None:
         time.sleep(0.1)
     assert not listening(port)
     assert running(marker) == []
+
+
+# --- case 2: signals during the rollback ----------------------------------------------------
+
+SLOW_ROLLBACK = """\
+            rollback:
+              - name: slow
+                command: 'echo start >> rollbacks.log; sleep 2; echo end >> rollbacks.log'
+              - name: after
+                command: 'echo after >> rollbacks.log'
+"""
+
+
+@pytest.mark.parametrize("mode", [[], ["-p", "xdist", "-n", "2"], ["--rollback-fast"],
+                                  ["-p", "xdist", "-n", "2", "--rollback-fast"]],
+                         ids=["n0", "n2", "fast", "n2-fast"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_signal_during_the_rollback_lets_it_end_and_the_reports_be_written(
+        project: Project, server: LoopbackServer, mode: list[str], sig: signal.Signals,
+        times: int) -> None:
+    environments(project, server, SLOW_ROLLBACK)
+    failing_suite(project, 1)
+    log = project.path / "rollbacks.log"
+    (project.path / "gate.json").write_text('{"verdict": "passed"}')  # an older run's
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                            "--env=prod", "--gate-report=gate.json", "--audit-log=audit.jsonl",
+                            *mode], cwd=project.path, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log.exists() and log.read_text()):
+        time.sleep(0.05)
+    for _ in range(times):
+        time.sleep(0.3)
+        run.send_signal(sig)
+    output, _ = run.communicate(timeout=30)
+    assert b"Traceback" not in output, output.decode()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output.decode()
+    report = gate_report(project)
+    events = audit_events(project)
+    actions = report["rollback"]["actions"]  # type: ignore[index]
+    assert report["rollback"]["signals"] == [sig.name] * times  # type: ignore[index]
+    assert events[-1]["event"] == "verdict"
+    signalled = [e for e in events if e["event"] == "rollback_signals"]
+    assert signalled and signalled[0]["signals"] == [sig.name] * times
+    if times == 1:
+        assert log.read_text().split() == ["start", "end", "after"]
+        assert report["verdict"] == "rolled_back"
+        assert [a["outcome"] for a in actions] == ["succeeded", "succeeded"]
+    else:
+        assert log.read_text().split() == ["start"]
+        assert report["verdict"] == "rollback_failed"
+        assert [a["outcome"] for a in actions] == ["interrupted"]
+        assert report["rollback"]["interrupted"] is True  # type: ignore[index]
+        assert [e.get("outcome") for e in events if e["event"] == "rollback_action"] == \
+            ["interrupted"]
+
+
+# --- cases 3 and 4: the failures file -------------------------------------------------------
+
+FAILURES_ROLLBACK = """\
+            rollback:
+              - name: copy
+                command: 'cp "$DEPLOYCHECK_FAILURES" seen-failures.json'
+              - name: after
+                command: 'echo after >> rollbacks.log'
+"""
+
+
+def test_an_unwritable_state_dir_is_reported_and_the_rollback_still_runs(
+        project: Project, server: LoopbackServer) -> None:
+    (project.path / "blocker").write_text("a file, not a folder")
+    project.pytester.makeini("[pytest]\ndeploycheck_state_dir = blocker/state\n")
+    environments(project, server, FAILURES_ROLLBACK)
+    failing_suite(project, 1)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
+                       "--audit-log=audit.jsonl")
+    result.stdout.fnmatch_lines(["prod: rolled_back *",
+                                 "  ERROR prod: cannot write the failures file *blocker/state/"
+                                 "prod.rollback-failures.*.json: Not a directory; the rollback "
+                                 "actions read */prod.rollback-failures.*.json instead"])
+    seen = json.loads((project.path / "seen-failures.json").read_text())
+    assert [f["id"] for f in seen] == ["post::broken[prod-0]"]
+    assert (project.path / "rollbacks.log").read_text().split() == ["after"]
+    report = gate_report(project)
+    assert report["verdict"] == "rolled_back"
+    assert "cannot write the failures file" in report["problems"][0]  # type: ignore[index]
+    assert [e for e in audit_events(project) if e["event"] == "state_error"]
+
+
+def test_concurrent_runs_read_their_own_failures(project: Project,
+                                                 server: LoopbackServer) -> None:
+    environments(project, server, """\
+            rollback:
+              - command: 'sleep 1; cp "$DEPLOYCHECK_FAILURES" "seen-$RUN.json"'
+    """)
+    project.suite("post.yaml", """\
+        service: api
+        checks:
+          - {name: broken, kind: smoke, parametrize: {run: [one, two]}, request: {path: /status/503},
+             expect: {status: 200}}
+        """)
+    runs = [subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                              "--env=prod", "-k", name], cwd=project.path,
+                             env={**os.environ, "RUN": name}, stdout=subprocess.DEVNULL)
+            for name in ("one", "two")]
+    for run in runs:
+        run.wait(timeout=60)
+    for name in ("one", "two"):
+        seen = json.loads((project.path / f"seen-{name}.json").read_text())
+        assert [f["id"] for f in seen] == [f"post::broken[prod-{name}]"]
+    assert list((project.path / ".deploycheck").glob("*failures*")) == []  # removed at the end
