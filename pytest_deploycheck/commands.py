@@ -5,6 +5,11 @@ checklist and rollback commands built on it). The command leads its own process 
 timeout kills the shell *and* whatever it started; only the last ``max_output`` bytes of each
 stream are kept, the rest is read and dropped, so a command printing megabytes neither fills
 memory nor blocks on a full pipe.
+
+A command that exits while processes it started still run in its group (``cmd &``,
+``nohup … &``) has not finished its work: they are killed with the group, and the result says
+so (:attr:`CommandResult.left_running`), so that no caller reports such a command as a plain
+success. Work meant to outlive the command must leave the group (``setsid cmd >log 2>&1 &``).
 """
 
 from __future__ import annotations
@@ -75,6 +80,18 @@ class CommandResult:
     duration: float
     timed_out: bool
     truncated: bool
+    # Processes still running in its group when it exited, killed then (0: none).
+    left_running: int = 0
+
+    def left_running_message(self) -> str:
+        """What to say of the processes it left behind, or ``""``."""
+        if not self.left_running:
+            return ""
+        count = f"{self.left_running} process" + ("es" if self.left_running > 1 else "")
+        return (f"left {count} running in the background; "
+                f"{'it was' if self.left_running == 1 else 'they were'} killed with the "
+                f"command's group (wait for background work before exiting, or detach it with "
+                f"setsid)")
 
 
 def command_of(value: str | Sequence[object]) -> str | tuple[str, ...]:
@@ -123,6 +140,35 @@ def _drain(stream: IO[bytes], keep: bytearray, limit: int, overflow: list[bool])
     stream.close()
 
 
+def group_members(pgid: int) -> int:
+    """How many processes of group ``pgid`` are still running (at least 1 when some are and
+    ``/proc`` cannot tell how many).
+
+    Zombies do not count: an orphaned child is reaped by init only some time after it died
+    (seconds, on some machines), and by then it holds no port or file any more.
+    """
+    try:
+        os.killpg(pgid, 0)  # the usual answer, without reading /proc: no process at all
+    except (ProcessLookupError, PermissionError):
+        return 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 1
+    count = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state, ppid, pgrp, ...
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            count += 1
+    return count
+
+
 def _kill_group(popen: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, signal.SIGKILL)
@@ -148,9 +194,10 @@ def run_command(command: str | Sequence[str], *, timeout: float, cwd: Path | Non
                for stream, keep in zip((popen.stdout, popen.stderr), buffers, strict=True)]
     for reader in readers:
         reader.start()
-    timed_out = False
+    timed_out, left_running = False, 0
     try:
         popen.wait(timeout=timeout)
+        left_running = group_members(popen.pid)
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:
@@ -164,4 +211,5 @@ def run_command(command: str | Sequence[str], *, timeout: float, cwd: Path | Non
     return CommandResult(
         command=describe(command), exit_code=None if timed_out else popen.returncode,
         stdout=buffers[0].decode(errors="replace"), stderr=buffers[1].decode(errors="replace"),
-        duration=time.monotonic() - started, timed_out=timed_out, truncated=overflow[0])
+        duration=time.monotonic() - started, timed_out=timed_out, truncated=overflow[0],
+        left_running=left_running)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .clients import new_client
-from .commands import child_environ, output_redactor
+from .commands import child_environ, group_members, output_redactor
 from .environments import Environment, StartProcess
 from .errors import ConfigError
 from .secrets import Redactor
@@ -284,30 +284,7 @@ def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` is still running.
-
-    Zombies do not count: an orphaned child is reaped by init only some time after it died
-    (seconds, on some machines), and by then it holds no port or file any more.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command name: state, ppid, pgrp, ...
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    return group_members(pgid) > 0
 
 
 def _wait_group(pgid: int, deadline: float) -> None:

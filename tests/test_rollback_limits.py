@@ -430,3 +430,41 @@ def test_concurrent_runs_read_their_own_failures(project: Project,
         seen = json.loads((project.path / f"seen-{name}.json").read_text())
         assert [f["id"] for f in seen] == [f"post::broken[prod-{name}]"]
     assert list((project.path / ".deploycheck").glob("*failures*")) == []  # removed at the end
+
+
+# --- case 5: commands that background their work --------------------------------------------
+
+BACKGROUNDED = "sleep 30 & echo started"
+KILLED = "left 1 process running in the background; it was killed with the command's group"
+
+
+def test_a_rollback_command_that_backgrounds_its_work_is_not_reported_succeeded(
+        project: Project, server: LoopbackServer) -> None:
+    environments(project, server, f"""\
+            rollback:
+              - {{name: detach, command: "{BACKGROUNDED}"}}
+            notify:
+              - {{name: tell, command: "{BACKGROUNDED}"}}
+    """)
+    failing_suite(project, 1)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    result.stdout.fnmatch_lines(["prod: rollback_failed *",
+                                 f"    command 'detach': failed in *s (exit code 0, but {KILLED}*",
+                                 f"  NOTIFY tell: failed (exit code 0, but {KILLED}*"])
+    assert running("sleep 30") == []
+
+
+def test_a_checklist_command_that_backgrounds_its_work_fails(project: Project) -> None:
+    project.environments("environments:\n  test: {}\n")
+    project.suite("s.yaml", f'checks:\n  - {{name: bg, kind: checklist, command: "{BACKGROUNDED}"}}\n')
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*FAILED {KILLED}*"])
+
+
+def test_a_metric_command_that_backgrounds_its_work_fails(project: Project) -> None:
+    project.metric_source("{type: command, command: 'sleep 30 & echo 0.5'}")
+    project.suite("m.yaml", 'checks:\n  - {name: bg, kind: metric, query: x, threshold: "< 1"}\n')
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*{KILLED}*"])

@@ -69,6 +69,8 @@ class CommandAction:
             message = f"exit code {result.exit_code}"
         else:
             message = ""
+        if result.left_running:  # it did not finish its work: never a success
+            message = f"{message or 'exit code 0'}, but {result.left_running_message()}"
         return ActionResult(self.name, self.type, "failed" if message else "succeeded",
                             message, result.exit_code, result.duration, output)
 

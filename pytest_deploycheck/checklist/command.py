@@ -64,6 +64,8 @@ class CommandEntry:
                                 "duration": result.duration}
         problems = self._judge(result.exit_code, result.stdout, result.stderr,
                                context.timeout if result.timed_out else None)
+        if result.left_running:
+            problems.insert(0, result.left_running_message())
         if result.timed_out:
             lines.append(f"  -> killed after {format_duration(context.timeout)} (timeout), "
                          f"with every process it started")

@@ -69,6 +69,8 @@ class CommandSource:
             raise MetricQueryError(f"cannot run {describe(command)}: {exc}") from None
         if result.timed_out:
             raise MetricQueryError(f"command timed out after {timeout:g}s and was killed")
+        if result.left_running:
+            raise MetricQueryError(f"command {result.left_running_message()}")
         if result.exit_code != 0:
             tail = result.stderr.strip().splitlines()[-3:] or result.stdout.strip().splitlines(
                 )[-3:]
