@@ -73,10 +73,53 @@ else:
     _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# Bounds of alias expansion per file: a few hundred bytes of nested aliases ("billion laughs")
+# expand to billions of nodes. Anchors reused as intended (request defaults, `<<:` merges)
+# stay far below.
+MAX_ALIASES = 20_000
+MAX_ALIAS_NODES = 100_000
+
+
+class _AliasLimit(Exception):
+    """Alias expansion went past a bound; the containers it is in add where."""
+
+    line: int | None = None
+
+
 class _Loader(_Base):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._plain_tags: dict[str, str] = {}
+        # Alias bounds: collection nodes met once (a second meeting is an alias), the size of
+        # each node's expanded tree, and what the aliases met so far expand to.
+        self._seen: set[yaml.Node] = set()
+        self._sizes: dict[yaml.Node, int] = {}
+        self._aliases = 0
+        self._alias_nodes = 0
+        self._in_alias = 0
+
+    def expanded_size(self, node: yaml.Node) -> int:
+        """How many nodes ``node`` stands for with every alias below it expanded."""
+        size = self._sizes.get(node)
+        if size is None:
+            size = 1
+            if type(node) is yaml.MappingNode:
+                size += sum(self.expanded_size(k) + self.expanded_size(v) for k, v in node.value)
+            elif type(node) is yaml.SequenceNode:
+                size += sum(self.expanded_size(item) for item in node.value)
+            self._sizes[node] = size
+        return size
+
+    def count_alias(self, node: yaml.Node) -> None:
+        """Account for converting ``node`` once more (an alias to it), before building it."""
+        if self._in_alias:  # inside an expansion already counted whole
+            return
+        self._aliases += 1
+        self._alias_nodes += self.expanded_size(node)
+        if self._aliases > MAX_ALIASES or self._alias_nodes > MAX_ALIAS_NODES:
+            raise _AliasLimit(f"aliases expand to more than {MAX_ALIAS_NODES:,} values (or "
+                              f"more than {MAX_ALIASES:,} aliases): an alias bomb? Write the "
+                              f"repeated part out, or reuse it less")
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
         # Called for every node while composing; for a plain scalar PyYAML tries its implicit
@@ -116,17 +159,35 @@ def _convert(loader: _Loader, node: yaml.Node, file: str) -> Any:
                 # key that wants a date says so at its line instead of the load crashing.
                 return node.value
         return loader.construct_object(node, deep=True)
-    if type(node) is yaml.MappingNode:
-        return _mapping(loader, node, file)
-    if type(node) is yaml.SequenceNode:
+    if type(node) is yaml.MappingNode or type(node) is yaml.SequenceNode:
+        if node in loader._seen:
+            return _aliased(loader, node, file)
+        loader._seen.add(node)
+        if type(node) is yaml.MappingNode:
+            return _mapping(loader, node, file)
         seq = YamlList()
         seq.file, seq.line = file, node.start_mark.line + 1
         item_lines = seq.item_lines
-        for item in node.value:
-            seq.append(_convert(loader, item, file))
-            item_lines.append(item.start_mark.line + 1)
+        try:
+            for item in node.value:
+                seq.append(_convert(loader, item, file))
+                item_lines.append(item.start_mark.line + 1)
+        except _AliasLimit as exc:
+            exc.line = exc.line or seq.line  # the alias is an item of this list
+            raise
         return seq
     return loader.construct_object(node, deep=True)
+
+
+def _aliased(loader: _Loader, node: yaml.Node, file: str) -> Any:
+    """``node`` once more, reached through an alias: counted against the bounds first."""
+    loader.count_alias(node)
+    loader._seen.discard(node)
+    loader._in_alias += 1
+    try:
+        return _convert(loader, node, file)
+    finally:
+        loader._in_alias -= 1
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode, file: str, merged: int = 0) -> YamlMap:
@@ -157,7 +218,11 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, file: str, merged: int = 0
                 raise ConfigError("duplicate key", file=file,
                                   line=key_node.start_mark.line + 1, key=key)
             inherited.discard(key)
-        mapping[key] = _convert(loader, value_node, file)
+        try:
+            mapping[key] = _convert(loader, value_node, file)
+        except _AliasLimit as exc:  # the alias is (below) this key's value
+            raise ConfigError(str(exc), file=file, line=exc.line or key_node.start_mark.line + 1,
+                              key=key) from None
         key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
@@ -188,6 +253,8 @@ def load_text(text: str, file: str) -> Any:
         if node is None:
             return None
         return _convert(loader, node, file)
+    except _AliasLimit as exc:
+        raise ConfigError(str(exc), file=file, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         line, problem = _where_broken(exc)
         raise ConfigError(f"malformed YAML: {problem}", file=file, line=line) from None

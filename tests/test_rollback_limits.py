@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -468,3 +469,69 @@ def test_a_metric_command_that_backgrounds_its_work_fails(project: Project) -> N
     result = runpytest(project.pytester, "--env=test")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*{KILLED}*"])
+
+
+# --- case 8: YAML alias bombs ---------------------------------------------------------------
+
+def alias_bomb(levels: int) -> str:
+    """The "billion laughs": each level a list of nine aliases of the one before (9**levels)."""
+    names = "abcdefghijk"[:levels]
+    lines = [f'{names[0]}: &{names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for before, name in zip(names, names[1:]):
+        lines.append(f"{name}: &{name} [{','.join(['*' + before] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+MEMORY_BOUNDED_PYTEST = """\
+import resource, sys
+limit = 1024 ** 3  # 1 GiB of address space: the bomb, expanded, needs several
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import pytest
+sys.exit(pytest.main(["-p", "no:cacheprovider", "--env=test", "--collect-only", "-q"]))
+"""
+
+
+@pytest.mark.parametrize("where", ["suite", "environments"])
+@pytest.mark.parametrize("levels", [9, 10])
+def test_an_alias_bomb_is_refused_with_its_file_and_line(project: Project, where: str,
+                                                        levels: int) -> None:
+    bomb = alias_bomb(levels)
+    assert len(bomb) < 700
+    if where == "suite":
+        project.environments("environments:\n  test: {}\n")
+        project.suite("bomb.yaml", bomb)
+        file = "suites/bomb.yaml"
+    else:
+        project.environments("environments:\n  test: {}\n" + bomb)
+        project.suite("s.yaml", "checks:\n  - {name: w, kind: checklist, manual: x}\n")
+        file = "environments.yaml"
+    script = project.path / "bounded.py"
+    script.write_text(MEMORY_BOUNDED_PYTEST)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], cwd=project.path, capture_output=True,
+                          text=True, timeout=60)
+    assert time.monotonic() - started < 20
+    output = done.stdout + done.stderr
+    assert done.returncode in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR), output
+    assert "MemoryError" not in output and "Traceback" not in output, output
+    offset = 2 if where == "environments" else 0
+    assert re.search(rf"{re.escape(file)}:(\d+): .*alias", output), output
+    line = int(re.search(rf"{re.escape(file)}:(\d+): .*alias", output).group(1))  # type: ignore[union-attr]
+    assert 2 + offset <= line <= levels + offset
+    assert "aliases expand to more than" in output
+
+
+def test_aliases_used_as_intended_still_load(project: Project, server: LoopbackServer) -> None:
+    project.simple(server.url, """\
+        service: api
+        vars:
+          request: &ok {path: /ok}
+        checks:
+          - {name: one, kind: health, request: *ok}
+          - {name: two, kind: health, request: *ok}
+          - name: three
+            kind: health
+            request: {<<: *ok, method: GET}
+        """)
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(passed=3)
