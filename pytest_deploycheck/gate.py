@@ -80,10 +80,10 @@ class RollbackInterrupted(BaseException):
 
 
 @contextlib.contextmanager
-def _signals_held(received: list[str]) -> Iterator[None]:
+def _signals_held(received: list[str], stop_at: int | None = 2) -> Iterator[None]:
     """Record SIGINT and SIGTERM instead of raising them: a rollback cut in half leaves the
-    service neither old nor new, and CI cancelling a job sends one signal. A second signal
-    raises :class:`RollbackInterrupted` (the person insists); later ones are only recorded.
+    service neither old nor new, and CI cancelling a job sends one signal. The ``stop_at``-th
+    signal raises :class:`RollbackInterrupted` (the person insists); others are only recorded.
     Only the main thread can handle signals; elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -91,7 +91,7 @@ def _signals_held(received: list[str]) -> Iterator[None]:
 
     def hold(signum: int, frame: object) -> None:
         received.append(signal.Signals(signum).name)
-        if len(received) == 2:
+        if len(received) == stop_at:
             raise RollbackInterrupted(received[-1])
 
     previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -217,6 +217,7 @@ class Gate:
         # against one environment must not read each other's failures.
         self.run_id = uuid.uuid4().hex
         self._scratch: list[Path] = []  # failures files and fallback folders, removed at finish
+        self.signals: list[str] = []  # SIGINT/SIGTERM received while finishing, outside rollbacks
 
     def env(self, name: str) -> EnvGate:
         return self.envs.setdefault(name, EnvGate(name))
@@ -352,17 +353,23 @@ class Gate:
     def finish(self, notify: bool = True) -> dict[str, str]:
         """Roll back every environment that needs it and has not been, decide the verdicts,
         and run the notify actions; returns the verdict of each environment."""
-        for name, gate in self.envs.items():
-            if gate.rollback is None and gate.rollback_failures():
-                self.roll_back(name)
-        verdicts = {}
-        for name, gate in self.envs.items():
-            gate.verdict = gate.decide()
-            verdicts[name] = gate.verdict
-            counts = {k: n for k, n in gate.counts().items() if n}
-            self.audit("verdict", env=name, verdict=gate.verdict, counts=counts)
-            if notify:
-                self._notify(gate)
+        # Signals while the verdicts are decided and told are recorded, not raised: each
+        # rollback holds its own (a second one stops it); notifications are bounded by their
+        # timeouts, and the reports must follow.
+        with _signals_held(self.signals, stop_at=None):
+            for name, gate in self.envs.items():
+                if gate.rollback is None and gate.rollback_failures():
+                    self.roll_back(name)
+            verdicts = {}
+            for name, gate in self.envs.items():
+                gate.verdict = gate.decide()
+                verdicts[name] = gate.verdict
+                counts = {k: n for k, n in gate.counts().items() if n}
+                self.audit("verdict", env=name, verdict=gate.verdict, counts=counts)
+                if notify:
+                    self._notify(gate)
+        if self.signals:
+            self.audit("signals", signals=self.signals)
         # The actions have ended: their failures files only served them.
         self._remove_scratch()
         return verdicts

@@ -178,7 +178,8 @@ class GatePlugin:
         self._write_allure_files()
         self._github_summary()
         self.problems += self.gate.audit_errors + self.gate.problems
-        if any(g.rollback is not None and g.rollback.signals for g in self.gate.envs.values()):
+        if self.gate.signals or any(g.rollback is not None and g.rollback.signals
+                                    for g in self.gate.envs.values()):
             session.exitstatus = pytest.ExitCode.INTERRUPTED  # the run was asked to stop
         if any(v not in OK_VERDICTS for v in verdicts.values()) and \
                 session.exitstatus == pytest.ExitCode.OK:

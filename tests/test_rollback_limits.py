@@ -535,3 +535,28 @@ def test_aliases_used_as_intended_still_load(project: Project, server: LoopbackS
         """)
     result = runpytest(project.pytester, "--env=test")
     result.assert_outcomes(passed=3)
+
+
+def test_a_signal_during_the_notifications_lets_them_end_and_the_reports_be_written(
+        project: Project, server: LoopbackServer) -> None:
+    environments(project, server, """\
+            notify:
+              - command: 'echo start >> rollbacks.log; sleep 2; echo end >> rollbacks.log'
+    """)
+    failing_suite(project, 0)
+    log = project.path / "rollbacks.log"
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                            "--env=prod", "--gate-report=gate.json", "--audit-log=audit.jsonl"],
+                           cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log.exists() and log.read_text()):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    run.send_signal(signal.SIGTERM)
+    output, _ = run.communicate(timeout=30)
+    assert b"Traceback" not in output, output.decode()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED
+    assert log.read_text().split() == ["start", "end"]
+    assert gate_report(project)["verdict"] == "passed"
+    assert audit_events(project)[-1] == {**audit_events(project)[-1], "event": "signals",
+                                         "signals": ["SIGTERM"]}
