@@ -4,6 +4,7 @@ file, backgrounded commands, answers too large or too slow, and ``start:`` readi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -15,11 +16,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from test_gates_rollback import environments, failing_suite
+from test_start_processes import listening, running
 
 from conftest import Project, free_port, runpytest
 from servers import LoopbackServer, SlowLoris
-from test_gates_rollback import environments, failing_suite
-from test_start_processes import listening, running
 
 
 @pytest.fixture
@@ -477,7 +478,7 @@ def alias_bomb(levels: int) -> str:
     """The "billion laughs": each level a list of nine aliases of the one before (9**levels)."""
     names = "abcdefghijk"[:levels]
     lines = [f'{names[0]}: &{names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for before, name in zip(names, names[1:]):
+    for before, name in itertools.pairwise(names):
         lines.append(f"{name}: &{name} [{','.join(['*' + before] * 9)}]")
     return "\n".join(lines) + "\n"
 
