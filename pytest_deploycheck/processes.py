@@ -5,10 +5,10 @@ server's workers): SIGTERM to the group, then SIGKILL after a grace period. A sm
 process per group does the same when pytest itself dies without stopping them (SIGKILL, OOM):
 it waits for the end of a pipe only pytest holds.
 
-Readiness must come from the process that was started: a ready URL whose port already answers
-before the start is refused (a stale demo or another service would answer for it), a process
-that exits before it is ready is an error, and one that exits after is reported by
-:meth:`ProcessManager.exited` so that the run cannot pass.
+Readiness must come from the process that was started: a ready URL on this machine whose port
+already answers before the start is refused (a stale demo or another service would answer for
+it), a process that exits before it is ready is an error, and one that exits after is reported
+by :meth:`ProcessManager.exited` so that the run cannot pass.
 """
 
 from __future__ import annotations
@@ -64,6 +64,25 @@ def _port_of(url: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (parts.hostname, port) if parts.hostname else None
+
+
+def _is_local(host: str) -> bool:
+    """Whether ``host`` is an address of this machine (only a local port can be the started
+    process's): binding to an address succeeds only where it is assigned."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None,
+                                                              type=socket.SOCK_STREAM)}
+    except OSError:
+        return False
+    for address in addresses:
+        family = socket.AF_INET6 if ":" in str(address) else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((str(address), 0))
+                return True
+            except OSError:
+                continue
+    return False
 
 
 def _answers(host: str, port: int) -> bool:
@@ -169,7 +188,7 @@ class ProcessManager:
         """Refuse to start ``spec`` when its ready URL already answers: whatever answers there
         would make a process that failed to bind look ready."""
         address = _port_of(spec.ready) if spec.ready else None
-        if address is None or not _answers(*address):
+        if address is None or not _is_local(address[0]) or not _answers(*address):
             return
         holders = sorted(_listeners(address[1]))
         held = f" (held by {', '.join(_describe_pid(pid) for pid in holders)})" \
