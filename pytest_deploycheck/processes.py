@@ -205,13 +205,14 @@ class ProcessManager:
         for proc in self._running:
             code = proc.popen.poll()
             if code is not None:
-                out.append((proc.env, self._exited_message(proc, code, "after it was ready")))
+                out.append((proc.env, self._exited_message(proc, code)))
         return out
 
-    def _exited_message(self, running: _Running, code: int, when: str) -> str:
+    def _exited_message(self, running: _Running, code: int) -> str:
+        redactor = output_redactor(running.spec.env, self.redactor)
         return (f"{running.spec.file}:{running.spec.line}: start: {running.spec.name!r} exited "
-                f"with status {code} {when}; its output:\n"
-                f"{self.redactor.redact(_tail(running.log))}")
+                f"with status {code} after it was ready; its output:\n"
+                f"{redactor.redact(_tail(running.log))}")
 
     def _wait_ready(self, running: _Running) -> None:
         spec = running.spec
@@ -234,7 +235,7 @@ class ProcessManager:
                     with client.stream("GET", spec.ready, timeout=min(1.0, left)) as answer:
                         status = answer.status_code
                     if 200 <= status < 300:
-                        self._check_answered_by(running)
+                        self._check_answered_by(running, redactor)
                         return
                     last = f"HTTP {status}"
                 except httpx.HTTPError as exc:
@@ -247,13 +248,14 @@ class ProcessManager:
                         line=spec.line, key="start")
                 time.sleep(POLL_INTERVAL)
 
-    def _check_answered_by(self, running: _Running) -> None:
+    @staticmethod
+    def _check_answered_by(running: _Running, redactor: Redactor) -> None:
         """Raise when the started process died as the answer came: someone else answered."""
         spec = running.spec
         code = running.popen.poll()
         if code is not None:
             raise ConfigError(f"{spec.name!r} exited with status {code} as it got ready; its "
-                              f"output:\n{self.redactor.redact(_tail(running.log))}",
+                              f"output:\n{redactor.redact(_tail(running.log))}",
                               file=spec.file, line=spec.line, key="start")
 
     def stop_all(self) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import Project, runpytest
+from conftest import Project, free_port, runpytest
 from servers import SECRET_SESSION_TOKEN, LoopbackServer, issued_token
 
 ENV_TOKEN = "env-tok-8d1e5b0c93"
@@ -311,7 +311,9 @@ def test_an_inherited_password_is_masked_in_every_command_output(
         "rollback": f"    rollback:\n      - command: '{prints}'\n",
         "notify": f"    notify:\n      - command: '{prints}'\n",
         "checklist": "    vars: {}\n",
-        "start": f"    start:\n      - {{command: '{prints}', ready: '{server.url}/status/503'}}\n",
+        # A free port: one that already answers is refused before the command starts.
+        "start": f"    start:\n      - {{command: '{prints}', "
+                 f"ready: 'http://127.0.0.1:{free_port()}/'}}\n",
     }
     project.environments("environments:\n  test:\n" + commands[where])
     check = {"metric source": "{name: m, kind: metric, source: cmd, query: up, "
