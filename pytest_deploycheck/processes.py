@@ -124,11 +124,12 @@ def _listeners(port: int) -> set[int]:
 
 
 def _describe_pid(pid: int) -> str:
+    # The program's name only: another process's arguments may hold secrets no one told us.
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        name = Path(f"/proc/{pid}/comm").read_text(errors="replace").strip()
     except OSError:
         return f"pid {pid}"
-    return f"pid {pid} ({command.decode(errors='replace')[:120]})"
+    return f"pid {pid} ({name})"
 
 
 class _Running:
