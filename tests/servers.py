@@ -207,7 +207,6 @@ class SlowLoris:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -220,7 +219,6 @@ class SlowLoris:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.connections += 1
             threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn: socket.socket) -> None:
