@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import CheckError
@@ -81,14 +82,197 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
     return value
 
 
-def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]
-                   ) -> str | list[str]:
-    """A configured command with its templates filled in.
+def template_problem(text: str) -> str | None:
+    """Why ``text`` has a ``{{`` that is not a template this module renders, or None.
 
-    In a string (run by the shell) every substituted value is shell-quoted, so a value with
-    spaces or quotes stays one word and cannot run anything; in a list each item is rendered as
-    text.
+    Only ``{{ name }}`` (a dotted name) is a template: a Jinja-style filter or expression would
+    otherwise be sent as it is written, so it is refused at collection instead.
     """
+    if "{{" not in text:
+        return None
+    rest = _TEMPLATE.sub("", text)
+    start = rest.find("{{")
+    if start < 0:
+        return None
+    end = rest.find("}}", start)
+    shown = rest[start:end + 2] if end >= 0 else rest[start:start + 40]
+    return (f"{shown!r} is not a template: a template is {{{{ name }}}} (letters, digits, "
+            f"'_', '.' and '-'); filters and expressions are not supported")
+
+
+# The environment variable that carries the value of the n-th template of a shell command.
+VALUE_VARIABLE = "DEPLOYCHECK_VALUE_{}"
+# How a value's variable is referenced in each quoting context of a shell command line: always
+# inside double quotes, where the shell expands a variable without parsing its value again (no
+# word splitting, no globbing, no command substitution), closing and reopening the author's
+# single or $'...' quotes around it.
+_REFERENCE = {"cmd": '"${{{}}}"', "dq": "${{{}}}", "sq": "'\"${{{}}}\"'",
+              "ansi": "'\"${{{}}}\"$'", "comment": '"${{{}}}"'}
+_WORD_BREAK = frozenset(" \t\n;&|()<>")
+
+
+@dataclass
+class _Frame:
+    kind: str  # cmd, sq, dq, ansi, param, arith, comment
+    closer: str = ""  # for cmd: "" (the command line), ")" ($(...)) or "`" (backticks)
+    depth: int = 0  # open parentheses inside it
+
+
+def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
+    """The quoting context (a key of ``_REFERENCE``) of each template span of a shell command.
+
+    A small POSIX shell lexer, enough to know where each template stands; raises ``ValueError``
+    where no reference is safe or certain (inside ``${...}`` or ``$((...))``, which the shell
+    evaluates again, in a heredoc, or right after a backslash or a ``$``).
+    """
+    stack = [_Frame("cmd")]
+    contexts: list[str] = []
+    pos, prev, heredoc = 0, "", False
+    for start, end in spans:
+        i = pos
+        while i < start:
+            frame, ch = stack[-1], command[i]
+            nxt = command[i + 1] if i + 1 < start else ""
+            nxt2 = command[i + 2] if i + 2 < start else ""
+            step = 1
+            if ch == "\\" and frame.kind not in ("sq", "comment"):
+                if not nxt:
+                    raise ValueError("a template right after a backslash")
+                step = 2
+            elif frame.kind in ("cmd", "dq", "param") and ch == "$":
+                if not nxt:
+                    raise ValueError("a template right after '$'")
+                if nxt == "(" and nxt2 == "(":
+                    stack.append(_Frame("arith"))
+                    step = 3
+                elif nxt == "(":
+                    stack.append(_Frame("cmd", ")"))
+                    step = 2
+                elif nxt == "{":
+                    stack.append(_Frame("param"))
+                    step = 2
+                elif nxt == "'" and frame.kind == "cmd":
+                    stack.append(_Frame("ansi"))
+                    step = 2
+            elif frame.kind == "sq" or frame.kind == "ansi":
+                if ch == "'":
+                    stack.pop()
+            elif frame.kind == "comment":
+                if ch == "\n":
+                    stack.pop()
+            elif frame.kind == "arith":
+                if ch == "(":
+                    frame.depth += 1
+                elif ch == ")" and frame.depth:
+                    frame.depth -= 1
+                elif ch == ")" and nxt == ")":
+                    stack.pop()
+                    step = 2
+            elif ch == "`":
+                if frame.kind == "cmd" and frame.closer == "`":
+                    stack.pop()
+                else:
+                    stack.append(_Frame("cmd", "`"))
+            elif frame.kind == "dq":
+                if ch == '"':
+                    stack.pop()
+            elif ch == '"':
+                stack.append(_Frame("dq"))
+            elif ch == "'":
+                stack.append(_Frame("sq"))
+            elif frame.kind == "param":
+                if ch == "}":
+                    stack.pop()
+            elif ch == "(":
+                frame.depth += 1
+            elif ch == ")":
+                if frame.depth:
+                    frame.depth -= 1
+                elif frame.closer == ")":
+                    stack.pop()
+            elif ch == "#" and (not prev or prev in _WORD_BREAK):
+                stack.append(_Frame("comment"))
+            elif ch == "<" and nxt == "<":
+                heredoc = True
+                step = 2
+            prev = command[i + step - 1]
+            i += step
+        kind = stack[-1].kind
+        if heredoc:
+            raise ValueError("a template in a command with a heredoc (<<)")
+        if kind == "param":
+            raise ValueError("a template inside ${...}")
+        if kind == "arith":
+            raise ValueError("a template inside $((...))")
+        contexts.append(kind)
+        pos, prev = end, "x"
+    return contexts
+
+
+def command_problem(command: str | tuple[str, ...]) -> str | None:
+    """Why the templates of a configured command cannot be passed to it safely, or None."""
+    parts = [command] if isinstance(command, str) else list(command)
+    for part in parts:
+        problem = template_problem(part)
+        if problem:
+            return problem
     if isinstance(command, str):
-        return _TEMPLATE.sub(lambda m: shlex.quote(_as_text(_lookup(m.group(1), scope))), command)
-    return [_as_text(render(part, scope)) for part in command]
+        try:
+            _shell_contexts(command, [m.span() for m in _TEMPLATE.finditer(command)])
+        except ValueError as exc:
+            return (f"{exc} cannot be passed to the shell safely; move the template to a plain "
+                    f"argument or a variable (env:)")
+    return None
+
+
+@dataclass(frozen=True)
+class RenderedCommand:
+    """A command ready to run, with its templates filled in.
+
+    ``command`` is what runs (shell text, or argv); ``env`` the variables that carry the values
+    of a shell command's templates; ``shown`` the command with its values, for people.
+    """
+
+    command: str | list[str]
+    env: Mapping[str, str]
+    shown: str
+
+
+def _argument(value: Any) -> str:
+    text = _as_text(value)
+    if "\0" in text:
+        raise CheckError("a template value with a NUL byte cannot be passed to a command")
+    return text
+
+
+def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> RenderedCommand:
+    """A configured command with its templates filled in so that no value can become code.
+
+    In a list (run without a shell) each item is rendered on its own and stays one argument.
+    In a string (run by the shell) each template is replaced by a double-quoted reference to an
+    environment variable holding its value, whatever the quoting around it: the shell expands
+    the reference as data and never parses the value. Raises :class:`CheckError` for an
+    undefined name.
+    """
+    if not isinstance(command, str):
+        argv = [_argument(render(part, scope)) for part in command]
+        return RenderedCommand(argv, {}, " ".join(argv))
+    matches = list(_TEMPLATE.finditer(command))
+    if not matches:
+        return RenderedCommand(command, {}, command)
+    try:
+        contexts = _shell_contexts(command, [m.span() for m in matches])
+    except ValueError as exc:  # refused at collection; kept for commands built otherwise
+        raise CheckError(f"{exc} cannot be passed to the shell safely") from None
+    run, shown, env, pos = [], [], {}, 0
+    for index, (match, context) in enumerate(zip(matches, contexts, strict=True), start=1):
+        value = _argument(_lookup(match.group(1), scope))
+        name = VALUE_VARIABLE.format(index)
+        env[name] = value
+        literal = command[pos:match.start()]
+        run += [literal, _REFERENCE[context].format(name)]
+        shown += [literal, shlex.quote(value) if context in ("cmd", "comment") else value]
+        pos = match.end()
+    run.append(command[pos:])
+    shown.append(command[pos:])
+    return RenderedCommand("".join(run), env, "".join(shown))

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import MAX_OUTPUT, command_of, describe, output_redactor, run_command
+from ..commands import MAX_OUTPUT, command_of, output_redactor, run_command
 from ..errors import CheckError
-from ..templating import names_in, render, render_command
+from ..templating import command_problem, names_in, render, render_command
 from ..units import format_duration
 from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome, tail
@@ -34,25 +34,28 @@ class CommandEntry:
     cwd: str | None
     env: Mapping[str, str]
     exit_codes: tuple[int, ...]
-    stdout: re.Pattern[str] | None
-    stderr: re.Pattern[str] | None
+    stdout: str | None  # regexes, compiled once rendered
+    stderr: str | None
     key: str = "command"
 
     def names(self) -> set[str]:
         return names_in([self.command if isinstance(self.command, str) else list(self.command),
-                         self.cwd, dict(self.env)])
+                         self.cwd, dict(self.env), self.stdout, self.stderr])
 
     def run(self, context: Context) -> Outcome:
         try:
-            command = render_command(self.command, context.scope)
+            rendered = render_command(self.command, context.scope)
             extra = {name: str(value) for name, value in
                      render(dict(self.env), context.scope).items()}
             cwd = context.path(str(render(self.cwd, context.scope))) if self.cwd \
                 else context.rootdir
+            patterns = [(name, _compiled(str(render(text, context.scope))))
+                        for name, text in (("stdout", self.stdout), ("stderr", self.stderr))
+                        if text is not None]
         except CheckError as exc:
             return Outcome("failed", str(exc))
-        extra = {"DEPLOYCHECK_ENV": context.env.name, **extra}
-        shown = describe(command)
+        extra = {"DEPLOYCHECK_ENV": context.env.name, **extra, **rendered.env}
+        command, shown = rendered.command, rendered.shown
         try:
             result = run_command(command, timeout=context.timeout, cwd=cwd, env=extra)
         except OSError as exc:
@@ -62,7 +65,7 @@ class CommandEntry:
         lines = [f"  command: {redactor.redact(shown)}", f"  cwd: {cwd}"]
         data: dict[str, Any] = {"command": redactor.redact(shown), "exit_code": result.exit_code,
                                 "duration": result.duration}
-        problems = self._judge(result.exit_code, result.stdout, result.stderr,
+        problems = self._judge(result.exit_code, result.stdout, result.stderr, patterns,
                                context.timeout if result.timed_out else None)
         if result.left_running:
             problems.insert(0, result.left_running_message())
@@ -86,7 +89,8 @@ class CommandEntry:
         return Outcome("passed", "", data=data)
 
     def _judge(self, exit_code: int | None, stdout: str, stderr: str,
-               timed_out: float | None) -> list[str]:
+               patterns: list[tuple[str, re.Pattern[str]]], timed_out: float | None
+               ) -> list[str]:
         if timed_out is not None:
             return [f"timed out after {format_duration(timed_out)} and was killed"]
         problems = []
@@ -95,20 +99,31 @@ class CommandEntry:
             hint = _SHELL_HINTS.get(exit_code or 0, "") if isinstance(self.command, str) else ""
             problems.append(f"exit code {exit_code}{f' ({hint})' if hint else ''}, expected "
                             f"{expected}")
-        for name, pattern, text in (("stdout", self.stdout, stdout),
-                                    ("stderr", self.stderr, stderr)):
-            if pattern is not None and not pattern.search(text):
+        for name, pattern in patterns:
+            text = stdout if name == "stdout" else stderr
+            if not pattern.search(text):
                 problems.append(f"{name} does not match /{pattern.pattern}/")
         return problems
 
 
-def _regex(node: YamlMap, key: str, where: str) -> re.Pattern[str] | None:
+def _compiled(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.MULTILINE)
+    except re.error as exc:  # only a rendered pattern gets here: the others are compiled early
+        raise CheckError(f"invalid regex {pattern!r} once rendered: {exc}") from None
+
+
+def _regex(node: YamlMap, key: str, where: str) -> str | None:
+    # A pattern with templates is compiled once rendered, when the command has run.
     if key not in node:
         return None
-    try:
-        return re.compile(str(node[key]), re.MULTILINE)
-    except re.error as exc:
-        raise error_at(f"invalid regex {node[key]!r}: {exc}", node, key, where) from None
+    pattern = str(node[key])
+    if "{{" not in pattern:
+        try:
+            re.compile(pattern, re.MULTILINE)
+        except re.error as exc:
+            raise error_at(f"invalid regex {node[key]!r}: {exc}", node, key, where) from None
+    return pattern
 
 
 def parse(node: YamlMap, where: str) -> CommandEntry:
@@ -118,6 +133,9 @@ def parse(node: YamlMap, where: str) -> CommandEntry:
             raise error_at(f"'{key}' is not an expectation of a command; use "
                            f"{', '.join(EXPECT_KEYS)}", expect, key, f"{where}.expect")
     codes = expect.get("exit_code", 0)
+    problem = command_problem(command_of(node["command"]))
+    if problem:
+        raise error_at(problem, node, "command", where)
     return CommandEntry(
         command=command_of(node["command"]), cwd=node.get("cwd"),
         env={str(k): str(v) for k, v in node.get("env", {}).items()},

@@ -1,0 +1,72 @@
+"""Templates: every ``{{ }}`` is rendered or a collection error, values never become code in a
+command, and a service's headers never leave its origin."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, runpytest
+from servers import LoopbackServer
+
+# Values that would run ``touch PWNED`` if a shell ever parsed them.
+HOSTILE = ["$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", '"; touch PWNED; "',
+           "x\ntouch PWNED", "\\$(touch PWNED)\\", "${HOME}$$*?"]
+# Each quoting context a command author may put a template in, and the argument the probe must
+# receive for a value ``v``.
+CONTEXTS = {
+    "unquoted": ("probe unquoted {{ v }}", "{v}"),
+    "double-quoted": ('probe double "{{ v }}"', "{v}"),
+    "single-quoted": ("probe single '{{ v }}'", "{v}"),
+    "inside words": ("probe words \"a {{ v }} b\"'c {{ v }} d'e{{ v }}f", "a {v} bc {v} de{v}f"),
+    "apostrophe in double quotes": ("probe apostrophe \"it's {{ v }}\"", "it's {v}"),
+    "quotes in single quotes": ("probe dq-in-sq 'say \"{{ v }}\"'", 'say "{v}"'),
+    "backticks": ("echo `probe backticks {{ v }}`", "{v}"),
+    "backticks in double quotes": ('echo "`probe bq-dq \'{{ v }}\'`"', "{v}"),
+    "command substitution": ('echo $(probe subst "{{ v }}")', "{v}"),
+    "nested substitution": ("echo \"$(echo $(probe nested '{{ v }}'))\"", "{v}"),
+}
+PROBE = """\
+import json, sys
+with open("received.jsonl", "a") as out:
+    out.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+def probe_project(project: Project) -> None:
+    (project.path / "probe.py").write_text(PROBE)
+    (project.path / "bin").mkdir()
+    probe = project.path / "bin" / "probe"
+    probe.write_text(f"#!/bin/sh\nexec {sys.executable} {project.path / 'probe.py'} \"$@\"\n")
+    probe.chmod(0o755)
+
+
+def received(project: Project) -> list[list[str]]:
+    path = project.path / "received.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def assert_received_as_data(project: Project, expected: list[list[str]]) -> None:
+    assert not (project.path / "PWNED").exists(), "a templated value ran as code"
+    assert sorted(received(project)) == sorted(expected)
+
+
+def test_a_value_reaches_a_checklist_command_as_data_in_every_quoting_context(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe_project(project)
+    monkeypatch.setenv("PATH", f"{project.path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    project.environments("environments:\n  prod: {}\n")
+    checks = "".join(
+        f"  - name: {label}\n    kind: checklist\n    parametrize: {{v: {json.dumps(HOSTILE)}}}\n"
+        f"    command: {json.dumps(command)}\n"
+        for label, (command, _) in CONTEXTS.items())
+    project.suite("pre.yaml", "checks:\n" + checks)
+    result = runpytest(project.pytester, "--env=prod")
+    result.assert_outcomes(passed=len(CONTEXTS) * len(HOSTILE))
+    assert_received_as_data(project, [
+        [command.split("probe ")[1].split()[0], shape.format(v=value)]
+        for command, shape in CONTEXTS.values() for value in HOSTILE])
