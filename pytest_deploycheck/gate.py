@@ -268,7 +268,7 @@ class Gate:
             self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
             return run
         context = ActionContext(env_name, data, failures_file, self.redactor,
-                                run_id=self.run_id)
+                                run_id=self.run_id, vars=environment.vars)
         try:
             with _signals_held(run.signals):
                 self._run_actions(run, environment, context, data, reported_at)
@@ -391,7 +391,7 @@ class Gate:
                 with contextlib.suppress(OSError):
                     path = self._failures_file(gate.env, "notify", failures)
                 context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict,
-                                        run_id=self.run_id)
+                                        run_id=self.run_id, vars=environment.vars)
             started = time.time()
             result = notify.action.run(context)
             result.started = started

@@ -70,3 +70,40 @@ def test_a_value_reaches_a_checklist_command_as_data_in_every_quoting_context(
     assert_received_as_data(project, [
         [command.split("probe ")[1].split()[0], shape.format(v=value)]
         for command, shape in CONTEXTS.values() for value in HOSTILE])
+
+
+def test_rollback_and_notify_commands_render_env_and_vars_as_data(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe_project(project)
+    monkeypatch.setenv("PATH", f"{project.path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    monkeypatch.setenv("BRANCH", "$(touch PWNED)")
+    project.environments(f"""\
+        environments:
+          prod:
+            services: {{api: {{url: "{server.url}"}}}}
+            vars: {{branch: "${{BRANCH}}", release: "1.2 final"}}
+            rollback:
+              - command: 'probe rollback "{{{{ env }}}}" "{{{{ branch }}}}" {{{{ release }}}}'
+              - command: [probe, rollback-argv, "{{{{ branch }}}}", "{{{{ failed_count }}}}"]
+            notify:
+              - command: "probe notify '{{{{ verdict }}}}' '{{{{ branch }}}}' `echo {{{{ env.name }}}}`"
+        """)
+    project.suite("post.yaml", "service: api\nchecks:\n"
+                  "  - {name: broken, kind: smoke, request: {path: /status/503}}\n")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(failed=1)
+    assert_received_as_data(project, [
+        ["rollback", "prod", "$(touch PWNED)", "1.2 final"],
+        ["rollback-argv", "$(touch PWNED)", "1"],
+        ["notify", "rolled_back", "$(touch PWNED)", "prod"]])
+
+
+def test_the_query_reaches_a_metric_command_as_data(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe_project(project)
+    monkeypatch.setenv("PATH", f"{project.path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    project.metric_source("""{type: command, command: "probe metric '{{ query }}' && echo 1"}""")
+    project.suite("m.yaml", "checks:\n"
+                  f"  - {{name: q, kind: metric, query: {json.dumps(HOSTILE[2])}, "
+                  "threshold: '< 2'}\n")
+    runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
+    assert_received_as_data(project, [["metric", HOSTILE[2]]])

@@ -24,12 +24,19 @@ class ActionContext:
     redactor: Redactor
     verdict: str | None = None
     run_id: str = ""  # unique to this run: with the action, its webhooks' Idempotency-Key
+    vars: Mapping[str, Any] = field(default_factory=dict)  # the environment's vars
 
     def scope(self) -> dict[str, Any]:
-        """Template names for webhook bodies and commands."""
-        return {"env": self.env, "env.name": self.env, "verdict": self.verdict or "",
+        """Template names for webhook requests and commands: the environment's ``vars``, under
+        the names of :data:`SCOPE_NAMES`, which win."""
+        return {**self.vars, "env": self.env, "env.name": self.env,
+                "verdict": self.verdict or "",
                 "failures": [f.get("id") for f in self.failures],
                 "failed_count": len(self.failures)}
+
+
+# The template names every action knows besides the environment's vars.
+SCOPE_NAMES = frozenset({"env", "env.name", "verdict", "failures", "failed_count"})
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 It gets ``DEPLOYCHECK_ENV`` (the environment), ``DEPLOYCHECK_FAILURES`` (the path of a JSON file
 of the failed checks) and, for notify, ``DEPLOYCHECK_VERDICT``. Exit status 0 is success.
+Templates in the command (``{{ env }}``, ``{{ verdict }}``, the environment's vars, ...) reach
+it as data, as in checklist commands (:func:`~pytest_deploycheck.templating.render_command`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from ..commands import (
     parse_command,
     run_command,
 )
+from ..errors import CheckError, ConfigError
+from ..templating import command_problem, render_command
 from ..units import format_duration
 from ..yamlfile import YamlMap
 from .base import ActionContext, ActionResult, ParseContext, last_chars
@@ -49,17 +53,20 @@ class CommandAction:
         return f"command {describe(self.spec.command)} (timeout {format_duration(self.timeout)})"
 
     def run(self, context: ActionContext) -> ActionResult:
+        try:
+            rendered = render_command(self.spec.command, context.scope())
+        except CheckError as exc:
+            return ActionResult(self.name, self.type, "failed", context.redactor.redact(str(exc)))
         extra = {**self.spec.env, "DEPLOYCHECK_ENV": context.env,
-                 "DEPLOYCHECK_FAILURES": str(context.failures_file)}
+                 "DEPLOYCHECK_FAILURES": str(context.failures_file), **rendered.env}
         if context.verdict:
             extra["DEPLOYCHECK_VERDICT"] = context.verdict
         try:
-            result = run_command(self.spec.command, timeout=self.timeout, cwd=self.spec.cwd,
+            result = run_command(rendered.command, timeout=self.timeout, cwd=self.spec.cwd,
                                  env=extra)
         except OSError as exc:
-            return ActionResult(self.name, self.type, "failed",
-                                f"cannot run {describe(self.spec.command)}: "
-                                f"{exc.strerror or exc}")
+            return ActionResult(self.name, self.type, "failed", context.redactor.redact(
+                f"cannot run {rendered.shown}: {exc.strerror or exc}"))
         redactor = output_redactor(extra, context.redactor)
         output = redactor.redact(last_chars((result.stdout + result.stderr).strip()))
         if result.timed_out:
@@ -77,4 +84,8 @@ class CommandAction:
 
 def parse(node: YamlMap, context: ParseContext) -> CommandAction:
     spec = parse_command(node, context.base_dir, DEFAULT_TIMEOUT, context.file, context.where)
+    problem = command_problem(spec.command)
+    if problem:
+        raise ConfigError(problem, file=context.file, line=node.line_of("command"),
+                          key=f"{context.where}.command")
     return CommandAction(name=str(node.get("name") or describe(spec.command)), spec=spec)

@@ -1,13 +1,13 @@
 """``type: command``: the number a command prints; ``{{ query }}`` in it is the check's query.
 
-In a string command (run by the shell) the query is shell-quoted, so a query with spaces or
-quotes reaches the command as one argument; in a list command it replaces the item's text.
+The query reaches the command as data (:func:`~pytest_deploycheck.templating.render_command`):
+in a string command (run by the shell) through a variable the shell expands without parsing it,
+whatever quotes the template stands in; in a list command it replaces the item's text.
 The value is the last non-empty line of stdout; a non-zero exit or no number is a query error.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,8 @@ from ..commands import (
     parse_command,
     run_command,
 )
+from ..errors import CheckError
+from ..templating import command_problem, names_in, render_command
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
@@ -33,12 +35,19 @@ SCHEMA: Mapping[str, Any] = {
         **COMMAND_PROPERTIES,
     },
 }
-PLACEHOLDER = "{{ query }}"
 
 
 def from_yaml(name: str, node: YamlMap, context: SourceContext) -> CommandSource:
-    return CommandSource(name=name, spec=parse_command(node, context.base_dir, context.timeout,
-                                                       context.file, context.where))
+    spec = parse_command(node, context.base_dir, context.timeout, context.file, context.where)
+    written = spec.command if isinstance(spec.command, str) else list(spec.command)
+    problem = command_problem(spec.command)
+    unknown = sorted(names_in(written) - {"query"})
+    if unknown:
+        problem = f"'{{{{ {unknown[0]} }}}}' is not defined: a metric command knows only " \
+                  f"{{{{ query }}}}"
+    if problem:
+        raise context.error(problem, node, "command")
+    return CommandSource(name=name, spec=spec)
 
 
 @dataclass(frozen=True)
@@ -58,15 +67,15 @@ class CommandSource:
         return None  # only the server can tell
 
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
-        written = self.spec.command
-        if isinstance(written, str):
-            command: str | list[str] = written.replace(PLACEHOLDER, shlex.quote(query))
-        else:
-            command = [part.replace(PLACEHOLDER, query) for part in written]
         try:
-            result = run_command(command, timeout=timeout, cwd=self.spec.cwd, env=self.spec.env)
+            rendered = render_command(self.spec.command, {"query": query})
+        except CheckError as exc:
+            raise MetricQueryError(str(exc)) from None
+        try:
+            result = run_command(rendered.command, timeout=timeout, cwd=self.spec.cwd,
+                                 env={**self.spec.env, **rendered.env})
         except OSError as exc:
-            raise MetricQueryError(f"cannot run {describe(command)}: {exc}") from None
+            raise MetricQueryError(f"cannot run {rendered.shown}: {exc}") from None
         if result.timed_out:
             raise MetricQueryError(f"command timed out after {timeout:g}s and was killed")
         if result.left_running:
