@@ -62,6 +62,53 @@ def _learn_secrets(redactor: Redactor) -> httpx._client.EventHook:
     return learn
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port: where a service's headers may go."""
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def leaves_service(path: str, service: Service) -> str | None:
+    """Why the rendered ``path`` of a request on ``service`` names another origin, or None.
+
+    A path may render to an absolute URL (a saved pagination link, say): on its own origin it is
+    sent, elsewhere it is refused, since the service's headers would go with it. Backslashes
+    count as slashes and leading blanks are dropped, as browsers and many proxies read them.
+    """
+    probe = path.lstrip().replace("\\", "/")
+    home = httpx.URL(service.url)
+    try:
+        if probe.startswith("//"):
+            target = httpx.URL(f"{home.scheme}:{probe}")
+        else:
+            target = httpx.URL(probe)
+            if not target.scheme:
+                return None
+    except httpx.InvalidURL:
+        return f"refused: {path!r} is not a URL on service '{service.name}' ({service.url})"
+    if origin(target) == origin(home):
+        return None
+    return (f"refused: {path} is not on service '{service.name}' ({service.url}); a service's "
+            f"headers go only to its own origin")
+
+
+def _keep_headers_home(service: Service) -> httpx._client.EventHook:
+    # httpx drops Authorization on a redirect to another origin, but not a service's other
+    # headers (X-Api-Key, ...): they are dropped here from every request that leaves the
+    # service's origin, a redirect or an absolute URL given to a Python check's client.
+    home = origin(httpx.URL(service.url))
+
+    def guard(request: httpx.Request) -> None:
+        if origin(request.url) == home:
+            return
+        for name, value in service.headers.items():
+            if request.headers.get(name) == value:
+                del request.headers[name]
+    return guard
+
+
 class BodyError(CheckError):
     """A response body that was too large or too slow to read."""
 
@@ -191,6 +238,8 @@ class ClientPool:
                 request_hooks = [_learn_secrets(self._redactor)] if self._redactor else []
                 if env.protected:
                     request_hooks.append(_protect(env.name))
+                if service is not None:
+                    request_hooks.append(_keep_headers_home(service))
                 hooks = {"request": request_hooks} if request_hooks else {}
                 if service is None:
                     client = new_client(timeout=env.timeout, event_hooks=hooks,

@@ -22,6 +22,8 @@ from .clients import (
     BodyError,
     ClientPool,
     ProtectedEnvironmentError,
+    leaves_service,
+    origin,
     read_body,
 )
 from .endpoints import describe_error
@@ -348,6 +350,9 @@ class HttpCheckRunner:
             return Exchange(step.name, request.method, str(request.path or request.url), [], None,
                             error=str(exc), fatal=True)
         service = env.service(request.service) if request.service else None
+        refused = leaves_service(url, service) if service else None
+        if refused:
+            return Exchange(step.name, request.method, url, [], None, error=refused, fatal=True)
         client = self.pool.client(env, service)
         timeout = request.timeout or (service.timeout if service else env.timeout)
         if deadline is not None:
@@ -365,11 +370,17 @@ class HttpCheckRunner:
         started = time.perf_counter()
         try:
             # An empty params mapping would drop a query string written in the path.
-            with client.stream(request.method, url, headers=headers, params=params or None,
-                               json=payload if request.has_json else None, content=content,
-                               timeout=timeout,
-                               extensions={ALLOW_WRITE: True} if step.allow_write else None
-                               ) as answer:
+            built = client.build_request(
+                request.method, url, headers=headers, params=params or None,
+                json=payload if request.has_json else None, content=content, timeout=timeout,
+                extensions={ALLOW_WRITE: True} if step.allow_write else None)
+            if service and origin(built.url) != origin(httpx.URL(service.url)):
+                # What httpx would send, whatever the path looked like.
+                exchange.error = leaves_service(str(built.url), service) or \
+                    f"refused: {built.url} is not on service '{service.name}'"
+                exchange.fatal = True
+                return exchange
+            with contextlib.closing(client.send(built, stream=True)) as answer:
                 # Read the certificate before the body: the connection may close after it.
                 cert_not_after = _cert_not_after(answer)
                 body = read_body(answer, started, timeout)

@@ -165,6 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             count = int(path.split("/")[2])
             self._send(200, {"page": {"name": "status"}, "incidents": [
                 {"name": f"incident {n}", "status": "investigating"} for n in range(count)]})
+        elif path == "/redirect":
+            self._send(302, {"to": query["to"]}, headers={"Location": query["to"]})
         elif path == "/login":
             self._send(200, {"token": SECRET_SESSION_TOKEN, "user": "smoke"})
         elif path.startswith("/token/"):

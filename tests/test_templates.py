@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import Project, runpytest
-from servers import LoopbackServer
+from servers import LoopbackServer, start_server, stop_server
 
 # Values that would run ``touch PWNED`` if a shell ever parsed them.
 HOSTILE = ["$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", '"; touch PWNED; "',
@@ -107,3 +107,101 @@ def test_the_query_reaches_a_metric_command_as_data(
                   "threshold: '< 2'}\n")
     runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
     assert_received_as_data(project, [["metric", HOSTILE[2]]])
+
+
+SERVICE_HEADERS = {"Authorization": "Bearer svc-secret-7f3a", "X-Api-Key": "svc-key-91c2"}
+
+
+def service_env(project: Project, url: str) -> None:
+    project.environments(f"""\
+        environments:
+          prod:
+            services:
+              api:
+                url: "{url}"
+                headers: {json.dumps(SERVICE_HEADERS)}
+        """)
+
+
+def headers_seen(server: LoopbackServer) -> list[dict[str, str]]:
+    return [headers for _, _, headers in server.requests]
+
+
+@pytest.fixture
+def other_host() -> Iterator[LoopbackServer]:
+    """Another origin than the service's: every request it gets is recorded."""
+    srv = start_server()
+    yield srv
+    stop_server(srv)
+
+
+def test_a_saved_link_to_another_origin_is_refused_not_sent(
+        project: Project, server: LoopbackServer, other_host: LoopbackServer) -> None:
+    service_env(project, server.url)
+    project.suite("paging.yaml", f"""\
+        service: api
+        checks:
+          - name: follow next
+            kind: smoke
+            steps:
+              - request: {{path: /echo, headers: {{X-Next: "{other_host.url}/echo"}}}}
+                save: {{next: 'headers."X-Next"'}}
+              - request: {{path: "{{{{ next }}}}"}}
+        """)
+    result = runpytest(project.pytester, "--env=prod")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"*refused: {other_host.url}/echo is not on service 'api' ({server.url}); a "
+        f"service's headers go only to its own origin*"])
+    assert other_host.requests == []
+
+
+@pytest.mark.parametrize("path", [
+    "{url}/echo", "//{host}/echo", "\\\\{host}/echo", "/\\{host}/echo",
+    "http://127.0.0.1@{host}/echo", " {url}/echo", "{url}",
+])
+def test_a_path_that_leaves_the_service_origin_is_refused(
+        project: Project, server: LoopbackServer, other_host: LoopbackServer,
+        path: str) -> None:
+    written = path.format(url=other_host.url, host=other_host.url.split("//")[1])
+    service_env(project, server.url)
+    project.suite("s.yaml", "service: api\nchecks:\n"
+                  f"  - {{name: p, kind: smoke, parametrize: {{target: [{json.dumps(written)}]}}, "
+                  "request: {path: '{{ target }}'}}\n")
+    result = runpytest(project.pytester, "--env=prod")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*refused: * is not on service 'api'*"])
+    assert other_host.requests == []
+
+
+def test_an_absolute_url_on_the_service_origin_is_sent(
+        project: Project, server: LoopbackServer) -> None:
+    service_env(project, server.url)
+    project.suite("s.yaml", "service: api\nchecks:\n"
+                  f"  - {{name: p, kind: smoke, parametrize: {{target: ['{server.url}/ok']}}, "
+                  "request: {path: '{{ target }}'}}\n")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(passed=1)
+
+
+def test_a_redirect_to_another_origin_carries_none_of_the_service_headers(
+        project: Project, server: LoopbackServer, other_host: LoopbackServer) -> None:
+    service_env(project, server.url)
+    project.pytester.makepyfile(test_redirect=f"""
+        import pytest
+
+        @pytest.mark.deploycheck(kind="smoke")
+        def test_follows(service):
+            api = service("api")
+            answer = api.get("/redirect", params={{"to": "{other_host.url}/echo"}},
+                             follow_redirects=True)
+            assert answer.status_code == 200
+            assert api.get("{other_host.url}/ok").status_code == 200
+            same = api.get("/redirect", params={{"to": "{server.url}/echo"}},
+                           follow_redirects=True)
+            assert same.json()["headers"]["X-Api-Key"] == "{SERVICE_HEADERS['X-Api-Key']}"
+        """)
+    runpytest(project.pytester, "--env=prod").assert_outcomes(passed=1)
+    seen = headers_seen(other_host)
+    assert len(seen) == 2
+    for headers in seen:
+        assert not {name.lower() for name in headers} & {"authorization", "x-api-key"}, headers
