@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .actions import Action, Notify, parse_notify, parse_rollback
+from .actions.base import SCOPE_NAMES
 from .commands import describe, parse_command
 from .endpoints import Service, parse_duration_key, parse_endpoint
 from .errors import ConfigError
 from .interpolation import interpolate_tree
 from .metrics import MetricSource, SourceContext, parse_source
 from .secrets import CREDENTIAL_FIELDS, Redactor, is_secret_header
+from .templating import check_site, matches, names_in, sites
 from .validation import suggest, validate
 from .windows import DeployWindows, parse_windows
 from .yamlfile import YamlList, YamlMap, load_file
@@ -175,10 +177,38 @@ class EnvironmentsFile:
         if name not in self._resolved:
             self.check_names([name])
             merged = self._merged(name)
+            _check_templates(merged, self.display, f"environments.{name}")
             doc = interpolate_tree(merged, environ, redactor, file=self.display,
                                    line=merged.line, key=f"environments.{name}")
             self._resolved[name] = _parse_environment(name, doc, self, redactor)
         return self._resolved[name]
+
+
+_ACTION_FIELDS = ("command", "command/[]", "webhook/url", "webhook/headers/*", "webhook/json",
+                  "webhook/json/**", "webhook/body")
+# The fields of an environment whose templates are rendered (rollback and notify actions with
+# the environment's vars, a metric command with its query); every other {{ is an error.
+RENDERED_VALUES = (*(f"{kind}/[]/{field}" for kind in ("rollback", "notify")
+                     for field in _ACTION_FIELDS),
+                   "metrics/*/command", "metrics/*/command/[]")
+RENDERED_KEYS = tuple(f"{kind}/[]/webhook/{field}" for kind in ("rollback", "notify")
+                      for field in ("headers/*", "json/**"))
+
+
+def _check_templates(env: YamlMap, file: str, where: str) -> None:
+    """Every ``{{`` of an environment is a template in a rendered field, and an action's names
+    are ones it will know (its environment's vars, env, verdict, failures, failed_count)."""
+    known = set(env.get("vars", {})) | SCOPE_NAMES
+    for site in sites(env, where):
+        rendered = matches(site.path, RENDERED_KEYS if site.is_key else RENDERED_VALUES)
+        check_site(site, rendered, file)
+        if site.path[0] == "metrics":
+            continue  # a metric command knows only {{ query }}, checked with its source
+        for used in sorted(names_in(site.text)):
+            if used not in known and used.split(".")[0] not in known:
+                raise ConfigError(f"template '{{{{ {used} }}}}' is not defined for this action; "
+                                  f"defined: {', '.join(sorted(known))}", file=file,
+                                  line=site.line, key=site.key)
 
 
 def _register_secrets(node: Any, redactor: Redactor) -> None:

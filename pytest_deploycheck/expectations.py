@@ -6,7 +6,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jmespath
@@ -16,7 +16,7 @@ from httpx import Headers
 from jmespath.visitor import TreeInterpreter
 
 from .jsondoc import json_path, loads
-from .templating import names_in, render
+from .templating import names_in, render, render_pattern
 from .units import Threshold, format_duration, parse_threshold
 from .validation import suggest
 from .yamlfile import YamlMap, error_at, load_file
@@ -88,7 +88,16 @@ class JsonRule:
     expected: Any
 
     def judge(self, document: Any, scope: Mapping[str, Any]) -> Mismatch | None:
-        expected = render(self.expected, scope)
+        if self.compiled is None:  # an expression with templates, compiled once rendered
+            expr = str(render(self.expr, scope))
+            try:
+                compiled = compile_jmespath(expr)
+            except ValueError as exc:
+                return Mismatch(f"json {expr}", "a JMESPath expression", str(exc))
+            return replace(self, expr=expr, compiled=compiled,
+                           projection=_is_projection(compiled.parsed)).judge(document, scope)
+        expected = render_pattern(str(self.expected), scope) if self.matcher == "regex" \
+            else render(self.expected, scope)
         every = self.projection and self.matcher != "contains"
         try:
             if every:
@@ -390,11 +399,13 @@ class HeaderRule:
     regex: bool
 
     def judge(self, headers: Headers, scope: Mapping[str, Any]) -> Mismatch | None:
-        expected = str(render(self.expected, scope))
+        expected = render_pattern(str(self.expected), scope) if self.regex \
+            else str(render(self.expected, scope))
+        name = str(render(self.name, scope))
         # A header sent twice is judged line by line, each must match: joined with ", " (as
         # headers.get does) an exact value could never match and /ok/ would pass "ok, down".
-        values = headers.get_list(self.name)
-        what = f"header {self.name}"
+        values = headers.get_list(name)
+        what = f"header {name}"
         shown = f"/{expected}/" if self.regex else repr(expected)
         if not values:
             return Mismatch(what, shown, "no such header")
@@ -425,6 +436,7 @@ class Expectation:
     def names(self) -> set[str]:
         """Template names used by this expectation (checked at collection)."""
         return names_in([r.expected for r in self.json] + [r.expected for r in self.headers]
+                        + [r.expr for r in self.json] + [r.name for r in self.headers]
                         + [self.body_contains or "", self.body_regex or "", *self.status])
 
     def status_ok(self, status: int, scope: Mapping[str, Any]) -> bool:
@@ -457,7 +469,7 @@ class Expectation:
             elif needle not in response.text:
                 out.append(Mismatch("body", f"to contain {needle!r}", "no such text"))
         if self.body_regex is not None:
-            pattern = str(render(self.body_regex, scope))
+            pattern = render_pattern(self.body_regex, scope)
             try:
                 if re.search(pattern, response.text) is None:
                     out.append(Mismatch("body", f"to match /{pattern}/", "no match"))
@@ -562,11 +574,13 @@ def _threshold(node: YamlMap, key: str, where: str, *, duration: bool) -> Thresh
 def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
     rules = []
     for expr, expected in node.items():
-        try:
-            compiled = compile_jmespath(expr)
-        except ValueError as exc:
-            raise error_at(str(exc), node, expr, where) from None
-        projection = _is_projection(compiled.parsed)
+        compiled, projection = None, False
+        if "{{" not in expr:  # an expression with templates is compiled once rendered
+            try:
+                compiled = compile_jmespath(expr)
+            except ValueError as exc:
+                raise error_at(str(exc), node, expr, where) from None
+            projection = _is_projection(compiled.parsed)
         matcher, value = "eq", expected
         if isinstance(expected, Mapping) and len(expected) == 1:
             (name, value), = expected.items()

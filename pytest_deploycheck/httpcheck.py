@@ -11,7 +11,7 @@ import contextlib
 import json
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from .clients import (
 )
 from .endpoints import describe_error
 from .errors import CheckError
-from .expectations import JsonPathError, Mismatch, Response, evaluate
+from .expectations import JsonPathError, Mismatch, Response, compile_jmespath, evaluate
 from .jsondoc import loads, readings
 from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
 from .suites import Check, CheckInstance, Retry, Step
@@ -130,6 +130,12 @@ class Result:
             lines.append(f"\n(last of {self.attempts} attempts of the whole check, "
                          f"{format_duration(self.duration)})")
         return redactor.redact("\n".join(lines))
+
+
+def _save_expression(expr: Any, scope: Mapping[str, Any]) -> Any:
+    """A save's compiled JMESPath: one with templates is kept as text and compiled once
+    rendered."""
+    return compile_jmespath(str(render(expr, scope))) if isinstance(expr, str) else expr
 
 
 def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -273,7 +279,7 @@ class HttpCheckRunner:
         response = exchange.response
         assert response is not None
         if step.save:
-            self._learn_saved_secrets(instance.check, step, response)
+            self._learn_saved_secrets(instance.check, step, response, scope)
         exchange.mismatches = step.expect.judge(response, scope) or \
             self._save(step, response, scope)
         if not exchange.mismatches:
@@ -284,13 +290,18 @@ class HttpCheckRunner:
             attempt.reason += " (gave up: the answer matches retry.stop_if)"
             attempt.stop = True
 
-    def _learn_saved_secrets(self, check: Check, step: Step, response: Response) -> None:
+    def _learn_saved_secrets(self, check: Check, step: Step, response: Response,
+                             scope: dict[str, Any]) -> None:
         """Teach the redactor the values this step saves for secret use, before its
         expectations are judged: a failing step shows its response."""
         secret = self._secret_names.get(id(check))
         if secret is None:
             secret = self._secret_names[id(check)] = secret_names(check)
-        wanted = [expr for name, expr in step.save.items() if name in secret]
+        wanted = []
+        for name, expr in step.save.items():
+            if name in secret:
+                with contextlib.suppress(ValueError, CheckError):  # the save reports it
+                    wanted.append(_save_expression(expr, scope))
         if not wanted:
             return
         try:
@@ -325,6 +336,11 @@ class HttpCheckRunner:
             return [Mismatch("save", "a JSON body", str(exc))]
         missing = []
         for name, expr in step.save.items():
+            try:
+                expr = _save_expression(expr, scope)
+            except (ValueError, CheckError) as exc:
+                missing.append(Mismatch(f"save {name}", "a JMESPath expression", str(exc)))
+                continue
             try:
                 value = evaluate(expr.parsed, document)
             except JsonPathError as exc:

@@ -16,7 +16,7 @@ from .environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, envi
 from .errors import ConfigError
 from .expectations import Expectation, compile_jmespath, parse_expectation
 from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
-from .templating import names_in
+from .templating import check_site, matches, names_in, render, sites
 from .units import parse_duration
 from .validation import suggest, validate
 from .yamlfile import YamlMap, error_at, gc_paused, load_file
@@ -72,7 +72,7 @@ class Step:
     name: str
     request: Request
     expect: Expectation
-    save: Mapping[str, Any]  # name -> compiled JMESPath
+    save: Mapping[str, Any]  # name -> compiled JMESPath, or its text when it has templates
     allow_write: bool
     retry: Retry | None
     line: int
@@ -157,13 +157,19 @@ class CheckInstance:
             lines.append(f"  runbook: {check.runbook}")
         return lines
 
-    def scope(self) -> dict[str, Any]:
-        """Template names before any step has saved anything (lowest precedence first)."""
-        scope: dict[str, Any] = {"env": {"name": self.env.name}, "env.name": self.env.name}
+    def base_scope(self) -> dict[str, Any]:
+        """The names parametrize values may use: ``env`` (``env.name``, the environment's name,
+        as in rollback and notify actions), environment ``vars`` and suite ``vars``."""
+        scope: dict[str, Any] = {"env": self.env.name, "env.name": self.env.name}
         scope.update(self.env.vars)
         scope.update(self.check.suite_vars)
+        return scope
+
+    def scope(self) -> dict[str, Any]:
+        """Template names before any step has saved anything (lowest precedence first)."""
+        scope = self.base_scope()
         if self.params:
-            scope.update(self.params.values)
+            scope.update(render(dict(self.params.values), scope))
         return scope
 
 
@@ -206,6 +212,9 @@ def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
 def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, expr in (node or {}).items():
+        if "{{" in str(expr):  # compiled once rendered, when the answer is in
+            out[name] = str(expr)
+            continue
         try:
             out[name] = compile_jmespath(expr)
         except ValueError as exc:
@@ -252,13 +261,17 @@ def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
                 names_at.setdefault(used, at)
     for used in expectation.names():
         names_at.setdefault(used, (node.line_of("expect"), f"{label}.expect"))
+    save = _save(node.get("save"), f"{where}.save")
+    for used in names_in([expr for expr in save.values() if isinstance(expr, str)]):
+        names_at.setdefault(used, (node.line_of("save"), f"{label}.save"))
+    retry = _retry(node.get("retry"), f"{where}.retry", base_dir)
+    for used in retry.stop_if.names() if retry and retry.stop_if else ():
+        names_at.setdefault(used, (node.line_of("retry"), f"{label}.retry.stop_if"))
     service_at = (raw.line_of("service"), f"{label}.request.service") if "service" in raw \
         else default_service[1:]
     return Step(
         name=name, request=request, expect=expectation,
-        save=_save(node.get("save"), f"{where}.save"),
-        allow_write=bool(node.get("allow_write", False)),
-        retry=_retry(node.get("retry"), f"{where}.retry", base_dir),
+        save=save, allow_write=bool(node.get("allow_write", False)), retry=retry,
         line=node.line, names=frozenset(names_at), names_at=names_at, service_at=service_at)
 
 
@@ -375,6 +388,48 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         key_lines=node.key_lines)
 
 
+_EXPECT_FIELDS = ("status", "status/[]", "json/**", "headers/*", "headers/*/regex",
+                  "body/contains", "body/regex")
+# The fields of a check (or of one of its steps) whose templates are rendered, and those whose
+# keys are; every other {{ in a suite is a collection error, never text sent as written.
+RENDERED_VALUES = (
+    "request/path", "request/url", "request/headers/*", "request/params/*",
+    "request/params/*/[]", "request/json", "request/json/**", "request/body",
+    *(f"expect/{field}" for field in _EXPECT_FIELDS),
+    *(f"retry/stop_if/{field}" for field in _EXPECT_FIELDS),
+    "expect/stdout", "expect/stderr", "save/*", "parametrize/**",
+    "command", "command/[]", "cwd", "env/*", "files/[]", "files/[]/path",
+    "git/path", "git/branch", "git/tag", "git/up_to_date", "manual", "query",
+)
+RENDERED_KEYS = ("request/headers/*", "request/params/*", "request/json/**", "expect/json/**",
+                 "expect/headers/*", "retry/stop_if/json/**", "retry/stop_if/headers/*")
+# Where ${...} belongs to the program run, not to this plugin: a checklist command's text.
+_PROGRAM_TEXT = ("command", "command/[]")
+_NO_INTERPOLATION = ("${...} is not interpolated in suite files (only the environments file "
+                     "reads environment variables): set it in the environment's vars (name: "
+                     "\"${VAR}\", or \"$${...}\" for the text itself) and write {{ name }}")
+
+
+def _field(path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``path`` relative to its check or step, or None outside the checks."""
+    if path[:2] != ("checks", "[]"):
+        return None
+    return path[4:] if path[2:4] == ("steps", "[]") else path[2:]
+
+
+def _check_templates(doc: YamlMap, file: str) -> None:
+    """Every ``{{`` of a suite is a template in a field that is rendered, and no ``${``
+    stands where nothing would interpolate it."""
+    for site in sites(doc):
+        field = _field(site.path)
+        if "${" in site.text and not (
+                field is not None and not site.is_key and matches(field, _PROGRAM_TEXT)):
+            raise ConfigError(_NO_INTERPOLATION, file=file, line=site.line, key=site.key)
+        rendered = field is not None and matches(
+            field, RENDERED_KEYS if site.is_key else RENDERED_VALUES)
+        check_site(site, rendered, file)
+
+
 def load_suite(path: Path, display: str, environments: Sequence[str] | None = None) -> Suite:
     """Parse and validate the suite file at ``path``; errors name ``display`` and the line.
 
@@ -393,6 +448,7 @@ def _load_suite(path: Path, display: str, known: Sequence[str] | None) -> Suite:
     # The suite's own lists once, so that an error in them names their line, not a check's.
     _environments(doc, "envs", "", known)
     _environments(doc, "skip_envs", "", known)
+    _check_templates(doc, display)
     name = doc.get("suite", path.stem)
     checks: list[Check] = []
     seen: dict[str, int] = {}
@@ -435,6 +491,10 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
         return []
     made = [CheckInstance(check, env, p) for p in check.params] or [CheckInstance(check, env, None)]
     for instance in made[:1]:
+        _check_names(dict.fromkeys(names_in([dict(p.values) for p in check.params]),
+                                   (check.line_of("parametrize"),
+                                    f"checks.{check.name}.parametrize")),
+                     set(instance.base_scope()), env, check.file)
         if check.metric is not None:
             _check_metric(check, check.metric, env, set(instance.scope()))
             continue

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CheckError
+from .errors import CheckError, ConfigError
+from .yamlfile import YamlList, YamlMap
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 
@@ -80,6 +81,14 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [render(v, scope) for v in value]
     return value
+
+
+def render_pattern(pattern: str, scope: Mapping[str, Any]) -> str:
+    """A regular expression with its templates filled in, each value matching only itself
+    (``{{ version }}`` of 1.2.3 does not match 1x2x3)."""
+    if "{{" not in pattern:
+        return pattern
+    return _TEMPLATE.sub(lambda m: re.escape(_as_text(_lookup(m.group(1), scope))), pattern)
 
 
 def template_problem(text: str) -> str | None:
@@ -276,3 +285,79 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
     run.append(command[pos:])
     shown.append(command[pos:])
     return RenderedCommand("".join(run), env, "".join(shown))
+
+
+# --- where templates may stand ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Site:
+    """A string of a YAML file with ``{{`` or ``${`` in it: a value, or a mapping's key."""
+
+    path: tuple[str, ...]  # keys from the document's root, list items as "[]"
+    text: str
+    is_key: bool
+    line: int
+    key: str  # the dotted key path errors name (``checks[0].request.path``)
+
+
+def sites(node: Any, where: str = "", path: tuple[str, ...] = ()) -> list[Site]:
+    """Every string below ``node`` (a loaded YAML document) that has ``{{`` or ``${``."""
+    found: list[Site] = []
+    _collect(node, where, path, found)
+    return found
+
+
+def _marked(text: str) -> bool:
+    return "{{" in text or "${" in text
+
+
+def _collect(node: Any, where: str, path: tuple[str, ...], found: list[Site]) -> None:
+    if isinstance(node, YamlMap):
+        for key, value in node.items():
+            key_text = str(key)
+            inner = f"{where}.{key_text}" if where else key_text
+            if _marked(key_text):
+                found.append(Site((*path, key_text), key_text, True, node.line_of(key), inner))
+            if isinstance(value, str):
+                if _marked(value):
+                    found.append(Site((*path, key_text), value, False, node.line_of(key), inner))
+            else:
+                _collect(value, inner, (*path, key_text), found)
+    elif isinstance(node, YamlList):
+        for index, value in enumerate(node):
+            inner = f"{where}[{index}]"
+            if isinstance(value, str):
+                if _marked(value):
+                    found.append(Site((*path, "[]"), value, False, node.line_of(index), inner))
+            else:
+                _collect(value, inner, (*path, "[]"), found)
+
+
+def matches(path: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
+    """Whether ``path`` matches one of ``patterns``: ``/``-separated keys, where ``*`` is any
+    one key, ``[]`` any list item and a final ``**`` anything below."""
+    for pattern in patterns:
+        parts = pattern.split("/")
+        if parts[-1] == "**":
+            head = parts[:-1]
+            if len(path) > len(head) and all(p in ("*", k) for p, k in zip(head, path,
+                                                                          strict=False)):
+                return True
+        elif len(parts) == len(path) and all(p in ("*", k) for p, k in zip(parts, path,
+                                                                            strict=True)):
+            return True
+    return False
+
+
+def check_site(site: Site, rendered: bool, file: str) -> None:
+    """Raise :class:`ConfigError` unless the ``{{ }}`` of ``site`` are templates in a rendered
+    field (``${`` is the caller's to judge)."""
+    if "{{" not in site.text:
+        return
+    what = "key" if site.is_key else "value"
+    if not rendered:
+        raise ConfigError(f"{{{{ }}}} is not rendered in this {what}, it would be used as "
+                          f"written: {site.text!r}", file=file, line=site.line, key=site.key)
+    problem = template_problem(site.text)
+    if problem:
+        raise ConfigError(problem, file=file, line=site.line, key=site.key)

@@ -15,7 +15,7 @@ from servers import LoopbackServer, start_server, stop_server
 
 # Values that would run ``touch PWNED`` if a shell ever parsed them.
 HOSTILE = ["$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", '"; touch PWNED; "',
-           "x\ntouch PWNED", "\\$(touch PWNED)\\", "${HOME}$$*?"]
+           "x\ntouch PWNED", "\\$(touch PWNED)\\", "$HOME $$ *?"]
 # Each quoting context a command author may put a template in, and the argument the probe must
 # receive for a value ``v``.
 CONTEXTS = {
@@ -205,3 +205,136 @@ def test_a_redirect_to_another_origin_carries_none_of_the_service_headers(
     assert len(seen) == 2
     for headers in seen:
         assert not {name.lower() for name in headers} & {"authorization", "x-api-key"}, headers
+
+
+def test_every_field_of_a_check_is_rendered(project: Project, server: LoopbackServer) -> None:
+    project.environments(f"""\
+        environments:
+          prod:
+            services: {{api: {{url: "{server.url}"}}}}
+            vars: {{section: echo, wanted: b, header: X-Probe}}
+        """)
+    project.suite("all.yaml", """\
+        service: api
+        vars: {greeting: hello}
+        checks:
+          - name: request and expectations
+            kind: smoke
+            parametrize: {where: ["/{{ section }}/{{ env }}"]}
+            steps:
+              - request:
+                  path: "{{ where }}"
+                  headers: {"{{ header }}": "{{ greeting }} {{ env.name }}"}
+                  params: {q: "{{ wanted }}"}
+                expect:
+                  status: 200
+                  headers: {Content-Type: {regex: "json"}}
+                  json:
+                    path: "/echo/prod?q=b"
+                    'headers."{{ header }}"': "hello prod"
+                    'to_string(headers."{{ header }}")': {regex: "^{{ greeting }}"}
+                  body: {contains: "{{ greeting }} prod", regex: "q={{ wanted }}"}
+                save: {probe: 'headers."{{ header }}"'}
+              - request: {path: /echo, json: {"{{ wanted }}": "{{ probe }}"}}
+                expect: {json: {body: {regex: '"b": ?"hello prod"'}}}
+          - name: a checklist command and its expectations
+            kind: checklist
+            parametrize: {v: ["{{ greeting }} world", "it's $(nothing)"]}
+            command: 'echo "{{ v }}"; echo "{{ v }}" >&2'
+            expect: {stdout: "^{{ v }}$", stderr: "{{ v }}"}
+        """)
+    runpytest(project.pytester, "--env=prod").assert_outcomes(passed=3)
+
+
+def test_a_rendered_expectation_that_differs_fails(project: Project,
+                                                   server: LoopbackServer) -> None:
+    project.simple(server.url, """\
+        service: api
+        checks:
+          - name: item n
+            kind: smoke
+            parametrize: [{id: a, n: 1}, {id: b, n: 1}]
+            request: {path: /ok}
+            expect: {json: {"items[?id=='{{ id }}'].n | [0]": "{{ n }}"}}
+          - name: checklist stdout
+            kind: checklist
+            parametrize: {v: [one]}
+            command: "echo other"
+            expect: {stdout: "^{{ v }}$"}
+        """)
+    result = runpytest(project.pytester, "--env=test")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*json items[[]?id=='b'[]].n | [[]0[]]: expected 1, got 2*",
+                                 "*stdout does not match /^one$/*"])
+
+
+def test_rollback_and_notify_webhooks_know_the_environment_vars(
+        project: Project, server: LoopbackServer) -> None:
+    hook = f"{server.url}/webhook/200/vars-{id(project)}"
+    project.environments(f"""\
+        environments:
+          prod:
+            services: {{api: {{url: "{server.url}"}}}}
+            vars: {{service_name: checkout}}
+            rollback:
+              - webhook: {{url: "{hook}", json: {{service: "{{{{ service_name }}}}", env: "{{{{ env }}}}"}}}}
+        """)
+    project.suite("post.yaml", "service: api\nchecks:\n"
+                  "  - {name: broken, kind: smoke, request: {path: /status/503}}\n")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(failed=1)
+    bodies = [json.loads(body) for path, body in server.bodies if path == hook.split(server.url)[1]]
+    assert bodies == [{"service": "checkout", "env": "prod"}]
+
+
+@pytest.mark.parametrize(("suite", "line", "key", "message"), [
+    ("checks:\n  - name: a\n    kind: checklist\n    command: echo\n"
+     "    runbook: 'https://wiki/{{ env }}'\n",
+     5, "checks[0].runbook", "{{ }} is not rendered in this value*"),
+    ("vars: {x: '{{ y }}'}\nchecks:\n  - {name: a, kind: checklist, command: echo}\n",
+     1, "vars.x", "{{ }} is not rendered in this value*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo {{ v | upper }}'\n",
+     4, "checks[0].command", "'{{ v | upper }}' is not a template*filters*not supported"),
+    ("service: api\nchecks:\n  - name: a\n    kind: smoke\n"
+     "    request: {path: /ok, headers: {Authorization: 'Bearer ${OLD_TOKEN}'}}\n",
+     5, "checks[0].request.headers.Authorization", "${...} is not interpolated in suite files*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    parametrize: {v: ['{{ nope }}']}\n"
+     "    command: 'echo {{ v }}'\n",
+     2, "checks.a.parametrize", "template '{{ nope }}' is not defined in environment 'test'*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo $(( {{ n }} + 1 ))'\n",
+     4, "checks[0].command", "a template inside $((...)) cannot be passed to the shell safely*"),
+    ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    request: {path: /ok}\n"
+     "    save: {'{{ k }}': token}\n",
+     6, "checks[0].save.{{ k }}", "{{ }} is not rendered in this key*"),
+])
+def test_a_template_that_would_not_be_rendered_is_a_collection_error(
+        project: Project, server: LoopbackServer, suite: str, line: int, key: str,
+        message: str) -> None:
+    project.simple(server.url, "")
+    (project.path / "suites" / "checks.yaml").write_text(suite)
+    result = runpytest(project.pytester, "--env=test")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*suites/checks.yaml:{line}: {escaped(key)}: {message}"])
+
+
+@pytest.mark.parametrize(("action", "key", "message"), [
+    ("rollback:\n      - command: 'echo {{ nope }}'",
+     "environments.test.rollback[0].command", "template '{{ nope }}' is not defined*"),
+    ("notify:\n      - webhook: {url: 'http://x/{{ env | lower }}'}",
+     "environments.test.notify[0].webhook.url", "'{{ env | lower }}' is not a template*"),
+    ("services:\n      api: {url: 'http://x', headers: {X-Env: '{{ env }}'}}",
+     "environments.test.services.api.headers.X-Env", "{{ }} is not rendered in this value*"),
+    ("metrics:\n      default: {type: command, command: 'echo {{ query }} {{ env }}'}",
+     "environments.test.metrics.default.command", "'{{ env }}' is not defined: a metric*"),
+])
+def test_a_template_of_the_environments_file_that_would_not_be_rendered_is_an_error(
+        project: Project, action: str, key: str, message: str) -> None:
+    project.environments(f"environments:\n  test:\n    {action}\n")
+    project.suite("c.yaml", "checks:\n  - {name: a, kind: checklist, command: echo}\n")
+    result = runpytest(project.pytester, "--env=test")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*environments.yaml:*: {escaped(key)}: {message}"])
+
+
+def escaped(key: str) -> str:
+    """``key`` as an fnmatch pattern (``checks[0]`` is not a character class)."""
+    return key.replace("[", "[[]")
