@@ -7,6 +7,7 @@ keeps the type of the value (``{{ count }}`` renders the integer 3, not ``"3"``)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -300,51 +301,58 @@ class Site:
     key: str  # the dotted key path errors name (``checks[0].request.path``)
 
 
-def sites(node: Any, where: str = "", path: tuple[str, ...] = ()) -> list[Site]:
+def sites(node: Any, where: str = "") -> list[Site]:
     """Every string below ``node`` (a loaded YAML document) that has ``{{`` or ``${``."""
     found: list[Site] = []
-    _collect(node, where, path, found)
+    _collect(node, (), where, found)
     return found
 
 
-def _marked(text: str) -> bool:
-    return "{{" in text or "${" in text
+def _site(steps: tuple[str | int, ...], text: str, is_key: bool, line: int, where: str) -> Site:
+    # Built only for the strings that have a template: the walk itself stays cheap.
+    key = where
+    for step in steps:
+        key = f"{key}[{step}]" if isinstance(step, int) else f"{key}.{step}" if key else step
+    return Site(tuple("[]" if isinstance(step, int) else step for step in steps), text, is_key,
+                line, key)
 
 
-def _collect(node: Any, where: str, path: tuple[str, ...], found: list[Site]) -> None:
+def _collect(node: Any, steps: tuple[str | int, ...], where: str, found: list[Site]) -> None:
     if isinstance(node, YamlMap):
         for key, value in node.items():
-            key_text = str(key)
-            inner = f"{where}.{key_text}" if where else key_text
-            if _marked(key_text):
-                found.append(Site((*path, key_text), key_text, True, node.line_of(key), inner))
+            if isinstance(key, str) and ("{{" in key or "${" in key):
+                found.append(_site((*steps, key), key, True, node.line_of(key), where))
             if isinstance(value, str):
-                if _marked(value):
-                    found.append(Site((*path, key_text), value, False, node.line_of(key), inner))
-            else:
-                _collect(value, inner, (*path, key_text), found)
+                if "{{" in value or "${" in value:
+                    found.append(_site((*steps, key), value, False, node.line_of(key), where))
+            elif isinstance(value, (YamlMap, YamlList)):
+                _collect(value, (*steps, key), where, found)
     elif isinstance(node, YamlList):
         for index, value in enumerate(node):
-            inner = f"{where}[{index}]"
             if isinstance(value, str):
-                if _marked(value):
-                    found.append(Site((*path, "[]"), value, False, node.line_of(index), inner))
-            else:
-                _collect(value, inner, (*path, "[]"), found)
+                if "{{" in value or "${" in value:
+                    found.append(_site((*steps, index), value, False, node.line_of(index),
+                                       where))
+            elif isinstance(value, (YamlMap, YamlList)):
+                _collect(value, (*steps, index), where, found)
+
+
+@functools.cache
+def _split(patterns: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], bool], ...]:
+    # Each pattern's keys, and whether it ends in ** (anything below).
+    out = []
+    for pattern in patterns:
+        parts = tuple(pattern.split("/"))
+        out.append((parts[:-1], True) if parts[-1] == "**" else (parts, False))
+    return tuple(out)
 
 
 def matches(path: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
     """Whether ``path`` matches one of ``patterns``: ``/``-separated keys, where ``*`` is any
     one key, ``[]`` any list item and a final ``**`` anything below."""
-    for pattern in patterns:
-        parts = pattern.split("/")
-        if parts[-1] == "**":
-            head = parts[:-1]
-            if len(path) > len(head) and all(p in ("*", k) for p, k in zip(head, path,
-                                                                          strict=False)):
-                return True
-        elif len(parts) == len(path) and all(p in ("*", k) for p, k in zip(parts, path,
-                                                                            strict=True)):
+    for parts, below in _split(patterns):
+        if (len(path) > len(parts) if below else len(path) == len(parts)) and all(
+                part in ("*", key) for part, key in zip(parts, path, strict=False)):
             return True
     return False
 
