@@ -19,6 +19,12 @@ from .errors import CheckError, ConfigError
 from .yamlfile import YamlList, YamlMap
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+# ``{{ "{{" }}`` writes a literal ``{{`` (as in Helm), for text another tool reads as a template
+# (``docker inspect -f '{{ "{{" }}.State.Status}}'``).
+_LITERAL = re.compile(r"""\{\{\s*(["'])\{\{\1\s*\}\}""")
+# A template or a literal, in one pass: group 1 is the name, or None for a literal.
+_TOKEN = re.compile(r"""\{\{\s*(?:([A-Za-z_][\w.-]*)|(["'])\{\{\2)\s*\}\}""")
+_SENTINEL = "\0"  # stands for a literal {{ while a command is lexed (a command has no NUL)
 
 
 def names_in(value: Any) -> set[str]:
@@ -76,7 +82,8 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
             return _lookup(whole.group(1), scope)
         if "{{" not in value:
             return value
-        return _TEMPLATE.sub(lambda m: _as_text(_lookup(m.group(1), scope)), value)
+        return _TOKEN.sub(lambda m: _as_text(_lookup(m.group(1), scope)) if m.group(1)
+                          else "{{", value)
     if isinstance(value, Mapping):
         return {render(k, scope): render(v, scope) for k, v in value.items()}
     if isinstance(value, list):
@@ -89,7 +96,8 @@ def render_pattern(pattern: str, scope: Mapping[str, Any]) -> str:
     (``{{ version }}`` of 1.2.3 does not match 1x2x3)."""
     if "{{" not in pattern:
         return pattern
-    return _TEMPLATE.sub(lambda m: re.escape(_as_text(_lookup(m.group(1), scope))), pattern)
+    return _TOKEN.sub(lambda m: re.escape(_as_text(_lookup(m.group(1), scope))) if m.group(1)
+                      else "{{", pattern)
 
 
 def template_problem(text: str) -> str | None:
@@ -100,14 +108,15 @@ def template_problem(text: str) -> str | None:
     """
     if "{{" not in text:
         return None
-    rest = _TEMPLATE.sub("", text)
+    rest = _TOKEN.sub("", text)
     start = rest.find("{{")
     if start < 0:
         return None
     end = rest.find("}}", start)
     shown = rest[start:end + 2] if end >= 0 else rest[start:start + 40]
     return (f"{shown!r} is not a template: a template is {{{{ name }}}} (letters, digits, "
-            f"'_', '.' and '-'); filters and expressions are not supported")
+            f"'_', '.' and '-'); filters and expressions are not supported, and "
+            f"{{{{ \"{{{{\" }}}} writes a literal {{{{")
 
 
 # The environment variable that carries the value of the n-th template of a shell command.
@@ -227,6 +236,7 @@ def command_problem(command: str | tuple[str, ...]) -> str | None:
         if problem:
             return problem
     if isinstance(command, str):
+        command = _LITERAL.sub(_SENTINEL, command)
         try:
             _shell_contexts(command, [m.span() for m in _TEMPLATE.finditer(command)])
         except ValueError as exc:
@@ -267,8 +277,10 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
     if not isinstance(command, str):
         argv = [_argument(render(part, scope)) for part in command]
         return RenderedCommand(argv, {}, " ".join(argv))
+    command = _LITERAL.sub(_SENTINEL, command)
     matches = list(_TEMPLATE.finditer(command))
     if not matches:
+        command = command.replace(_SENTINEL, "{{")
         return RenderedCommand(command, {}, command)
     try:
         contexts = _shell_contexts(command, [m.span() for m in matches])
@@ -285,7 +297,9 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
         pos = match.end()
     run.append(command[pos:])
     shown.append(command[pos:])
-    return RenderedCommand("".join(run), env, "".join(shown))
+    # Only the author's text had sentinels: values are in variables, never in the text.
+    return RenderedCommand("".join(run).replace(_SENTINEL, "{{"), env,
+                           "".join(shown).replace(_SENTINEL, "{{"))
 
 
 # --- where templates may stand ---------------------------------------------------------------

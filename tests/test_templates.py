@@ -338,3 +338,30 @@ def test_a_template_of_the_environments_file_that_would_not_be_rendered_is_an_er
 def escaped(key: str) -> str:
     """``key`` as an fnmatch pattern (``checks[0]`` is not a character class)."""
     return key.replace("[", "[[]")
+
+
+def test_a_literal_double_brace_is_written_as_a_template_of_itself(
+        project: Project, server: LoopbackServer) -> None:
+    project.simple(server.url, """\
+        service: api
+        checks:
+          - name: go template
+            kind: checklist
+            parametrize: {v: [x]}
+            command: 'printf "%s" "{{ ''{{'' }}.State}} {{ v }}"'
+            expect: {stdout: '^\\{\\{\\.State}} {{ v }}$'}
+          - name: body
+            kind: smoke
+            request: {method: POST, path: /echo, body: '{{ "{{" }}raw}}'}
+            expect: {json: {body: "{{ '{{' }}raw}}"}}
+          - name: a Go template written as it is
+            kind: checklist
+            command: "docker inspect -f '{{.State.Status}}' api"
+        """)
+    result = runpytest(project.pytester, "--env=test")
+    result.stdout.fnmatch_lines([
+        "*suites/checks.yaml:14: checks[[]2].command: '{{.State.Status}}' is not a template*"
+        "{{ \"{{\" }} writes a literal {{"])
+    (project.path / "suites" / "checks.yaml").write_text(
+        (project.path / "suites" / "checks.yaml").read_text().split("  - name: a Go")[0])
+    runpytest(project.pytester, "--env=test").assert_outcomes(passed=2)
