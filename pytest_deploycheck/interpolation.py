@@ -1,4 +1,9 @@
-"""``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}`` in environment files."""
+"""``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}`` in environment files.
+
+In a command run by the shell (a ``command`` string) a variable's value is not pasted into the
+text, where the shell would parse it (a branch named ``$(rm -rf ~)``): the reference stays a
+double-quoted reference the shell expands as data, to a variable set in the command's ``env``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .secrets import Redactor
+from .templating import shell_references
 from .yamlfile import YamlList, YamlMap
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
@@ -34,6 +40,39 @@ def interpolate_string(text: str, environ: Mapping[str, str], redactor: Redactor
     return _REFERENCE.sub(substitute, text)
 
 
+# The variable that carries an environment variable into a shell command: a name of its own,
+# so that the command's `env:` cannot change what the file said.
+COMMAND_VARIABLE = "DEPLOYCHECK_VAR_{}"
+
+
+def interpolate_command(text: str, environ: Mapping[str, str], redactor: Redactor, *,
+                        file: str, line: int, key: str) -> tuple[str, dict[str, str]]:
+    """A shell command with its variable references kept as data, and the variables it needs.
+
+    Each ``${VAR...}`` is checked (and a secret's value registered) as anywhere else, then
+    rewritten as a reference to ``DEPLOYCHECK_VAR_VAR`` in the form its quoting context needs;
+    ``$$`` still stands for ``$``.
+    """
+    interpolate_string(text, environ, redactor, file=file, line=line, key=key)  # the checks
+    references = [m for m in _REFERENCE.finditer(text) if m.group(0) != "$$"]
+    if not references:
+        return _REFERENCE.sub("$", text), {}
+    try:
+        rewritten = shell_references(text, [(m.span(), _own_form(m)) for m in references])
+    except ValueError as exc:
+        raise ConfigError(f"{exc} cannot be passed to the shell safely; use the variable in "
+                          f"the command's own quotes-free argument or its env:", file=file,
+                          line=line, key=key) from None
+    extra = {COMMAND_VARIABLE.format(m.group(1)): environ[m.group(1)] for m in references
+             if m.group(1) in environ}
+    return _REFERENCE.sub(lambda m: "$" if m.group(0) == "$$" else m.group(0), rewritten), extra
+
+
+def _own_form(match: re.Match[str]) -> str:
+    name, form, arg = match.group(1), match.group(2) or "", match.group(3) or ""
+    return f"{COMMAND_VARIABLE.format(name)}{form}{arg}"
+
+
 def interpolate_tree(node: Any, environ: Mapping[str, str], redactor: Redactor, *, file: str,
                      line: int, key: str) -> Any:
     """A copy of ``node`` with every string interpolated; YAML marks are kept."""
@@ -43,6 +82,14 @@ def interpolate_tree(node: Any, environ: Mapping[str, str], redactor: Redactor, 
         for k, v in node.items():
             out[k] = interpolate_tree(v, environ, redactor, file=file, line=node.line_of(k),
                                       key=f"{key}.{k}" if key else k)
+        if isinstance(node.get("command"), str):
+            out["command"], extra = interpolate_command(
+                node["command"], environ, redactor, file=file, line=node.line_of("command"),
+                key=f"{key}.command" if key else "command")
+            if extra:
+                variables = YamlMap(out.get("env") or {})
+                variables.update(extra)
+                out["env"] = variables
         return out
     if isinstance(node, YamlList):
         seq = YamlList()

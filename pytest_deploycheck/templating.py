@@ -126,7 +126,7 @@ VALUE_VARIABLE = "DEPLOYCHECK_VALUE_{}"
 # word splitting, no globbing, no command substitution), closing and reopening the author's
 # single or $'...' quotes around it.
 _REFERENCE = {"cmd": '"${{{}}}"', "dq": "${{{}}}", "sq": "'\"${{{}}}\"'",
-              "ansi": "'\"${{{}}}\"$'", "comment": '"${{{}}}"'}
+              "ansi": "'\"${{{}}}\"$'", "comment": '"${{{}}}"'}  # str.format: {} is the name
 _WORD_BREAK = frozenset(" \t\n;&|()<>")
 
 
@@ -228,6 +228,21 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
     return contexts
 
 
+def shell_references(command: str, references: list[tuple[tuple[int, int], str]]) -> str:
+    """``command`` with each span replaced by a shell parameter expansion of its expression
+    (``NAME`` or ``NAME:-default``), quoted so that its quoting context expands it as data.
+
+    Raises ``ValueError`` where no reference is safe (see :func:`_shell_contexts`).
+    """
+    contexts = _shell_contexts(command, [span for span, _ in references])
+    out, pos = [], 0
+    for ((start, end), expression), context in zip(references, contexts, strict=True):
+        out += [command[pos:start], _REFERENCE[context].format(expression)]
+        pos = end
+    out.append(command[pos:])
+    return "".join(out)
+
+
 def command_problem(command: str | tuple[str, ...]) -> str | None:
     """Why the templates of a configured command cannot be passed to it safely, or None."""
     parts = [command] if isinstance(command, str) else list(command)
@@ -282,24 +297,16 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
     if not matches:
         command = command.replace(_SENTINEL, "{{")
         return RenderedCommand(command, {}, command)
+    env = {VALUE_VARIABLE.format(index): _argument(_lookup(match.group(1), scope))
+           for index, match in enumerate(matches, start=1)}
     try:
-        contexts = _shell_contexts(command, [m.span() for m in matches])
+        run = shell_references(command, [(match.span(), VALUE_VARIABLE.format(index))
+                                         for index, match in enumerate(matches, start=1)])
     except ValueError as exc:  # refused at collection; kept for commands built otherwise
         raise CheckError(f"{exc} cannot be passed to the shell safely") from None
-    run, shown, env, pos = [], [], {}, 0
-    for index, (match, context) in enumerate(zip(matches, contexts, strict=True), start=1):
-        value = _argument(_lookup(match.group(1), scope))
-        name = VALUE_VARIABLE.format(index)
-        env[name] = value
-        literal = command[pos:match.start()]
-        run += [literal, _REFERENCE[context].format(name)]
-        shown += [literal, shlex.quote(value) if context in ("cmd", "comment") else value]
-        pos = match.end()
-    run.append(command[pos:])
-    shown.append(command[pos:])
+    shown = _TEMPLATE.sub(lambda m: shlex.quote(_as_text(_lookup(m.group(1), scope))), command)
     # Only the author's text had sentinels: values are in variables, never in the text.
-    return RenderedCommand("".join(run).replace(_SENTINEL, "{{"), env,
-                           "".join(shown).replace(_SENTINEL, "{{"))
+    return RenderedCommand(run.replace(_SENTINEL, "{{"), env, shown.replace(_SENTINEL, "{{"))
 
 
 # --- where templates may stand ---------------------------------------------------------------

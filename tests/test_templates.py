@@ -293,7 +293,7 @@ def test_rollback_and_notify_webhooks_know_the_environment_vars(
     ("vars: {x: '{{ y }}'}\nchecks:\n  - {name: a, kind: checklist, command: echo}\n",
      1, "vars.x", "{{ }} is not rendered in this value*"),
     ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo {{ v | upper }}'\n",
-     4, "checks[0].command", "'{{ v | upper }}' is not a template*filters*not supported"),
+     4, "checks[0].command", "'{{ v | upper }}' is not a template*filters*not supported*"),
     ("service: api\nchecks:\n  - name: a\n    kind: smoke\n"
      "    request: {path: /ok, headers: {Authorization: 'Bearer ${OLD_TOKEN}'}}\n",
      5, "checks[0].request.headers.Authorization", "${...} is not interpolated in suite files*"),
@@ -365,3 +365,28 @@ def test_a_literal_double_brace_is_written_as_a_template_of_itself(
     (project.path / "suites" / "checks.yaml").write_text(
         (project.path / "suites" / "checks.yaml").read_text().split("  - name: a Go")[0])
     runpytest(project.pytester, "--env=test").assert_outcomes(passed=2)
+
+
+def test_an_environment_variable_in_a_command_of_the_environments_file_stays_data(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe_project(project)
+    monkeypatch.setenv("PATH", f"{project.path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    monkeypatch.setenv("BRANCH", "$(touch PWNED)")
+    monkeypatch.setenv("QUOTE", "'; touch PWNED; '")
+    project.environments(f"""\
+        environments:
+          prod:
+            services: {{api: {{url: "{server.url}"}}}}
+            metrics:
+              default: {{type: command, command: "probe metric ${{BRANCH}} && echo 1"}}
+            rollback:
+              - command: "probe rollback '${{QUOTE}}' \\"${{BRANCH}}\\" ${{UNSET:-a b}} $$HOME"
+        """)
+    project.suite("post.yaml", "service: api\nchecks:\n"
+                  "  - {name: broken, kind: smoke, request: {path: /status/503}}\n"
+                  "  - {name: m, kind: metric, query: x, threshold: '< 2'}\n")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(passed=1, failed=1)
+    home = __import__("os").environ["HOME"]
+    assert_received_as_data(project, [["metric", "$(touch PWNED)"],
+                                      ["rollback", "'; touch PWNED; '", "$(touch PWNED)", "a b",
+                                       home]])
