@@ -87,7 +87,13 @@ def interpolate_tree(node: Any, environ: Mapping[str, str], redactor: Redactor, 
                 node["command"], environ, redactor, file=file, line=node.line_of("command"),
                 key=f"{key}.command" if key else "command")
             if extra:
-                variables = YamlMap(out.get("env") or {})
+                written = out.get("env")
+                variables = YamlMap(written or {})
+                if isinstance(written, YamlMap):  # keep its lines for later errors
+                    variables.file, variables.line = written.file, written.line
+                    variables.key_lines = dict(written.key_lines)
+                else:
+                    variables.file, variables.line = node.file, node.line_of("command")
                 variables.update(extra)
                 out["env"] = variables
         return out
