@@ -1,8 +1,12 @@
-"""``{{ name }}`` templates in suite values.
+"""``{{ name }}`` templates in suite values, rollback and notify actions and metric commands.
 
 Names are looked up in a scope built, in order of precedence, from step ``save``s, parametrize
 values, suite ``vars``, environment ``vars`` and ``env.name``. A string that is a single template
 keeps the type of the value (``{{ count }}`` renders the integer 3, not ``"3"``).
+
+Every ``{{`` is rendered or refused at collection (:func:`sites`, :func:`check_site`): text
+sent as written would pass or fail a check for the wrong reason. A value never becomes code: a
+shell command gets it through a variable (:func:`render_command`), a regex matches it literally.
 """
 
 from __future__ import annotations
