@@ -10,6 +10,7 @@ included.
 from __future__ import annotations
 
 import contextvars
+import functools
 import ssl
 import threading
 import time
@@ -70,6 +71,12 @@ def origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
+@functools.lru_cache(maxsize=256)
+def service_origin(url: str) -> tuple[str, str, int | None]:
+    """The origin of a service's URL, parsed once (it is compared on every request)."""
+    return origin(httpx.URL(url))
+
+
 def leaves_service(path: str, service: Service) -> str | None:
     """Why the rendered ``path`` of a request on ``service`` names another origin, or None.
 
@@ -77,6 +84,8 @@ def leaves_service(path: str, service: Service) -> str | None:
     sent, elsewhere it is refused, since the service's headers would go with it. Backslashes
     count as slashes and leading blanks are dropped, as browsers and many proxies read them.
     """
+    if path[:1] == "/" and path[1:2] not in ("/", "\\"):
+        return None  # the common case: one slash, then a path on the service
     probe = path.lstrip().replace("\\", "/")
     home = httpx.URL(service.url)
     try:
@@ -88,7 +97,7 @@ def leaves_service(path: str, service: Service) -> str | None:
                 return None
     except httpx.InvalidURL:
         return f"refused: {path!r} is not a URL on service '{service.name}' ({service.url})"
-    if origin(target) == origin(home):
+    if origin(target) == service_origin(service.url):
         return None
     return (f"refused: {path} is not on service '{service.name}' ({service.url}); a service's "
             f"headers go only to its own origin")
@@ -98,7 +107,7 @@ def _keep_headers_home(service: Service) -> httpx._client.EventHook:
     # httpx drops Authorization on a redirect to another origin, but not a service's other
     # headers (X-Api-Key, ...): they are dropped here from every request that leaves the
     # service's origin, a redirect or an absolute URL given to a Python check's client.
-    home = origin(httpx.URL(service.url))
+    home = service_origin(service.url)
 
     def guard(request: httpx.Request) -> None:
         if origin(request.url) == home:

@@ -25,6 +25,7 @@ from .clients import (
     leaves_service,
     origin,
     read_body,
+    service_origin,
 )
 from .endpoints import describe_error
 from .errors import CheckError
@@ -390,7 +391,7 @@ class HttpCheckRunner:
                 request.method, url, headers=headers, params=params or None,
                 json=payload if request.has_json else None, content=content, timeout=timeout,
                 extensions={ALLOW_WRITE: True} if step.allow_write else None)
-            if service and origin(built.url) != origin(httpx.URL(service.url)):
+            if service and origin(built.url) != service_origin(service.url):
                 # What httpx would send, whatever the path looked like.
                 exchange.error = leaves_service(str(built.url), service) or \
                     f"refused: {built.url} is not on service '{service.name}'"
