@@ -254,13 +254,25 @@ def command_problem(command: str | tuple[str, ...]) -> str | None:
         problem = template_problem(part)
         if problem:
             return problem
-    if isinstance(command, str):
-        command = _LITERAL.sub(_SENTINEL, command)
+    script = command if isinstance(command, str) else _shell_script(command)
+    if script is not None:
+        script = _LITERAL.sub(_SENTINEL, script)
         try:
-            _shell_contexts(command, [m.span() for m in _TEMPLATE.finditer(command)])
+            _shell_contexts(script, [m.span() for m in _TEMPLATE.finditer(script)])
         except ValueError as exc:
             return (f"{exc} cannot be passed to the shell safely; move the template to a plain "
                     f"argument or a variable (env:)")
+    return None
+
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
+
+
+def _shell_script(argv: tuple[str, ...]) -> str | None:
+    """The script of ``[sh, -c, SCRIPT, ...]``: a shell parses it, so it is rendered as a
+    string command is, not pasted in."""
+    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in _SHELLS and argv[1] == "-c":
+        return argv[2]
     return None
 
 
@@ -287,13 +299,20 @@ def _argument(value: Any) -> str:
 def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> RenderedCommand:
     """A configured command with its templates filled in so that no value can become code.
 
-    In a list (run without a shell) each item is rendered on its own and stays one argument.
-    In a string (run by the shell) each template is replaced by a double-quoted reference to an
+    In a list (run without a shell) each item is rendered on its own and stays one argument,
+    except the script of ``[sh, -c, SCRIPT]``, which a shell parses. In a string (run by the shell) each template is replaced by a double-quoted reference to an
     environment variable holding its value, whatever the quoting around it: the shell expands
     the reference as data and never parses the value. Raises :class:`CheckError` for an
     undefined name.
     """
     if not isinstance(command, str):
+        script = _shell_script(command)
+        if script is not None:
+            inner = render_command(script, scope)
+            assert isinstance(inner.command, str)
+            rest = [_argument(render(part, scope)) for part in command[3:]]
+            return RenderedCommand([*command[:2], inner.command, *rest], inner.env,
+                                   " ".join([*command[:2], shlex.quote(inner.shown), *rest]))
         argv = [_argument(render(part, scope)) for part in command]
         return RenderedCommand(argv, {}, " ".join(argv))
     command = _LITERAL.sub(_SENTINEL, command)

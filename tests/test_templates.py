@@ -63,13 +63,16 @@ def test_a_value_reaches_a_checklist_command_as_data_in_every_quoting_context(
     checks = "".join(
         f"  - name: {label}\n    kind: checklist\n    parametrize: {{v: {json.dumps(HOSTILE)}}}\n"
         f"    command: {json.dumps(command)}\n"
+        f"  - name: {label} by sh -c\n    kind: checklist\n"
+        f"    parametrize: {{v: {json.dumps(HOSTILE)}}}\n"
+        f"    command: {json.dumps(['sh', '-c', command.replace('probe ', 'probe sh-')])}\n"
         for label, (command, _) in CONTEXTS.items())
     project.suite("pre.yaml", "checks:\n" + checks)
     result = runpytest(project.pytester, "--env=prod")
-    result.assert_outcomes(passed=len(CONTEXTS) * len(HOSTILE))
+    result.assert_outcomes(passed=2 * len(CONTEXTS) * len(HOSTILE))
     assert_received_as_data(project, [
-        [command.split("probe ")[1].split()[0], shape.format(v=value)]
-        for command, shape in CONTEXTS.values() for value in HOSTILE])
+        [f"{prefix}{command.split('probe ')[1].split()[0]}", shape.format(v=value)]
+        for command, shape in CONTEXTS.values() for value in HOSTILE for prefix in ("", "sh-")])
 
 
 def test_rollback_and_notify_commands_render_env_and_vars_as_data(
