@@ -300,10 +300,10 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
     """A configured command with its templates filled in so that no value can become code.
 
     In a list (run without a shell) each item is rendered on its own and stays one argument,
-    except the script of ``[sh, -c, SCRIPT]``, which a shell parses. In a string (run by the shell) each template is replaced by a double-quoted reference to an
-    environment variable holding its value, whatever the quoting around it: the shell expands
-    the reference as data and never parses the value. Raises :class:`CheckError` for an
-    undefined name.
+    except the script of ``[sh, -c, SCRIPT]``, which a shell parses. In a string (run by the
+    shell) each template is replaced by a double-quoted reference to an environment variable
+    holding its value, whatever the quoting around it: the shell expands the reference as data
+    and never parses the value. Raises :class:`CheckError` for an undefined name.
     """
     if not isinstance(command, str):
         script = _shell_script(command)
