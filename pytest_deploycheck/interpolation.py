@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .secrets import Redactor
-from .templating import shell_references
+from .templating import shell_references, shell_script
 from .yamlfile import YamlList, YamlMap
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
@@ -82,10 +82,20 @@ def interpolate_tree(node: Any, environ: Mapping[str, str], redactor: Redactor, 
         for k, v in node.items():
             out[k] = interpolate_tree(v, environ, redactor, file=file, line=node.line_of(k),
                                       key=f"{key}.{k}" if key else k)
-        if isinstance(node.get("command"), str):
-            out["command"], extra = interpolate_command(
-                node["command"], environ, redactor, file=file, line=node.line_of("command"),
-                key=f"{key}.command" if key else "command")
+        written = node.get("command")
+        argv = tuple(str(part) for part in written) if isinstance(written, YamlList) else ()
+        if isinstance(written, str) or shell_script(argv) is not None:
+            # A shell parses this text: the command string, or the script of [sh, -c, SCRIPT].
+            where = f"{key}.command" if key else "command"
+            if isinstance(written, str):
+                out["command"], extra = interpolate_command(
+                    written, environ, redactor, file=file, line=node.line_of("command"),
+                    key=where)
+            else:
+                assert isinstance(written, YamlList)
+                out["command"][2], extra = interpolate_command(
+                    argv[2], environ, redactor, file=file, line=written.line_of(2),
+                    key=f"{where}[2]")
             if extra:
                 written = out.get("env")
                 variables = YamlMap(written or {})

@@ -254,7 +254,7 @@ def command_problem(command: str | tuple[str, ...]) -> str | None:
         problem = template_problem(part)
         if problem:
             return problem
-    script = command if isinstance(command, str) else _shell_script(command)
+    script = command if isinstance(command, str) else shell_script(command)
     if script is not None:
         script = _LITERAL.sub(_SENTINEL, script)
         try:
@@ -268,7 +268,7 @@ def command_problem(command: str | tuple[str, ...]) -> str | None:
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
 
 
-def _shell_script(argv: tuple[str, ...]) -> str | None:
+def shell_script(argv: tuple[str, ...]) -> str | None:
     """The script of ``[sh, -c, SCRIPT, ...]``: a shell parses it, so it is rendered as a
     string command is, not pasted in."""
     if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in _SHELLS and argv[1] == "-c":
@@ -306,7 +306,7 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
     and never parses the value. Raises :class:`CheckError` for an undefined name.
     """
     if not isinstance(command, str):
-        script = _shell_script(command)
+        script = shell_script(command)
         if script is not None:
             inner = render_command(script, scope)
             assert isinstance(inner.command, str)

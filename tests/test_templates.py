@@ -384,6 +384,7 @@ def test_an_environment_variable_in_a_command_of_the_environments_file_stays_dat
               default: {{type: command, command: "probe metric ${{BRANCH}} && echo 1"}}
             rollback:
               - command: "probe rollback '${{QUOTE}}' \\"${{BRANCH}}\\" ${{UNSET:-a b}} $$HOME"
+              - command: [sh, -c, "probe sh-c ${{QUOTE}}"]
         """)
     project.suite("post.yaml", "service: api\nchecks:\n"
                   "  - {name: broken, kind: smoke, request: {path: /status/503}}\n"
@@ -392,4 +393,4 @@ def test_an_environment_variable_in_a_command_of_the_environments_file_stays_dat
     home = __import__("os").environ["HOME"]
     assert_received_as_data(project, [["metric", "$(touch PWNED)"],
                                       ["rollback", "'; touch PWNED; '", "$(touch PWNED)", "a b",
-                                       home]])
+                                       home], ["sh-c", "'; touch PWNED; '"]])
