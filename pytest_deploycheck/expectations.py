@@ -16,7 +16,7 @@ from httpx import Headers
 from jmespath.visitor import TreeInterpreter
 
 from .jsondoc import json_path, loads
-from .templating import names_in, render, render_pattern
+from .templating import names_in, render
 from .units import Threshold, format_duration, parse_threshold
 from .validation import suggest
 from .yamlfile import YamlMap, error_at, load_file
@@ -96,8 +96,7 @@ class JsonRule:
                 return Mismatch(f"json {expr}", "a JMESPath expression", str(exc))
             return replace(self, expr=expr, compiled=compiled,
                            projection=_is_projection(compiled.parsed)).judge(document, scope)
-        expected = render_pattern(str(self.expected), scope) if self.matcher == "regex" \
-            else render(self.expected, scope)
+        expected = render(self.expected, scope)
         every = self.projection and self.matcher != "contains"
         try:
             if every:
@@ -399,8 +398,7 @@ class HeaderRule:
     regex: bool
 
     def judge(self, headers: Headers, scope: Mapping[str, Any]) -> Mismatch | None:
-        expected = render_pattern(str(self.expected), scope) if self.regex \
-            else str(render(self.expected, scope))
+        expected = str(render(self.expected, scope))
         name = str(render(self.name, scope))
         # A header sent twice is judged line by line, each must match: joined with ", " (as
         # headers.get does) an exact value could never match and /ok/ would pass "ok, down".
@@ -469,7 +467,7 @@ class Expectation:
             elif needle not in response.text:
                 out.append(Mismatch("body", f"to contain {needle!r}", "no such text"))
         if self.body_regex is not None:
-            pattern = render_pattern(self.body_regex, scope)
+            pattern = str(render(self.body_regex, scope))
             try:
                 if re.search(pattern, response.text) is None:
                     out.append(Mismatch("body", f"to match /{pattern}/", "no match"))

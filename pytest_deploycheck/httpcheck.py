@@ -369,6 +369,7 @@ class HttpCheckRunner:
         service = env.service(request.service) if request.service else None
         refused = leaves_service(url, service) if service else None
         if refused:
+            self._learn_sent_secrets(url, None)  # it is shown: mask credentials in its query
             return Exchange(step.name, request.method, url, [], None, error=refused, fatal=True)
         client = self.pool.client(env, service)
         timeout = request.timeout or (service.timeout if service else env.timeout)

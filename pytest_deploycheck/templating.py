@@ -6,7 +6,7 @@ keeps the type of the value (``{{ count }}`` renders the integer 3, not ``"3"``)
 
 Every ``{{`` is rendered or refused at collection (:func:`sites`, :func:`check_site`): text
 sent as written would pass or fail a check for the wrong reason. A value never becomes code: a
-shell command gets it through a variable (:func:`render_command`), a regex matches it literally.
+shell command gets it through a variable (:func:`render_command`).
 """
 
 from __future__ import annotations
@@ -93,15 +93,6 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [render(v, scope) for v in value]
     return value
-
-
-def render_pattern(pattern: str, scope: Mapping[str, Any]) -> str:
-    """A regular expression with its templates filled in, each value matching only itself
-    (``{{ version }}`` of 1.2.3 does not match 1x2x3)."""
-    if "{{" not in pattern:
-        return pattern
-    return _TOKEN.sub(lambda m: re.escape(_as_text(_lookup(m.group(1), scope))) if m.group(1)
-                      else "{{", pattern)
 
 
 def template_problem(text: str) -> str | None:

@@ -242,7 +242,7 @@ def test_every_field_of_a_check_is_rendered(project: Project, server: LoopbackSe
                 expect: {json: {body: {regex: '"b": ?"hello prod"'}}}
           - name: a checklist command and its expectations
             kind: checklist
-            parametrize: {v: ["{{ greeting }} world", "it's $(nothing)"]}
+            parametrize: {v: ["{{ greeting }} world", "it's `nothing`; rm"]}
             command: 'echo "{{ v }}"; echo "{{ v }}" >&2'
             expect: {stdout: "^{{ v }}$", stderr: "{{ v }}"}
         """)

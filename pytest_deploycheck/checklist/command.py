@@ -15,7 +15,7 @@ from typing import Any
 
 from ..commands import MAX_OUTPUT, command_of, output_redactor, run_command
 from ..errors import CheckError
-from ..templating import command_problem, names_in, render, render_command, render_pattern
+from ..templating import command_problem, names_in, render, render_command
 from ..units import format_duration
 from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome, tail
@@ -49,7 +49,7 @@ class CommandEntry:
                      render(dict(self.env), context.scope).items()}
             cwd = context.path(str(render(self.cwd, context.scope))) if self.cwd \
                 else context.rootdir
-            patterns = [(name, _compiled(render_pattern(text, context.scope)))
+            patterns = [(name, _compiled(str(render(text, context.scope))))
                         for name, text in (("stdout", self.stdout), ("stderr", self.stderr))
                         if text is not None]
         except CheckError as exc:
