@@ -137,7 +137,9 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
 
     A small POSIX shell lexer, enough to know where each template stands; raises ``ValueError``
     where no reference is safe or certain (inside ``${...}`` or ``$((...))``, which the shell
-    evaluates again, in a heredoc, or right after a backslash or a ``$``).
+    evaluates again, in a heredoc, or right after a backslash or a ``$``). Whatever it gets
+    wrong (a ``case`` pattern's ``)``), a value never appears in the text: a misjudged context
+    can garble the value the command receives, never run it.
     """
     stack = [_Frame("cmd")]
     contexts: list[str] = []
