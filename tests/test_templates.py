@@ -215,7 +215,7 @@ def test_every_field_of_a_check_is_rendered(project: Project, server: LoopbackSe
         environments:
           prod:
             services: {{api: {{url: "{server.url}"}}}}
-            vars: {{section: echo, wanted: b, header: X-Probe}}
+            vars: {{section: echo, wanted: b, header: X-Probe, answer_header: Content-Type}}
         """)
     project.suite("all.yaml", """\
         service: api
@@ -231,7 +231,7 @@ def test_every_field_of_a_check_is_rendered(project: Project, server: LoopbackSe
                   params: {q: "{{ wanted }}"}
                 expect:
                   status: 200
-                  headers: {Content-Type: {regex: "json"}}
+                  headers: {"{{ answer_header }}": {regex: "json"}}
                   json:
                     path: "/echo/prod?q=b"
                     'headers."{{ header }}"': "hello prod"
@@ -303,6 +303,9 @@ def test_rollback_and_notify_webhooks_know_the_environment_vars(
     ("checks:\n  - name: a\n    kind: checklist\n    parametrize: {v: ['{{ nope }}']}\n"
      "    command: 'echo {{ v }}'\n",
      2, "checks.a.parametrize", "template '{{ nope }}' is not defined in environment 'test'*"),
+    ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    request: {path: /ok}\n"
+     "    retry: {attempts: 2, stop_if: {status: '{{ nope }}'}}\n",
+     3, "checks.a", "template '{{ nope }}' is not defined in environment 'test'*"),
     ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo $(( {{ n }} + 1 ))'\n",
      4, "checks[0].command", "a template inside $((...)) cannot be passed to the shell safely*"),
     ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    request: {path: /ok}\n"
