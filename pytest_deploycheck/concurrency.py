@@ -83,34 +83,36 @@ class Prefetcher:
         if not any(self.concurrent(a) and self.concurrent(b)
                    for a, b in itertools.pairwise(items)):
             return None
+        stretches = []
+        index = 0
+        while index < len(items):
+            stretch = self.stretch(itertools.islice(items, index, None)) or [items[index]]
+            index += len(stretch)
+            stretches.append(stretch)
         try:
-            index = 0
-            while index < len(items):
-                stretch = self.stretch(itertools.islice(items, index, None)) or [items[index]]
-                index += len(stretch)
-                after = items[index] if index < len(items) else None
-                self._run_stretch(session, stretch, after)
+            for stretch, after in itertools.zip_longest(stretches, stretches[1:]):
+                self._run_stretch(session, stretch, after or [])
         finally:
             self.engine.stop()
         return True
 
     def _run_stretch(self, session: pytest.Session, stretch: list[pytest.Item],
-                     after: pytest.Item | None) -> None:
+                     after: list[pytest.Item]) -> None:
         if len(stretch) > 1:
             self.start(stretch)
         pending = {item.nodeid: item for item in stretch}
-        shared = _shared_collector(stretch)
         while pending:
             if len(pending) > 1:
                 item = pending.pop(self.engine.first_done(pending))
             else:
                 item = pending.popitem()[1]
-            # pytest tears an item down for the one it is told runs next. Which check finishes
-            # next is not known yet: when the stretch spans several suites, tell it the
-            # collector they share, so that whichever comes finds nothing of another suite set
-            # up (suite collectors set nothing up; session and folder fixtures stay).
-            nextitem = after if not pending else \
-                shared if shared is not None else next(iter(pending.values()))
+            # pytest tears an item down to what it is told runs next, and its next setup
+            # asserts that nothing of another file is still set up. Which item of a stretch
+            # finishes next is not known yet, so it is told the node all candidates share:
+            # the rest of this stretch, or the whole next one (the item after a fence, or
+            # after a stretch's last item, is any item of the next stretch).
+            candidates = list(pending.values()) or after
+            nextitem = _shared_node(candidates) if candidates else None
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             if session.shouldfail:
                 raise session.Failed(session.shouldfail)
@@ -153,16 +155,14 @@ class Prefetcher:
         self.engine.stop()
 
 
-def _shared_collector(items: Sequence[pytest.Item]) -> pytest.Collector | None:
-    """The innermost collector above all of ``items`` when they have different parents (None
-    when one parent holds them all)."""
-    if len({item.parent for item in items}) <= 1:
-        return None
-    chains = [item.listchain() for item in items]
-    shared: pytest.Collector | None = None
-    for nodes in zip(*chains, strict=False):
+def _shared_node(items: Sequence[pytest.Item]) -> pytest.Item | pytest.Collector:
+    """The one item, or the innermost collector above all of ``items``: what pytest may keep
+    set up whichever of them runs next."""
+    if len(items) == 1:
+        return items[0]
+    shared: pytest.Item | pytest.Collector = items[0].session
+    for nodes in zip(*(item.listchain() for item in items), strict=False):
         if any(node is not nodes[0] for node in nodes):
             break
-        assert isinstance(nodes[0], pytest.Collector)
         shared = nodes[0]
     return shared
