@@ -405,3 +405,18 @@ class Gate:
         document = objects[0] if len(objects) == 1 else {"environments": objects}
         redacted: dict[str, Any] = self.redactor.redact_data(document)
         return redacted
+
+
+# The verdict of a run that ended before its gate ran (a usage error, say): nothing was
+# evaluated, so the deploy must not go ahead on it.
+NOT_STARTED_VERDICT = "blocked"
+
+
+def not_started_report(envs: list[str | None], reason: str) -> dict[str, Any]:
+    """The gate report of a run that never got to its checks: written over any older report,
+    so that a pipeline reading ``verdict`` never reads a previous run's pass."""
+    now = utc_iso()
+    objects = [{"env": env, "verdict": NOT_STARTED_VERDICT, "started": now, "finished": now,
+                "checks": [], "rollback": None, "notify": [], "errors": [reason]}
+               for env in envs or [None]]
+    return objects[0] if len(objects) == 1 else {"environments": objects}

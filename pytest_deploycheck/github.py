@@ -40,7 +40,8 @@ def workflow_commands(envs: Mapping[str, EnvGate]) -> list[str]:
             lines.append(f"::error title={_property(f'rollback of {env} failed')}::"
                          f"{_data(message)}")
         for error in gate.errors:
-            lines.append(f"::error title={_property(f'{env}: not collected')}::{_data(error)}")
+            # A suite that failed to collect, an internal error, items that never ran.
+            lines.append(f"::error title={_property(f'{env}: not evaluated')}::{_data(error)}")
     return lines
 
 
@@ -73,7 +74,7 @@ def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None)
                 out.append(f"| {_cell(record.id)} | {record.kind} | {record.on_fail} | {where} "
                            f"| {flag}{_cell(record.message)} |")
         if gate.errors:
-            out += ["", f"### {env}: not collected", ""]
+            out += ["", f"### {env}: not evaluated", ""]
             out += [f"- {_cell(error)}" for error in gate.errors]
         if gate.rollback is not None:
             out += ["", f"### {env}: rollback ({gate.rollback.mode})", "",

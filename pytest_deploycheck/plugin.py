@@ -69,6 +69,31 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     # (configured before any worker starts) cleans.
     if _is_worker(config) and getattr(config.option, "clean_alluredir", False):
         config.option.clean_alluredir = False
+    if not _is_worker(config) and (getattr(config.option, "numprocesses", None) or
+                                   getattr(config.option, "dist", "no") != "no"):
+        _workers_share_the_rootdir(config)
+
+
+def _workers_share_the_rootdir(config: pytest.Config) -> None:
+    """Tell xdist's workers the controller's rootdir and ini file.
+
+    pytest decides the rootdir before plugins add their options, so the value of a plugin's
+    option written with a space (``--alluredir DIR``) counts as a test path there once it
+    exists. Each worker parses the command line again after the controller's plugins (Allure)
+    made DIR: a DIR outside the project moved the workers' rootdir away from the project, and
+    every worker died of a missing environments file.
+    """
+    import dataclasses
+
+    known = config.known_args_namespace
+    extra = []
+    if not known.rootdir:
+        extra.append(f"--rootdir={config.rootpath}")
+    if not known.inifilename and config.inipath is not None:
+        extra.append(f"--config-file={config.inipath}")
+    if extra:
+        config.invocation_params = dataclasses.replace(
+            config.invocation_params, args=(*config.invocation_params.args, *extra))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     settings = _usage(lambda: resolve(config, Path(config.rootpath),
-                                      Path(config.invocation_params.dir)))
+                                      Path(config.invocation_params.dir)), config)
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
     from .pyitems import RedactedWarnings
 
@@ -133,15 +158,19 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("dsession") is not None
 
 
-def _usage(call: Callable[[], _T], run: DeployRun | None = None) -> _T:
+def _usage(call: Callable[[], _T], config: pytest.Config, run: DeployRun | None = None
+           ) -> _T:
     """Run ``call``, turning the plugin's option and config errors into pytest usage errors,
-    with ``run``'s secrets masked (a bad URL may hold one)."""
+    with ``run``'s secrets masked (a bad URL may hold one), remembered for the report of a
+    run that never started."""
     from .errors import DeploycheckError
+    from .reporting import EARLY_END
 
     try:
         return call()
     except DeploycheckError as exc:
         message = run.redactor.redact(str(exc)) if run is not None else str(exc)
+        config.stash.setdefault(EARLY_END, f"usage error: {message}")
         raise pytest.UsageError(message) from None
 
 
@@ -164,11 +193,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         config.pluginmanager.register(Prefetcher(session, run), "deploycheck-prefetch")
     if run.selected:
-        _usage(run.check_selection, run)
+        _usage(run.check_selection, config, run)
         # Under xdist the controller starts the processes once, before the workers exist; the
         # workers never start anything. Without xdist they start after collection.
         if _is_xdist_controller(config) and not config.option.collectonly:
-            _usage(lambda: run.start(list(run.selected)), run)
+            _usage(lambda: run.start(list(run.selected)), config, run)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -232,7 +261,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "deploy_env" in callspec.params:
             needed[callspec.params["deploy_env"]] = None
-    _usage(lambda: run.start(list(needed)), run)
+    _usage(lambda: run.start(list(needed)), config, run)
 
 
 # Last, so that this wrapper is the innermost: the report is redacted before any other
@@ -242,11 +271,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     from .items import CheckItem, outcome_part
-    from .pyitems import redact_report, report_info
+    from .pyitems import redact_report
 
     redact_report(report, _run(item.config).redactor)
-
-    info = item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
+    try:
+        info = _gate_info(item, call)
+    except Exception as exc:
+        # Describing a result is part of the check (it reads the responses): whatever raises
+        # here fails the check with its one-line reason, instead of the run.
+        info = _failed_description(item, call, report, exc)
     if info is not None:
         # Plain data, so that it crosses from xdist workers to the controller with the report.
         # The setup report describes the check; the later ones carry only how their phase
@@ -255,7 +288,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         sent = info if call.when == "setup" else outcome_part(info)
         if sent:
             report.deploycheck = sent  # type: ignore[attr-defined]
-        _allure(item, call.when, info)
+        _reporter(report, "Allure results", lambda: _allure(item, call.when, info))
     if isinstance(item, CheckItem) and call.when == "call" and item.result is not None:
         # The check's own time: it may have run ahead, while the item only collected it.
         report.duration = item.result.duration
@@ -280,6 +313,42 @@ def pytest_make_collect_report(collector: pytest.Collector
     return report
 
 
+def _gate_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, object] | None:
+    from .items import CheckItem
+    from .pyitems import report_info
+
+    return item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
+
+
+def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],
+                        report: pytest.TestReport, exc: Exception) -> dict[str, object] | None:
+    """Fail ``report`` because describing it raised ``exc``; the check's description without
+    the phase's outcome, with the reason."""
+    from .session import exception_line
+
+    reason = f"deploycheck could not describe the result: {exception_line(exc)}"
+    report.outcome = "failed"
+    report.longrepr = _run(item.config).redactor.redact(reason)
+    try:
+        quiet = _gate_info(item, pytest.CallInfo.from_call(lambda: None, "setup"))
+    except Exception:
+        return None  # no description at all: the failed report still counts (see GatePlugin)
+    return {**quiet, "reason": report.longrepr} if quiet is not None else None
+
+
+def _reporter(report: pytest.TestReport, what: str, write: Callable[[], None]) -> None:
+    """Run a reporter's part of ``report``: its failure is no failure of the check (the gate
+    plugin warns and exits non-zero), so it travels with the report as a problem."""
+    from .session import exception_line
+
+    try:
+        write()
+    except Exception as exc:
+        problems = getattr(report, "deploycheck_problems", [])
+        problems.append(f"cannot write {what} of {report.nodeid}: {exception_line(exc)}")
+        report.deploycheck_problems = problems  # type: ignore[attr-defined]
+
+
 def _allure(item: pytest.Item, when: str, info: dict[str, object]) -> None:
     """Describe a check's Allure result and attach its evidence, with ``--alluredir``."""
     if item.config.pluginmanager.get_plugin("allure_listener") is None:
@@ -294,10 +363,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
     run = config.stash.get(RUN_KEY, None)
     try:
+        _unstarted_report(config, run)
         if run is not None:
             run.close()
     finally:
         config.stash.get(_SIGTERM_RESTORE, lambda: None)()
+
+
+def _unstarted_report(config: pytest.Config, run: DeployRun | None) -> None:
+    """A run whose gate never decided (a usage error, an internal error while starting)
+    still replaces the gate report: see :func:`~.reporting.write_unstarted`."""
+    from .reporting import EARLY_END, write_unstarted
+
+    gate = config.pluginmanager.get_plugin("deploycheck-gate")
+    if gate is not None and gate.decided:
+        return
+    if gate is not None and gate.internal_errors:
+        config.stash.setdefault(EARLY_END, gate.internal_errors[0])
+    write_unstarted(config, run)
 
 
 @pytest.fixture

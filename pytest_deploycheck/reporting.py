@@ -21,7 +21,7 @@ from .actions import ActionResult
 from .durable import write_json_atomic
 from .errors import DeploycheckError
 from .gate import OK_VERDICTS, CheckRecord, Gate
-from .session import DeployRun
+from .session import DeployRun, exception_line
 
 # xdist reports an item whose worker died with this phase.
 CRASH_PHASE = "???"
@@ -46,11 +46,42 @@ class GatePlugin:
         self.collection_errors: list[str] = []
         self.versions: dict[str, dict[str, None]] = {}  # env -> versions its health checks saw
         self.finished = False
+        self.decided = False  # this run's gate decided (its report, if asked for, is written)
+        # Why the run cannot be trusted whatever its checks said: an INTERNALERROR in this
+        # process or in an xdist worker.
+        self.internal_errors: list[str] = []
+        self.expected: set[str] = set()  # every item collected to run (xdist: every worker's)
+        self.reported: set[str] = set()  # every item a report arrived for
+        self.locations: dict[str, tuple[str, int | None, str]] = {}  # nodeid -> logstart's
+        self.signalled = False  # Ctrl-C or SIGTERM, not a stop on failures
 
     # --- feeding the gate -------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.expected.update(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.expected.update(ids)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]
+                                ) -> None:
+        # Under xdist the only thing known of an item before its setup report: what a worker
+        # crashing in its setup leaves to describe it with.
+        self.locations[nodeid] = location
+
+    def pytest_internalerror(self, excrepr: object, excinfo: pytest.ExceptionInfo[BaseException]
+                             ) -> None:
+        self.internal_errors.append(f"internal error: {_internal_error_line(excinfo)}")
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # A run stopping on failures (-x and --maxfail under xdist, --rollback-fast) or on
+        # collection errors raises Session.Interrupted; anything else is Ctrl-C or SIGTERM.
+        if not isinstance(excinfo.value, pytest.Session.Interrupted):
+            self.signalled = True
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -63,9 +94,17 @@ class GatePlugin:
                 self.collection_errors.append(message)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reported.add(report.nodeid)
+        for problem in getattr(report, "deploycheck_problems", ()):
+            if problem not in self.problems:
+                self.problems.append(problem)
         sent = getattr(report, "deploycheck", None)
         known = self.known.get(report.nodeid)
         if known is None:
+            if not sent and report.failed:
+                # A check that failed before describing itself (its worker crashed in setup)
+                # still counts: described from what is known of it.
+                sent = self._undescribed(report)
             if not sent:
                 return
             # The first report of a check (its setup) describes it; later ones add to that.
@@ -115,6 +154,53 @@ class GatePlugin:
                 f"emergency-only deploy windows take --ack")
             self.unused_acks.setdefault(ack, (report.nodeid, why))
 
+    def _undescribed(self, report: pytest.TestReport) -> dict[str, Any] | None:
+        """The gate's view of a failed item no report described: a YAML check's from its suite
+        file, any item's environment from its id. ``None`` for an item that is no check (a
+        crash of such an item is a gate error)."""
+        from .items import QUIET_INFO
+        from .pythoncheck import DEFAULT_KIND
+        from .suites import KINDS
+
+        nodeid = report.nodeid
+        file, _, rest = nodeid.partition("::")
+        inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
+        env = next((name for name in sorted(self.run.selected, key=len, reverse=True)
+                    if inner == name or inner.startswith(f"{name}-")), None)
+        crashed = report.when == CRASH_PHASE
+        if env is None:
+            if crashed:
+                self.internal_errors.append(str(report.longrepr).splitlines()[0])
+            return None
+        location = self.locations.get(nodeid)
+        line = (location[1] or 0) + 1 if location and location[1] is not None else 0
+        name = rest.rpartition("::")[2].partition("[")[0]
+        kind, on_fail = DEFAULT_KIND, KINDS[DEFAULT_KIND].on_fail
+        yaml = file.endswith((".yaml", ".yml"))
+        check = self._yaml_check(file, rest) if yaml else None
+        if check is not None:
+            kind, on_fail, line = check.kind, check.on_fail, check.line
+        elif not crashed and not yaml:
+            return None  # a plain test's failure, as any other
+        suite = rest.partition("::")[0] if yaml else file
+        return {**QUIET_INFO, "id": f"{suite}::{name}", "item_id": rest if yaml else nodeid,
+                "suite": suite, "name": name, "env": env, "kind": kind, "on_fail": on_fail,
+                "severity": "normal", "runbook": None, "file": file, "line": line,
+                "order": len(self.expected)}
+
+    def _yaml_check(self, file: str, rest: str) -> Any:
+        """The check of the suite file ``file`` (relative to the rootdir) that ``rest`` (the
+        node id after the file) names, or None."""
+        from .suites import load_suite
+
+        suite_name, _, name = rest.partition("::")
+        try:
+            suite = load_suite(Path(self.config.rootpath) / file, file)
+        except Exception:  # unreadable now: the defaults stand
+            return None
+        name = name.partition("[")[0]
+        return next((c for c in suite.checks if c.suite == suite_name and c.name == name), None)
+
     def _roll_back_now(self, record: CheckRecord) -> None:
         """``--rollback-fast``: roll back on this report, then stop the run cleanly."""
         reported = time.monotonic()
@@ -145,20 +231,30 @@ class GatePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        # A usage error (exit 4) stopped the run before any gate existed; --collect-only runs
-        # no gate.
+        # A usage error (exit 4) stopped the run before any gate existed (the plugin's
+        # unconfigure writes the report of a run that never started); --collect-only runs no
+        # gate.
         if self.finished or session.exitstatus == pytest.ExitCode.USAGE_ERROR or \
                 self.config.option.collectonly:
             return
         self.finished = True
         # Every selected environment gets a verdict, also one no check ran against.
+        errors = self.collection_errors + self.internal_errors + self._not_run(session)
         for name in self.run.selected:
-            self.gate.env(name).errors.extend(self.collection_errors)
+            self.gate.env(name).errors.extend(errors)
         if not self.gate.envs:
             return
         for env, message in self.run.processes.exited():  # what the checks did not test
             self.gate.problem(env, message)
-        verdicts = self.gate.finish()
+        try:
+            verdicts = self.gate.finish()
+        except Exception as exc:  # the report is written whatever happened (SPEC §9)
+            self._internal_error(f"internal error: deciding the verdicts: "
+                                 f"{exception_line(exc)}")
+            verdicts = {name: gate.decide() for name, gate in self.gate.envs.items()}
+            for name, gate in self.gate.envs.items():
+                gate.verdict = verdicts[name]
+        self.decided = True
         report = self.gate.report()
         path = self.run.settings.gate_report.value
         if path is not None:
@@ -175,17 +271,52 @@ class GatePlugin:
             except Exception as exc:  # reported; the verdict stands
                 self.problems.append(f"pytest_deploycheck_gate failed: "
                                      f"{exc.__class__.__name__}: {exc}")
-        self._write_allure_files()
-        self._github_summary()
+        # A reporter's failure is no failure of the gate: warned about, and a non-zero exit.
+        for what, write in (("Allure results", self._write_allure_files),
+                            ("the GitHub step summary", self._github_summary)):
+            try:
+                write()
+            except Exception as exc:
+                self.problems.append(f"cannot write {what}: {exception_line(exc)}")
         self.problems += self.gate.audit_errors + self.gate.problems
         if self.gate.signals or any(g.rollback is not None and g.rollback.signals
                                     for g in self.gate.envs.values()):
             session.exitstatus = pytest.ExitCode.INTERRUPTED  # the run was asked to stop
-        if any(v not in OK_VERDICTS for v in verdicts.values()) and \
-                session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.problems and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.signalled = True
+        session.exitstatus = self._exit_status(session.exitstatus, verdicts)
+
+    def _exit_status(self, status: int, verdicts: dict[str, str]) -> int:
+        """The README's exit-status table: 3 after an internal error, 1 for a verdict other
+        than passed (also when the run stopped on a failure: --rollback-fast, and -x or
+        --maxfail under xdist, which pytest reports as interrupted) or a reporter's failure."""
+        ok = all(v in OK_VERDICTS for v in verdicts.values())
+        if self.internal_errors and status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            return pytest.ExitCode.INTERNAL_ERROR
+        if status == pytest.ExitCode.INTERRUPTED and not ok and not self.signalled and \
+                not self.collection_errors:
+            return pytest.ExitCode.TESTS_FAILED
+        # pytest's "no tests ran" (5): no check ran, an inconclusive gate (1 in the table).
+        if (not ok or self.problems) and status in (pytest.ExitCode.OK,
+                                                    pytest.ExitCode.NO_TESTS_COLLECTED):
+            return pytest.ExitCode.TESTS_FAILED
+        return status
+
+    def _internal_error(self, message: str) -> None:
+        self.internal_errors.append(message)
+        for gate in self.gate.envs.values():
+            gate.errors.append(message)
+
+    def _not_run(self, session: pytest.Session) -> list[str]:
+        """Why some collected items never reported: the run stopped early (Ctrl-C, SIGTERM,
+        -x, a dead worker); the gate was not fully evaluated."""
+        missing = len(self.expected - self.reported)
+        if not missing or self.collection_errors:  # those say why
+            return []
+        why = session.shouldstop or session.shouldfail or {
+            int(pytest.ExitCode.INTERRUPTED): "interrupted",
+            int(pytest.ExitCode.INTERNAL_ERROR): "internal error"}.get(session.exitstatus, "")
+        return [f"{missing} of {len(self.expected)} items never ran"
+                + (f" ({why})" if why else "")]
 
     def _write_allure_files(self) -> None:
         """With ``--alluredir``: the run's environment, CI executor, categories, and each
@@ -263,7 +394,8 @@ class GatePlugin:
             write(f"{env}: {verdict} ({counts})", **({"green": True, "bold": True} if ok
                                                      else {"red": True, "bold": True}))
             for error in gate.errors:
-                write(f"  NOT COLLECTED {error}", red=True)
+                label = "NOT COLLECTED" if error in self.collection_errors else "NOT EVALUATED"
+                write(f"  {label} {error}", red=True)
             if not records and not gate.errors:
                 write(f"  no check ran against {env}")
             for record in records:
@@ -328,6 +460,57 @@ class GatePlugin:
         if run.reaction is not None:
             write(f"    started {run.reaction * 1000:.0f}ms after the failing report "
                   f"(--rollback-fast)")
+
+
+# Why the run ended before its gate ran (a usage error, an internal error at configure time),
+# for the report written then.
+EARLY_END = pytest.StashKey[str]()
+
+
+def write_unstarted(config: pytest.Config, run: DeployRun | None) -> None:
+    """With ``--gate-report`` (and ``--audit-log``): record a run that ended before its gate
+    ran (a usage error, an internal error while starting) as ``blocked``, over any older
+    report, so that a pipeline reading ``verdict`` never reads a previous run's pass.
+    Nothing for ``--collect-only``, ``--help`` and the like, where no gate was to run."""
+    from .durable import append_json_line
+    from .gate import NOT_STARTED_VERDICT, not_started_report
+    from .settings import resolve_partial
+    from .units import utc_iso
+
+    if hasattr(config, "workerinput") or any(
+            getattr(config.option, name, False) for name in (
+                "collectonly", "help", "version", "markers", "showfixtures",
+                "show_fixtures_per_test")):
+        return
+    if run is not None:
+        settings = run.settings
+        values = {"env": settings.env.value, "gate_report": settings.gate_report.value,
+                  "audit_log": settings.audit_log.value}
+    else:
+        values = resolve_partial(config, Path(config.rootpath),
+                                 Path(config.invocation_params.dir),
+                                 ("env", "gate_report", "audit_log"))
+    reason = config.stash.get(EARLY_END, "the run ended before its checks ran")
+    redact = run.redactor.redact if run is not None else str
+    reason = redact(reason.strip().splitlines()[0] if reason.strip() else reason)
+    envs: list[str | None] = list(values.get("env") or ())
+    with contextlib.suppress(OSError):  # reported by pytest already; nothing more to say
+        if values.get("gate_report") is not None:
+            write_json_atomic(values["gate_report"], not_started_report(envs, reason))
+        if values.get("audit_log") is not None:
+            for env in envs or [None]:
+                append_json_line(values["audit_log"], {
+                    "time": utc_iso(), "event": "verdict", "env": env,
+                    "verdict": NOT_STARTED_VERDICT, "error": reason})
+
+
+def _internal_error_line(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """The exception's own line; from an xdist worker, the last line of its INTERNALERROR
+    text (which xdist raises again as an ``AssertionError``)."""
+    text = [line.removeprefix("INTERNALERROR>").strip()
+            for line in str(excinfo.value).splitlines()]
+    text = [line for line in text if line and line != "assert False"]
+    return (text[-1] if text else excinfo.typename)[:300]
 
 
 def _first_line(report: pytest.TestReport | pytest.CollectReport, last: bool = True) -> str:

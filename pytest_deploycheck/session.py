@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +47,37 @@ class CheckResult(Protocol):
     def render(self, instance: CheckInstance, redactor: Redactor) -> str: ...
 
     def details(self) -> dict[str, Any]: ...
+
+
+def exception_line(exc: BaseException) -> str:
+    """One line naming ``exc``: its class and the first line of its message (whose own
+    ``__str__`` may fail too)."""
+    try:
+        text = str(exc).strip()
+    except Exception:
+        text = ""
+    lines = text.splitlines()
+    name = exc.__class__.__name__
+    return f"{name}: {lines[0]}"[:300] if lines else name
+
+
+@dataclass(frozen=True)
+class BrokenResult:
+    """What a check that raised instead of giving a result gives: a failure with the
+    exception's one-line reason. No kind of exception is expected here; that is the point:
+    whatever escapes a runner fails its check instead of the run."""
+
+    reason: str
+    duration: float
+    outcome: str = "failed"
+    note: str = ""
+
+    def render(self, instance: CheckInstance, redactor: Redactor) -> str:
+        lines = [*instance.failure_header(), "", f"the check raised {self.reason}"]
+        return redactor.redact("\n".join(lines))
+
+    def details(self) -> dict[str, Any]:
+        return {}
 
 
 class CheckRunner(Protocol):
@@ -123,7 +156,11 @@ class DeployRun:
     def run_check(self, instance: CheckInstance) -> CheckResult:
         check = instance.check
         runner = "metric" if check.metric else "checklist" if check.checklist else "http"
-        return self.runners[runner].run(instance)
+        started = time.monotonic()
+        try:
+            return self.runners[runner].run(instance)
+        except Exception as exc:  # the boundary: any exception fails this check only
+            return BrokenResult(exception_line(exc), time.monotonic() - started)
 
     def environment(self, name: str) -> Environment:
         return self.environments_file().resolve(name, self.environ, self.redactor)

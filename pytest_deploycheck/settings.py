@@ -199,12 +199,33 @@ def resolve(config: _Config, rootdir: Path, invocation_dir: Path,
     Paths given on the command line are relative to where pytest was invoked, paths from the ini
     file or defaults to the rootdir.
     """
-    values = {}
+    return Settings(**{declaration.name: _resolve(declaration, config, rootdir,
+                                                  invocation_dir, environ)
+                       for declaration in DECLARATIONS})
+
+
+def _resolve(declaration: Declaration, config: _Config, rootdir: Path, invocation_dir: Path,
+             environ: Mapping[str, str]) -> Setting:
+    raw = resolve_one(declaration, config, environ)
+    base = invocation_dir if declaration.option and raw.source == declaration.option \
+        else rootdir
+    return Setting(_CONVERT[declaration.name](raw.value, base), raw.source)
+
+
+def resolve_partial(config: _Config, rootdir: Path, invocation_dir: Path,
+                    names: tuple[str, ...], environ: Mapping[str, str] = os.environ
+                    ) -> dict[str, Any]:
+    """The values of the settings ``names`` that resolve (as :func:`resolve` would), for when
+    another setting is wrong: the report of a run stopped by a usage error still goes where
+    it was asked to."""
+    values: dict[str, Any] = {}
     for declaration in DECLARATIONS:
-        raw = resolve_one(declaration, config, environ)
-        base = invocation_dir if declaration.option and raw.source == declaration.option \
-            else rootdir
-        values[declaration.name] = Setting(_CONVERT[declaration.name](raw.value, base),
-                                           raw.source)
-    return Settings(**values)
+        if declaration.name not in names:
+            continue
+        try:
+            values[declaration.name] = _resolve(declaration, config, rootdir, invocation_dir,
+                                                environ).value
+        except (UsageProblem, ValueError):  # that one is wrong too: left out
+            continue
+    return values
 

@@ -6,8 +6,9 @@ follows the verdict in every mode, and no stale report survives a run that never
 from __future__ import annotations
 
 import json
-import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -68,3 +69,97 @@ def test_concurrent_checks_of_several_files_finish_in_any_order(
     result.assert_outcomes(passed=count)
     assert json.loads((project.path / "gate.json").read_text())["verdict"] == "passed"
     assert result.ret == 0
+
+
+# --- an exception anywhere fails the check, an internal error never passes ----------------
+
+DEPTH = 3000  # 6 KB of [[[...]]]: deeper than Python's recursion limit
+
+
+class _NestedHandler(BaseHTTPRequestHandler):
+    """Answers every request with 503 and a body nested too deep for ``json.loads``."""
+
+    def do_GET(self) -> None:
+        body = b"[" * DEPTH + b"]" * DEPTH
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def nested() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _NestedHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    srv.server_close()
+
+
+ROLLBACK = "    rollback:\n      - command: 'echo rolled back >> rollbacks.log'\n"
+WORKERS = [[], ["-p", "xdist", "-n", "2"]]
+
+
+def rollbacks(project: Project) -> list[str]:
+    path = project.path / "rollbacks.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def audit_verdicts(project: Project) -> list[str]:
+    lines = (project.path / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line)["verdict"] for line in lines if json.loads(line)["event"] == "verdict"]
+
+
+@pytest.mark.parametrize("args", WORKERS, ids=["n0", "n2"])
+@pytest.mark.parametrize("expect", ["{status: 200}", "{status: 503, json: {a: 1}}"])
+def test_a_body_nested_too_deep_fails_its_check(project: Project, nested: str,
+                                                args: list[str], expect: str) -> None:
+    """Whether the check or the description of its result meets the body, the check fails
+    with one line and the deploy is rolled back; the run goes on."""
+    environment(project, nested, ROLLBACK)
+    project.suite("post.yaml", f"""\
+        service: api
+        checks:
+          - {{name: deep, kind: health, request: {{path: /deep}}, expect: {expect}}}
+          - {{name: after, kind: health, request: {{path: /after}}, expect: {{status: 503}}}}
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
+                       "--audit-log=audit.jsonl", *args)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    outcomes = {check["name"]: check for check in report["checks"]}
+    assert outcomes["deep"]["outcome"] == "failed"
+    assert "RecursionError" in outcomes["deep"]["message"]
+    assert "\n" not in outcomes["deep"]["message"]
+    assert rollbacks(project) == ["rolled back"]
+    assert audit_verdicts(project) == ["rolled_back"]
+
+
+@pytest.mark.parametrize("args", WORKERS, ids=["n0", "n2"])
+def test_an_internal_error_never_ends_passed(project: Project, tracker: LoopbackServer,
+                                             args: list[str]) -> None:
+    """An INTERNALERROR, in this process or in a worker: the verdict is not passed, the exit
+    status is 3, and the gate report and the audit log are written."""
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0) + read("boom", 0)
+                  + read("c", 0))
+    project.pytester.makeconftest("""
+        def pytest_runtest_logfinish(nodeid):
+            if "boom" in nodeid:
+                raise RuntimeError("a plugin broke")
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
+                       "--audit-log=audit.jsonl", "-p", "no:randomly", *args)
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked"
+    assert any("internal error" in error and "a plugin broke" in error
+               for error in report["errors"]), report["errors"]
+    assert rollbacks(project) == []
+    assert audit_verdicts(project) == ["blocked"]
