@@ -163,3 +163,159 @@ def test_an_internal_error_never_ends_passed(project: Project, tracker: Loopback
                for error in report["errors"]), report["errors"]
     assert rollbacks(project) == []
     assert audit_verdicts(project) == ["blocked"]
+
+
+# --- whatever pytest reports as failed or error for a check counts ------------------------
+
+PHASE_CONFTEST = """
+    import os
+    import signal
+
+    import pytest
+
+    def broken(item, phase):
+        return item.name.startswith("broken") and os.environ["BREAK_IN"] == phase
+
+    def pytest_runtest_setup(item):
+        if broken(item, "setup"):
+            raise RuntimeError("setup broke")
+        if broken(item, "crash-setup") and not hasattr(item, "obj"):  # a YAML check
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def pytest_runtest_teardown(item):
+        if broken(item, "teardown"):
+            raise RuntimeError("teardown broke")
+
+    def pytest_runtest_call(item):
+        if broken(item, "call"):
+            raise RuntimeError("call broke")
+        if broken(item, "crash-call"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    @pytest.fixture
+    def dies(request):
+        if broken(request.node, "crash-setup"):
+            os.kill(os.getpid(), signal.SIGKILL)   # the worker dies in the fixture's setup
+    """
+
+
+@pytest.mark.parametrize("args", WORKERS, ids=["n0", "n2"])
+@pytest.mark.parametrize("phase", ["setup", "call", "teardown"])
+@pytest.mark.parametrize("kind", ["yaml", "python"])
+def test_an_error_in_any_phase_counts(project: Project, tracker: LoopbackServer,
+                                      monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                      phase: str, kind: str) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    monkeypatch.setenv("BREAK_IN", phase)
+    project.pytester.makeconftest(PHASE_CONFTEST)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("ok", 0)
+                  + (read("broken", 0) if kind == "yaml" else ""))
+    if kind == "python":
+        (project.path / "suites" / "test_py.py").write_text(
+            "def test_ok(service):\n    pass\n\n\ndef broken_check(service):\n    pass\n")
+        project.pytester.makeini("[pytest]\npython_functions = test_* broken_*\n")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json", *args)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    failed = [check for check in report["checks"] if check["outcome"] == "failed"]
+    assert [check["name"] for check in failed] == ["broken" if kind == "yaml" else "broken_check"]
+    assert f"{phase} broke" in failed[0]["message"]
+    assert rollbacks(project) == ["rolled back"]
+
+
+@pytest.mark.parametrize("when", ["crash-setup", "crash-call"])
+@pytest.mark.parametrize("kind", ["yaml", "python"])
+def test_a_worker_killed_in_a_check_counts(project: Project, tracker: LoopbackServer,
+                                           monkeypatch: pytest.MonkeyPatch, when: str,
+                                           kind: str) -> None:
+    """Killed before the check's setup report reached the controller, the worker leaves only
+    the node id: the check still counts, with its YAML location and ``on_fail``."""
+    environment(project, tracker.url, ROLLBACK)
+    monkeypatch.setenv("BREAK_IN", when)
+    project.pytester.makeconftest(PHASE_CONFTEST)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("ok", 0)
+                  + ("  - {name: broken, kind: checklist, on_fail: rollback, window: true}\n"
+                     if kind == "yaml" else ""))
+    if kind == "python":
+        (project.path / "suites" / "test_py.py").write_text(
+            "def test_ok(service):\n    pass\n\n\ndef broken_check(service, dies):\n    pass\n")
+        project.pytester.makeini("[pytest]\npython_functions = test_* broken_*\n")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
+                       "-p", "xdist", "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    failed = [check for check in report["checks"] if check["outcome"] == "failed"]
+    assert len(failed) == 1 and "crashed" in failed[0]["message"]
+    if kind == "yaml":
+        assert failed[0]["id"] == "post::broken[prod]"
+        assert (failed[0]["file"], failed[0]["line"], failed[0]["kind"]) == \
+            ("suites/post.yaml", 4, "checklist")
+    else:
+        assert failed[0]["file"] == "suites/test_py.py"
+    assert rollbacks(project) == ["rolled back"]
+
+
+# --- a reporter's failure is no gate failure ----------------------------------------------
+
+BROKEN_ALLURE = """
+    import allure_commons
+
+    class Broken:
+        @allure_commons.hookimpl
+        def add_label(self, label_type, labels):
+            raise RuntimeError("allure is broken")
+
+    def pytest_configure(config):
+        allure_commons.plugin_manager.register(Broken(), "broken-allure")
+
+    def pytest_unconfigure(config):
+        allure_commons.plugin_manager.unregister(name="broken-allure")
+    """
+
+
+@pytest.mark.parametrize("args", WORKERS, ids=["n0", "n2"])
+def test_a_failing_allure_reporter_warns_and_exits_non_zero(
+        project: Project, tracker: LoopbackServer, args: list[str]) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0) + read("b", 0))
+    project.pytester.makeconftest(BROKEN_ALLURE)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
+                       f"--alluredir={project.path / 'allure'}", *args)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2)
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "passed"
+    assert rollbacks(project) == []
+    result.stdout.fnmatch_lines(["  ERROR cannot write Allure results of suites/post.yaml::post::a[[]prod[]]: "
+                                 "RuntimeError: allure is broken"])
+
+
+def test_an_unwritable_github_summary_warns_and_exits_non_zero(
+        project: Project, tracker: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path))  # a folder
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == "passed"
+    assert rollbacks(project) == []
+    result.stdout.fnmatch_lines(["  ERROR cannot append to $GITHUB_STEP_SUMMARY *"])
+
+
+def test_an_unusable_alluredir_rolls_nothing_back_and_replaces_the_report(
+        project: Project, tracker: LoopbackServer) -> None:
+    """Allure cannot make its folder (a file is in the way): the run never starts; the older
+    report is replaced by one saying so, and nothing is rolled back."""
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0))
+    (project.path / "gate.json").write_text('{"env": "prod", "verdict": "passed"}')
+    (project.path / "afile").write_text("")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
+                       f"--alluredir={project.path / 'afile' / 'allure'}")
+    assert result.ret != pytest.ExitCode.OK
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked" and report["checks"] == []
+    assert rollbacks(project) == []
