@@ -79,8 +79,10 @@ class GatePlugin:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # A run stopping on failures (-x and --maxfail under xdist, --rollback-fast) or on
-        # collection errors raises Session.Interrupted; anything else is Ctrl-C or SIGTERM.
-        if not isinstance(excinfo.value, pytest.Session.Interrupted):
+        # collection errors raises an Interrupted of pytest's or xdist's; Ctrl-C and SIGTERM
+        # (see plugin._stop_on_sigterm) a plain KeyboardInterrupt, pytest.exit() its Exit.
+        value = excinfo.value
+        if type(value) is KeyboardInterrupt or isinstance(value, pytest.exit.Exception):
             self.signalled = True
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:

@@ -6,6 +6,8 @@ follows the verdict in every mode, and no stale report survives a run that never
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -319,3 +321,56 @@ def test_an_unusable_alluredir_rolls_nothing_back_and_replaces_the_report(
     report = json.loads((project.path / "gate.json").read_text())
     assert report["verdict"] == "blocked" and report["checks"] == []
     assert rollbacks(project) == []
+
+
+# --- the exit status follows the verdict in every mode ------------------------------------
+
+# verdict -> (rollback actions of the environment, checks, extra options, exit status)
+VERDICTS = {
+    "passed": (ROLLBACK, read("ok", 0), [], 0),
+    "passed_with_warnings": (ROLLBACK, "  - {name: soft, kind: smoke, on_fail: warn, request: "
+                             "{path: /track/soft, params: {status: '503'}}}\n", [], 0),
+    "inconclusive": (ROLLBACK, read("ok", 0), ["-k", "nothing_has_this_name"], 1),
+    "blocked": (ROLLBACK, "  - {name: gate, kind: checklist, command: 'exit 1'}\n", [], 1),
+    "rolled_back": (ROLLBACK, read("ok", 0) + "  - {name: down, kind: health, request: "
+                    "{path: /track/down, params: {status: '503'}}}\n", [], 1),
+    "rollback_failed": ("    rollback:\n      - command: 'exit 3'\n",
+                        "  - {name: down, kind: health, request: {path: /track/down, params: "
+                        "{status: '503'}}}\n", [], 1),
+    "rollback_skipped": (ROLLBACK, "  - {name: down, kind: health, request: {path: /track/down, "
+                         "params: {status: '503'}}}\n", ["--rollback=dry-run"], 1),
+    "failed": ("", "  - {name: down, kind: health, request: {path: /track/down, params: "
+               "{status: '503'}}}\n", [], 1),
+}
+MODES = {"n0": [], "n2": ["-p", "xdist", "-n", "2"], "fast": ["--rollback-fast"],
+         "n2-fast": ["-p", "xdist", "-n", "2", "--rollback-fast"],
+         "n2-maxfail": ["-p", "xdist", "-n", "2", "--maxfail=1"]}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("verdict", sorted(VERDICTS))
+def test_the_exit_status_follows_the_verdict(project: Project, tracker: LoopbackServer,
+                                             verdict: str, mode: str) -> None:
+    rollback, checks, extra, status = VERDICTS[verdict]
+    environment(project, tracker.url, rollback)
+    project.suite("post.yaml", f"service: api\nchecks:\n{checks}")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json", *extra,
+                       *MODES[mode])
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == verdict
+    assert result.ret == status
+
+
+def test_alluredir_with_a_space_outside_the_project_under_xdist(
+        project: Project, tracker: LoopbackServer,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``--alluredir DIR``: DIR, once Allure made it, was a test path in each worker's rootdir
+    search; DIR outside the project moved the workers' rootdir away from it."""
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0) + read("b", 0))
+    outside = tmp_path_factory.mktemp("outside") / "allure"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--env=prod",
+                          "-n", "2", "--alluredir", str(outside), "--gate-report=gate.json"],
+                         cwd=project.path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == "passed"
+    assert len(list(outside.glob("*-result.json"))) == 2
