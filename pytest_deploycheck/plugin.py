@@ -164,14 +164,19 @@ def _usage(call: Callable[[], _T], config: pytest.Config, run: DeployRun | None 
     with ``run``'s secrets masked (a bad URL may hold one), remembered for the report of a
     run that never started."""
     from .errors import DeploycheckError
-    from .reporting import EARLY_END
 
     try:
         return call()
     except DeploycheckError as exc:
         message = run.redactor.redact(str(exc)) if run is not None else str(exc)
-        config.stash.setdefault(EARLY_END, f"usage error: {message}")
-        raise pytest.UsageError(message) from None
+        raise _usage_error(config, message) from None
+
+
+def _usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
+    from .reporting import EARLY_END
+
+    config.stash.setdefault(EARLY_END, f"usage error: {message}")
+    return pytest.UsageError(message)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -249,7 +254,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     run = _run(config)
     if run.suites_without_env:
-        raise pytest.UsageError(run.no_env_message())
+        raise _usage_error(config, run.no_env_message())
     if _is_worker(config) or config.option.collectonly:
         return
     from .items import CheckItem

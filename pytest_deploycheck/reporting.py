@@ -312,8 +312,12 @@ class GatePlugin:
         """Why some collected items never reported: the run stopped early (Ctrl-C, SIGTERM,
         -x, a dead worker); the gate was not fully evaluated."""
         missing = len(self.expected - self.reported)
-        if not missing or self.collection_errors:  # those say why
+        if self.collection_errors:  # those say why
             return []
+        if not missing:
+            # Ctrl-C or SIGTERM before the items were known (during collection).
+            return ["interrupted before any check ran"] \
+                if self.signalled and not self.reported else []
         why = session.shouldstop or session.shouldfail or {
             int(pytest.ExitCode.INTERRUPTED): "interrupted",
             int(pytest.ExitCode.INTERNAL_ERROR): "internal error"}.get(session.exitstatus, "")

@@ -5,10 +5,13 @@ follows the verdict in every mode, and no stale report survives a run that never
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -374,3 +377,81 @@ def test_alluredir_with_a_space_outside_the_project_under_xdist(
     assert run.returncode == 0, run.stdout + run.stderr
     assert json.loads((project.path / "gate.json").read_text())["verdict"] == "passed"
     assert len(list(outside.glob("*-result.json"))) == 2
+
+
+# --- no stale report ----------------------------------------------------------------------
+
+STALE = '{"env": "prod", "verdict": "passed", "checks": []}'
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--env=nope"], "usage error: --env: environments.yaml: unknown environment 'nope'*"),
+    (["--env=prod", "--rollback=maybe"], "usage error: --rollback / deploycheck_rollback: *"),
+    (["--env=nope", "-p", "xdist", "-n", "2"], "usage error: --env: *"),
+    ([], "usage error: no environment selected, but suites were collected*"),
+])
+def test_a_usage_error_replaces_an_older_report(project: Project, tracker: LoopbackServer,
+                                                args: list[str], error: str) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0))
+    (project.path / "gate.json").write_text(STALE)
+    result = runpytest(project.pytester, "--gate-report=gate.json", "--audit-log=audit.jsonl",
+                       *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked" and report["checks"] == []
+    assert len(report["errors"]) == 1 and fnmatch.fnmatch(report["errors"][0], error)
+    assert audit_verdicts(project) == ["blocked"]
+
+
+@pytest.mark.parametrize("args", WORKERS, ids=["n0", "n2"])
+def test_sigterm_before_the_first_check_replaces_an_older_report(
+        project: Project, tracker: LoopbackServer, args: list[str]) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0))
+    project.pytester.makeconftest("""
+        import pathlib
+        import time
+
+        def pytest_collection_modifyitems(config, items):
+            pathlib.Path("collected").touch()  # on the xdist workers: the controller waits
+            time.sleep(30)
+        """)
+    (project.path / "gate.json").write_text(STALE)
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                            "--env=prod", "--gate-report=gate.json", *args],
+                           cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (project.path / "collected").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        output, _ = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked", report
+    assert rollbacks(project) == []
+
+
+def test_a_stop_leaves_the_checks_that_did_not_run_unevaluated(
+        project: Project, tracker: LoopbackServer) -> None:
+    """-x stopping at a failure in one environment: the other, where nothing failed, is not
+    passed, as some of its checks never ran."""
+    project.environments(f"""\
+        environments:
+          prod: {{services: {{api: {{url: "{tracker.url}"}}}}}}
+          staging: {{services: {{api: {{url: "{tracker.url}"}}}}}}
+        """)
+    project.suite("post.yaml", "service: api\nchecks:\n"
+                  "  - {name: gate, kind: checklist, command: 'exit 1', envs: [prod]}\n"
+                  + read("a", 0) + read("b", 0))
+    result = runpytest(project.pytester, "--env=prod,staging", "--gate-report=gate.json", "-x",
+                       "--deploycheck-concurrency=1")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "gate.json").read_text())
+    verdicts = {document["env"]: document for document in report["environments"]}
+    assert verdicts["prod"]["verdict"] == "blocked"
+    assert verdicts["staging"]["verdict"] == "blocked"
+    assert verdicts["staging"]["errors"] == ["4 of 5 items never ran (stopping after 1 failures)"]
