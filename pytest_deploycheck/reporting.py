@@ -54,6 +54,7 @@ class GatePlugin:
         self.reported: set[str] = set()  # every item a report arrived for
         self.locations: dict[str, tuple[str, int | None, str]] = {}  # nodeid -> logstart's
         self.signalled = False  # Ctrl-C or SIGTERM, not a stop on failures
+        self.worker_errors: list[str] = []  # xdist workers that died
 
     # --- feeding the gate -------------------------------------------------------------------
 
@@ -66,6 +67,14 @@ class GatePlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.expected.update(ids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        # A worker that died: the item it was running (if any) comes as a crash report, but
+        # one dying before it ran anything (at start-up, in collection) leaves only this.
+        if error is not None:
+            detail = (str(error).strip().splitlines() or [repr(error)])[0]
+            self.worker_errors.append(f"xdist worker {node.gateway.id} went down: {detail}"[:300])
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]
                                 ) -> None:
@@ -241,7 +250,8 @@ class GatePlugin:
             return
         self.finished = True
         # Every selected environment gets a verdict, also one no check ran against.
-        errors = self.collection_errors + self.internal_errors + self._not_run(session)
+        errors = self.collection_errors + self.internal_errors + self.worker_errors + \
+            self._not_run(session)
         for name in self.run.selected:
             self.gate.env(name).errors.extend(errors)
         if not self.gate.envs:

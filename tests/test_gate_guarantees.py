@@ -455,3 +455,22 @@ def test_a_stop_leaves_the_checks_that_did_not_run_unevaluated(
     assert verdicts["prod"]["verdict"] == "blocked"
     assert verdicts["staging"]["verdict"] == "blocked"
     assert verdicts["staging"]["errors"] == ["4 of 5 items never ran (stopping after 1 failures)"]
+
+
+def test_workers_dying_before_any_check_block_the_gate(project: Project,
+                                                       tracker: LoopbackServer) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0))
+    project.pytester.makeconftest("""
+        import os
+
+        def pytest_collection_modifyitems(config):
+            if hasattr(config, "workerinput"):
+                os._exit(1)
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json", "-p", "xdist",
+                       "-n", "2", "--max-worker-restart=0")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked"
+    assert any(error.startswith("xdist worker gw") for error in report["errors"])
