@@ -74,7 +74,8 @@ class GatePlugin:
         # one dying before it ran anything (at start-up, in collection) leaves only this.
         if error is not None:
             detail = (str(error).strip().splitlines() or [repr(error)])[0]
-            self.worker_errors.append(f"xdist worker {node.gateway.id} went down: {detail}"[:300])
+            self.worker_errors.append(self.run.redactor.redact(
+                f"xdist worker {node.gateway.id} went down: {detail}"[:300]))
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]
                                 ) -> None:
@@ -84,7 +85,8 @@ class GatePlugin:
 
     def pytest_internalerror(self, excrepr: object, excinfo: pytest.ExceptionInfo[BaseException]
                              ) -> None:
-        self.internal_errors.append(f"internal error: {_internal_error_line(excinfo)}")
+        self.internal_errors.append(self.run.redactor.redact(
+            f"internal error: {_internal_error_line(excinfo)}"))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # A run stopping on failures (-x and --maxfail under xdist, --rollback-fast) or on
@@ -107,6 +109,7 @@ class GatePlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.reported.add(report.nodeid)
         for problem in getattr(report, "deploycheck_problems", ()):
+            problem = self.run.redactor.redact(problem)
             if problem not in self.problems:
                 self.problems.append(problem)
         sent = getattr(report, "deploycheck", None)
@@ -181,7 +184,7 @@ class GatePlugin:
         crashed = report.when == CRASH_PHASE
         if env is None:
             if crashed:
-                self.internal_errors.append(str(report.longrepr).splitlines()[0])
+                self.worker_errors.append(str(report.longrepr).splitlines()[0])
             return None
         location = self.locations.get(nodeid)
         line = (location[1] or 0) + 1 if location and location[1] is not None else 0
@@ -314,6 +317,7 @@ class GatePlugin:
         return status
 
     def _internal_error(self, message: str) -> None:
+        message = self.run.redactor.redact(message)
         self.internal_errors.append(message)
         for gate in self.gate.envs.values():
             gate.errors.append(message)
