@@ -60,6 +60,17 @@ class GatePlugin:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
+        path = self.run.settings.gate_report.value
+        if path is not None and not self.config.option.collectonly:
+            # Until this run decides, its report says it has not: a run killed on the spot
+            # (SIGKILL, out of memory, pytest-timeout's thread method) leaves that, never an
+            # older run's pass.
+            from .gate import not_started_report
+
+            with contextlib.suppress(OSError):  # the final write reports it
+                write_json_atomic(path, not_started_report(
+                    list(self.run.selected), "the run has not finished: it is running, or it "
+                                             "was killed"))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expected.update(item.nodeid for item in session.items)

@@ -474,3 +474,20 @@ def test_workers_dying_before_any_check_block_the_gate(project: Project,
     report = json.loads((project.path / "gate.json").read_text())
     assert report["verdict"] == "blocked"
     assert any(error.startswith("xdist worker gw") for error in report["errors"])
+
+
+def test_a_run_killed_on_the_spot_leaves_no_older_pass(project: Project,
+                                                        tracker: LoopbackServer) -> None:
+    environment(project, tracker.url, ROLLBACK)
+    project.suite("post.yaml", "service: api\nchecks:\n" + read("a", 0))
+    (project.path / "suites" / "test_dies.py").write_text(
+        "import os, signal\n\n\ndef test_dies(deploy_env):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    (project.path / "gate.json").write_text(STALE)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--env=prod",
+                          "--gate-report=gate.json"], cwd=project.path, capture_output=True,
+                         timeout=60)
+    assert run.returncode == -signal.SIGKILL
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked"
+    assert report["errors"] == ["the run has not finished: it is running, or it was killed"]
