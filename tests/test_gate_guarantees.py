@@ -491,3 +491,18 @@ def test_a_run_killed_on_the_spot_leaves_no_older_pass(project: Project,
     report = json.loads((project.path / "gate.json").read_text())
     assert report["verdict"] == "blocked"
     assert report["errors"] == ["the run has not finished: it is running, or it was killed"]
+
+
+def test_an_unexpected_exception_in_a_runner_fails_its_check_with_one_line(
+        project: Project) -> None:
+    """A NUL byte in a command: ``subprocess`` raises ValueError, which no runner expects;
+    the check fails with it as its reason, without a traceback through the plugin."""
+    project.environments("environments:\n  prod: {}\n")
+    project.suite("pre.yaml", 'checks:\n  - {name: nul, kind: checklist, command: ["a\\0b"]}\n')
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["the check raised ValueError: embedded null byte"])
+    assert "Traceback" not in result.stdout.str() and "site-packages" not in result.stdout.str()
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked"
+    assert report["checks"][0]["message"] == "ValueError: embedded null byte"
