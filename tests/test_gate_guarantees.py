@@ -40,6 +40,25 @@ def read(name: str, ms: int) -> str:
 COMMAND_FENCE = "  - {name: fence, kind: checklist, command: 'true'}\n"
 WRITE_FENCE = "  - {name: write, kind: smoke, request: {method: POST, path: /track/w, json: {a: 1}}}\n"
 
+# A module-scoped fixture: pytest keeps it set up across the module's items only.
+PYTHON_CHECKS = """\
+import pytest
+
+
+@pytest.fixture(scope="module")
+def shared():
+    with open("module-setups", "a") as out:
+        out.write("set up\\n")
+
+
+def test_one(shared, service):
+    assert service("api").get("/track/py1").status_code == 200
+
+
+def test_two(shared, service):
+    assert service("api").get("/track/py2").status_code == 200
+"""
+
 # Suite files (name -> checks) whose concurrent stretches span several files and finish in an
 # order other than the file order, with fences of each kind before, between and after them.
 LAYOUTS = {
@@ -57,6 +76,13 @@ LAYOUTS = {
         "g.yaml": read("g1", 300),
         "h.yaml": read("h1", 0),
     },
+    "a Python module between files": {
+        "a.yaml": COMMAND_FENCE + read("a_slow", 500),
+        "b.yaml": read("b_fast", 0),
+        "test_m.py": PYTHON_CHECKS,
+        "y.yaml": read("y_slow", 400),
+        "z.yaml": read("z_fast", 0) + read("z_mid", 200),
+    },
 }
 
 
@@ -68,12 +94,15 @@ def test_concurrent_checks_of_several_files_finish_in_any_order(
         project: Project, tracker: LoopbackServer, layout: str, args: list[str]) -> None:
     environment(project, tracker.url)
     for name, checks in LAYOUTS[layout].items():
-        project.suite(name, f"service: api\nchecks:\n{checks}")
-    count = sum(text.count("- {name") for text in LAYOUTS[layout].values())
+        project.suite(name, checks if name.endswith(".py") else f"service: api\nchecks:\n{checks}")
+    count = sum(text.count("- {name") + text.count("def test_")
+                for text in LAYOUTS[layout].values())
     result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json", *args)
     result.assert_outcomes(passed=count)
     assert json.loads((project.path / "gate.json").read_text())["verdict"] == "passed"
     assert result.ret == 0
+    if "test_m.py" in LAYOUTS[layout]:
+        assert (project.path / "module-setups").read_text() == "set up\n"
 
 
 # --- an exception anywhere fails the check, an internal error never passes ----------------
