@@ -269,6 +269,7 @@ class GatePlugin:
         for name in self.run.selected:
             self.gate.env(name).errors.extend(errors)
         if not self.gate.envs:
+            self.config.stash.setdefault(EARLY_END, "no environment selected: no gate ran")
             return
         for env, message in self.run.processes.exited():  # what the checks did not test
             self.gate.problem(env, message)
@@ -453,7 +454,15 @@ class GatePlugin:
             from .github import workflow_commands
 
             # Workflow commands on stdout: GitHub shows them at the checks' lines.
-            for line in workflow_commands(self.gate.envs):
+            try:
+                lines = workflow_commands(self.gate.envs)
+            except Exception as exc:  # a reporter's failure: warned about, exit non-zero
+                lines = []
+                self.problems.append(f"cannot write the GitHub annotations: "
+                                     f"{exception_line(exc)}")
+                if self.session is not None and self.session.exitstatus == pytest.ExitCode.OK:
+                    self.session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            for line in lines:
                 write(line)
         for ack in sorted(self.acks - self.used_acks - {"all"}):
             nodeid, why = self.unused_acks.get(ack, ("", ""))
