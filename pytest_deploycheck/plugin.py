@@ -331,14 +331,16 @@ def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],
     the phase's outcome, with the reason."""
     from .session import exception_line
 
-    reason = f"deploycheck could not describe the result: {exception_line(exc)}"
-    report.outcome = "failed"
-    report.longrepr = _run(item.config).redactor.redact(reason)
+    reason = _run(item.config).redactor.redact(
+        f"deploycheck could not describe the result: {exception_line(exc)}")
+    if not report.failed:  # a failure keeps its own text
+        report.outcome = "failed"
+        report.longrepr = reason
     try:
         quiet = _gate_info(item, pytest.CallInfo.from_call(lambda: None, "setup"))
     except Exception:
         return None  # no description at all: the failed report still counts (see GatePlugin)
-    return {**quiet, "reason": report.longrepr} if quiet is not None else None
+    return {**quiet, "reason": reason} if quiet is not None else None
 
 
 def _reporter(report: pytest.TestReport, what: str, write: Callable[[], None]) -> None:

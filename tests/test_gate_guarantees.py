@@ -189,7 +189,7 @@ def test_an_internal_error_never_ends_passed(project: Project, tracker: Loopback
                 raise RuntimeError("a plugin broke")
         """)
     result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
-                       "--audit-log=audit.jsonl", "-p", "no:randomly", *args)
+                       "--audit-log=audit.jsonl", *args)
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     report = json.loads((project.path / "gate.json").read_text())
     assert report["verdict"] == "blocked"
