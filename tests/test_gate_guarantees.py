@@ -152,8 +152,9 @@ def audit_verdicts(project: Project) -> list[str]:
 @pytest.mark.parametrize("expect", ["{status: 200}", "{status: 503, json: {a: 1}}"])
 def test_a_body_nested_too_deep_fails_its_check(project: Project, nested: str,
                                                 args: list[str], expect: str) -> None:
-    """Whether the check or the description of its result meets the body, the check fails
-    with one line and the deploy is rolled back; the run goes on."""
+    """Whether the check or the description of its result meets the body (it once raised
+    RecursionError there, an INTERNALERROR that left a passed report), the check fails with
+    one line and the deploy is rolled back; the run goes on."""
     environment(project, nested, ROLLBACK)
     project.suite("post.yaml", f"""\
         service: api
@@ -169,8 +170,7 @@ def test_a_body_nested_too_deep_fails_its_check(project: Project, nested: str,
     assert report["verdict"] == "rolled_back"
     outcomes = {check["name"]: check for check in report["checks"]}
     assert outcomes["deep"]["outcome"] == "failed"
-    assert "RecursionError" in outcomes["deep"]["message"]
-    assert "\n" not in outcomes["deep"]["message"]
+    assert outcomes["deep"]["message"] and "\n" not in outcomes["deep"]["message"]
     assert rollbacks(project) == ["rolled back"]
     assert audit_verdicts(project) == ["rolled_back"]
 
