@@ -540,3 +540,22 @@ def test_an_unexpected_exception_in_a_runner_fails_its_check_with_one_line(
     report = json.loads((project.path / "gate.json").read_text())
     assert report["verdict"] == "blocked"
     assert report["checks"][0]["message"] == "ValueError: embedded null byte"
+
+
+@pytest.mark.parametrize("args", WORKERS, ids=["n0", "n2"])
+def test_a_failure_that_cannot_be_described_still_fails_its_check(
+        project: Project, tracker: LoopbackServer, args: list[str]) -> None:
+    """An exception whose text cannot be had (its ``__str__`` raises) broke the description
+    of the report, an INTERNALERROR; the check fails, the deploy is rolled back."""
+    environment(project, tracker.url, ROLLBACK)
+    (project.path / "suites").mkdir()
+    (project.path / "suites" / "test_weird.py").write_text(
+        "class Weird(Exception):\n    def __str__(self):\n        raise RuntimeError('no text')"
+        "\n\n\ndef test_weird(deploy_env):\n    raise Weird()\n")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json", *args)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    assert report["checks"][0]["outcome"] == "failed"
+    assert rollbacks(project) == ["rolled back"]
