@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .actions import ActionContext, ActionResult
+from .actions import Action, ActionContext, ActionResult
 from .durable import append_json_line, write_json_atomic
 from .environments import Environment
 from .errors import DeploycheckError
@@ -296,7 +296,7 @@ class Gate:
                            type=action.type, action=action.describe())
                 started = time.time()
                 try:
-                    result = action.run(context)
+                    result = _run_action(action, context)
                 except RollbackInterrupted as exc:
                     run.interrupted = True
                     result = ActionResult(action.name, action.type, "interrupted",
@@ -393,7 +393,7 @@ class Gate:
                 context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict,
                                         run_id=self.run_id, vars=environment.vars)
             started = time.time()
-            result = notify.action.run(context)
+            result = _run_action(notify.action, context)
             result.started = started
             gate.notify.append(result)
             self.audit("notify", env=gate.env, verdict=gate.verdict, **result.to_json())
@@ -405,6 +405,19 @@ class Gate:
         document = objects[0] if len(objects) == 1 else {"environments": objects}
         redacted: dict[str, Any] = self.redactor.redact_data(document)
         return redacted
+
+
+def _run_action(action: Action, context: ActionContext) -> ActionResult:
+    """``action.run``, with a fault of the action's own code (a bug, a ``sys.exit`` in a
+    user's module) made a failed action: a rollback that raised half-way must read
+    ``rollback_failed``, and the actions after it and the reports must still be reached."""
+    try:
+        return action.run(context)
+    except RollbackInterrupted:
+        raise
+    except (Exception, SystemExit) as exc:
+        return ActionResult(action.name, action.type, "failed", context.redactor.redact(
+            f"internal error: {exc.__class__.__name__}: {exc}"))
 
 
 # The verdict of a run that ended before its gate ran (a usage error, say): nothing was

@@ -245,7 +245,7 @@ class GatePlugin:
         started = time.monotonic()
         try:
             hook(config=self.config, env=env, failures=failures)
-        except Exception as exc:  # a plugin's error is a failed rollback, not a crash
+        except (Exception, SystemExit) as exc:  # a plugin's error: a failed rollback
             return ActionResult("pytest_deploycheck_rollback", "hook", "failed",
                                 self.run.redactor.redact(f"{exc.__class__.__name__}: {exc}"),
                                 duration=time.monotonic() - started)

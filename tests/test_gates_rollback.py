@@ -167,6 +167,7 @@ def test_dry_run_and_off_run_nothing(project: Project, server: LoopbackServer, m
     ("python: no_such_module.deploy:rollback",
      "cannot import no_such_module.deploy:rollback: ModuleNotFoundError*"),
     ("python: rollbacks:explode", "RuntimeError: kubectl said no"),
+    ("python: exits_on_import:undo", "cannot import exits_on_import:undo: SystemExit: 3"),
 ])
 def test_a_failing_rollback_action_makes_the_verdict_rollback_failed(
         project: Project, server: LoopbackServer, action: str, message: str) -> None:
@@ -179,6 +180,7 @@ def test_a_failing_rollback_action_makes_the_verdict_rollback_failed(
     """)
     (project.path / "rollbacks.py").write_text(
         "def explode(env, failures):\n    raise RuntimeError('kubectl said no')\n")
+    (project.path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
     failing_suite(project, 1)
     started = time.monotonic()
     result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json",
@@ -230,17 +232,22 @@ def test_python_action_and_hook_get_env_and_failures(project: Project,
         '["prod", "rolled_back", "rolled_back"]\n'
 
 
-def test_a_failing_hook_makes_the_rollback_fail(project: Project,
-                                                server: LoopbackServer) -> None:
+@pytest.mark.parametrize(("raised", "message"), [
+    ('RuntimeError("argo rollouts abort failed")', "RuntimeError: argo rollouts abort failed"),
+    ("SystemExit(3)", "SystemExit: 3"),
+])
+def test_a_failing_hook_makes_the_rollback_fail(project: Project, server: LoopbackServer,
+                                                raised: str, message: str) -> None:
     environments(project, server)
-    project.pytester.makeconftest("""
+    project.pytester.makeconftest(f"""
         def pytest_deploycheck_rollback(config, env, failures):
-            raise RuntimeError("argo rollouts abort failed")
+            raise {raised}
         """)
     failing_suite(project, 1)
-    result = runpytest(project.pytester, "--env=prod")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
     result.stdout.fnmatch_lines(["prod: rollback_failed *", "    hook 'pytest_deploycheck_rollback'"
-                                 ": failed in *s (RuntimeError: argo rollouts abort failed)"])
+                                 f": failed in *s ({message})"])
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == "rollback_failed"
 
 
 @pytest.mark.parametrize(("suite", "verdict", "status"), [

@@ -67,7 +67,7 @@ class PythonAction:
         started = time.monotonic()
         try:
             function = self._function()
-        except Exception as exc:  # an import runs arbitrary code: any error is the user's
+        except (Exception, SystemExit) as exc:  # an import runs arbitrary code: the user's
             return ActionResult(self.name, self.type, "failed",
                                 f"cannot import {self.target}: {exc.__class__.__name__}: {exc}",
                                 duration=time.monotonic() - started)
