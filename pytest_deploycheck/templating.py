@@ -125,11 +125,17 @@ _REFERENCE = {"cmd": '"${{{}}}"', "dq": "${{{}}}", "sq": "'\"${{{}}}\"'",
 _WORD_BREAK = frozenset(" \t\n;&|()<>")
 
 
+# Commands whose arguments bash evaluates as arithmetic (``let``, ``declare -i`` and kin): a
+# value such as ``a[$(cmd)]`` runs ``cmd`` there, quoted or not.
+_ARITHMETIC_COMMANDS = frozenset({"let", "declare", "typeset", "local", "readonly"})
+
+
 @dataclass
 class _Frame:
-    kind: str  # cmd, sq, dq, ansi, param, arith, comment
+    kind: str  # cmd, sq, dq, ansi, param, arith, test (bash's [[ ]]), comment
     closer: str = ""  # for cmd: "" (the command line), ")" ($(...)) or "`" (backticks)
     depth: int = 0  # open parentheses inside it
+    word: str | None = None  # for cmd: the first word of the simple command under way
 
 
 def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
@@ -137,7 +143,10 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
 
     A small POSIX shell lexer, enough to know where each template stands; raises ``ValueError``
     where no reference is safe or certain (inside ``${...}`` or ``$((...))``, which the shell
-    evaluates again, in a heredoc, or right after a backslash or a ``$``). Whatever it gets
+    evaluates again, inside bash's ``[[ ]]`` or ``(( ))`` or the arguments of ``let`` and
+    ``declare``, where bash evaluates a variable's value as arithmetic, and so runs the
+    ``$(...)`` of an array subscript in it, in a heredoc, or right after a backslash or a
+    ``$``). Whatever it gets
     wrong (a ``case`` pattern's ``)``), a value never appears in the text: a misjudged context
     can garble the value the command receives, never run it.
     """
@@ -199,6 +208,19 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
             elif frame.kind == "param":
                 if ch == "}":
                     stack.pop()
+            elif frame.kind == "test" and ch == "]" and nxt == "]":
+                stack.pop()
+                step = 2
+            elif ch == "#" and (not prev or prev in _WORD_BREAK):
+                stack.append(_Frame("comment"))
+            elif frame.kind == "cmd" and ch == "(" and nxt == "(" and \
+                    (not prev or prev in _WORD_BREAK):
+                stack.append(_Frame("arith"))
+                step = 2
+            elif frame.kind == "cmd" and ch == "[" and nxt == "[" and \
+                    (not prev or prev in _WORD_BREAK):
+                stack.append(_Frame("test"))
+                step = 2
             elif ch == "(":
                 frame.depth += 1
             elif ch == ")":
@@ -206,20 +228,32 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
                     frame.depth -= 1
                 elif frame.closer == ")":
                     stack.pop()
-            elif ch == "#" and (not prev or prev in _WORD_BREAK):
-                stack.append(_Frame("comment"))
+            elif frame.kind == "cmd" and ch in ";&|\n":
+                frame.word = None
+            elif frame.kind == "cmd" and frame.word is None and ch not in _WORD_BREAK and \
+                    (not prev or prev in _WORD_BREAK):
+                word_end = i
+                while word_end < start and command[word_end] not in _WORD_BREAK:
+                    word_end += 1
+                frame.word = command[i:word_end]
             elif ch == "<" and nxt == "<":
                 heredoc = True
                 step = 2
             prev = command[i + step - 1]
             i += step
         kind = stack[-1].kind
+        kinds = {frame.kind for frame in stack}
         if heredoc:
             raise ValueError("a template in a command with a heredoc (<<)")
-        if kind == "param":
+        if "param" in kinds:
             raise ValueError("a template inside ${...}")
-        if kind == "arith":
-            raise ValueError("a template inside $((...))")
+        if "arith" in kinds:
+            raise ValueError("a template inside $((...)) or ((...))")
+        if "test" in kinds:
+            raise ValueError("a template inside [[ ... ]] (use [ ... ])")
+        if any(frame.word in _ARITHMETIC_COMMANDS for frame in stack):
+            raise ValueError(f"a template in the arguments of "
+                             f"'{next(f.word for f in stack if f.word in _ARITHMETIC_COMMANDS)}'")
         contexts.append(kind)
         pos, prev = end, "x"
     return contexts

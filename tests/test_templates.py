@@ -307,7 +307,16 @@ def test_rollback_and_notify_webhooks_know_the_environment_vars(
      "    retry: {attempts: 2, stop_if: {status: '{{ nope }}'}}\n",
      6, "checks.a.retry.stop_if", "template '{{ nope }}' is not defined in environment 'test'*"),
     ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo $(( {{ n }} + 1 ))'\n",
-     4, "checks[0].command", "a template inside $((...)) cannot be passed to the shell safely*"),
+     4, "checks[0].command", "a template inside $((...)) or ((...)) cannot be passed to the shell safely*"),
+    # bash evaluates a value as arithmetic there, quoted or not: 'a[$(cmd)]' runs cmd.
+    ("checks:\n  - name: a\n    kind: checklist\n    command: 'if [[ \"{{ n }}\" -eq 1 ]]; then :; fi'\n",
+     4, "checks[0].command", "a template inside [[][[] ... ]] (use [[] ... ]) cannot be passed*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo; (( {{ n }} > 1 ))'\n",
+     4, "checks[0].command", "a template inside $((...)) or ((...)) cannot be passed*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: 'true && let x={{ n }}+1'\n",
+     4, "checks[0].command", "a template in the arguments of 'let' cannot be passed*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: [bash, -c, 'declare -i x=\"{{ n }}\"']\n",
+     4, "checks[0].command", "a template in the arguments of 'declare' cannot be passed*"),
     ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    request: {path: /ok}\n"
      "    save: {'{{ k }}': token}\n",
      6, "checks[0].save.{{ k }}", "{{ }} is not rendered in this key*"),
