@@ -141,7 +141,7 @@ def guard_call(item: pytest.Item) -> Generator[None, None, None]:
     except (Exception, pytest.fail.Exception) as exc:
         if check.on_fail != "warn":
             raise
-        item.stash[WARNING_KEY] = _reason(exc)
+        item.stash[WARNING_KEY] = _reason(exc, item.config.stash[RUN_KEY].redactor)
 
 
 def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any] | None:
@@ -153,7 +153,7 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any
     redactor = item.config.stash[RUN_KEY].redactor
     path, line = item.stash[LOCATION_KEY]
     name = item.nodeid.partition("::")[2]
-    reason = _reason(call.excinfo.value) if call.excinfo is not None else ""
+    reason = _reason(call.excinfo.value, redactor) if call.excinfo is not None else ""
     return {
         **QUIET_INFO,
         "id": f"{path}::{name.partition('[')[0]}", "item_id": f"{path}::{name}", "suite": path,
@@ -244,13 +244,15 @@ class RedactedWarnings:
             warning_message.message = UserWarning(redacted)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, redactor: Redactor) -> str:
+    """The first line of the failure, cut to 300 characters once masked (cutting first would
+    leave the start of a secret that then no longer matches)."""
     if isinstance(exc, pytest.fail.Exception):
         text = str(exc.msg)
     else:
         text = str(exc).strip()
         text = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-    lines = text.strip().splitlines()
+    lines = redactor.redact(text).strip().splitlines()
     return lines[0][:300] if lines else ""
 
 

@@ -24,9 +24,17 @@ CREDENTIAL_FIELDS = frozenset({"api_key", "app_key", "password", "token"})
 # such values are still masked wherever they appear as a secret header's value.
 MIN_SECRET_LENGTH = 3
 _AUTH_SCHEME = re.compile(r"^(?:Bearer|Basic|Token|Digest|Bot)\s+(\S+)$", re.IGNORECASE)
-# A secret this long is also masked in the encodings it may travel in (URL-quoted, JSON-escaped,
-# base64); shorter ones would turn up by chance in unrelated text.
+# A secret this long is also masked base64-encoded; shorter ones would turn up by chance in
+# unrelated text. Escaped forms (URL-quoted, JSON, repr) differ from the value only by the
+# escapes of its own special characters, so they are masked whatever the length.
 MIN_ENCODED_LENGTH = 8
+# What pytest (saferepr, assertion explanations, showlocals) and the plugin's own snippets put
+# where they shorten a text, before any report exists: the secret is cut in two there.
+_CUT = re.compile(r"\.\.\.|\u2026")
+# The shortest piece of a secret masked next to a cut; shorter pieces say nothing of it and
+# would mask plain words beside every "...".
+MIN_PIECE_LENGTH = 4
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 # Hosts whose URLs are capabilities: the path is the credential (a chat webhook).
 _CAPABILITY_HOSTS = ("hooks.slack.com", "webhook.office.com", "hooks.zapier.com")
 _CAPABILITY_PATHS = (("discord.com", "/api/webhooks/"), ("discordapp.com", "/api/webhooks/"),
@@ -62,11 +70,14 @@ def is_capability_variable(name: str) -> bool:
 
 def _encodings(value: str) -> set[str]:
     """The forms ``value`` takes on the way to an output: as it is, URL-quoted (in a query
-    string or a path), JSON-escaped (in an echoed body), base64-encoded (a Basic credential)."""
-    forms = {value}
+    string or a path; also with lowercase escapes), JSON-escaped (in an echoed body), as
+    ``repr()`` and ``ascii()`` show it (pytest's assertion details, a dict's repr),
+    base64-encoded (a Basic credential)."""
+    quoted = {quote(value, safe=""), quote_plus(value)}
+    forms = {value, json.dumps(value)[1:-1], repr(value)[1:-1], ascii(value)[1:-1], *quoted,
+             *(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), form) for form in quoted)}
     if len(value) >= MIN_ENCODED_LENGTH:
-        forms |= {quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
-                  base64.b64encode(value.encode()).decode()}
+        forms.add(base64.b64encode(value.encode()).decode())
     return forms
 
 
@@ -107,6 +118,12 @@ class Redactor:
             for name, value in parse_qsl(parts.query, keep_blank_values=False):
                 if is_secret_query_parameter(name):
                     self.add(value)
+            # And as it stands in the URL: a client quotes a query written in a path its own
+            # way (httpx keeps "@" and "/"), and a server echoes that form.
+            for pair in parts.query.split("&"):
+                name, _, value = pair.partition("=")
+                if value and is_secret_query_parameter(name):
+                    self.add(value)
         host = (parts.hostname or "").lower()
         if any(host == known or host.endswith("." + known) for known in _CAPABILITY_HOSTS) \
                 or any(host == known and parts.path.startswith(path)
@@ -143,7 +160,59 @@ class Redactor:
         for secret in self._ordered:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if self._ordered and ("..." in text or "\u2026" in text):
+            text = self._redact_cut_pieces(text)
         return text
+
+    def _redact_cut_pieces(self, text: str) -> str:
+        """Mask the piece of a secret that ends where a text was shortened (a prefix of it
+        before the "...") or starts there (a suffix after it): pytest shortens long values
+        before the plugin sees them, so the whole secret is never there to be found."""
+        pieces: list[tuple[int, int]] = []
+        longest = len(self._ordered[0])
+        for cut in _CUT.finditer(text):
+            before = text[max(0, cut.start() - longest):cut.start()]
+            after = text[cut.end():cut.end() + longest]
+            prefix = self._prefix_at_end(before)
+            suffix = self._suffix_at_start(after)
+            if prefix:
+                pieces.append((cut.start() - prefix, cut.start()))
+            if suffix:
+                pieces.append((cut.end(), cut.end() + suffix))
+        out, done = [], 0
+        for start, end in sorted(pieces):  # pieces may overlap: one mask for each run
+            if start >= done:
+                out += [text[done:start], MASK]
+            done = max(done, end)
+        return "".join([*out, text[done:]])
+
+    def _prefix_at_end(self, text: str) -> int:
+        """The length of the longest piece at the end of ``text`` that starts a secret."""
+        best = 0
+        for secret in self._ordered:
+            # Where a proper prefix longer than the best so far would start.
+            first, stop = secret[0], len(text) - max(MIN_PIECE_LENGTH, best + 1) + 1
+            start = text.find(first, max(0, len(text) - len(secret) + 1), stop)
+            while start != -1:
+                if secret.startswith(text[start:]):
+                    best = len(text) - start
+                    break
+                start = text.find(first, start + 1, stop)
+        return best
+
+    def _suffix_at_start(self, text: str) -> int:
+        """The length of the longest piece at the start of ``text`` that ends a secret."""
+        best = 0
+        for secret in self._ordered:
+            # Where a proper suffix longer than the best so far would end.
+            last, low = secret[-1], max(MIN_PIECE_LENGTH, best + 1) - 1
+            end = text.rfind(last, low, min(len(text), len(secret) - 1))
+            while end != -1:
+                if secret.endswith(text[:end + 1]):
+                    best = end + 1
+                    break
+                end = text.rfind(last, low, end)
+        return best
 
     def redact_data(self, value: Any) -> Any:
         """A JSON-safe copy of plain data (mappings, lists, scalars) with every string

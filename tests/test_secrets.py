@@ -439,3 +439,97 @@ def test_live_log_log_file_and_warnings_of_a_python_check_are_redacted(
     assert "live log saw ***" in result.stdout.str() and "live log saw ***" in log
     result.stdout.fnmatch_lines(["*UserWarning: warning saw ****"])
     assert ENV_SECRET not in result.stdout.str() + log
+
+
+LONG_SECRET = "pl4nted-long-token-0123456789abcdef-pl4nted"  # both ends hold the planted mark
+CUT_CHECKS = '''
+    import pytest
+
+
+    def _seen(service):
+        return service("api").get("/echo").json()["headers"]["Authorization"]
+
+
+    def test_compared(service):
+        assert _seen(service) == "Bearer nothing"
+
+
+    def test_long_local(service):
+        text = "q" * 100 + _seen(service) + "w" * 300
+        assert not text
+
+
+    def test_long_reason(service):
+        pytest.fail("z" * 290 + _seen(service))
+'''
+
+
+@pytest.mark.parametrize("args", [["-l", "-rA"], ["-v", "-p", "xdist", "-n", "2"]],
+                         ids=["showlocals", "xdist"])
+def test_a_secret_cut_short_is_masked_on_both_sides_of_the_cut(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+        args: list[str]) -> None:
+    """pytest shortens long values with '...' (assertion operands, locals) before any report
+    exists, and a failure's reason is cut to one line of 300 characters: the pieces of a
+    secret on either side of the cut are masked too."""
+    monkeypatch.setenv("API_TOKEN", LONG_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets=CUT_CHECKS)
+    result = runpytest(project.pytester, "--env=test", "--junitxml=junit.xml",
+                       "--gate-report=gate.json", *args)
+    result.assert_outcomes(failed=3)
+    texts = [result.stdout.str() + result.stderr.str()]
+    texts += [(project.path / name).read_text() for name in ("junit.xml", "gate.json")]
+    assert "***..." in texts[0] or "...***" in texts[0]
+    for text in texts:
+        assert PLANTED not in text
+        assert "Bearer pl4" not in text
+
+
+QUOTED_SECRET = 'pl4nted\\back"slash'  # repr() doubles the backslash and leaves the quote
+
+
+def test_a_secret_is_masked_in_its_repr(project: Project, server: LoopbackServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_TOKEN", QUOTED_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{X-Api-Token: "${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets='''
+        def test_dict(service):
+            seen = service("api").get("/echo").json()["headers"]["X-Api-Token"]
+            assert {"seen": seen, "n": 1} == {"seen": "x", "n": 1}
+    ''')
+    result = runpytest(project.pytester, "--env=test", "-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*{'seen': '***', 'n': 1}*"])
+    assert PLANTED not in result.stdout.str()
+
+
+SHORT_PASSWORD = "p@s/1\""  # shorter than 8: masked as it is sent, however it is encoded
+
+
+def test_a_query_credential_is_masked_as_it_was_sent(project: Project,
+                                                      server: LoopbackServer) -> None:
+    """The client encodes a query written in the path its own way (``@`` and ``/`` kept,
+    ``"`` quoted): the server echoes that form back."""
+    project.simple(server.url, f"""
+        service: api
+        checks:
+          - name: written in the path
+            kind: smoke
+            request: {{path: '/echo?api_key=pl4nted@long/key"1&password={SHORT_PASSWORD}'}}
+            expect: {{json: {{method: POST}}}}
+    """)
+    result = runpytest(project.pytester, "--env=test", "-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*"path": "/echo?api_key=***&password=***"*'])
+    assert PLANTED not in result.stdout.str()
