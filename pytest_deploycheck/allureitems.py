@@ -153,7 +153,8 @@ def _attach_exchange(exchange: Exchange, redactor: Redactor) -> None:
         text = f"no answer: {exchange.error}"
     elif response is not None:
         lines = [f"{response.status} in {response.elapsed * 1000:.0f}ms"]
-        lines += [f"{name}: {value}" for name, value in response.headers.items()]
+        lines += [f"{name}: {value}"
+                  for name, value in redactor.redact_headers(response.headers.items())]
         lines += ["", pretty_body(response.text, MAX_BODY)]
         text = "\n".join(lines)
     else:

@@ -118,6 +118,21 @@ def _keep_headers_home(service: Service) -> httpx._client.EventHook:
     return guard
 
 
+def _learn_answered_secrets(redactor: Redactor) -> httpx._client.EventHook:
+    """Teach ``redactor`` what an answer's headers hold as a secret, before its body is read:
+    a secret header's value (``Set-Cookie``, and the cookie in it, which the next request
+    sends and a body may quote) and the credentials in a redirect's ``Location``."""
+    def learn(response: httpx.Response) -> None:
+        for name, value in response.headers.multi_items():
+            if is_secret_header(name):
+                redactor.add(value)
+                if name.lower() == "set-cookie":
+                    redactor.add(value.partition(";")[0].partition("=")[2].strip())
+            elif name.lower() in ("location", "content-location"):
+                redactor.add_url(value)
+    return learn
+
+
 class BodyError(CheckError):
     """A response body that was too large or too slow to read."""
 
@@ -250,6 +265,8 @@ class ClientPool:
                 if service is not None:
                     request_hooks.append(_keep_headers_home(service))
                 hooks = {"request": request_hooks} if request_hooks else {}
+                if self._redactor:
+                    hooks["response"] = [_learn_answered_secrets(self._redactor)]
                 if service is None:
                     client = new_client(timeout=env.timeout, event_hooks=hooks,
                                         limits=self._limits)

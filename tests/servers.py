@@ -172,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/token/"):
             # A login that issues the token of issued_token(<name>), kept out of the URL.
             self._send(200, {"token": issued_token(path[len("/token/"):]), "user": "smoke"})
+        elif path.startswith("/cookie/"):
+            # A login that sets a session cookie (named after the path) and says nothing else.
+            self._send(200, {"user": "smoke"}, headers={
+                "Set-Cookie": f"sid={issued_token(path[len('/cookie/'):])}; Path=/; HttpOnly"})
+        elif path.startswith("/redirect/"):
+            # A sign-in callback: the token travels in the Location of a redirect.
+            self._send(302, {}, headers={"Location": "/cb?access_token="
+                                                     + issued_token(path[len("/redirect/"):])})
         elif path == "/me":
             ok = self.headers.get("Authorization") == f"Bearer {SECRET_SESSION_TOKEN}"
             self._send(200 if ok else 401, {"user": "smoke"} if ok else {"error": "no"})

@@ -491,6 +491,39 @@ def test_a_secret_cut_short_is_masked_on_both_sides_of_the_cut(
         assert "Bearer pl4" not in text
 
 
+def test_a_secret_in_a_response_header_is_masked(project: Project, server: LoopbackServer
+                                                 ) -> None:
+    """Set-Cookie's value and a credential in a redirect's Location: in the Allure response
+    attachment, and wherever the next request or the body shows them."""
+    project.simple(server.url, """
+        service: api
+        checks:
+          - name: cookie login
+            kind: smoke
+            request: {path: /cookie/set}
+            expect: {status: 201}
+          - name: sign-in callback
+            kind: smoke
+            request: {path: /redirect/location}
+            expect: {status: 200}
+    """)
+    project.pytester.makepyfile(test_py_secrets='''
+        def test_prints_the_headers(service):
+            print(dict(service("api").get("/redirect/python").headers))
+            assert False
+    ''')
+    result = runpytest(project.pytester, "--env=test", "-vv", "-rA", "--alluredir=allure")
+    result.assert_outcomes(failed=3)
+    texts = {"terminal": result.stdout.str()}
+    for path in (project.path / "allure").iterdir():
+        texts[path.name] = path.read_text(errors="replace")
+    attachments = "".join(texts.values())
+    assert "set-cookie: ***" in attachments.lower() and "access_token=***" in attachments
+    for name in ("set", "location", "python"):
+        leaks = [where for where, text in texts.items() if issued_token(name) in text]
+        assert not leaks, (name, leaks)
+
+
 QUOTED_SECRET = 'pl4nted\\back"slash'  # repr() doubles the backslash and leaves the quote
 
 
