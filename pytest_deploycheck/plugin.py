@@ -302,6 +302,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     return report
 
 
+# First, so that this wrapper is the outermost: what the other wrappers set on the report
+# after the redaction above (pytest's skipping plugin: the reason of pytest.xfail()) is masked
+# before the terminal, JUnit and xdist read it.
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[None]
+                                      ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    from .pyitems import redact_xfail_reason
+
+    redact_xfail_reason(report, _run(item.config).redactor)
+    return report
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_make_collect_report(collector: pytest.Collector
                                ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:

@@ -543,7 +543,7 @@ def test_a_secret_is_masked_in_its_repr(project: Project, server: LoopbackServer
     ''')
     result = runpytest(project.pytester, "--env=test", "-vv")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*{'seen': '***', 'n': 1}*"])
+    result.stdout.fnmatch_lines(["*{'seen': '[*][*][*]', 'n': 1}*"])
     assert PLANTED not in result.stdout.str()
 
 
@@ -564,5 +564,31 @@ def test_a_query_credential_is_masked_as_it_was_sent(project: Project,
     """)
     result = runpytest(project.pytester, "--env=test", "-vv")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(['*"path": "/echo?api_key=***&password=***"*'])
+    assert '"path": "/echo?api_key=***&password=***"' in result.stdout.str()
     assert PLANTED not in result.stdout.str()
+
+
+def test_an_xfail_reason_is_masked(project: Project, server: LoopbackServer,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest's skipping plugin sets the reason of ``pytest.xfail()`` on the report after the
+    plugin's redaction of the report ran: JUnit and the terminal read it."""
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets='''
+        import pytest
+
+
+        def test_xfail(service):
+            pytest.xfail("known issue, saw " + service("api").get("/echo").json()["headers"]["Authorization"])
+    ''')
+    result = runpytest(project.pytester, "--env=test", "-vv", "-rA", "--junitxml=junit.xml")
+    result.assert_outcomes(xfailed=1)
+    junit = (project.path / "junit.xml").read_text()
+    result.stdout.fnmatch_lines(["XFAIL *test_xfail* - known issue, saw [*][*][*]"])
+    assert 'message="known issue, saw ***"' in junit
+    assert PLANTED not in result.stdout.str() + junit
