@@ -592,3 +592,24 @@ def test_an_xfail_reason_is_masked(project: Project, server: LoopbackServer,
     result.stdout.fnmatch_lines(["XFAIL *test_xfail* - known issue, saw [*][*][*]"])
     assert 'message="known issue, saw ***"' in junit
     assert PLANTED not in result.stdout.str() + junit
+
+
+def test_an_action_output_cut_to_its_last_characters_keeps_no_piece_of_a_secret(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollback command's output is kept as its last 4000 characters, cut with '…' before it
+    is masked: the end of a secret left after the cut is masked too (gate report, audit log,
+    terminal, files handed to later actions)."""
+    monkeypatch.setenv("DEPLOY_PASSWORD", LONG_SECRET)
+    # The secret, then 3990 characters: the cut falls 10 characters before its end.
+    prints = 'printf "%s" "$DEPLOY_PASSWORD"; printf "x%.0s" $(seq 3990)'
+    project.environments(f"environments:\n  test:\n    rollback:\n      - command: '{prints}'\n")
+    project.suite("checks.yaml", "checks:\n  - {name: c, kind: checklist, command: 'exit 1', "
+                                 "on_fail: rollback}\n")
+    result = runpytest(project.pytester, "--env=test", "-vv", "--gate-report=gate.json",
+                       "--audit-log=audit.jsonl")
+    result.assert_outcomes(failed=1)
+    gate = json.loads((project.path / "gate.json").read_text())
+    assert gate["rollback"]["actions"][0]["output"].startswith("…***xxx")
+    for text in (result.stdout.str(), (project.path / "gate.json").read_text(),
+                 (project.path / "audit.jsonl").read_text()):
+        assert LONG_SECRET[-10:] not in text
