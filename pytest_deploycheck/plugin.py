@@ -112,8 +112,11 @@ def pytest_configure(config: pytest.Config) -> None:
                                   "deploycheck-warnings")
     _stop_on_sigterm(config)
     if not _is_worker(config):
+        from .pyitems import RedactedTestIds
         from .reporting import GatePlugin, progress_writer
 
+        config.pluginmanager.register(RedactedTestIds(config.stash[RUN_KEY].redactor),
+                                      "deploycheck-test-ids")
         config.pluginmanager.register(GatePlugin(config, config.stash[RUN_KEY]),
                                       "deploycheck-gate")
         if config.get_verbosity() >= 0:

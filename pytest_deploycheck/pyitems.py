@@ -221,12 +221,39 @@ class _RedactedLogRecords(logging.Filter):
 
 
 def redact_live_output(config: pytest.Config, redactor: Redactor) -> None:
-    """Mask secrets in what pytest writes out while tests run: live log and ``--log-file``."""
+    """Mask secrets in what pytest writes out while tests run: live log, ``--log-file`` and
+    every write to the terminal (a ``-v`` line shows the item's own id, before any report)."""
     logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
     for name in ("log_cli_handler", "log_file_handler"):
         handler = getattr(logging_plugin, name, None)
         if isinstance(handler, logging.Handler):
             handler.addFilter(_RedactedLogRecords(redactor))
+    if config.pluginmanager.get_plugin("terminalreporter") is not None:
+        writer = config.get_terminal_writer()
+        write = writer.write
+
+        def redacted_write(msg: str, *, flush: bool = False, **markup: bool) -> None:
+            write(redactor.redact(msg) if redactor.active else msg, flush=flush, **markup)
+
+        writer.write = redacted_write  # type: ignore[method-assign]
+
+
+class RedactedTestIds:
+    """Masks secrets in a report's test id (a parameter made from a secret is part of it:
+    pytest shows a plain string as it is) before the terminal, JUnit and the gate read it.
+
+    In the process that writes the outputs only: an xdist worker checks that each report's id
+    is its item's, and the controller masks what it receives.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.redactor.active:
+            report.nodeid = self.redactor.redact(report.nodeid)
+            report.location = self.redactor.redact_in_place(report.location)
 
 
 class RedactedWarnings:

@@ -613,3 +613,41 @@ def test_an_action_output_cut_to_its_last_characters_keeps_no_piece_of_a_secret(
     for text in (result.stdout.str(), (project.path / "gate.json").read_text(),
                  (project.path / "audit.jsonl").read_text()):
         assert LONG_SECRET[-10:] not in text
+
+
+@pytest.mark.parametrize("args", [["-v"], ["-v", "-p", "xdist", "-n", "2"]], ids=["run", "xdist"])
+def test_a_secret_in_a_test_id_is_masked_in_every_output(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+        args: list[str]) -> None:
+    """A parameter made from a secret is part of the test's id (pytest shows a plain string
+    parameter as it is): the terminal, JUnit, Allure and the gate report show the same id,
+    masked."""
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets='''
+        import os
+
+        import pytest
+
+
+        @pytest.mark.parametrize("token", [os.environ["API_TOKEN"]])
+        def test_token_is_accepted(service, token):
+            assert service("api").get("/me", headers={"Authorization": token}).status_code == 200
+    ''')
+    result = runpytest(project.pytester, "--env=test", "-rA", "--junitxml=junit.xml",
+                       "--alluredir=allure", "--gate-report=gate.json", *args)
+    result.assert_outcomes(failed=1)
+    texts = {"terminal": result.stdout.str() + result.stderr.str()}
+    for name in ("junit.xml", "gate.json"):
+        texts[name] = (project.path / name).read_text()
+    for path in (project.path / "allure").iterdir():
+        texts[path.name] = path.name + path.read_text(errors="replace")
+    assert 'name="test_token_is_accepted[test-***]"' in texts["junit.xml"]
+    assert "FAILED test_py_secrets.py::test_token_is_accepted[test-***]" in texts["terminal"]
+    leaks = [name for name, text in texts.items() if PLANTED in text]
+    assert not leaks
