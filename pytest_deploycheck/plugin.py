@@ -202,6 +202,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         config.pluginmanager.register(Prefetcher(session, run), "deploycheck-prefetch")
     if run.selected:
         _usage(run.check_selection, config, run)
+        run.learn_secrets()
         # Under xdist the controller starts the processes once, before the workers exist; the
         # workers never start anything. Without xdist they start after collection.
         if _is_xdist_controller(config) and not config.option.collectonly:
@@ -322,14 +323,15 @@ def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[N
 def pytest_make_collect_report(collector: pytest.Collector
                                ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     report = yield
-    if report.failed:
+    if report.failed or report.skipped:
         from .pyitems import redact_report, syntax_error_text
 
-        if isinstance(collector, (pytest.Module, pytest.Directory)):
+        if report.failed and isinstance(collector, (pytest.Module, pytest.Directory)):
             text = syntax_error_text(collector)
             if text is not None:
                 report.longrepr = text
-        # A bad input's message may quote a value with a secret in it (a mistyped URL).
+        # A bad input's message may quote a value with a secret in it (a mistyped URL), and a
+        # module skipped at import its reason.
         redact_report(report, _run(collector.config).redactor)
     return report
 

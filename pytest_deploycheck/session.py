@@ -13,7 +13,7 @@ from .checklistcheck import ChecklistRunner
 from .clients import ClientPool
 from .engine import Engine
 from .environments import Environment, EnvironmentsFile
-from .errors import ConfigError, UsageProblem
+from .errors import ConfigError, DeploycheckError, UsageProblem
 from .httpcheck import HttpCheckRunner
 from .metriccheck import MetricRunner
 from .processes import ProcessManager
@@ -141,6 +141,16 @@ class DeployRun:
             environments.check_names(list(self.selected))
         except ConfigError as exc:
             raise UsageProblem(f"{self.settings.env.source}: {exc}") from None
+
+    def learn_secrets(self) -> None:
+        """Resolve the selected environments, so that their secrets are masked from the start:
+        a Python module may quote one as it fails to import, before any check resolved it. A
+        broken environment is reported later, where it is used, as it would be."""
+        for name in self.selected:
+            try:
+                self.environment(name)
+            except DeploycheckError:
+                continue
 
     def known_environments(self) -> str:
         try:

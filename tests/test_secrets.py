@@ -651,3 +651,29 @@ def test_a_secret_in_a_test_id_is_masked_in_every_output(
     assert "FAILED test_py_secrets.py::test_token_is_accepted[test-***]" in texts["terminal"]
     leaks = [name for name, text in texts.items() if PLANTED in text]
     assert not leaks
+
+
+@pytest.mark.parametrize("module", [
+    'raise RuntimeError("cannot start with " + os.environ["API_TOKEN"])',
+    'pytest.skip("no access with " + os.environ["API_TOKEN"], allow_module_level=True)',
+], ids=["error", "skip"])
+def test_a_python_module_failing_or_skipping_at_import_is_masked(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+        module: str) -> None:
+    """Collected before any check resolved the environment: its secrets are known from the
+    session's start, and a skipped module's reason is masked as a failed one's is."""
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets=f"import os\n\nimport pytest\n\n{module}\n\n\n"
+                                                "def test_x(service):\n    pass\n")
+    result = runpytest(project.pytester, "--env=test", "-rA", "--junitxml=junit.xml")
+    texts = [result.stdout.str() + result.stderr.str(), (project.path / "junit.xml").read_text()]
+    assert "with ***" in texts[0] and "with ***" in texts[1]
+    for text in texts:
+        assert PLANTED not in text
+
