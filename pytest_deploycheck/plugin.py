@@ -453,3 +453,31 @@ def metric(request: pytest.FixtureRequest, deploy_env: Environment
         return FailingReader(name, MetricReader(source, PoolFetch(run.pool, deploy_env)))
 
     return get
+
+
+# JUnit's own fixtures write straight into the XML, never through a report: the values are
+# masked as they are recorded (each asks for pytest's fixture of the same name).
+@pytest.fixture(scope="session")
+def record_testsuite_property(request: pytest.FixtureRequest,
+                              record_testsuite_property: Callable[[str, object], None]
+                              ) -> Callable[[str, object], None]:
+    """pytest's ``record_testsuite_property``, with the run's secrets masked in the value."""
+    redactor = _run(request.config).redactor
+
+    def record(name: str, value: object) -> None:
+        record_testsuite_property(name, redactor.redact(str(value)))
+
+    return record
+
+
+@pytest.fixture
+def record_xml_attribute(request: pytest.FixtureRequest,
+                         record_xml_attribute: Callable[[str, object], None]
+                         ) -> Callable[[str, object], None]:
+    """pytest's ``record_xml_attribute``, with the run's secrets masked in the value."""
+    redactor = _run(request.config).redactor
+
+    def record(name: str, value: object) -> None:
+        record_xml_attribute(name, redactor.redact(str(value)))
+
+    return record

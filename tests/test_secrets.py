@@ -677,3 +677,26 @@ def test_a_python_module_failing_or_skipping_at_import_is_masked(
     for text in texts:
         assert PLANTED not in text
 
+
+def test_values_recorded_straight_into_junit_are_masked(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_TOKEN", ENV_SECRET)
+    project.environments(f"""
+        environments:
+          test:
+            services:
+              api: {{url: "{server.url}", headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+    """)
+    project.pytester.makepyfile(test_py_secrets='''
+        def test_records(service, record_testsuite_property, record_xml_attribute):
+            seen = service("api").get("/echo").json()["headers"]["Authorization"]
+            record_testsuite_property("seen", seen)
+            record_xml_attribute("seen", seen)
+    ''')
+    result = runpytest(project.pytester, "--env=test", "--junitxml=junit.xml",
+                       "-o", "junit_family=xunit1",
+                       "-W", "ignore::pytest.PytestExperimentalApiWarning")
+    result.assert_outcomes(passed=1)
+    junit = (project.path / "junit.xml").read_text()
+    assert '<property name="seen" value="***" />' in junit and 'seen="***"' in junit
+    assert PLANTED not in junit
