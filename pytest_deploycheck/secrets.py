@@ -90,6 +90,10 @@ class Redactor:
     def __init__(self) -> None:
         self._secrets: set[str] = set()
         self._ordered: list[str] = []
+        # The secrets by their first and by their last MIN_PIECE_LENGTH characters: where a
+        # piece of one may stand beside a cut (see _redact_cut_pieces).
+        self._by_start: dict[str, list[str]] = {}
+        self._by_end: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def add(self, value: object) -> None:
@@ -103,6 +107,10 @@ class Redactor:
             new = {c for c in candidates if len(c) >= MIN_SECRET_LENGTH} - self._secrets
             if new:
                 self._secrets |= new
+                for secret in new:
+                    if len(secret) > MIN_PIECE_LENGTH:
+                        self._by_start.setdefault(secret[:MIN_PIECE_LENGTH], []).append(secret)
+                        self._by_end.setdefault(secret[-MIN_PIECE_LENGTH:], []).append(secret)
                 # Longest first, so a secret that contains another is masked whole.
                 self._ordered = sorted(self._secrets, key=len, reverse=True)
 
@@ -187,32 +195,26 @@ class Redactor:
         return "".join([*out, text[done:]])
 
     def _prefix_at_end(self, text: str) -> int:
-        """The length of the longest piece at the end of ``text`` that starts a secret."""
-        best = 0
-        for secret in self._ordered:
-            # Where a proper prefix longer than the best so far would start.
-            first, stop = secret[0], len(text) - max(MIN_PIECE_LENGTH, best + 1) + 1
-            start = text.find(first, max(0, len(text) - len(secret) + 1), stop)
-            while start != -1:
-                if secret.startswith(text[start:]):
-                    best = len(text) - start
-                    break
-                start = text.find(first, start + 1, stop)
-        return best
+        """The length of the longest piece at the end of ``text`` that starts a secret (and
+        is not the whole of it)."""
+        for start in range(len(text) - MIN_PIECE_LENGTH + 1):
+            group = self._by_start.get(text[start:start + MIN_PIECE_LENGTH])
+            if group:
+                piece = text[start:]
+                if any(len(s) > len(piece) and s.startswith(piece) for s in group):
+                    return len(piece)
+        return 0
 
     def _suffix_at_start(self, text: str) -> int:
-        """The length of the longest piece at the start of ``text`` that ends a secret."""
-        best = 0
-        for secret in self._ordered:
-            # Where a proper suffix longer than the best so far would end.
-            last, low = secret[-1], max(MIN_PIECE_LENGTH, best + 1) - 1
-            end = text.rfind(last, low, min(len(text), len(secret) - 1))
-            while end != -1:
-                if secret.endswith(text[:end + 1]):
-                    best = end + 1
-                    break
-                end = text.rfind(last, low, end)
-        return best
+        """The length of the longest piece at the start of ``text`` that ends a secret (and
+        is not the whole of it)."""
+        for end in range(len(text), MIN_PIECE_LENGTH - 1, -1):
+            group = self._by_end.get(text[end - MIN_PIECE_LENGTH:end])
+            if group:
+                piece = text[:end]
+                if any(len(s) > len(piece) and s.endswith(piece) for s in group):
+                    return len(piece)
+        return 0
 
     def redact_data(self, value: Any) -> Any:
         """A JSON-safe copy of plain data (mappings, lists, scalars) with every string
@@ -286,6 +288,8 @@ class Redactor:
         copy = Redactor()
         with self._lock:  # as they are: add() would encode the encoded forms again
             copy._secrets, copy._ordered = set(self._secrets), list(self._ordered)
+            copy._by_start = {key: list(group) for key, group in self._by_start.items()}
+            copy._by_end = {key: list(group) for key, group in self._by_end.items()}
         for name, value in environ.items():
             copy.add_variable(name, value)
         return copy
