@@ -392,6 +392,19 @@ def test_a_secret_is_masked_in_its_encoded_forms() -> None:
     assert short.redact("YWJj abc") == "YWJj ***"
 
 
+def test_pieces_of_a_secret_beside_a_cut_are_masked() -> None:
+    from pytest_deploycheck.secrets import Redactor
+
+    redactor = Redactor()
+    redactor.add(LONG_SECRET)
+    assert redactor.redact("'pl4nted-lo...def-pl4nted' == 'x'") == "'***...***' == 'x'"
+    assert redactor.redact("…ef-pl4nted\nnext…") == "…***\nnext…"
+    # Only beside a cut, and only pieces of 4 characters or more.
+    assert redactor.redact("Loading... pl4nted-long, pl4...") == "Loading... pl4nted-long, pl4..."
+    redactor.add("Bearer " + LONG_SECRET)
+    assert redactor.redact("Authorization: Bearer pl4n...") == "Authorization: ***..."
+
+
 def test_a_secret_header_a_python_check_sends_is_masked_where_the_server_echoes_it(
         project: Project, server: LoopbackServer) -> None:
     project.environments(f'environments:\n  test:\n    services:\n      api: {{url: "{server.url}"}}\n')
