@@ -319,6 +319,14 @@ def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[N
     return report
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object
+                              ) -> list[str] | None:
+    from .pyitems import masked_comparison
+
+    return masked_comparison(config, op, left, right)
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_make_collect_report(collector: pytest.Collector
                                ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:

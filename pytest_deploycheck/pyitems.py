@@ -203,6 +203,48 @@ def redact_xfail_reason(report: pytest.TestReport | pytest.CollectReport, redact
         report.wasxfail = redactor.redact(report.wasxfail)  # type: ignore[union-attr]
 
 
+def masked_comparison(config: pytest.Config, op: str, left: object, right: object
+                      ) -> list[str] | None:
+    """pytest's explanation of a failed comparison, made from the operands with the run's
+    secrets masked: pytest shortens what it shows (identical leading and trailing characters
+    skipped, long reprs cut) before any report exists, and a secret cut there no longer
+    matches. ``None`` when the operands hold no secret."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.redactor.active:
+        return None
+    masked_left, masked_right = _masked(left, run.redactor), _masked(right, run.redactor)
+    if masked_left is left and masked_right is right:
+        return None  # also what this hook answers for the masked operands below
+    for explanation in config.hook.pytest_assertrepr_compare(
+            config=config, op=op, left=masked_left, right=masked_right):
+        if explanation:
+            return list(explanation)
+    return None
+
+
+_PLAIN = (list, tuple, set, frozenset)  # containers rebuilt as they are (not subclasses)
+
+
+def _masked(value: object, redactor: Redactor, depth: int = 0) -> object:
+    """``value`` with the secrets masked in its strings, the same object if it holds none;
+    plain containers keep their type, other objects are left to the report's redaction."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if depth > 8:
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)) and type(value) in _PLAIN:
+        items = [_masked(item, redactor, depth + 1) for item in value]
+        changed = any(a is not b for a, b in zip(items, value, strict=True))
+        return type(value)(items) if changed else value
+    if isinstance(value, dict) and type(value) is dict:
+        pairs = [(_masked(k, redactor, depth + 1), _masked(v, redactor, depth + 1))
+                 for k, v in value.items()]
+        changed = any(k is not a or v is not b for (k, v), (a, b) in zip(
+            pairs, value.items(), strict=True))
+        return dict(pairs) if changed else value
+    return value
+
+
 class _RedactedLogRecords(logging.Filter):
     """Masks the secrets in each log record a handler writes out as it comes (live logging,
     ``--log-file``): those never pass through a report."""

@@ -187,6 +187,8 @@ class Redactor:
                 pieces.append((cut.start() - prefix, cut.start()))
             if suffix:
                 pieces.append((cut.end(), cut.end() + suffix))
+        if not pieces:
+            return text
         out, done = [], 0
         for start, end in sorted(pieces):  # pieces may overlap: one mask for each run
             if start >= done:
