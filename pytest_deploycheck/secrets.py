@@ -35,6 +35,11 @@ _CUT = re.compile(r"\.\.\.|\u2026")
 # would mask plain words beside every "...".
 MIN_PIECE_LENGTH = 4
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+# A credential query parameter in any URL a text shows (a signed link in an answer, a runbook
+# link), by the names of is_secret_query_parameter: its value up to the end of the parameter.
+_QUERY_CREDENTIAL = re.compile(
+    r"(?<=[?&])((?:[\w.~%-]*(?:" + "|".join((*_SECRET_VAR_PARTS, "SIGNATURE"))
+    + r")[\w.~%-]*|sig)=)[^&#\s\"'<>\\]+", re.IGNORECASE)
 # Hosts whose URLs are capabilities: the path is the credential (a chat webhook).
 _CAPABILITY_HOSTS = ("hooks.slack.com", "webhook.office.com", "hooks.zapier.com")
 _CAPABILITY_PATHS = (("discord.com", "/api/webhooks/"), ("discordapp.com", "/api/webhooks/"),
@@ -170,6 +175,11 @@ class Redactor:
                 text = text.replace(secret, MASK)
         if self._ordered and ("..." in text or "\u2026" in text):
             text = self._redact_cut_pieces(text)
+        if "=" in text:
+            masked = _QUERY_CREDENTIAL.sub(r"\1" + MASK, text)
+            # The same object when nothing changed (the value was masked already): callers
+            # tell by identity whether a text held a secret.
+            text = text if masked == text else masked
         return text
 
     def _redact_cut_pieces(self, text: str) -> str:

@@ -180,6 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
             # A sign-in callback: the token travels in the Location of a redirect.
             self._send(302, {}, headers={"Location": "/cb?access_token="
                                                      + issued_token(path[len("/redirect/"):])})
+        elif path.startswith("/presigned/"):
+            # A download link signed for a while: whoever has it may read the object.
+            self._send(200, {"download": "https://bucket.s3.example.com/report.csv?X-Amz-Expires="
+                             f"300&X-Amz-Signature={issued_token(path[len('/presigned/'):])}"})
         elif path == "/me":
             ok = self.headers.get("Authorization") == f"Bearer {SECRET_SESSION_TOKEN}"
             self._send(200 if ok else 401, {"user": "smoke"} if ok else {"error": "no"})

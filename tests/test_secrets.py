@@ -723,3 +723,27 @@ def test_values_recorded_straight_into_junit_are_masked(
     junit = (project.path / "junit.xml").read_text()
     assert '<property name="seen" value="***" />' in junit and 'seen="***"' in junit
     assert PLANTED not in junit
+
+
+def test_a_credential_in_a_url_anywhere_in_a_text_is_masked(project: Project,
+                                                            server: LoopbackServer) -> None:
+    """A signed link in an answer, a runbook link with a token: credential query parameters
+    are masked wherever a URL shows them, not only in the URLs the plugin sent."""
+    project.simple(server.url, f"""
+        service: api
+        checks:
+          - name: report link
+            kind: smoke
+            runbook: "https://wiki.example.com/runbook?access_token={issued_token('runbook')}"
+            request: {{path: /presigned/body}}
+            expect: {{status: 201}}
+    """)
+    result = runpytest(project.pytester, "--env=test", "-vv", "--junitxml=junit.xml",
+                       "--gate-report=gate.json")
+    result.assert_outcomes(failed=1)
+    texts = [result.stdout.str()] + [(project.path / name).read_text()
+                                     for name in ("junit.xml", "gate.json")]
+    assert "X-Amz-Expires=300&X-Amz-Signature=***" in texts[0]
+    assert "runbook?access_token=***" in texts[0]
+    for text in texts:
+        assert PLANTED not in text
