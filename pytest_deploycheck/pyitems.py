@@ -230,6 +230,10 @@ def _masked(value: object, redactor: Redactor, depth: int = 0) -> object:
     plain containers keep their type, other objects are left to the report's redaction."""
     if isinstance(value, str):
         return redactor.redact(value)
+    if type(value) is bytes:  # a body; shown wrapped over lines, which splits a secret
+        text = value.decode(errors="surrogateescape")
+        masked = redactor.redact(text)
+        return value if masked is text else masked.encode(errors="surrogateescape")
     if depth > 8:
         return value
     if isinstance(value, (list, tuple, set, frozenset)) and type(value) in _PLAIN:

@@ -482,6 +482,11 @@ CUT_CHECKS = '''
         token = _seen(service).split()[1]
         url = f"https://login.example.com/callback?access_token={token}&state=abc&to=/{token}"
         assert url == url.replace("state=abc", "state=abd")
+
+
+    def test_body_compared(service):
+        # Bytes are shown wrapped over lines of 80 characters: the token split in two.
+        assert service("api").get("/echo").content == b"nothing"
 '''
 
 
@@ -504,7 +509,7 @@ def test_a_secret_cut_short_is_masked_on_both_sides_of_the_cut(
     project.pytester.makepyfile(test_py_secrets=CUT_CHECKS)
     result = runpytest(project.pytester, "--env=test", "--junitxml=junit.xml",
                        "--gate-report=gate.json", *args)
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=5)
     texts = [result.stdout.str() + result.stderr.str()]
     texts += [(project.path / name).read_text() for name in ("junit.xml", "gate.json")]
     if "-v" not in args:  # shortened at the default verbosity only
