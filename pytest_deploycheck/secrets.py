@@ -108,6 +108,11 @@ class Redactor:
         scheme = _AUTH_SCHEME.match(value.strip())
         if scheme:
             candidates |= _encodings(scheme.group(1))
+        if "\n" in value:
+            # A secret of several lines (a PEM key) is shown line by line, indented or cut at
+            # each line: each of its lines is masked on its own.
+            candidates |= {line.strip() for line in value.splitlines()
+                           if len(line.strip()) >= MIN_ENCODED_LENGTH}
         with self._lock:
             new = {c for c in candidates if len(c) >= MIN_SECRET_LENGTH} - self._secrets
             if new:

@@ -752,3 +752,21 @@ def test_a_credential_in_a_url_anywhere_in_a_text_is_masked(project: Project,
     assert "runbook?access_token=***" in texts[0]
     for text in texts:
         assert PLANTED not in text
+
+
+MULTILINE_KEY = "-----BEGIN PL4NTED KEY-----\nMIIEpl4ntedQ29udGVudA\nbGluZTI-pl4nted-x\n-----END PL4NTED KEY-----"
+
+
+def test_a_multiline_secret_shown_line_by_line_is_masked(project: Project,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key of several lines, printed by a command: its output is shown indented line by
+    line, so each line of the secret is masked on its own."""
+    monkeypatch.setenv("DEPLOY_KEY", MULTILINE_KEY)
+    project.environments("environments:\n  test:\n    vars: {}\n")
+    project.suite("checks.yaml", "checks:\n  - {name: c, kind: checklist, "
+                                 """command: 'printf "%s\\\\n" "$DEPLOY_KEY"; exit 1'}\n""")
+    result = runpytest(project.pytester, "--env=test", "-vv", "--gate-report=gate.json")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str() + (project.path / "gate.json").read_text()
+    assert "    ***" in result.stdout.str()
+    assert "pl4nted" not in output.lower()
