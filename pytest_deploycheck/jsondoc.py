@@ -3,7 +3,10 @@
 ``json.loads`` keeps the last of two equal keys, so ``{"status": "unhealthy", "status":
 "healthy"}`` would read as healthy; and it, the JMESPath interpreter, jsonschema and the
 redactor all recurse once per level, so a few kilobytes of ``[[[[…]]]]`` end in a
-``RecursionError`` far from the check. :func:`loads` refuses both with a one-line reason.
+``RecursionError`` far from the check. It also reads ``NaN``, ``Infinity`` and ``-Infinity``,
+which JSON has no number for, and NaN compares false with everything, so ``{ne: 5}`` or a
+threshold's ``not value > limit`` would pass on it. :func:`loads` refuses all three with a
+one-line reason.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ class NotJsonError(JsonBodyError):
     """The body is not JSON at all."""
 
 
+class _NotANumber(ValueError):
+    """Raised from inside the parser for ``NaN``, ``Infinity`` or ``-Infinity``."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
 class _Duplicated(dict[str, Any]):
     """An object in which ``key`` came more than once (marked so that its path can be found)."""
 
@@ -37,7 +48,8 @@ class _Duplicated(dict[str, Any]):
 
 def loads(body: bytes | str) -> Any:
     """The document in ``body``; raises :class:`JsonBodyError` when it is not JSON, repeats a
-    key in one object, or is nested deeper than :data:`MAX_DEPTH` levels."""
+    key in one object, has ``NaN`` or ``Infinity``, or is nested deeper than
+    :data:`MAX_DEPTH` levels."""
     duplicated = False
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -55,7 +67,9 @@ def loads(body: bytes | str) -> Any:
         return marked
 
     try:
-        document = json.loads(body, object_pairs_hook=pairs)
+        document = json.loads(body, object_pairs_hook=pairs, parse_constant=_refuse_constant)
+    except _NotANumber as exc:
+        raise JsonBodyError(f"response JSON has {exc}, which is not a JSON number") from None
     except RecursionError:
         raise JsonBodyError(f"response JSON nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:

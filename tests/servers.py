@@ -33,6 +33,10 @@ RAW_BODIES = {
     "dup-token": b'{"token": "sess-first-4f9a2c71", "token": "sess-last-0e8b3d6a"}',
     "deep": b"[" * 3000 + b"]" * 3000,
     "deep-object": b'{"count": 1, "a": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3001,
+    "nan": b'{"count": 1, "errors": NaN}',
+    "neg-infinity": b'{"items": [{"n": 1}, {"n": -Infinity}]}',
+    "infinity": b'{"count": 1, "latency": Infinity}',
+    "nan-text": b'{"count": 1, "note": "NaN and Infinity are words here"}',
     "somewhat-deep": b'{"count": 1, "a": ' + b"[" * 60 + b"]" * 60 + b"}",
 }
 

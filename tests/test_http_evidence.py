@@ -372,3 +372,44 @@ def test_a_text_to_look_for_that_renders_empty_fails(
     result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([line])
+
+
+@pytest.mark.parametrize(("body", "rule", "constant"), [
+    ("nan", "errors: {ne: 5}", "NaN"),
+    ("nan", "errors: {lt: 1}", "NaN"),
+    ("neg-infinity", '"items[*].n": {lt: 10}', "-Infinity"),
+    ("infinity", "latency: {gt: 0}", "Infinity"),
+    ("nan", "count: 1", "NaN"),
+])
+def test_nan_or_infinity_in_a_body_is_not_json_and_fails(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        body: str, rule: str, constant: str) -> None:
+    # JSON has no NaN or Infinity; Python's parser reads them, and NaN compares false with
+    # everything, so `ne` and `not lt` rules passed on it.
+    check_json(project, server, f"/raw/{body}", rule)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"  FAILED json: expected a JSON body, got response JSON has "
+                                 f"{constant}, which is not a JSON number"])
+
+
+def test_the_words_nan_and_infinity_in_a_json_string_are_text(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
+    check_json(project, server, "/raw/nan-text", "note: {regex: NaN}")
+    run(pytester).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("body", "query", "constant"), [
+    ("nan", "errors", "NaN"), ("infinity", "latency", "Infinity"), ("nan", "count", "NaN")])
+def test_nan_or_infinity_in_an_http_metric_answer_is_a_query_error(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        body: str, query: str, constant: str) -> None:
+    project.metric_source(f'{{type: http, url: "{server.url}/raw/{body}", timeout: 1s}}')
+    project.suite("m.yaml", f"""\
+        checks:
+          - {{name: m, kind: metric, query: {query}, threshold: "< 1", no_data: pass}}
+        """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*answered 200 with a body that is not usable: response JSON "
+                                 f"has {constant}, which is not a JSON number*"])
