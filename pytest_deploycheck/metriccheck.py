@@ -171,8 +171,30 @@ def combine(series: list[Series], how: str | None, windowed: bool) -> list[Serie
     for one in series:
         for sample in one.samples:
             by_time.setdefault(round(sample.timestamp, 3), []).append(sample.value)
+    _refuse_gaps(series, sorted(by_time), how or "")
     return [Series(f"{how} of {len(series)} series",
                    tuple(Sample(t, reducer(values)) for t, values in sorted(by_time.items())))]
+
+
+def _refuse_gaps(series: list[Series], times: list[float], how: str) -> None:
+    """Raise when a series lacks a sample at a time between its first and last one.
+
+    Combined over the series present, such a time would be judged on less evidence than the
+    rule says: a pod that reported no errors for some minutes is unknown there, not 0, and
+    its sum with the others could pass where the whole would not. A series that starts or
+    ends inside the window did not exist outside its samples (a pod started or replaced), as
+    PromQL's own sum() sees it, and is no gap.
+    """
+    for one in series:
+        have = {round(sample.timestamp, 3) for sample in one.samples}
+        if len(have) < 2:
+            continue
+        first, last = min(have), max(have)
+        missing = next((t for t in times if first < t < last and t not in have), None)
+        if missing is not None:
+            raise MetricQueryError(f"series {one.labels or '{}'} has no sample at "
+                                   f"{utc_iso(missing)} (a gap inside the window): 'series: "
+                                   f"{how}' would judge fewer series there")
 
 
 class MetricRunner:
