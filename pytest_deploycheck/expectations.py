@@ -101,6 +101,9 @@ class JsonRule:
         try:
             if every:
                 return self._judge_every(document, expected)
+            gap = _function_gap(self.compiled.parsed, document, "")
+            if gap is not None:
+                return self._mismatch(expected, every, gap)
             actual = evaluate(self.compiled.parsed, document)
             if actual is None and self.matcher != "exists":
                 # JMESPath gives null for a missing key too: only a value that is there and
@@ -286,6 +289,55 @@ def _elements(node: Mapping[str, Any], value: Any, where: str
         else:
             elements.append(_Element(result, at, key))
     return elements, None
+
+
+def missing_element(node: Mapping[str, Any], value: Any) -> str | None:
+    """Where an element that ``node`` (a whole expression) would silently leave out is: a
+    null or missing element of a projection at its end, or of a projection a function is
+    given (``items[2].latency is missing``); ``None`` when there is none."""
+    if _is_projection(node):
+        elements, _ = _elements(node, value, "")
+        absent = next((e for e in elements if e.value is None), None)
+        if absent is not None:
+            return f"{absent.where} is {absent.state}"
+    return _function_gap(node, value, "")
+
+
+# Nodes whose children all run on the value the node runs on.
+_SAME_VALUE = frozenset({"comparator", "and_expression", "or_expression", "not_expression",
+                         "multi_select_list", "multi_select_dict", "key_val_pair"})
+
+
+def _function_gap(node: Mapping[str, Any], value: Any, where: str) -> str | None:
+    """Where a function given a projection (``max(items[*].latency)``) would not see an
+    element: JMESPath drops null results from a projection before the function runs, so the
+    maximum of the latencies that are there passed for the slowest item. ``None`` when every
+    element is there (a filter that keeps none is a count of 0, not a gap)."""
+    kind, children = node["type"], node["children"]
+    if kind == "function_expression":
+        for argument in children:
+            if _is_projection(argument):
+                elements, _ = _elements(argument, value, where)
+                absent = next((e for e in elements if e.value is None), None)
+                if absent is not None:
+                    return f"{absent.where} is {absent.state}"
+            gap = _function_gap(argument, value, where)
+            if gap is not None:
+                return gap
+        return None
+    if kind in _CHAINS:
+        for part in children:
+            gap = _function_gap(part, value, where)
+            if gap is not None or value is None:
+                return gap
+            value, where = evaluate(part, value), _join(where, part)
+        return None
+    if kind in _SAME_VALUE:
+        for child in children:
+            gap = _function_gap(child, value, where)
+            if gap is not None:
+                return gap
+    return None
 
 
 def _truthy(value: Any) -> bool:

@@ -37,6 +37,9 @@ RAW_BODIES = {
     "neg-infinity": b'{"items": [{"n": 1}, {"n": -Infinity}]}',
     "infinity": b'{"count": 1, "latency": Infinity}',
     "nan-text": b'{"count": 1, "note": "NaN and Infinity are words here"}',
+    "latencies": b'{"items": [{"latency": 120}, {"latency": 80}, {"id": 3}]}',
+    "latency-null": b'{"data": {"items": [{"latency": 120}, {"latency": null}]}}',
+    "list-null": b'{"latencies": [120, null]}',
     "somewhat-deep": b'{"count": 1, "a": ' + b"[" * 60 + b"]" * 60 + b"}",
 }
 

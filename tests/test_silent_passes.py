@@ -75,3 +75,78 @@ def test_a_series_that_starts_inside_the_window_is_no_gap(
              window: 20m, step: 60s}
         """)
     run(pytester).assert_outcomes(passed=1)
+
+
+# --- functions over projections ---------------------------------------------------------------
+
+def check_json(project: Project, server: LoopbackServer, path: str, rule: str) -> None:
+    project.simple(server.url, f"""
+        service: api
+        checks:
+          - name: j
+            kind: health
+            request: {{path: {path}}}
+            expect:
+              json:
+                {rule}
+    """)
+
+
+def json_key(rule: str) -> str:
+    return rule.split('": ')[0].strip('"')
+
+
+@pytest.mark.parametrize(("body", "rule", "got"), [
+    ("latencies", '"max(items[*].latency)": {lt: 500}', "items[2].latency is missing"),
+    ("latencies", '"min(items[*].latency)": {gt: 50}', "items[2].latency is missing"),
+    ("latencies", '"sum(items[*].latency)": {lt: 1000}', "items[2].latency is missing"),
+    ("latencies", '"avg(items[*].latency)": {lt: 500}', "items[2].latency is missing"),
+    ("latencies", '"length(items[*].latency)": {gte: 1}', "items[2].latency is missing"),
+    ("latency-null", '"max(data.items[*].latency)": {lt: 500}', "data.items[1].latency is null"),
+    ("latency-null", '"data | max(items[*].latency)": {lt: 500}',
+     "data.items[1].latency is null"),
+    ("latency-null", '"max(data.items[*].latency) < `500`": true',
+     "data.items[1].latency is null"),
+])
+def test_a_function_over_a_projection_needs_every_element(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        body: str, rule: str, got: str) -> None:
+    # JMESPath drops null elements of a projection before the function sees them: max() of
+    # the latencies that are there is not the slowest item's.
+    check_json(project, server, f"/raw/{body}", rule)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert f"  FAILED json {json_key(rule)}: expected " in result.stdout.str()
+    assert f", got {got}\n" in result.stdout.str()
+
+
+@pytest.mark.parametrize("rule", [
+    '"max(items[*].n)": 2',
+    '"length(items[*].id)": 2',
+    "\"length(items[?n > `5`])\": 0",  # a filter that keeps nothing is a count of 0
+    '"length(items)": 2',
+])
+def test_a_function_over_complete_elements_still_passes(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester, rule: str) -> None:
+    check_json(project, server, "/ok", rule)
+    run(pytester).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("body", "query", "got"), [
+    ("latencies", "items[*].latency", "items[*].latency: items[2].latency is missing"),
+    ("latencies", "max(items[*].latency)", "max(items[*].latency): items[2].latency is missing"),
+    ("latency-null", "data.items[*].latency",
+     "data.items[*].latency: data.items[1].latency is null"),
+    ("list-null", "latencies", "latencies[1] is null"),
+])
+def test_an_http_metric_source_does_not_drop_an_element(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        body: str, query: str, got: str) -> None:
+    project.metric_source(f'{{type: http, url: "{server.url}/raw/{body}", timeout: 1s}}')
+    project.suite("m.yaml", f"""\
+        checks:
+          - {{name: m, kind: metric, query: "{query}", series: max, threshold: "< 500"}}
+        """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert f"  FAILED {got}\n" in result.stdout.str(), result.stdout.str()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..endpoints import Service, parse_endpoint
-from ..expectations import JsonPathError, compile_jmespath, evaluate
+from ..expectations import JsonPathError, compile_jmespath, evaluate, missing_element
 from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
@@ -64,15 +64,23 @@ class HttpSource:
         answer = fetch(self.endpoint, "", {}, {}, timeout)
         if answer.status >= 300:
             raise MetricQueryError(f"{self.endpoint.url} answered {answer.status}")
+        document = answer.json(self.endpoint.url)
         try:
-            found = evaluate(expression.parsed, answer.json(self.endpoint.url))
+            # A projection drops null and missing elements, also before a function sees them:
+            # the component that reports no latency would be left out of `series: max`.
+            absent = missing_element(expression.parsed, document)
+            found = evaluate(expression.parsed, document)
         except JsonPathError as exc:
             raise MetricQueryError(str(exc)) from None
+        if absent is not None:
+            raise MetricQueryError(f"{query}: {absent}")
         if found is None:
             return []
         if isinstance(found, list):
+            if None in found:
+                raise MetricQueryError(f"{query}[{found.index(None)}] is null")
             return [Series(f"[{index}]", (Sample(at, number(value, f"{query}[{index}]")),))
-                    for index, value in enumerate(found) if value is not None]
+                    for index, value in enumerate(found)]
         return [Series("", (Sample(at, number(found, query)),))]
 
     def range(self, query: str, start: float, end: float, step: float, timeout: float,
