@@ -29,7 +29,8 @@ from .clients import (
 )
 from .endpoints import describe_error
 from .errors import CheckError
-from .expectations import JsonPathError, Mismatch, Response, compile_jmespath, evaluate
+from .expectations import (JsonPathError, Mismatch, Response, compile_jmespath, evaluate,
+                           missing_element)
 from .jsondoc import loads, readings
 from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
 from .suites import Check, CheckInstance, Retry, Step
@@ -343,10 +344,15 @@ class HttpCheckRunner:
                 missing.append(Mismatch(f"save {name}", "a JMESPath expression", str(exc)))
                 continue
             try:
+                # A projection saved without its missing elements would be sent as if whole.
+                absent = missing_element(expr.parsed, document)
                 value = evaluate(expr.parsed, document)
             except JsonPathError as exc:
                 missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}",
                                         str(exc)))
+                continue
+            if absent is not None:
+                missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}", absent))
                 continue
             if value is None:
                 missing.append(Mismatch(f"save {name}", f"a value at {expr.expression}", "null"))

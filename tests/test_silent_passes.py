@@ -150,3 +150,26 @@ def test_an_http_metric_source_does_not_drop_an_element(
     result = run(pytester)
     result.assert_outcomes(failed=1)
     assert f"  FAILED {got}\n" in result.stdout.str(), result.stdout.str()
+
+
+@pytest.mark.parametrize(("save", "got"), [
+    ("items[*].status", "items[2].status is missing"),
+    ("length(items[*].status)", "items[2].status is missing"),
+])
+def test_a_saved_projection_with_a_missing_element_fails_the_save(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        save: str, got: str) -> None:
+    # Saved without its missing element, the list would be sent on as if it were whole.
+    project.simple(server.url, f"""
+        service: api
+        checks:
+          - name: flow
+            kind: smoke
+            steps:
+              - request: {{path: /raw/item-without-status}}
+                save: {{sts: "{save}"}}
+              - request: {{path: "/echo/{{{{ sts }}}}"}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert f"save sts: expected a value at {save}, got {got}\n" in result.stdout.str()
