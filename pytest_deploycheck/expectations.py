@@ -602,12 +602,26 @@ def _function_problem(node: Any) -> str | None:
     return None
 
 
+def matches_any_text(pattern: re.Pattern[str]) -> bool:
+    """Whether ``pattern``, searched, matches every text: one that matches the empty text
+    unanchored (``""``, ``.*``, ``(ok)?``, ``^``) asks nothing, as ``contains: ""`` would.
+    Tried on the empty text and on one no answer has; ``\\A\\Z`` and ``^ok$`` are kept."""
+    return pattern.search("") is not None and pattern.search("\x00\x01") is not None
+
+
+def any_text_error(pattern: str) -> str:
+    return (f"regex {pattern!r} matches any text (it matches an empty one anywhere), so it "
+            f"asks nothing; say what must be there")
+
+
 def _regex(pattern: str, node: YamlMap, key: str, where: str) -> str:
     if "{{" not in pattern:
         try:
-            re.compile(pattern)
+            compiled = re.compile(pattern)
         except re.error as exc:
             raise error_at(f"bad regex {pattern!r}: {exc}", node, key, where) from None
+        if matches_any_text(compiled):
+            raise error_at(any_text_error(pattern), node, key, where)
     return pattern
 
 

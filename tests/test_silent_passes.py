@@ -3,6 +3,7 @@ verdict could rest on less than it says (real Prometheus, real HTTP servers)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -11,6 +12,11 @@ import pytest
 from conftest import Project, runpytest
 from metric_servers import Prometheus, start_prometheus, stop_prometheus
 from servers import LoopbackServer
+
+
+def literal(text: str) -> str:
+    """``text`` for ``fnmatch_lines`` with its brackets meaning themselves."""
+    return re.sub(r"[][]", lambda m: f"[{m.group()}]", text)
 
 GAP_STEP = 15
 
@@ -173,3 +179,53 @@ def test_a_saved_projection_with_a_missing_element_fails_the_save(
     result = run(pytester)
     result.assert_outcomes(failed=1)
     assert f"save sts: expected a value at {save}, got {got}\n" in result.stdout.str()
+
+
+# --- patterns that match any text -------------------------------------------------------------
+
+@pytest.mark.parametrize(("expect", "key"), [
+    ('{body: {regex: ""}}', "checks[0].expect.body.regex"),
+    ('{body: {regex: ".*"}}', "checks[0].expect.body.regex"),
+    ('{headers: {X-Service: {regex: "(svc)?"}}}', "checks[0].expect.headers"),
+    ('{json: {name: {regex: "^"}}}', "checks[0].expect.json.name"),
+])
+def test_a_regex_that_matches_any_text_is_a_collection_error(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        expect: str, key: str) -> None:
+    # Searched, a pattern that matches the empty text matches every text: it asks nothing,
+    # like `contains: ""`.
+    project.simple(server.url, f"""
+        service: api
+        checks:
+          - {{name: r, kind: health, request: {{path: /ok}}, expect: {expect}}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*suites/checks.yaml:4: {literal(key)}: regex * matches any "
+                                 f"text*"])
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+@pytest.mark.parametrize("pattern", ['""', '"^"', '"x*"'])
+def test_a_command_output_pattern_that_matches_any_output_is_a_collection_error(
+        project: Project, pytester: pytest.Pytester, stream: str, pattern: str) -> None:
+    project.environments("environments:\n  test: {}\n")
+    project.suite("pre.yaml", f"""\
+        checks:
+          - {{name: c, kind: checklist, command: "echo oops", expect: {{{stream}: {pattern}}}}}
+        """)
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*suites/pre.yaml:2: checks[[]0[]].expect.{stream}: regex * "
+                                 f"matches any text*"])
+
+
+def test_an_anchored_pattern_for_an_empty_output_still_works(
+        project: Project, pytester: pytest.Pytester) -> None:
+    project.environments("environments:\n  test: {}\n")
+    project.suite("pre.yaml", """\
+        checks:
+          - {name: quiet, kind: checklist, command: "true", expect: {stdout: '\\A\\Z'}}
+          - {name: loud, kind: checklist, command: "echo oops", expect: {stdout: '\\A\\Z'}}
+        """)
+    run(pytester).assert_outcomes(passed=1, failed=1)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..commands import MAX_OUTPUT, command_of, output_redactor, run_command
 from ..errors import CheckError
+from ..expectations import any_text_error, matches_any_text
 from ..templating import command_problem, names_in, render, render_command
 from ..units import format_duration
 from ..yamlfile import YamlMap, error_at
@@ -108,9 +109,12 @@ class CommandEntry:
 
 def _compiled(pattern: str) -> re.Pattern[str]:
     try:
-        return re.compile(pattern, re.MULTILINE)
+        compiled = re.compile(pattern, re.MULTILINE)
     except re.error as exc:  # only a rendered pattern gets here: the others are compiled early
         raise CheckError(f"invalid regex {pattern!r} once rendered: {exc}") from None
+    if matches_any_text(compiled):  # a template that rendered empty
+        raise CheckError(f"{any_text_error(pattern)} once rendered")
+    return compiled
 
 
 def _regex(node: YamlMap, key: str, where: str) -> str | None:
@@ -120,9 +124,13 @@ def _regex(node: YamlMap, key: str, where: str) -> str | None:
     pattern = str(node[key])
     if "{{" not in pattern:
         try:
-            re.compile(pattern, re.MULTILINE)
+            compiled = re.compile(pattern, re.MULTILINE)
         except re.error as exc:
             raise error_at(f"invalid regex {node[key]!r}: {exc}", node, key, where) from None
+        if matches_any_text(compiled):
+            # `stdout: ""` reads as "prints nothing" but is found in every output.
+            raise error_at(f"{any_text_error(pattern)} (for an empty {key}: '\\A\\Z')",
+                           node, key, where)
     return pattern
 
 
