@@ -672,6 +672,11 @@ def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
     return tuple(rules)
 
 
+# Schema keywords that describe and validate nothing.
+_ANNOTATIONS = frozenset({"$schema", "$id", "id", "title", "description", "$comment",
+                          "examples", "default", "deprecated", "readOnly", "writeOnly"})
+
+
 def load_schema(value: Any, node: YamlMap, where: str, base_dir: Any) -> Any:
     """A validator for an inline schema or the JSON/YAML file ``value`` relative to ``base_dir``."""
     if isinstance(value, str):
@@ -684,6 +689,11 @@ def load_schema(value: Any, node: YamlMap, where: str, base_dir: Any) -> Any:
         schema = value
     if not isinstance(schema, Mapping):
         raise error_at("a schema must be a mapping", node, "schema", where)
+    if not set(schema) - _ANNOTATIONS:
+        # `{}` (or a file left empty but for its title) validates any JSON: a check resting
+        # on it would pass on whatever came back.
+        raise error_at("the schema has no rules (it accepts any JSON, so it asks nothing of "
+                       "the body)", node, "schema", where)
     # Imported here: most suites use no response schema, and jsonschema takes 0.1 s to import.
     import jsonschema
 

@@ -229,3 +229,26 @@ def test_an_anchored_pattern_for_an_empty_output_still_works(
           - {name: loud, kind: checklist, command: "echo oops", expect: {stdout: '\\A\\Z'}}
         """)
     run(pytester).assert_outcomes(passed=1, failed=1)
+
+
+@pytest.mark.parametrize(("schema", "file"), [
+    ("{}", None),
+    ('{title: health, $schema: "https://json-schema.org/draft/2020-12/schema"}', None),
+    ("schemas/any.json", "{}"),
+    ("schemas/described.json", '{"description": "the health answer"}'),
+])
+def test_a_schema_with_no_rules_is_a_collection_error(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        schema: str, file: str | None) -> None:
+    if file is not None:
+        (pytester.path / "suites" / "schemas").mkdir(parents=True)
+        (pytester.path / "suites" / schema).write_text(file)
+    project.simple(server.url, f"""
+        service: api
+        checks:
+          - {{name: s, kind: health, request: {{path: /text}}, expect: {{status: 200, schema: {schema}}}}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*suites/checks.yaml:4: checks[[]0[]].expect.schema: the schema "
+                                 "has no rules (it accepts any JSON*"])
