@@ -178,7 +178,9 @@ class EnvGate:
         if failed or self.errors or self.problems:
             return "blocked"
         outcomes = {r.outcome for r in self.records.values()}
-        if "inconclusive" in outcomes or not outcomes:  # no check ran: nothing is known
+        # No check ran, or every one was skipped (a git check outside a repository, a metric
+        # under no_data: skip): nothing is known, and a gate must not pass on that.
+        if "inconclusive" in outcomes or outcomes <= {"skipped"}:
             return "inconclusive"
         return "passed_with_warnings" if "warned" in outcomes else "passed"
 

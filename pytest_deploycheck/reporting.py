@@ -430,6 +430,8 @@ class GatePlugin:
                 write(f"  {label} {error}", red=True)
             if not records and not gate.errors:
                 write(f"  no check ran against {env}")
+            elif records and not gate.errors and count["skipped"] == len(records):
+                write(f"  no check ran against {env} (every check was skipped)")
             for record in records:
                 where = f"({record.file}:{record.line})"
                 if record.outcome == "failed":

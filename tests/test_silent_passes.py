@@ -3,6 +3,7 @@ verdict could rest on less than it says (real Prometheus, real HTTP servers)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -252,3 +253,42 @@ def test_a_schema_with_no_rules_is_a_collection_error(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*suites/checks.yaml:4: checks[[]0[]].expect.schema: the schema "
                                  "has no rules (it accepts any JSON*"])
+
+
+# --- verdicts on no evidence ------------------------------------------------------------------
+
+@pytest.mark.parametrize("check", [
+    "{name: tree clean, kind: checklist, git: {clean: true}}",  # not a git repository
+    "{name: m, kind: metric, query: nothing, threshold: '< 1', no_data: skip}",
+])
+def test_a_gate_whose_every_check_was_skipped_is_inconclusive(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester, check: str) -> None:
+    # Skipped, a check gave no evidence: a gate with nothing but skips knows nothing, as one
+    # with no check at all.
+    project.environments(f"""\
+        environments:
+          test:
+            metrics:
+              default: {{type: http, url: "{server.url}/ok", timeout: 1s}}
+        """)
+    project.suite("only.yaml", f"checks:\n  - {check}\n")
+    result = run(pytester, "--gate-report=gate.json")
+    result.assert_outcomes(skipped=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["test: inconclusive (0 passed, 0 failed, 1 skipped)",
+                                 "  no check ran against test (every check was skipped)"])
+    assert json.loads((pytester.path / "gate.json").read_text())["verdict"] == "inconclusive"
+
+
+def test_a_gate_with_a_passed_check_beside_skipped_ones_passes(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
+    project.simple(server.url, """
+        service: api
+        checks:
+          - {name: up, kind: health, request: {path: /ok}}
+          - {name: tree clean, kind: checklist, git: {clean: true}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["test: passed (1 passed, 0 failed, 1 skipped)"])
