@@ -160,6 +160,11 @@ def combine(series: list[Series], how: str | None, windowed: bool) -> list[Serie
         raise MetricQueryError(f"the query returned {len(series)} series ({names}{more}); make "
                                f"it return one (e.g. sum(...)) or set 'series: each|sum|avg|max"
                                f"|min'")
+    empty = next((s for s in series if not s.samples), None)
+    if empty is not None and any(s.samples for s in series):
+        # Listed with no sample (Datadog's null points): that series is unknown, not 0.
+        raise MetricQueryError(f"series {empty.labels or '{}'} has no sample: 'series: {how}' "
+                               f"would judge fewer series")
     if not windowed:
         latest = [s.samples[-1] for s in series if s.samples]
         if not latest:

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import Project, runpytest
-from metric_servers import Prometheus, start_prometheus, stop_prometheus
+from metric_servers import (
+    DD_API_KEY,
+    DD_APP_KEY,
+    DatadogServer,
+    Prometheus,
+    start_prometheus,
+    stop_prometheus,
+)
 from servers import LoopbackServer
 
 
@@ -292,3 +299,27 @@ def test_a_gate_with_a_passed_check_beside_skipped_ones_passes(
     result.assert_outcomes(passed=1, skipped=1)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["test: passed (1 passed, 0 failed, 1 skipped)"])
+
+
+@pytest.mark.parametrize("window", ["", ", window: 5m"])
+def test_a_series_with_no_sample_is_not_combined_away(
+        project: Project, datadog: DatadogServer, pytester: pytest.Pytester, window: str) -> None:
+    # Datadog lists host b with only null points: its errors are unknown, and the sum of
+    # host a's alone is not the sum of both.
+    datadog.series["sum:errors{*} by {host}"] = [("host:a", 0.0), ("host:b", None)]
+    project.environments(f"""\
+        environments:
+          test:
+            metrics:
+              default: {{type: datadog, url: "{datadog.url}", api_key: "{DD_API_KEY}",
+                         app_key: "{DD_APP_KEY}"}}
+        """)
+    project.suite("dd.yaml", f"""\
+        checks:
+          - {{name: errors, kind: metric, query: "sum:errors{{*}} by {{host}}", series: sum,
+             threshold: "< 1"{window}}}
+        """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  FAILED series host:b has no sample: 'series: sum' would "
+                                 "judge fewer series"])
