@@ -422,7 +422,7 @@ def _match(matcher: str, actual: Any, expected: Any) -> bool:
         return bool({"lt": actual < expected, "lte": actual <= expected,
                      "gt": actual > expected, "gte": actual >= expected}[matcher])
     if matcher == "regex":
-        return isinstance(actual, str) and re.search(str(expected), actual) is not None
+        return isinstance(actual, str) and _search(str(expected), actual)
     if matcher == "one_of":
         return any(_equal(actual, option) for option in expected)
     if matcher == "exists":
@@ -460,7 +460,7 @@ class HeaderRule:
         if not values:
             return Mismatch(what, shown, "no such header")
         try:
-            if all(re.search(expected, value) is not None if self.regex else value == expected
+            if all(_search(expected, value) if self.regex else value == expected
                    for value in values):
                 return None
         except re.error as exc:
@@ -521,7 +521,7 @@ class Expectation:
         if self.body_regex is not None:
             pattern = str(render(self.body_regex, scope))
             try:
-                if re.search(pattern, response.text) is None:
+                if not _search(pattern, response.text):
                     out.append(Mismatch("body", f"to match /{pattern}/", "no match"))
             except re.error as exc:
                 out.append(Mismatch("body", f"to match /{pattern}/", _bad_regex(pattern, exc)))
@@ -612,6 +612,16 @@ def matches_any_text(pattern: re.Pattern[str]) -> bool:
 def any_text_error(pattern: str) -> str:
     return (f"regex {pattern!r} matches any text (it matches an empty one anywhere), so it "
             f"asks nothing; say what must be there")
+
+
+def _search(pattern: str, text: str) -> bool:
+    """Whether ``pattern`` is found in ``text``; raises ``re.error`` for a pattern that would
+    be found in any text: one whose template rendered empty (``{{ expected_version }}`` of
+    an environment that sets it to "") passed on every answer."""
+    compiled = re.compile(pattern)
+    if matches_any_text(compiled):
+        raise re.error("it matches any text, so it asks nothing")
+    return compiled.search(text) is not None
 
 
 def _regex(pattern: str, node: YamlMap, key: str, where: str) -> str:

@@ -323,3 +323,23 @@ def test_a_series_with_no_sample_is_not_combined_away(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["  FAILED series host:b has no sample: 'series: sum' would "
                                  "judge fewer series"])
+
+
+@pytest.mark.parametrize(("expect", "what"), [
+    ('{json: {version: {regex: "{{ v }}"}}}', "json version: expected regex \"\""),
+    ('{body: {regex: "{{ v }}"}}', "body: expected to match //"),
+    ('{headers: {X-Service: {regex: "{{ v }}"}}}', "header X-Service: expected //"),
+])
+def test_a_regex_whose_template_renders_empty_fails(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        expect: str, what: str) -> None:
+    project.simple(server.url, f"""
+        service: api
+        vars: {{v: ""}}
+        checks:
+          - {{name: r, kind: health, request: {{path: /ok}}, expect: {expect}}}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert f"  FAILED {what}, got bad regex '': it matches any text, so it asks nothing\n" \
+        in result.stdout.str(), result.stdout.str()
