@@ -139,7 +139,11 @@ class JsonRule:
         they are null: ``checks.*`` over ``{"db": null}`` is not "every component healthy"."""
         elements, problem = _elements(self.compiled.parsed, document, "")
         if self.matcher == "exists" and not expected:
-            # Absence holds over no elements too: `items[*].deleted: {exists: false}`.
+            # Absence holds over no elements too: `items[*].deleted: {exists: false}` on an
+            # empty list; but not over a base that is missing or of the wrong type (`itmes`),
+            # where there is nothing the rule could have been about.
+            if problem and not _no_elements(problem):
+                return self._mismatch(expected, True, problem)
             present = next((e for e in elements if e.value is not None), None)
             return self._mismatch(expected, True, f"{present.where} is "
                                   f"{_short(present.value)}") if present else None
@@ -158,6 +162,11 @@ class JsonRule:
         if all(_match(self.matcher, value, expected) for value in values):
             return None
         return self._mismatch(expected, True, _short(values))
+
+
+def _no_elements(problem: str) -> bool:
+    """Whether an :func:`_elements` problem says the base is there with nothing in it."""
+    return problem.endswith(" is empty") or problem.startswith("no element of ")
 
 
 def _bad_regex(pattern: Any, exc: Exception) -> str:

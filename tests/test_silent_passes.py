@@ -343,3 +343,30 @@ def test_a_regex_whose_template_renders_empty_fails(
     result.assert_outcomes(failed=1)
     assert f"  FAILED {what}, got bad regex '': it matches any text, so it asks nothing\n" \
         in result.stdout.str(), result.stdout.str()
+
+
+@pytest.mark.parametrize(("path", "rule", "got"), [
+    ("/ok", '"itmes[*].deleted": {exists: false}', "itmes is missing"),
+    ("/ok", '"name[*].deleted": {exists: false}', "name is not a list (a string)"),
+    ("/ok", '"nothing.*": {exists: false}', "nothing is null"),
+])
+def test_absence_over_a_missing_base_fails(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        path: str, rule: str, got: str) -> None:
+    # A misspelt list has no element that is deleted, and says nothing about the real one.
+    check_json(project, server, path, rule)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert f", got {got}\n" in result.stdout.str(), result.stdout.str()
+
+
+@pytest.mark.parametrize(("path", "rule"), [
+    ("/raw/no-items", '"items[*].deleted": {exists: false}'),
+    ("/raw/all-null", '"items[*].deleted": {exists: false}'),
+    ("/raw/kinds", "\"items[?kind=='cache'].s\": {exists: false}"),
+])
+def test_absence_over_no_elements_still_holds(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester,
+        path: str, rule: str) -> None:
+    check_json(project, server, path, rule)
+    run(pytester).assert_outcomes(passed=1)
