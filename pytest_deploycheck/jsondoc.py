@@ -12,6 +12,7 @@ one-line reason.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -38,6 +39,14 @@ class _NotANumber(ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise _NotANumber(name)
+
+
+def _finite_float(text: str) -> float:
+    # `1e999` is a JSON number too large for a float: Python reads it as infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotANumber(f"{text[:40]} (too large for a number)")
+    return value
 
 
 class _Duplicated(dict[str, Any]):
@@ -67,7 +76,8 @@ def loads(body: bytes | str) -> Any:
         return marked
 
     try:
-        document = json.loads(body, object_pairs_hook=pairs, parse_constant=_refuse_constant)
+        document = json.loads(body, object_pairs_hook=pairs, parse_constant=_refuse_constant,
+                              parse_float=_finite_float)
     except _NotANumber as exc:
         raise JsonBodyError(f"response JSON has {exc}, which is not a JSON number") from None
     except RecursionError:

@@ -36,6 +36,7 @@ RAW_BODIES = {
     "nan": b'{"count": 1, "errors": NaN}',
     "neg-infinity": b'{"items": [{"n": 1}, {"n": -Infinity}]}',
     "infinity": b'{"count": 1, "latency": Infinity}',
+    "huge-number": b'{"count": 1, "errors": 1e999}',
     "nan-text": b'{"count": 1, "note": "NaN and Infinity are words here"}',
     "latencies": b'{"items": [{"latency": 120}, {"latency": 80}, {"id": 3}]}',
     "latency-null": b'{"data": {"items": [{"latency": 120}, {"latency": null}]}}',

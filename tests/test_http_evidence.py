@@ -380,6 +380,7 @@ def test_a_text_to_look_for_that_renders_empty_fails(
     ("neg-infinity", '"items[*].n": {lt: 10}', "-Infinity"),
     ("infinity", "latency: {gt: 0}", "Infinity"),
     ("nan", "count: 1", "NaN"),
+    ("huge-number", "errors: {ne: 0}", "1e999 (too large for a number)"),
 ])
 def test_nan_or_infinity_in_a_body_is_not_json_and_fails(
         project: Project, server: LoopbackServer, pytester: pytest.Pytester,
