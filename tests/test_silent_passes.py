@@ -4,6 +4,7 @@ verdict could rest on less than it says (real Prometheus, real HTTP servers)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -370,3 +371,26 @@ def test_absence_over_no_elements_still_holds(
         path: str, rule: str) -> None:
     check_json(project, server, path, rule)
     run(pytester).assert_outcomes(passed=1)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def test_a_folder_is_not_a_file_that_must_exist(project: Project, pytester: pytest.Pytester
+                                                ) -> None:
+    backups = pytester.path / "backups"
+    (backups / "db-2026-12-01.dump").mkdir(parents=True)  # new, but a folder
+    old = backups / "db-2026-11-20.dump"
+    old.write_text("dump")
+    stamp = time.time() - 3 * 86400
+    os.utime(old, (stamp, stamp))
+    (pytester.path / "release").mkdir()
+    project.environments("environments:\n  test: {}\n")
+    project.suite("pre.yaml", """\
+        checks:
+          - {name: dump, kind: checklist, files: [{path: "backups/db-*.dump", max_age: 24h}]}
+          - {name: release, kind: checklist, files: [release]}
+        """)
+    result = run(pytester)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*backups/db-2026-11-20.dump (modified *): older than max_age 24h",
+                                 "  FAILED release: a folder, not a file"])

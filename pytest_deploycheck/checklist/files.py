@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,10 @@ class FilesEntry:
             except CheckError as exc:
                 return Outcome("failed", str(exc))
             found = _newest(context.path(written))
+            if found is None and context.path(written).is_dir():
+                problems.append(f"{written}: a folder, not a file")
+                lines.append(f"  FAILED {written}: a folder, not a file")
+                continue
             if found is None:
                 problems.append(f"{written}: not found")
                 lines.append(f"  FAILED {written}: not found (looked at "
@@ -71,9 +76,13 @@ def _newest(path: Path) -> tuple[Path, float] | None:
     stamps = []
     for candidate in candidates:
         try:
-            stamps.append((candidate, os.stat(candidate).st_mtime))
+            status = os.stat(candidate)
         except OSError:
             continue
+        # A folder is no file: `backups/db-*.dump` matching a folder whose mtime changed
+        # when something was added to it would pass max_age for a dump that is old.
+        if stat.S_ISREG(status.st_mode):
+            stamps.append((candidate, status.st_mtime))
     return max(stamps, key=lambda pair: pair[1]) if stamps else None
 
 
