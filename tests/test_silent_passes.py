@@ -394,3 +394,23 @@ def test_a_folder_is_not_a_file_that_must_exist(project: Project, pytester: pyte
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*backups/db-2026-11-20.dump (modified *): older than max_age 24h",
                                  "  FAILED release: a folder, not a file"])
+
+
+# --- metric values with units -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "threshold"), [
+    ("800ms", "< 500"),   # 0.8 s against 500: passed where 800 ms is over 500 ms
+    ("5%", "< 1"),
+    ("800ms", "< 500ms"),
+])
+def test_a_metric_value_with_a_unit_is_a_query_error(
+        project: Project, pytester: pytest.Pytester, value: str, threshold: str) -> None:
+    project.metric_source('{type: command, command: "echo {{ query }}"}')
+    project.suite("m.yaml", f"""\
+        checks:
+          - {{name: m, kind: metric, query: "{value}", threshold: "{threshold}"}}
+        """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"  FAILED the command's last line has a unit ('{value}'): a "
+                                 f"metric value is a plain number*"])

@@ -123,10 +123,16 @@ def number(value: Any, what: str) -> float:
         try:
             return float(value)  # also "NaN", "+Inf", "1e-3"
         except ValueError:
-            try:
-                return parse_quantity(value)
-            except ValueError:
-                raise MetricQueryError(f"{what} is not a number: {value[:80]!r}") from None
+            pass
+        try:
+            parse_quantity(value)
+        except ValueError:
+            raise MetricQueryError(f"{what} is not a number: {value[:80]!r}") from None
+        # A threshold's unit says what its written number means, so "800ms" read as 0.8
+        # passed "< 500" (meant as milliseconds, as the value was written): refused instead
+        # of guessing which unit the rule is in.
+        raise MetricQueryError(f"{what} has a unit ({value[:80]!r}): a metric value is a plain "
+                               f"number, and the threshold's unit says what its limit means")
     return float(value)
 
 
