@@ -29,8 +29,14 @@ from .clients import (
 )
 from .endpoints import describe_error
 from .errors import CheckError
-from .expectations import (JsonPathError, Mismatch, Response, compile_jmespath, evaluate,
-                           missing_element)
+from .expectations import (
+    JsonPathError,
+    Mismatch,
+    Response,
+    compile_jmespath,
+    evaluate,
+    missing_element,
+)
 from .jsondoc import loads, readings
 from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
 from .suites import Check, CheckInstance, Retry, Step
