@@ -118,7 +118,10 @@ class GatePlugin:
                 self.collection_errors.append(message)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.reported.add(report.nodeid)
+        # An item has run once its call reported, or a failure or skip ended it (also xdist's
+        # report of a crashed worker): one interrupted in its call has only a passed setup.
+        if report.when == "call" or not report.passed:
+            self.reported.add(report.nodeid)
         for problem in getattr(report, "deploycheck_problems", ()):
             problem = self.run.redactor.redact(problem)
             if problem not in self.problems:

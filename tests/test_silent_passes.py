@@ -414,3 +414,59 @@ def test_a_metric_value_with_a_unit_is_a_query_error(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"  FAILED the command's last line has a unit ('{value}'): a "
                                  f"metric value is a plain number*"])
+
+
+# --- a run that stopped -----------------------------------------------------------------------
+
+def test_a_run_cancelled_before_every_check_ran_is_not_passed(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
+    # CI cancels the job (SIGTERM) while a slow check runs: the two that passed are not the gate.
+    import signal
+    import subprocess
+    import sys
+
+    project.simple(server.url, """
+        service: api
+        checks:
+          - {name: a up, kind: health, request: {path: /ok}}
+          - {name: b slow, kind: health, timeout: 30s, request: {path: "/slow?ms=20000", timeout: 25s}}
+          - {name: c up, kind: health, request: {path: /ok}}
+    """)
+    before = server.hits["/slow"]  # the server is shared with other tests
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--env=test",
+         "--gate-report=gate.json"], cwd=pytester.path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while server.hits["/slow"] == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 2, out
+    assert "test: blocked" in out, out
+    assert json.loads((pytester.path / "gate.json").read_text())["verdict"] == "blocked"
+
+
+def test_a_run_stopped_by_x_does_not_pass_another_environment(
+        project: Project, server: LoopbackServer, pytester: pytest.Pytester) -> None:
+    project.environments(f"""\
+        environments:
+          staging:
+            services:
+              api: {{url: "{server.url}"}}
+          prod:
+            services:
+              api: {{url: "{server.url}"}}
+        """)
+    project.suite("s.yaml", """\
+        service: api
+        checks:
+          - {name: up, kind: health, request: {path: /ok}}
+          - {name: only staging, kind: health, envs: [staging], request: {path: /status/503}}
+          - {name: later, kind: health, envs: [prod], request: {path: "/slow?ms=2000"}}
+        """)
+    result = runpytest(pytester, "--env=staging,prod", "-x", "--gate-report=gate.json")
+    report = json.loads((pytester.path / "gate.json").read_text())
+    verdicts = {e["env"]: e["verdict"] for e in report["environments"]}
+    assert verdicts["prod"] == "blocked", (verdicts, result.stdout.str())
