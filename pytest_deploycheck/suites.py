@@ -81,6 +81,7 @@ class Step:
     # (line, key) an error about it points at.
     names_at: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     service_at: tuple[int, str] = (0, "")
+    method_at: tuple[int, str] = (0, "")
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,8 @@ def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
     return Step(
         name=name, request=request, expect=expectation,
         save=save, allow_write=bool(node.get("allow_write", False)), retry=retry,
-        line=node.line, names=frozenset(names_at), names_at=names_at, service_at=service_at)
+        line=node.line, names=frozenset(names_at), names_at=names_at, service_at=service_at,
+        method_at=(raw.line_of("method"), f"{label}.request.method"))
 
 
 def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
@@ -514,8 +516,21 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
                     raise ConfigError(exc.message, file=check.file, line=line,
                                       key=key) from None
             _check_names(step.names_at, known, env, check.file)
+            _check_write(check, step, env)
             known |= set(step.save)
     return made
+
+
+def _check_write(check: Check, step: Step, env: Environment) -> None:
+    """A write the protected ``env`` would refuse is a collection error: refused at run time,
+    it failed a rollback gate and rolled back a deploy that nothing was wrong with."""
+    if env.protected and step.request.method not in SAFE_METHODS and not step.allow_write:
+        line, key = step.method_at
+        where = "the step" if len(check.steps) > 1 else "the check"
+        raise ConfigError(f"environment '{env.name}' is protected: {step.request.method} would be "
+                          f"refused; set 'allow_write: true' on {where} if it must write there, "
+                          f"or leave '{env.name}' out with 'skip_envs'", file=check.file,
+                          line=line, key=key)
 
 
 def _check_names(used: Mapping[str, tuple[int, str]], known: set[str], env: Environment,

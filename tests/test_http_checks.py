@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import Project, runpytest
@@ -340,22 +342,41 @@ def test_protected_environment_refuses_writes_unless_allowed(
           test:
             protected: true
             services: {{api: {{url: "{server.url}"}}}}
+            rollback:
+              - command: "echo rolled back > rolled-back.txt"
     """)
     project.suite("checks.yaml", """
         service: api
         checks:
           - {name: read, kind: smoke, request: {path: /ok}}
-          - {name: write, kind: smoke, request: {method: POST, path: "/echo?w=refused", json: {}}}
           - name: allowed write
             kind: smoke
             allow_write: true
             request: {method: POST, path: "/echo?w=allowed", json: {}}
     """)
+    project.suite("write.yaml", """
+        service: api
+        checks:
+          - name: write
+            kind: smoke
+            request:
+              path: "/echo?w=refused"
+              method: POST
+    """)
     before = sum(1 for method, path, _ in server.requests if method == "POST")
+    # Known before anything runs: a collection error, never a failed rollback gate that rolls
+    # back a healthy deploy.
+    result = run(pytester, "--gate-report=gate.json")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([
+        "*suites/write.yaml:8: checks.write.request.method: environment 'test' is protected: "
+        "POST would be refused; set 'allow_write: true' on the check if it must write there, "
+        "or leave 'test' out with 'skip_envs'"])
+    assert json.loads((pytester.path / "gate.json").read_text())["verdict"] == "blocked"
+    assert not (pytester.path / "rolled-back.txt").exists()
+    (pytester.path / "suites" / "write.yaml").unlink()
     result = run(pytester)
-    result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*environment 'test' is protected: POST refused (set "
-                                 "'allow_write: true' on the step to allow it)"])
+    result.assert_outcomes(passed=2)
     posts = [path for method, path, _ in server.requests if method == "POST"][before:]
     assert posts == ["/echo"]  # only the allowed write reached the server
 
