@@ -447,6 +447,8 @@ class GatePlugin:
                     write(f"         {record.message}")
                 elif record.outcome == "inconclusive":
                     write(f"  INCONCLUSIVE {record.nodeid}  {where}")
+                    if record.message:
+                        write(f"         {record.message}")
                 if record.acknowledged:
                     write(f"  ACKNOWLEDGED {record.nodeid} (--ack {record.acknowledged})")
                 if record.note:

@@ -169,6 +169,7 @@ def test_no_data_policy(project: Project, prometheus: Prometheus, policy: str,
         result.stdout.fnmatch_lines([
             "test: inconclusive (0 passed, 0 failed, 0 skipped, 1 inconclusive)",
             "  INCONCLUSIVE *m[[]test[]]  (suites/metrics.yaml:2)",
+            "         *no data: the query returned no samples (no_data: inconclusive)",
             "SKIPPED*inconclusive: no data: the query returned no samples (no_data: "
             "inconclusive)"])
     if policy == "fail":
