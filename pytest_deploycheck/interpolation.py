@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .secrets import Redactor
-from .templating import shell_references, shell_script
+from .templating import script_index, shell_references, shell_script
 from .yamlfile import YamlList, YamlMap
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
@@ -84,6 +84,18 @@ def interpolate_tree(node: Any, environ: Mapping[str, str], redactor: Redactor, 
                                       key=f"{key}.{k}" if key else k)
         written = node.get("command")
         argv = tuple(str(part) for part in written) if isinstance(written, YamlList) else ()
+        nested = script_index(argv)
+        if isinstance(written, YamlList) and nested is not None and \
+                shell_script(argv) is None and \
+                any(m.group(0) != "$$" for m in _REFERENCE.finditer(argv[nested])):
+            # A shell run by another program (env, sudo, kubectl exec): the variable holding
+            # the value may not reach it, and pasted in, its script would run the value.
+            raise ConfigError(f"${{...}} in the script of '{' '.join(argv[nested - 2:nested])}' "
+                              f"run by '{argv[0]}' cannot be passed to the shell safely; run "
+                              f"the shell itself ([sh, -c, SCRIPT]) or pass the value as an "
+                              f"argument after the script ($1)", file=file,
+                              line=written.line_of(nested), key=f"{key}.command[{nested}]"
+                              if key else f"command[{nested}]")
         if isinstance(written, str) or shell_script(argv) is not None:
             # A shell parses this text: the command string, or the script of [sh, -c, SCRIPT].
             where = f"{key}.command" if key else "command"
@@ -93,9 +105,11 @@ def interpolate_tree(node: Any, environ: Mapping[str, str], redactor: Redactor, 
                     key=where)
             else:
                 assert isinstance(written, YamlList)
-                out["command"][2], extra = interpolate_command(
-                    argv[2], environ, redactor, file=file, line=written.line_of(2),
-                    key=f"{where}[2]")
+                index = script_index(argv)
+                assert index is not None
+                out["command"][index], extra = interpolate_command(
+                    argv[index], environ, redactor, file=file, line=written.line_of(index),
+                    key=f"{where}[{index}]")
             if extra:
                 written = out.get("env")
                 variables = YamlMap(written or {})

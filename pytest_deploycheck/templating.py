@@ -125,6 +125,11 @@ _REFERENCE = {"cmd": '"${{{}}}"', "dq": "${{{}}}", "sq": "'\"${{{}}}\"'",
 _WORD_BREAK = frozenset(" \t\n;&|()<>")
 
 
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
+# A shell's option that makes its next argument the script: -c alone or in a cluster (-lc, -ec).
+_SHELL_SCRIPT_OPTION = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*\Z")
+
+
 # Commands whose arguments bash evaluates as arithmetic (``let``, ``declare -i`` and kin): a
 # value such as ``a[$(cmd)]`` runs ``cmd`` there, quoted or not.
 _ARITHMETIC_COMMANDS = frozenset({"let", "declare", "typeset", "local", "readonly"})
@@ -136,6 +141,8 @@ class _Frame:
     closer: str = ""  # for cmd: "" (the command line), ")" ($(...)) or "`" (backticks)
     depth: int = 0  # open parentheses inside it
     word: str | None = None  # for cmd: the first word of the simple command under way
+    shell: str | None = None  # for cmd: the shell a word of the simple command under way names
+    evaluates: str | None = None  # for cmd: what of it parses its arguments as shell text
 
 
 def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
@@ -229,13 +236,21 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
                 elif frame.closer == ")":
                     stack.pop()
             elif frame.kind == "cmd" and ch in ";&|\n":
-                frame.word = None
-            elif frame.kind == "cmd" and frame.word is None and ch not in _WORD_BREAK and \
+                frame.word, frame.shell, frame.evaluates = None, None, None
+            elif frame.kind == "cmd" and ch not in _WORD_BREAK and \
                     (not prev or prev in _WORD_BREAK):
                 word_end = i
                 while word_end < start and command[word_end] not in _WORD_BREAK:
                     word_end += 1
-                frame.word = command[i:word_end]
+                word = command[i:word_end]
+                if frame.word is None:
+                    frame.word = word
+                if word == "eval":
+                    frame.evaluates = "eval"
+                elif _is_shell(word):
+                    frame.shell = word.rsplit("/", 1)[-1]
+                elif frame.shell and frame.evaluates is None and _SHELL_SCRIPT_OPTION.match(word):
+                    frame.evaluates = f"{frame.shell} {word}"
             elif ch == "<" and nxt == "<":
                 heredoc = True
                 step = 2
@@ -251,6 +266,11 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
             raise ValueError("a template inside $((...)) or ((...))")
         if "test" in kinds:
             raise ValueError("a template inside [[ ... ]] (use [ ... ])")
+        evaluating = next((f.evaluates for f in stack if f.evaluates), None)
+        if evaluating:
+            # The value is expanded as data here, but into the text another shell then parses.
+            raise ValueError(f"a template in the arguments of '{evaluating}' (which parses "
+                             f"them as shell text)")
         if any(frame.word in _ARITHMETIC_COMMANDS for frame in stack):
             raise ValueError(f"a template in the arguments of "
                              f"'{next(f.word for f in stack if f.word in _ARITHMETIC_COMMANDS)}'")
@@ -282,6 +302,15 @@ def command_problem(command: str | tuple[str, ...]) -> str | None:
         if problem:
             return problem
     script = command if isinstance(command, str) else shell_script(command)
+    if not isinstance(command, str) and script is None:
+        index = script_index(command)
+        if index is not None and _TEMPLATE.search(_LITERAL.sub(_SENTINEL, command[index])):
+            # The shell is run by another program (env, sudo, kubectl exec): the variables
+            # holding the values may not reach it, and pasted in, its script would run them.
+            return (f"a template in the script of '{' '.join(command[index - 2:index])}' run "
+                    f"by '{command[0]}' cannot be passed to the shell safely; run the shell "
+                    f"itself ([sh, -c, SCRIPT]) or pass the value as an argument after the "
+                    f"script ($1)")
     if script is not None:
         script = _LITERAL.sub(_SENTINEL, script)
         try:
@@ -292,15 +321,30 @@ def command_problem(command: str | tuple[str, ...]) -> str | None:
     return None
 
 
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
-
-
 def shell_script(argv: tuple[str, ...]) -> str | None:
-    """The script of ``[sh, -c, SCRIPT, ...]``: a shell parses it, so it is rendered as a
-    string command is, not pasted in."""
-    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in _SHELLS and argv[1] == "-c":
-        return argv[2]
+    """The script of ``[sh, -c, SCRIPT, ...]`` (``bash -lc``, ``sh -e -c`` too): a shell
+    parses it, so it is rendered as a string command is, not pasted in."""
+    index = script_index(argv)
+    return argv[index] if index is not None and _is_shell(argv[0]) else None
+
+
+def script_index(argv: tuple[str, ...]) -> int | None:
+    """Where the script of the first shell run with ``-c`` stands in ``argv`` (``sh -c``,
+    ``bash -lc``, ``bash -o pipefail -c``, or one run by another program: ``env sh -c``,
+    ``sudo bash -ec``), or None."""
+    for shell, word in enumerate(argv):
+        if not _is_shell(word):
+            continue
+        index = shell + 1
+        while index < len(argv) - 1 and argv[index][:1] in ("-", "+"):
+            if _SHELL_SCRIPT_OPTION.match(argv[index]):
+                return index + 1
+            index += 2 if argv[index] in ("-o", "+o") else 1
     return None
+
+
+def _is_shell(word: str) -> bool:
+    return word.rsplit("/", 1)[-1] in _SHELLS
 
 
 @dataclass(frozen=True)
@@ -335,11 +379,14 @@ def render_command(command: str | tuple[str, ...], scope: Mapping[str, Any]) -> 
     if not isinstance(command, str):
         script = shell_script(command)
         if script is not None:
+            index = script_index(command)
+            assert index is not None
             inner = render_command(script, scope)
             assert isinstance(inner.command, str)
-            rest = [_argument(render(part, scope)) for part in command[3:]]
-            return RenderedCommand([*command[:2], inner.command, *rest], inner.env,
-                                   " ".join([*command[:2], shlex.quote(inner.shown), *rest]))
+            rest = [_argument(render(part, scope)) for part in command[index + 1:]]
+            return RenderedCommand([*command[:index], inner.command, *rest], inner.env,
+                                   " ".join([*command[:index], shlex.quote(inner.shown),
+                                             *rest]))
         argv = [_argument(render(part, scope)) for part in command]
         return RenderedCommand(argv, {}, " ".join(argv))
     command = _LITERAL.sub(_SENTINEL, command)

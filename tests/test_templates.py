@@ -406,3 +406,77 @@ def test_an_environment_variable_in_a_command_of_the_environments_file_stays_dat
     assert_received_as_data(project, [["metric", "$(touch PWNED)"],
                                       ["rollback", "'; touch PWNED; '", "$(touch PWNED)", "a b",
                                        home], ["sh-c", "'; touch PWNED; '"]])
+
+
+@pytest.mark.parametrize("shell", [["bash", "-xc"], ["sh", "-ec"], ["sh", "-e", "-c"],
+                                   ["bash", "-o", "pipefail", "-c"], ["/bin/sh", "-uc"]])
+def test_the_script_of_a_shell_given_c_in_any_form_is_rendered_as_data(
+        project: Project, monkeypatch: pytest.MonkeyPatch, shell: list[str]) -> None:
+    """``bash -xc SCRIPT`` is as much a shell's script as ``sh -c SCRIPT``: pasted in, its value
+    ran."""
+    probe_project(project)
+    monkeypatch.setenv("PATH", f"{project.path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    project.environments("environments:\n  prod: {}\n")
+    command = [*shell, "probe '{{ v }}' \"{{ v }}\" {{ v }}"]
+    project.suite("pre.yaml", f"checks:\n  - name: c\n    kind: checklist\n"
+                  f"    parametrize: {{v: {json.dumps(HOSTILE)}}}\n"
+                  f"    command: {json.dumps(command)}\n")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(
+        passed=len(HOSTILE))
+    assert_received_as_data(project, [[value] * 3 for value in HOSTILE])
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    ("sh -c 'probe {{ v }}'", "a template in the arguments of 'sh -c' (which parses them*"),
+    ('bash -lc "probe {{ v }}"', "a template in the arguments of 'bash -lc' (which parses*"),
+    ("echo x | xargs sh -c 'probe {{ v }}'", "*arguments of 'sh -c' (which parses them*"),
+    ("sudo -n bash -c \"probe '{{ v }}'\"", "*arguments of 'bash -c' (which parses them*"),
+    ('eval "probe {{ v }}"', "a template in the arguments of 'eval' (which parses them*"),
+    ("true; (eval 'probe {{ v }}')", "a template in the arguments of 'eval' (which parses*"),
+    (["env", "sh", "-c", "probe {{ v }}"], "a template in the script of 'sh -c' run by 'env'*"),
+    (["kubectl", "exec", "p", "--", "bash", "-lc", "probe {{ v }}"],
+     "a template in the script of 'bash -lc' run by 'kubectl'*"),
+])
+def test_a_template_in_a_script_another_shell_parses_is_a_collection_error(
+        project: Project, command: str | list[str], message: str) -> None:
+    """The value is expanded as data by the command line's shell, but into the text of a script
+    that a second shell (or eval) then parses: ``sh -c 'echo {{ v }}'`` ran ``$(...)``."""
+    project.environments("environments:\n  prod: {}\n")
+    project.suite("pre.yaml", "checks:\n  - name: c\n    kind: checklist\n"
+                  "    parametrize: {v: ['$(touch PWNED)']}\n"
+                  f"    command: {json.dumps(command)}\n")
+    result = runpytest(project.pytester, "--env=prod")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*suites/pre.yaml:5: checks[[]0].command: {message}"])
+    assert not (project.path / "PWNED").exists()
+
+
+def test_a_shell_given_its_script_by_position_after_it_still_gets_values_as_arguments(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The way out the errors name: the value as an argument after a nested shell's script."""
+    probe_project(project)
+    monkeypatch.setenv("PATH", f"{project.path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    project.environments("environments:\n  prod: {}\n")
+    command = ["env", "sh", "-c", 'probe "$1"', "_", "{{ v }}"]
+    project.suite("pre.yaml", f"checks:\n  - name: c\n    kind: checklist\n"
+                  f"    parametrize: {{v: {json.dumps(HOSTILE)}}}\n"
+                  f"    command: {json.dumps(command)}\n")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(
+        passed=len(HOSTILE))
+    assert_received_as_data(project, [[value] for value in HOSTILE])
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    ('"bash -c \\"probe ${BRANCH}\\""', "a template in the arguments of 'bash -c' (which*"),
+    ('[env, sh, -c, "probe ${BRANCH}"]', "${...} in the script of 'sh -c' run by 'env' cannot*"),
+])
+def test_an_environment_variable_in_a_script_another_shell_parses_is_an_error(
+        project: Project, monkeypatch: pytest.MonkeyPatch, command: str, message: str) -> None:
+    monkeypatch.setenv("BRANCH", "$(touch PWNED)")
+    project.environments(f"environments:\n  prod:\n    rollback:\n      - command: {command}\n")
+    project.suite("c.yaml", "checks:\n  - {name: a, kind: checklist, command: 'exit 1'}\n")
+    result = runpytest(project.pytester, "--env=prod")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        [f"*environments.yaml:4: environments.prod.rollback[[]0].command*: {message}"])
+    assert not (project.path / "PWNED").exists()
