@@ -121,6 +121,37 @@ class _Loader(_Base):
                               f"more than {MAX_ALIASES:,} aliases): an alias bomb? Write the "
                               f"repeated part out, or reuse it less")
 
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """PyYAML's `<<:` merge, each merged key kept once (from the first mapping that has it,
+        as YAML's merge rule says). PyYAML 6.0.1 and 6.0.2 kept every merged pair, duplicates
+        too: `<<: [*a, *a, ...]` nested seven deep (534 bytes) grew tenfold per level, to 1.6 GB
+        in 28 s, before any alias was counted."""
+        merged: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        index = 0
+        while index < len(node.value):
+            key_node, value_node = node.value[index]
+            if key_node.tag == _MERGE_TAG:
+                del node.value[index]
+                sources = value_node.value if type(value_node) is yaml.SequenceNode \
+                    else [value_node]
+                for source in sources:
+                    if type(source) is not yaml.MappingNode:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            f"expected a mapping or list of mappings for merging, but found "
+                            f"{source.id}", source.start_mark)
+                    self.flatten_mapping(source)
+                    for pair in source.value:
+                        key = pair[0].value if type(pair[0]) is yaml.ScalarNode else id(pair[0])
+                        merged.setdefault(key, pair)
+            elif key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = _STR_TAG
+                index += 1
+            else:
+                index += 1
+        if merged:
+            node.value = list(merged.values()) + node.value
+
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
         # Called for every node while composing; for a plain scalar PyYAML tries its implicit
         # resolvers' regular expressions each time. The same words (health, 200, ok) recur in

@@ -522,6 +522,25 @@ def test_an_alias_bomb_is_refused_with_its_file_and_line(project: Project, where
     assert "aliases expand to more than" in output
 
 
+def test_merge_keys_merging_one_mapping_many_times_do_not_multiply_it(project: Project) -> None:
+    """`<<: [*a, *a, ...]` nested: PyYAML 6.0.1 and 6.0.2 (which pyproject allows) kept every
+    merged pair, duplicates too, so a 534-byte file grew tenfold per level (seven levels:
+    1.6 GB in 28 s, eight ran out of memory) without one alias being counted."""
+    lines = ["  a0: &a0 {" + ", ".join(f"k{i}: x" for i in range(10)) + "}"]
+    lines += [f"  a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 10)}]}}" for i in range(1, 9)]
+    project.environments("environments:\n  test: {}\n")
+    project.suite("merges.yaml", "vars:\n" + "\n".join(lines) + "\n"
+                  "checks:\n  - {name: w, kind: checklist, manual: x}\n")
+    script = project.path / "bounded.py"
+    script.write_text(MEMORY_BOUNDED_PYTEST)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], cwd=project.path, capture_output=True,
+                          text=True, timeout=60)
+    assert time.monotonic() - started < 20
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 test collected" in done.stdout
+
+
 def test_aliases_used_as_intended_still_load(project: Project, server: LoopbackServer) -> None:
     project.simple(server.url, """\
         service: api
