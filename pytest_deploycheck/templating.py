@@ -132,7 +132,11 @@ _SHELL_SCRIPT_OPTION = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*\Z")
 
 # Commands whose arguments bash evaluates as arithmetic (``let``, ``declare -i`` and kin): a
 # value such as ``a[$(cmd)]`` runs ``cmd`` there, quoted or not.
-_ARITHMETIC_COMMANDS = frozenset({"let", "declare", "typeset", "local", "readonly"})
+_ARITHMETIC_COMMANDS = frozenset({"let", "declare", "typeset", "local", "readonly", "read",
+                                  "mapfile", "readarray", "unset", "getopts"})
+# Commands that take a variable name after ``-v`` (its subscript is arithmetic, so
+# ``a[$(cmd)]`` runs ``cmd``) and otherwise only data: refused only with ``-v``.
+_NAME_AFTER_V = frozenset({"printf", "test", "[", "wait"})
 
 
 @dataclass
@@ -245,6 +249,8 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
                 word = command[i:word_end]
                 if frame.word is None:
                     frame.word = word
+                if word == "-v" and frame.word in _NAME_AFTER_V:
+                    frame.word = f"{frame.word} -v"
                 if word == "eval":
                     frame.evaluates = "eval"
                 elif _is_shell(word):
@@ -271,9 +277,10 @@ def _shell_contexts(command: str, spans: list[tuple[int, int]]) -> list[str]:
             # The value is expanded as data here, but into the text another shell then parses.
             raise ValueError(f"a template in the arguments of '{evaluating}' (which parses "
                              f"them as shell text)")
-        if any(frame.word in _ARITHMETIC_COMMANDS for frame in stack):
-            raise ValueError(f"a template in the arguments of "
-                             f"'{next(f.word for f in stack if f.word in _ARITHMETIC_COMMANDS)}'")
+        arithmetic = next((f.word for f in stack if f.word in _ARITHMETIC_COMMANDS or
+                           (f.word or "").endswith(" -v")), None)
+        if arithmetic:
+            raise ValueError(f"a template in the arguments of '{arithmetic}'")
         contexts.append(kind)
         pos, prev = end, "x"
     return contexts

@@ -317,6 +317,15 @@ def test_rollback_and_notify_webhooks_know_the_environment_vars(
      4, "checks[0].command", "a template in the arguments of 'let' cannot be passed*"),
     ("checks:\n  - name: a\n    kind: checklist\n    command: [bash, -c, 'declare -i x=\"{{ n }}\"']\n",
      4, "checks[0].command", "a template in the arguments of 'declare' cannot be passed*"),
+    # ... and where a builtin takes a variable name: its subscript is arithmetic too.
+    ("checks:\n  - name: a\n    kind: checklist\n    command: [bash, -c, 'printf -v \"{{ n }}\" x']\n",
+     4, "checks[0].command", "a template in the arguments of 'printf -v' cannot be passed*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: [bash, -c, 'echo x | read \"{{ n }}\"']\n",
+     4, "checks[0].command", "a template in the arguments of 'read' cannot be passed*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: \"[ -v '{{ n }}' ] || test -v x\"\n",
+     4, "checks[0].command", "a template in the arguments of '[[] -v' cannot be passed*"),
+    ("checks:\n  - name: a\n    kind: checklist\n    command: 'true; test -v \"{{ n }}\"'\n",
+     4, "checks[0].command", "a template in the arguments of 'test -v' cannot be passed*"),
     ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    request: {path: /ok}\n"
      "    save: {'{{ k }}': token}\n",
      6, "checks[0].save.{{ k }}", "{{ }} is not rendered in this key*"),
