@@ -436,7 +436,10 @@ def test_concurrent_runs_read_their_own_failures(project: Project,
 
 # --- case 5: commands that background their work --------------------------------------------
 
-BACKGROUNDED = "sleep 30 & echo started"
+# A duration of this run's own, so that looking for what was left running finds no other test's
+# (or other program's) sleep.
+BACKGROUND_SLEEP = f"sleep 30.{uuid.uuid4().int % 10**6:06d}"
+BACKGROUNDED = f"{BACKGROUND_SLEEP} & echo started"
 KILLED = "left 1 process running in the background; it was killed with the command's group"
 
 
@@ -453,7 +456,7 @@ def test_a_rollback_command_that_backgrounds_its_work_is_not_reported_succeeded(
     result.stdout.fnmatch_lines(["prod: rollback_failed *",
                                  f"    command 'detach': failed in *s (exit code 0, but {KILLED}*",
                                  f"  NOTIFY tell: failed (exit code 0, but {KILLED}*"])
-    assert running("sleep 30") == []
+    assert running(BACKGROUND_SLEEP) == []
 
 
 def test_a_checklist_command_that_backgrounds_its_work_fails(project: Project) -> None:
