@@ -15,16 +15,16 @@ from typing import Any, TypeVar
 
 from .actions import Action, Notify, parse_notify, parse_rollback
 from .actions.base import SCOPE_NAMES
-from .commands import describe, parse_command
-from .endpoints import Service, parse_duration_key, parse_endpoint
 from .errors import ConfigError
-from .interpolation import interpolate_tree
+from .inputs.endpoints import Service, parse_duration_key, parse_endpoint
+from .inputs.interpolation import interpolate_tree
+from .inputs.templating import check_site, matches, names_in, sites
+from .inputs.validation import suggest, validate
+from .inputs.windows import DeployWindows, parse_windows
+from .inputs.yamlfile import YamlList, YamlMap, load_file
 from .metrics import MetricSource, SourceContext, parse_source
+from .runtime.commands import describe, parse_command
 from .secrets import CREDENTIAL_FIELDS, Redactor, is_secret_header
-from .templating import check_site, matches, names_in, sites
-from .validation import suggest, validate
-from .windows import DeployWindows, parse_windows
-from .yamlfile import YamlList, YamlMap, load_file
 
 DEFAULT_TIMEOUT = 10.0
 _T = TypeVar("_T")

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, ActionContext, ActionResult
-from .durable import append_json_line, write_json_atomic
 from .environments import Environment
 from .errors import DeploycheckError
+from .runtime.durable import append_json_line, write_json_atomic
 from .secrets import Redactor
 from .units import utc_iso
 

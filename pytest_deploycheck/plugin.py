@@ -17,9 +17,9 @@ from .settings import DECLARATIONS, option_dest
 if TYPE_CHECKING:
     import httpx
 
+    from .adapter.markeritems import FailingReader
+    from .deployrun import DeployRun
     from .environments import Environment
-    from .pyitems import FailingReader
-    from .session import DeployRun
 
 _T = TypeVar("_T")
 MARKERS = {
@@ -97,8 +97,8 @@ def _workers_share_the_rootdir(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .items import RUN_KEY
-    from .session import DeployRun
+    from .adapter.yamlitems import RUN_KEY
+    from .deployrun import DeployRun
     from .settings import resolve
 
     for name, description in MARKERS.items():
@@ -106,14 +106,14 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = _usage(lambda: resolve(config, Path(config.rootpath),
                                       Path(config.invocation_params.dir)), config)
     config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
-    from .pyitems import RedactedWarnings
+    from .adapter.markeritems import RedactedWarnings
 
     config.pluginmanager.register(RedactedWarnings(config.stash[RUN_KEY].redactor),
                                   "deploycheck-warnings")
     _stop_on_sigterm(config)
     if not _is_worker(config):
-        from .pyitems import RedactedTestIds
-        from .reporting import GatePlugin, progress_writer
+        from .adapter.gateplugin import GatePlugin, progress_writer
+        from .adapter.markeritems import RedactedTestIds
 
         config.pluginmanager.register(RedactedTestIds(config.stash[RUN_KEY].redactor),
                                       "deploycheck-test-ids")
@@ -148,7 +148,7 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
 
 
 def _run(config: pytest.Config) -> DeployRun:
-    from .items import RUN_KEY
+    from .adapter.yamlitems import RUN_KEY
 
     return config.stash[RUN_KEY]
 
@@ -176,7 +176,7 @@ def _usage(call: Callable[[], _T], config: pytest.Config, run: DeployRun | None 
 
 
 def _usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
-    from .reporting import EARLY_END
+    from .adapter.gateplugin import EARLY_END
 
     config.stash.setdefault(EARLY_END, f"usage error: {message}")
     return pytest.UsageError(message)
@@ -189,15 +189,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     run = _run(config)
-    from .pyitems import redact_live_output
+    from .adapter.markeritems import redact_live_output
 
     redact_live_output(config, run.redactor)
     if config.pluginmanager.get_plugin("allure_listener") is not None:
-        from .allureitems import redact_results
+        from .adapter.allureitem import redact_results
 
         redact_results(config, run.redactor)
     if run.engine.enabled and not _is_xdist_controller(config):
-        from .concurrency import Prefetcher
+        from .adapter.runloop import Prefetcher
 
         config.pluginmanager.register(Prefetcher(session, run), "deploycheck-prefetch")
     if run.selected:
@@ -217,7 +217,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     for folder in run.settings.suites.value:
         base = root / folder
         if file_path.is_relative_to(base):
-            from .items import SuiteFile
+            from .adapter.yamlitems import SuiteFile
 
             return SuiteFile.from_parent(parent, path=file_path)
     return None
@@ -231,7 +231,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.fixturenames.append("deploy_env")
         names = list(_run(metafunc.config).selected)
         if names:
-            from .pyitems import declared_check
+            from .adapter.markeritems import declared_check
 
             declared_check(metafunc.definition)  # a bad marker is a collection error here
             metafunc.parametrize("deploy_env", names, indirect=True, ids=names)
@@ -240,8 +240,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # First, so that -m sees the kind markers of Python checks.
-    from .items import number_items
-    from .pyitems import prepare
+    from .adapter.markeritems import prepare
+    from .adapter.yamlitems import number_items
 
     number_items(items)
     prepare(config, items)
@@ -249,7 +249,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    from .pyitems import guard_call
+    from .adapter.markeritems import guard_call
 
     return (yield from guard_call(item))
 
@@ -261,7 +261,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise _usage_error(config, run.no_env_message())
     if _is_worker(config) or config.option.collectonly:
         return
-    from .items import CheckItem
+    from .adapter.yamlitems import CheckItem
 
     needed: dict[str, None] = {}
     for item in session.items:
@@ -279,8 +279,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    from .items import CheckItem, outcome_part
-    from .pyitems import redact_report
+    from .adapter.markeritems import redact_report
+    from .adapter.yamlitems import CheckItem, outcome_part
 
     redact_report(report, _run(item.config).redactor)
     try:
@@ -313,7 +313,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[None]
                                       ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    from .pyitems import redact_xfail_reason
+    from .adapter.markeritems import redact_xfail_reason
 
     redact_xfail_reason(report, _run(item.config).redactor)
     return report
@@ -322,7 +322,7 @@ def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[N
 @pytest.hookimpl(tryfirst=True)
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object
                               ) -> list[str] | None:
-    from .pyitems import masked_comparison
+    from .adapter.markeritems import masked_comparison
 
     return masked_comparison(config, op, left, right)
 
@@ -332,7 +332,7 @@ def pytest_make_collect_report(collector: pytest.Collector
                                ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     report = yield
     if report.failed or report.skipped:
-        from .pyitems import redact_report, syntax_error_text
+        from .adapter.markeritems import redact_report, syntax_error_text
 
         if report.failed and isinstance(collector, (pytest.Module, pytest.Directory)):
             text = syntax_error_text(collector)
@@ -345,8 +345,8 @@ def pytest_make_collect_report(collector: pytest.Collector
 
 
 def _gate_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, object] | None:
-    from .items import CheckItem
-    from .pyitems import report_info
+    from .adapter.markeritems import report_info
+    from .adapter.yamlitems import CheckItem
 
     return item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
 
@@ -355,7 +355,7 @@ def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],
                         report: pytest.TestReport, exc: Exception) -> dict[str, object] | None:
     """Fail ``report`` because describing it raised ``exc``; the check's description without
     the phase's outcome, with the reason."""
-    from .session import exception_line
+    from .deployrun import exception_line
 
     reason = _run(item.config).redactor.redact(
         f"deploycheck could not describe the result: {exception_line(exc)}")
@@ -372,7 +372,7 @@ def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],
 def _reporter(report: pytest.TestReport, what: str, write: Callable[[], None]) -> None:
     """Run a reporter's part of ``report``: its failure is no failure of the check (the gate
     plugin warns and exits non-zero), so it travels with the report as a problem."""
-    from .session import exception_line
+    from .deployrun import exception_line
 
     try:
         write()
@@ -386,13 +386,13 @@ def _allure(item: pytest.Item, when: str, info: dict[str, object]) -> None:
     """Describe a check's Allure result and attach its evidence, with ``--alluredir``."""
     if item.config.pluginmanager.get_plugin("allure_listener") is None:
         return
-    from .allureitems import enrich
+    from .adapter.allureitem import enrich
 
     enrich(item, when, info, _run(item.config).redactor)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from .items import RUN_KEY
+    from .adapter.yamlitems import RUN_KEY
 
     run = config.stash.get(RUN_KEY, None)
     try:
@@ -405,8 +405,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _unstarted_report(config: pytest.Config, run: DeployRun | None) -> None:
     """A run whose gate never decided (a usage error, an internal error while starting)
-    still replaces the gate report: see :func:`~.reporting.write_unstarted`."""
-    from .reporting import EARLY_END, write_unstarted
+    still replaces the gate report: see :func:`~.adapter.gateplugin.write_unstarted`."""
+    from .adapter.gateplugin import EARLY_END, write_unstarted
 
     gate = config.pluginmanager.get_plugin("deploycheck-gate")
     if gate is not None and gate.decided:
@@ -419,7 +419,7 @@ def _unstarted_report(config: pytest.Config, run: DeployRun | None) -> None:
 @pytest.fixture
 def deploy_env(request: pytest.FixtureRequest) -> Environment:
     """The environment this test runs against (one test per ``--env`` environment)."""
-    from .pyitems import failing_test
+    from .adapter.markeritems import failing_test
 
     run = _run(request.config)
     name = getattr(request, "param", None)
@@ -434,7 +434,7 @@ def deploy_env(request: pytest.FixtureRequest) -> Environment:
 def service(request: pytest.FixtureRequest, deploy_env: Environment
             ) -> Callable[[str], httpx.Client]:
     """``service(name)``: the session's keep-alive ``httpx.Client`` for that service."""
-    from .pyitems import failing_test
+    from .adapter.markeritems import failing_test
 
     run = _run(request.config)
 
@@ -450,8 +450,8 @@ def metric(request: pytest.FixtureRequest, deploy_env: Environment
            ) -> Callable[[str], FailingReader]:
     """``metric(source)``: that metric source of the environment, with ``.query(q)`` (the
     current value) and ``.series(q, window)`` (the samples over the window)."""
-    from .metriccheck import MetricReader, PoolFetch
-    from .pyitems import FailingReader, failing_test
+    from .adapter.markeritems import FailingReader, failing_test
+    from .checks.metric import MetricReader, PoolFetch
 
     run = _run(request.config)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate pytest_deploycheck/compiled_schemas/: the packaged schemas' validators as Python code.
+"""Generate pytest_deploycheck/inputs/compiled_schemas/: the packaged schemas'
+validators as Python code.
 
     .venv/bin/python scripts/compile_schemas.py
 
@@ -17,14 +18,14 @@ from pathlib import Path
 
 import fastjsonschema
 
-from pytest_deploycheck.validation import (
+from pytest_deploycheck.inputs.validation import (
     PACKAGED_SCHEMAS,
     fastjsonschema_options,
     schema_digest,
     schema_text,
 )
 
-OUT = Path(__file__).resolve().parent.parent / "pytest_deploycheck" / "compiled_schemas"
+OUT = Path(__file__).resolve().parent.parent / "pytest_deploycheck" / "inputs" / "compiled_schemas"
 
 
 def generated(name: str) -> str:

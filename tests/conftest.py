@@ -18,7 +18,7 @@ import httpcore  # noqa: F401
 import httpx  # noqa: F401
 import pytest
 
-import pytest_deploycheck.items  # noqa: F401
+import pytest_deploycheck.adapter.yamlitems  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 

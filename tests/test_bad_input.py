@@ -173,8 +173,8 @@ def test_broken_environments_file_does_not_break_help(project: Project) -> None:
 
 def _schemas() -> Iterator[tuple[str, Mapping[str, Any]]]:
     from pytest_deploycheck.actions import ACTION_TYPES
+    from pytest_deploycheck.inputs.validation import packaged_schema
     from pytest_deploycheck.metrics import SOURCE_TYPES
-    from pytest_deploycheck.validation import packaged_schema
 
     yield "suite", packaged_schema("suite")
     yield "environments", packaged_schema("environments")
@@ -200,7 +200,7 @@ def _keywords(node: Any, names_below: bool = False) -> Iterator[tuple[str, Mappi
 def test_schemas_mean_the_same_to_both_validators(name: str, schema: Mapping[str, Any]) -> None:
     """fastjsonschema (draft 7) says whether a document is valid, jsonschema (draft 2020-12)
     explains why not: a schema may use only what both drafts read alike."""
-    from pytest_deploycheck.validation import SHARED_KEYWORDS
+    from pytest_deploycheck.inputs.validation import SHARED_KEYWORDS
 
     for keyword, where in _keywords(schema):
         assert keyword in SHARED_KEYWORDS, f"{name}: {keyword}"
@@ -214,8 +214,8 @@ def test_schemas_mean_the_same_to_both_validators(name: str, schema: Mapping[str
 def test_generated_validators_are_current_and_used(name: str) -> None:
     """The validators in compiled_schemas/ come from the packaged schemas as they are now (run
     scripts/compile_schemas.py after changing one); a schema they do not match is compiled."""
-    from pytest_deploycheck import validation
-    from pytest_deploycheck.compiled_schemas import environments, suite
+    from pytest_deploycheck.inputs import validation
+    from pytest_deploycheck.inputs.compiled_schemas import environments, suite
 
     generated = {"suite": suite, "environments": environments}[name]
     text = validation.schema_text(name)

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import Project, runpytest
 from pytest_deploycheck.errors import ConfigError
-from pytest_deploycheck.windows import DeployWindows, describe_window, parse_windows
-from pytest_deploycheck.yamlfile import load_text
+from pytest_deploycheck.inputs.windows import DeployWindows, describe_window, parse_windows
+from pytest_deploycheck.inputs.yamlfile import load_text
 
 # The runbooks' schedule: Mon-Thu 14:00-17:00 UTC, Friday emergency only, Dec 15 - Jan 5 freeze.
 RUNBOOK = """\

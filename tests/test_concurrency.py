@@ -16,7 +16,7 @@ import pytest
 
 from conftest import Project, runpytest
 from metric_servers import Prometheus
-from pytest_deploycheck.engine import PROBES, Engine
+from pytest_deploycheck.runtime.engine import PROBES, Engine
 from servers import LoopbackServer, start_server, stop_server
 
 

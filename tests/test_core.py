@@ -8,14 +8,14 @@ import textwrap
 
 import pytest
 
-from pytest_deploycheck.clients import ClientPool
-from pytest_deploycheck.endpoints import Service
 from pytest_deploycheck.environments import Environment
 from pytest_deploycheck.errors import CheckError, ConfigError
+from pytest_deploycheck.inputs.endpoints import Service
+from pytest_deploycheck.inputs.templating import names_in, render
+from pytest_deploycheck.inputs.yamlfile import YamlMap, load_text, locate
+from pytest_deploycheck.runtime.clients import ClientPool
 from pytest_deploycheck.secrets import Redactor
-from pytest_deploycheck.templating import names_in, render
 from pytest_deploycheck.units import parse_duration, parse_threshold
-from pytest_deploycheck.yamlfile import YamlMap, load_text, locate
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from pytest_deploycheck.commands import run_command
-from pytest_deploycheck.metriccheck import combine
+from pytest_deploycheck.checks.metric import combine
+from pytest_deploycheck.checks.metricspec import Observe
 from pytest_deploycheck.metrics import Fetched, MetricQueryError, Sample, Series
 from pytest_deploycheck.metrics.prometheus import parse_answer
-from pytest_deploycheck.metricspec import Observe
+from pytest_deploycheck.runtime.commands import run_command
 from pytest_deploycheck.units import parse_quantity, parse_relative, parse_threshold
 
 

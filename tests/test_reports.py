@@ -16,8 +16,8 @@ import pytest
 
 from conftest import Project, copy_repo_suites, runpytest
 from metric_servers import Prometheus
-from pytest_deploycheck import htmlreport
 from pytest_deploycheck.demo.server import DemoServer
+from pytest_deploycheck.report import html as htmlreport
 from servers import SECRET_SESSION_TOKEN, LoopbackServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -300,6 +300,6 @@ def test_the_example_workflow_passes_actionlint(tmp_path: Path) -> None:
     ({"CI": "true"}, None),
 ])
 def test_executor_from_ci_variables(environ: dict[str, str], expected: dict | None) -> None:
-    from pytest_deploycheck.allurefiles import executor
+    from pytest_deploycheck.report.allure import executor
 
     assert executor(environ) == expected

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..validation import suggest, validate
-from ..yamlfile import YamlList, YamlMap
+from ..inputs.validation import suggest, validate
+from ..inputs.yamlfile import YamlList, YamlMap
 from . import command, python, webhook
 from .base import Action, ActionContext, ActionResult, ActionType, ParseContext
 

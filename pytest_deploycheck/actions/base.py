@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
-from ..yamlfile import YamlMap
 
 # What an action's result keeps of its output: the end, where errors are printed.
 OUTPUT_CHARS = 4000

@@ -3,7 +3,7 @@
 It gets ``DEPLOYCHECK_ENV`` (the environment), ``DEPLOYCHECK_FAILURES`` (the path of a JSON file
 of the failed checks) and, for notify, ``DEPLOYCHECK_VERDICT``. Exit status 0 is success.
 Templates in the command (``{{ env }}``, ``{{ verdict }}``, the environment's vars, ...) reach
-it as data, as in checklist commands (:func:`~pytest_deploycheck.templating.render_command`).
+it as data, as in checklist commands (:func:`~pytest_deploycheck.inputs.templating.render_command`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import (
+from ..errors import CheckError, ConfigError
+from ..inputs.templating import command_problem, render_command
+from ..inputs.yamlfile import YamlMap
+from ..runtime.commands import (
     COMMAND_PROPERTIES,
     CommandSpec,
     describe,
@@ -20,10 +23,7 @@ from ..commands import (
     parse_command,
     run_command,
 )
-from ..errors import CheckError, ConfigError
-from ..templating import command_problem, render_command
 from ..units import format_duration
-from ..yamlfile import YamlMap
 from .base import ActionContext, ActionResult, ParseContext, last_chars
 
 DEFAULT_TIMEOUT = 300.0

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..endpoints import parse_duration_key
 from ..errors import ConfigError
+from ..inputs.endpoints import parse_duration_key
+from ..inputs.yamlfile import YamlMap
 from ..units import format_duration
-from ..yamlfile import YamlMap
 from .base import ActionContext, ActionResult, ParseContext, last_chars
 
 DEFAULT_TIMEOUT = 300.0

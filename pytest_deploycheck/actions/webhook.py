@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
-from ..clients import new_client
-from ..endpoints import describe_error
 from ..errors import CheckError, ConfigError
-from ..templating import render
+from ..inputs.endpoints import describe_error
+from ..inputs.templating import render
+from ..inputs.yamlfile import YamlMap
+from ..runtime.clients import new_client
 from ..units import format_duration, parse_duration
-from ..yamlfile import YamlMap
 from .base import ActionContext, ActionResult, ParseContext, last_chars
 
 DEFAULT_TIMEOUT = 10.0

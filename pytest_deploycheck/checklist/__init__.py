@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ..yamlfile import YamlMap, error_at
+from ..inputs.yamlfile import YamlMap, error_at
 from . import command, envvars, files, git, manual, window
 from .base import Context, Entry, Outcome
 

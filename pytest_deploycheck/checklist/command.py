@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import MAX_OUTPUT, command_of, output_redactor, run_command
 from ..errors import CheckError
-from ..expectations import any_text_error, matches_any_text
-from ..templating import command_problem, names_in, render, render_command
+from ..inputs.expectations import any_text_error, matches_any_text
+from ..inputs.templating import command_problem, names_in, render, render_command
+from ..inputs.yamlfile import YamlMap, error_at
+from ..runtime.commands import MAX_OUTPUT, command_of, output_redactor, run_command
 from ..units import format_duration
-from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome, tail
 
 OUTPUT_KEPT = 4000  # characters of the end of each stream kept for reports

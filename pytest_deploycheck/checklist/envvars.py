@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..yamlfile import YamlMap
+from ..inputs.yamlfile import YamlMap
 from .base import Context, Outcome
 
 KEYS = ("env_vars",)

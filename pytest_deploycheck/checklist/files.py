@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckError
-from ..templating import names_in, render
+from ..inputs.templating import names_in, render
+from ..inputs.yamlfile import YamlMap, error_at
 from ..units import format_duration, parse_duration, utc_iso
-from ..yamlfile import YamlMap, error_at
 from .base import Context, Outcome
 
 KEYS = ("files",)

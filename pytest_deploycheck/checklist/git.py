@@ -13,10 +13,10 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..commands import CommandResult, run_command
 from ..errors import CheckError
-from ..templating import names_in, render
-from ..yamlfile import YamlMap
+from ..inputs.templating import names_in, render
+from ..inputs.yamlfile import YamlMap
+from ..runtime.commands import CommandResult, run_command
 from .base import Context, Outcome
 
 KEYS = ("git",)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import CheckError
-from ..templating import names_in, render
-from ..yamlfile import YamlMap
+from ..inputs.templating import names_in, render
+from ..inputs.yamlfile import YamlMap
 from .base import Context, Outcome
 
 KEYS = ("manual",)

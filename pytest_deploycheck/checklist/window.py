@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from ..windows import describe_window
-from ..yamlfile import YamlMap
+from ..inputs.windows import describe_window
+from ..inputs.yamlfile import YamlMap
 from .base import Context, Outcome
 
 KEYS = ("window",)

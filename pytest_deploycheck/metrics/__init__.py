@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..validation import suggest, validate
-from ..yamlfile import YamlMap
+from ..inputs.validation import suggest, validate
+from ..inputs.yamlfile import YamlMap
 from . import command, datadog, http, prometheus
 from .base import (
     Fetch,

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..endpoints import Service
 from ..errors import CheckError, ConfigError
+from ..inputs.endpoints import Service
+from ..inputs.yamlfile import YamlMap
 from ..jsondoc import JsonBodyError, NotJsonError, loads
 from ..units import parse_quantity
-from ..yamlfile import YamlMap
 
 
 @dataclass(frozen=True)

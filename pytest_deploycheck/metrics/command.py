@@ -1,8 +1,9 @@
 """``type: command``: the number a command prints; ``{{ query }}`` in it is the check's query.
 
-The query reaches the command as data (:func:`~pytest_deploycheck.templating.render_command`):
-in a string command (run by the shell) through a variable the shell expands without parsing it,
-whatever quotes the template stands in; in a list command it replaces the item's text.
+The query reaches the command as data
+(:func:`~pytest_deploycheck.inputs.templating.render_command`): in a string command (run by
+the shell) through a variable the shell expands without parsing it, whatever quotes the
+template stands in; in a list command it replaces the item's text.
 The value is the last non-empty line of stdout; a non-zero exit or no number is a query error.
 """
 
@@ -12,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import (
+from ..errors import CheckError
+from ..inputs.templating import command_problem, names_in, render_command
+from ..inputs.yamlfile import YamlMap
+from ..runtime.commands import (
     COMMAND_PROPERTIES,
     MAX_OUTPUT,
     CommandSpec,
@@ -21,9 +25,6 @@ from ..commands import (
     parse_command,
     run_command,
 )
-from ..errors import CheckError
-from ..templating import command_problem, names_in, render_command
-from ..yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
 SCHEMA: Mapping[str, Any] = {

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..endpoints import Service, parse_endpoint
+from ..inputs.endpoints import Service, parse_endpoint
+from ..inputs.yamlfile import YamlMap
 from ..units import parse_duration
-from ..yamlfile import YamlMap
 from .base import (
     Fetch,
     Fetched,

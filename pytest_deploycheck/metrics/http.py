@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..endpoints import Service, parse_endpoint
-from ..expectations import JsonPathError, compile_jmespath, evaluate, missing_element
-from ..yamlfile import YamlMap
+from ..inputs.endpoints import Service, parse_endpoint
+from ..inputs.expectations import JsonPathError, compile_jmespath, evaluate, missing_element
+from ..inputs.yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
 SCHEMA: Mapping[str, Any] = {

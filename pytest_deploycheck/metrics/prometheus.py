@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..endpoints import Service, parse_endpoint
-from ..yamlfile import YamlMap
+from ..inputs.endpoints import Service, parse_endpoint
+from ..inputs.yamlfile import YamlMap
 from .base import (
     Fetch,
     Fetched,

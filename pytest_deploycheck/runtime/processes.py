@@ -29,11 +29,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..environments import Environment, StartProcess
+from ..errors import ConfigError
+from ..secrets import Redactor
 from .clients import new_client
 from .commands import child_environ, group_members, output_redactor
-from .environments import Environment, StartProcess
-from .errors import ConfigError
-from .secrets import Redactor
 
 STOP_GRACE = 5.0
 POLL_INTERVAL = 0.1

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
-from .errors import CheckError
-from .suites import SAFE_METHODS, Check
+from ..checks.suites import SAFE_METHODS, Check
+from ..errors import CheckError
 
 _T = TypeVar("_T")
 # How long the thread collecting results waits before the pool grows (see _DaemonPool), and

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .environments import NO_ENVIRONMENTS, UnknownEnvironment, environment_names
-from .errors import ConfigError
+from ..environments import NO_ENVIRONMENTS, UnknownEnvironment, environment_names
+from ..errors import ConfigError
+from ..inputs.validation import suggest
+from ..units import parse_duration
 from .suites import KINDS
-from .units import parse_duration
-from .validation import suggest
 
 ON_FAIL = ("rollback", "block", "warn")
 SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")

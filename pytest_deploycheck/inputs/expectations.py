@@ -15,9 +15,9 @@ import jmespath.functions
 from httpx import Headers
 from jmespath.visitor import TreeInterpreter
 
-from .jsondoc import json_path, loads
+from ..jsondoc import json_path, loads
+from ..units import Threshold, format_duration, parse_threshold
 from .templating import names_in, render
-from .units import Threshold, format_duration, parse_threshold
 from .validation import suggest
 from .yamlfile import YamlMap, error_at, load_file
 

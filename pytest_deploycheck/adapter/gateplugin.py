@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from .actions import ActionResult
-from .durable import write_json_atomic
-from .errors import DeploycheckError
-from .gate import OK_VERDICTS, CheckRecord, Gate
-from .session import DeployRun, exception_line
+from ..actions import ActionResult
+from ..deployrun import DeployRun, exception_line
+from ..errors import DeploycheckError
+from ..gate import OK_VERDICTS, CheckRecord, Gate
+from ..runtime.durable import write_json_atomic
 
 # xdist reports an item whose worker died with this phase.
 CRASH_PHASE = "???"
@@ -65,7 +65,7 @@ class GatePlugin:
             # Until this run decides, its report says it has not: a run killed on the spot
             # (SIGKILL, out of memory, pytest-timeout's thread method) leaves that, never an
             # older run's pass.
-            from .gate import not_started_report
+            from ..gate import not_started_report
 
             with contextlib.suppress(OSError):  # the final write reports it
                 write_json_atomic(path, not_started_report(
@@ -186,9 +186,9 @@ class GatePlugin:
         """The gate's view of a failed item no report described: a YAML check's from its suite
         file, any item's environment from its id. ``None`` for an item that is no check (a
         crash of such an item is a gate error)."""
-        from .items import QUIET_INFO
-        from .pythoncheck import DEFAULT_KIND
-        from .suites import KINDS
+        from ..checks.python import DEFAULT_KIND
+        from ..checks.suites import KINDS
+        from .yamlitems import QUIET_INFO
 
         nodeid = report.nodeid
         file, _, rest = nodeid.partition("::")
@@ -219,7 +219,7 @@ class GatePlugin:
     def _yaml_check(self, file: str, rest: str) -> Any:
         """The check of the suite file ``file`` (relative to the rootdir) that ``rest`` (the
         node id after the file) names, or None."""
-        from .suites import load_suite
+        from ..checks.suites import load_suite
 
         suite_name, _, name = rest.partition("::")
         try:
@@ -359,9 +359,9 @@ class GatePlugin:
         folder = getattr(self.config.option, "allure_report_dir", None)
         if not folder:
             return
-        from . import __version__
-        from .allurefiles import CATEGORIES, action_results, environment_properties, executor
-        from .allurefiles import write_results as write
+        from .. import __version__
+        from ..report.allure import CATEGORIES, action_results, environment_properties, executor
+        from ..report.allure import write_results as write
 
         redactor = self.run.redactor
         properties = [("environment", ", ".join(self.gate.envs)),
@@ -390,7 +390,7 @@ class GatePlugin:
         path = os.environ.get("GITHUB_STEP_SUMMARY")
         if os.environ.get("GITHUB_ACTIONS") != "true" or not path:
             return
-        from .github import step_summary
+        from ..report.github import step_summary
 
         repository = None
         if os.environ.get("GITHUB_REPOSITORY") and os.environ.get("GITHUB_SHA"):
@@ -458,7 +458,7 @@ class GatePlugin:
                 write(f"  NOTIFY {result.name}: {result.outcome}"
                       + (f" ({result.message})" if result.message else ""))
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            from .github import workflow_commands
+            from ..report.github import workflow_commands
 
             # Workflow commands on stdout: GitHub shows them at the checks' lines.
             try:
@@ -519,10 +519,10 @@ def write_unstarted(config: pytest.Config, run: DeployRun | None) -> None:
     ran (a usage error, an internal error while starting) as ``blocked``, over any older
     report, so that a pipeline reading ``verdict`` never reads a previous run's pass.
     Nothing for ``--collect-only``, ``--help`` and the like, where no gate was to run."""
-    from .durable import append_json_line
-    from .gate import NOT_STARTED_VERDICT, not_started_report
-    from .settings import resolve_partial
-    from .units import utc_iso
+    from ..gate import NOT_STARTED_VERDICT, not_started_report
+    from ..runtime.durable import append_json_line
+    from ..settings import resolve_partial
+    from ..units import utc_iso
 
     if hasattr(config, "workerinput") or any(
             getattr(config.option, name, False) for name in (

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from .errors import ConfigError, DeploycheckError
-from .items import ORDER_KEY, QUIET_INFO, RUN_KEY, junit_properties
-from .metriccheck import MetricReader
-from .metrics import Sample
-from .pythoncheck import UNMARKED, PythonCheck, parse_marker
-from .secrets import Redactor
-from .session import display_path
-from .units import format_duration
-from .watchdog import interrupt_after
+from ..checks.metric import MetricReader
+from ..checks.python import UNMARKED, PythonCheck, parse_marker
+from ..deployrun import display_path
+from ..errors import ConfigError, DeploycheckError
+from ..metrics import Sample
+from ..runtime.watchdog import interrupt_after
+from ..secrets import Redactor
+from ..units import format_duration
+from .yamlitems import ORDER_KEY, QUIET_INFO, RUN_KEY, junit_properties
 
 MARKER = "deploycheck"
 CHECK_KEY = pytest.StashKey[PythonCheck]()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .yamlfile import YamlMap, locate
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ PACKAGED_SCHEMAS = ("suite", "environments")
 
 
 def schema_text(name: str) -> str:
-    path = resources.files("pytest_deploycheck").joinpath("schemas", f"{name}.schema.json")
+    path = resources.files("pytest_deploycheck.inputs").joinpath("schemas", f"{name}.schema.json")
     return path.read_text(encoding="utf-8")
 
 

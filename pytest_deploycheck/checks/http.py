@@ -17,7 +17,19 @@ from typing import Any
 
 import httpx
 
-from .clients import (
+from ..errors import CheckError
+from ..inputs.endpoints import describe_error
+from ..inputs.expectations import (
+    JsonPathError,
+    Mismatch,
+    Response,
+    compile_jmespath,
+    evaluate,
+    missing_element,
+)
+from ..inputs.templating import names_in, render
+from ..jsondoc import loads, readings
+from ..runtime.clients import (
     ALLOW_WRITE,
     BodyError,
     ClientPool,
@@ -27,21 +39,9 @@ from .clients import (
     read_body,
     service_origin,
 )
-from .endpoints import describe_error
-from .errors import CheckError
-from .expectations import (
-    JsonPathError,
-    Mismatch,
-    Response,
-    compile_jmespath,
-    evaluate,
-    missing_element,
-)
-from .jsondoc import loads, readings
-from .secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
+from ..secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
+from ..units import format_duration
 from .suites import Check, CheckInstance, Retry, Step
-from .templating import names_in, render
-from .units import format_duration
 
 SNIPPET_CHARS = 1500
 

@@ -17,17 +17,17 @@ from typing import Any
 
 import httpx
 
-from .clients import BodyError, ClientPool, read_body
-from .endpoints import Service, describe_error
-from .environments import Environment
-from .errors import CheckError
-from .metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series
+from ..environments import Environment
+from ..errors import CheckError
+from ..inputs.endpoints import Service, describe_error
+from ..inputs.templating import render
+from ..metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series
+from ..runtime.clients import BodyError, ClientPool, read_body
+from ..runtime.state import Baseline, StateStore
+from ..secrets import Redactor
+from ..units import format_duration, parse_duration, utc_iso
 from .metricspec import AGGREGATES, SERIES_COMBINE, MetricSpec, Rule
-from .secrets import Redactor
-from .state import Baseline, StateStore
 from .suites import CheckInstance
-from .templating import render
-from .units import format_duration, parse_duration, utc_iso
 
 MAX_SAMPLES_SHOWN = 200
 MAX_SAMPLES_KEPT = 1000

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checklist import Context, Outcome
-from .secrets import Redactor
+from ..checklist import Context, Outcome
+from ..secrets import Redactor
 from .suites import CheckInstance
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class YamlMap(dict[str, Any]):

@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import checklist
-from .checklist import Entry
-from .checklist.command import EXPECT_KEYS as COMMAND_EXPECT_KEYS
-from .environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, environment_names
-from .errors import ConfigError
-from .expectations import Expectation, compile_jmespath, parse_expectation
+from .. import checklist
+from ..checklist import Entry
+from ..checklist.command import EXPECT_KEYS as COMMAND_EXPECT_KEYS
+from ..environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, environment_names
+from ..errors import ConfigError
+from ..inputs.expectations import Expectation, compile_jmespath, parse_expectation
+from ..inputs.templating import check_site, matches, names_in, render, sites
+from ..inputs.validation import suggest, validate
+from ..inputs.yamlfile import YamlMap, error_at, gc_paused, load_file
+from ..units import parse_duration
 from .metricspec import METRIC_KEYS, MetricSpec, parse_metric
-from .templating import check_site, matches, names_in, render, sites
-from .units import parse_duration
-from .validation import suggest, validate
-from .yamlfile import YamlMap, error_at, gc_paused, load_file
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # RFC 9110's methods and PATCH; CONNECT opens a tunnel, which no check means to do.

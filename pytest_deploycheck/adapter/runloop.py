@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from .engine import Engine, side_effect_free, waits
-from .items import CheckItem
-from .session import DeployRun
+from ..deployrun import DeployRun
+from ..runtime.engine import Engine, side_effect_free, waits
+from .yamlitems import CheckItem
 
 _CONCURRENT = pytest.StashKey[bool]()
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError
-from .secrets import Redactor
+from ..errors import ConfigError
+from ..secrets import Redactor
 from .templating import script_index, shell_references, shell_script
 from .yamlfile import YamlList, YamlMap
 

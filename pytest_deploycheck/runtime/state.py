@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import CheckError
 from .durable import write_json_atomic
-from .errors import CheckError
 
 FORMAT_VERSION = 1
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import ConfigError
-from .units import format_duration, parse_duration
+from ..errors import ConfigError
+from ..units import format_duration, parse_duration
 from .yamlfile import YamlMap
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .actions import ActionResult
-from .durable import write_json_atomic
-from .gate import EnvGate
+from ..actions import ActionResult
+from ..gate import EnvGate
+from ..runtime.durable import write_json_atomic
 
 # Allure tries each category's regular expressions on a failed result's message; a result
 # falls in the first that matches. Infrastructure first: "cannot connect" says nothing about

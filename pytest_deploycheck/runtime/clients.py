@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import httpcore
 import httpx
 
-from .errors import CheckError
-from .secrets import Redactor, is_secret_header
-from .units import format_duration
+from ..errors import CheckError
+from ..secrets import Redactor, is_secret_header
+from ..units import format_duration
 
 if TYPE_CHECKING:  # at run time, the environments (and their actions) import this module
-    from .endpoints import Service
-    from .environments import Environment
+    from ..environments import Environment
+    from ..inputs.endpoints import Service
 
 ALLOW_WRITE = "deploycheck_allow_write"
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -40,7 +40,7 @@ class ProtectedEnvironmentError(CheckError):
 
 
 def _protect(env_name: str) -> httpx._client.EventHook:
-    from .suites import SAFE_METHODS
+    from ..checks.suites import SAFE_METHODS
 
     def guard(request: httpx.Request) -> None:
         if request.method not in SAFE_METHODS and not request.extensions.get(ALLOW_WRITE):

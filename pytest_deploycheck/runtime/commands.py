@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .endpoints import parse_duration_key
-from .secrets import Redactor
-from .yamlfile import YamlMap
+from ..inputs.endpoints import parse_duration_key
+from ..inputs.yamlfile import YamlMap
+from ..secrets import Redactor
 
 MAX_OUTPUT = 64 * 1024
 _KILL_WAIT = 2.0

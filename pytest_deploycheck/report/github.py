@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .actions import ActionResult
-from .gate import OK_VERDICTS, EnvGate
+from ..actions import ActionResult
+from ..gate import OK_VERDICTS, EnvGate
 
 
 def _data(text: str) -> str:

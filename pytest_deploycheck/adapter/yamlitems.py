@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from .errors import DeploycheckError, UsageProblem
-from .session import CheckResult, DeployRun, display_path
-from .suites import KINDS, CheckInstance, Suite, claim_ids, instances, load_suite
-from .yamlfile import gc_paused
+from ..checks.suites import KINDS, CheckInstance, Suite, claim_ids, instances, load_suite
+from ..deployrun import CheckResult, DeployRun, display_path
+from ..errors import DeploycheckError, UsageProblem
+from ..inputs.yamlfile import gc_paused
 
 RUN_KEY = pytest.StashKey[DeployRun]()
 # The id of every collected YAML check -> the file and line that define it (see claim_ids).

@@ -15,14 +15,14 @@ import allure
 import allure_commons
 import pytest
 
-from .checklistcheck import ChecklistResult
-from .httpcheck import Exchange, pretty_body
-from .httpcheck import Result as HttpResult
-from .items import CheckItem
-from .metriccheck import MetricResult
-from .secrets import Redactor
-from .svgchart import line_chart
-from .units import utc_iso
+from ..checks.checklist import ChecklistResult
+from ..checks.http import Exchange, pretty_body
+from ..checks.http import Result as HttpResult
+from ..checks.metric import MetricResult
+from ..report.svgchart import line_chart
+from ..secrets import Redactor
+from ..units import utc_iso
+from .yamlitems import CheckItem
 
 MAX_BODY = 64 * 1024  # characters of a body kept in an attachment
 

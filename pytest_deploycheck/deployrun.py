@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .checklistcheck import ChecklistRunner
-from .clients import ClientPool
-from .engine import Engine
+from .checks.checklist import ChecklistRunner
+from .checks.http import HttpCheckRunner
+from .checks.metric import MetricRunner
+from .checks.suites import CheckInstance
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, DeploycheckError, UsageProblem
-from .httpcheck import HttpCheckRunner
-from .metriccheck import MetricRunner
-from .processes import ProcessManager
+from .runtime.clients import ClientPool
+from .runtime.engine import Engine
+from .runtime.processes import ProcessManager
+from .runtime.state import StateStore
 from .secrets import Redactor
 from .settings import Settings
-from .state import StateStore
-from .suites import CheckInstance
 
 
 class CheckResult(Protocol):

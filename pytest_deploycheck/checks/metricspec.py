@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import ConfigError
-from .units import (
+from ..errors import ConfigError
+from ..inputs.yamlfile import YamlMap, error_at
+from ..units import (
     RelativeLimit,
     format_duration,
     parse_duration,
@@ -17,7 +18,6 @@ from .units import (
     parse_relative,
     parse_threshold,
 )
-from .yamlfile import YamlMap, error_at
 
 AGGREGATES: Mapping[str, Callable[[Sequence[float]], float]] = {
     "max": max, "min": min, "avg": statistics.fmean, "last": lambda values: values[-1],

@@ -1,0 +1,1 @@
+"""The pytest side: items, the run loop, the gate plugin, Allure per item."""

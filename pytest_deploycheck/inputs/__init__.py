@@ -1,0 +1,1 @@
+"""Reading the YAML files: line-aware loading, schemas, located values, templates."""

@@ -1,0 +1,1 @@
+"""Files written for people and CI: Allure files, GitHub output, the chart, HTML."""

@@ -1,0 +1,1 @@
+"""Mechanisms that know no check kind: engine pool, commands, clients, processes."""
