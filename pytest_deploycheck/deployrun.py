@@ -7,12 +7,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .checks.checklist import ChecklistRunner
-from .checks.http import HttpCheckRunner
-from .checks.metric import MetricRunner
-from .checks.suites import CheckInstance
+from .checks.base import CheckInstance, CheckResult, CheckRunner, RunContext
+from .checks.registry import CHECK_TYPES
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, DeploycheckError, UsageProblem
 from .runtime.clients import ClientPool
@@ -21,32 +19,6 @@ from .runtime.processes import ProcessManager
 from .runtime.state import StateStore
 from .secrets import Redactor
 from .settings import Settings
-
-
-class CheckResult(Protocol):
-    """What running any kind of check gives the item that ran it."""
-
-    @property
-    def outcome(self) -> str:
-        """``passed``, ``failed``, ``skipped`` or ``inconclusive``."""
-        ...
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def duration(self) -> float:
-        """Seconds the check itself took (it may have run ahead of its item)."""
-        ...
-
-    @property
-    def note(self) -> str:
-        """Something worth telling also when the check passed (a baseline recorded)."""
-        ...
-
-    def render(self, instance: CheckInstance, redactor: Redactor) -> str: ...
-
-    def details(self) -> dict[str, Any]: ...
 
 
 def exception_line(exc: BaseException) -> str:
@@ -80,10 +52,6 @@ class BrokenResult:
         return {}
 
 
-class CheckRunner(Protocol):
-    def run(self, instance: CheckInstance) -> CheckResult: ...
-
-
 def display_path(path: Path, rootdir: Path) -> str:
     try:
         return path.relative_to(rootdir).as_posix()
@@ -107,13 +75,12 @@ class DeployRun:
         self.engine = Engine(settings.concurrency.value)
         self.pool = ClientPool(keepalive=settings.concurrency.value, redactor=self.redactor)
         self.processes = ProcessManager(self.redactor)
-        self.metrics = MetricRunner(self.pool, StateStore(settings.state_dir.value), self.redactor,
-                                    sleep=self.engine.sleep)
+        self.context = RunContext(
+            pool=self.pool, redactor=self.redactor, state=StateStore(settings.state_dir.value),
+            sleep=self.engine.sleep, rootdir=rootdir, environ=environ,
+            deploy_time=settings.deploy_time.value, acks=settings.ack.value)
         self.runners: dict[str, CheckRunner] = {
-            "http": HttpCheckRunner(self.pool, self.redactor, sleep=self.engine.sleep),
-            "metric": self.metrics,
-            "checklist": ChecklistRunner(self.redactor, rootdir, environ,
-                                         settings.deploy_time.value, settings.ack.value)}
+            name: kind.runner(self.context) for name, kind in CHECK_TYPES.items()}
         self.suites_without_env: list[str] = []
         self._file: EnvironmentsFile | None = None
 
@@ -164,11 +131,9 @@ class DeployRun:
                 f"DEPLOYCHECK_ENV. Known environments: {self.known_environments()}")
 
     def run_check(self, instance: CheckInstance) -> CheckResult:
-        check = instance.check
-        runner = "metric" if check.metric else "checklist" if check.checklist else "http"
         started = time.monotonic()
         try:
-            return self.runners[runner].run(instance)
+            return self.runners[instance.check.spec.type].run(instance)
         except Exception as exc:  # the boundary: any exception fails this check only
             return BrokenResult(exception_line(exc), time.monotonic() - started)
 

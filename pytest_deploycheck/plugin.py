@@ -121,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                       "deploycheck-gate")
         if config.get_verbosity() >= 0:
             run = config.stash[RUN_KEY]
-            run.metrics.progress = run.engine.relay(progress_writer(config))
+            run.context.progress = run.engine.relay(progress_writer(config))
 
 
 _SIGTERM_RESTORE = pytest.StashKey[Callable[[], None]]()

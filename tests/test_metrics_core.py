@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from pytest_deploycheck.checks.metric import combine
-from pytest_deploycheck.checks.metricspec import Observe
+from pytest_deploycheck.checks.metric import Observe, combine
 from pytest_deploycheck.metrics import Fetched, MetricQueryError, Sample, Series
 from pytest_deploycheck.metrics.prometheus import parse_answer
 from pytest_deploycheck.runtime.commands import run_command

@@ -15,25 +15,17 @@ import allure
 import allure_commons
 import pytest
 
-from ..checks.checklist import ChecklistResult
-from ..checks.http import Exchange, pretty_body
-from ..checks.http import Result as HttpResult
-from ..checks.metric import MetricResult
+from ..checks.base import Attachment, Chart, Evidence, EvidenceStep
 from ..report.svgchart import line_chart
 from ..secrets import Redactor
-from ..units import utc_iso
 from .yamlitems import CheckItem
 
-MAX_BODY = 64 * 1024  # characters of a body kept in an attachment
+_MEDIA = {"text": allure.attachment_type.TEXT, "csv": allure.attachment_type.CSV}
 
 
 class _StepFailed(AssertionError):
     """Raised inside an ``allure.step`` to record it as failed (allure-pytest takes a step's
     status from the exception leaving it)."""
-
-
-def active(config: pytest.Config) -> bool:
-    return config.pluginmanager.get_plugin("allure_listener") is not None
 
 
 class _RedactedResults:
@@ -67,30 +59,18 @@ def enrich(item: pytest.Item, when: str, info: Mapping[str, Any], redactor: Reda
     if when == "setup":
         describe(info, _item_labels(item))
     elif when == "call" and isinstance(item, CheckItem) and item.result is not None:
-        attach_result(item.result, redactor, _thresholds(item))
+        attach(item.instance.check.spec.evidence(item.result, redactor))
 
 
 def _item_labels(item: pytest.Item) -> dict[str, Any]:
     if isinstance(item, CheckItem):
         check, instance = item.instance.check, item.instance
-        services = {s.request.service for s in check.steps if s.request.service}
-        if check.metric is not None:
-            services.add(f"metrics: {check.metric.source}")
-        return {"title": check.name, "services": sorted(services),
+        return {"title": check.name, "services": check.spec.services(),
                 "params": dict(instance.params.values) if instance.params else {},
                 "description": check.description}
     callspec = getattr(item, "callspec", None)
     params = {k: v for k, v in callspec.params.items() if k != "deploy_env"} if callspec else {}
     return {"title": getattr(item, "originalname", item.name), "params": params}
-
-
-def _thresholds(item: CheckItem) -> list[tuple[str, float]]:
-    spec = item.instance.check.metric
-    if spec is None or spec.rule is None:
-        return []
-    rule = spec.rule
-    return [(str(rule), float(getattr(rule, name))) for name in ("limit", "low", "high")
-            if isinstance(getattr(rule, name, None), (int, float))]
 
 
 def describe(info: Mapping[str, Any], labels: Mapping[str, Any]) -> None:
@@ -111,91 +91,23 @@ def describe(info: Mapping[str, Any], labels: Mapping[str, Any]) -> None:
         allure.dynamic.description(labels["description"])
 
 
-def attach_result(result: Any, redactor: Redactor, thresholds: list[tuple[str, float]]) -> None:
-    """The evidence of a check: requests and responses, metric samples and chart, command
-    output."""
-    if isinstance(result, HttpResult):
-        _attach_http(result, redactor)
-    elif isinstance(result, MetricResult):
-        _attach_metric(result, redactor, thresholds)
-    elif isinstance(result, ChecklistResult):
-        _attach_checklist(result, redactor)
+def attach(evidence: list[Evidence]) -> None:
+    """A check's evidence as attachments (and steps, each failed or not) of its result."""
+    for one in evidence:
+        if isinstance(one, Attachment):
+            allure.attach(one.content, name=one.name, attachment_type=_MEDIA[one.media])
+        elif isinstance(one, Chart):
+            allure.attach(line_chart(one.title, one.series, one.thresholds),
+                          name=one.name, attachment_type=allure.attachment_type.SVG)
+        elif isinstance(one, EvidenceStep):
+            _attach_step(one)
 
 
-def _attach_http(result: HttpResult, redactor: Redactor) -> None:
-    steps = {e.step for e in result.exchanges}
-    if len(steps) <= 1:
-        for exchange in result.exchanges:
-            _attach_exchange(exchange, redactor)
-        return
-    for exchange in result.exchanges:
-        status = exchange.response.status if exchange.response else exchange.error
-        try:
-            with allure.step(f"{exchange.step}: {exchange.method} {redactor.redact(exchange.url)}"
-                             f" -> {status}"):
-                _attach_exchange(exchange, redactor)
-                if exchange.error or exchange.mismatches:
-                    raise _StepFailed(redactor.redact(
-                        exchange.error or "; ".join(str(m) for m in exchange.mismatches)))
-        except _StepFailed:
-            pass
-
-
-def _attach_exchange(exchange: Exchange, redactor: Redactor) -> None:
-    request = [f"{exchange.method} {exchange.url}"]
-    request += [f"{name}: {value}" for name, value in exchange.headers]
-    if exchange.body:
-        request += ["", pretty_body(exchange.body, MAX_BODY)]
-    allure.attach(redactor.redact("\n".join(request)), name="request",
-                  attachment_type=allure.attachment_type.TEXT)
-    response = exchange.response
-    if exchange.error:
-        text = f"no answer: {exchange.error}"
-    elif response is not None:
-        lines = [f"{response.status} in {response.elapsed * 1000:.0f}ms"]
-        lines += [f"{name}: {value}"
-                  for name, value in redactor.redact_headers(response.headers.items())]
-        lines += ["", pretty_body(response.text, MAX_BODY)]
-        text = "\n".join(lines)
-    else:
-        return
-    allure.attach(redactor.redact(text), name="response",
-                  attachment_type=allure.attachment_type.TEXT)
-
-
-def _attach_metric(result: MetricResult, redactor: Redactor,
-                   thresholds: list[tuple[str, float]]) -> None:
-    rows = ["time (UTC),series,value,verdict"]
-    series: dict[str, list[tuple[float, float]]] = {}
-    for measurement in result.measurements:
-        for judged in measurement.judged:
-            verdict = {True: "ok", False: "BREACH", None: "ignored"}[judged.ok]
-            rows.append(f"{utc_iso(judged.sample.timestamp, 'seconds')},{_csv(judged.series)},"
-                        f"{judged.sample.value!r},{verdict}")
-            series.setdefault(judged.series, []).append((judged.sample.timestamp,
-                                                         judged.sample.value))
-    summary = [f"source: {result.source}", f"query: {result.query}",
-               f"rules: {', '.join(result.rules)}"]
-    if result.baseline is not None:
-        summary.append(f"baseline: {result.baseline.value!r} ({result.baseline.recorded})")
-    errors = [f"{utc_iso(m.at, 'seconds')}: {m.message}" for m in result.measurements
-              if m.message]
-    allure.attach(redactor.redact("\n".join([*summary, "", *errors])), name="query",
-                  attachment_type=allure.attachment_type.TEXT)
-    allure.attach(redactor.redact("\n".join(rows)), name="samples",
-                  attachment_type=allure.attachment_type.CSV)
-    allure.attach(line_chart(redactor.redact(result.query), sorted(series.items()), thresholds),
-                  name="chart", attachment_type=allure.attachment_type.SVG)
-
-
-def _attach_checklist(result: ChecklistResult, redactor: Redactor) -> None:
-    found = result.found
-    text = "\n".join([f"{result.entry}: {found.status}" + (f" ({found.reason})"
-                                                          if found.reason else "")]
-                     + found.lines + ([found.data["output"]] if found.data.get("output") else []))
-    allure.attach(redactor.redact(text), name="checklist output",
-                  attachment_type=allure.attachment_type.TEXT)
-
-
-def _csv(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
+def _attach_step(step: EvidenceStep) -> None:
+    try:
+        with allure.step(step.title):
+            attach(list(step.attachments))
+            if step.failure:
+                raise _StepFailed(step.failure)
+    except _StepFailed:
+        pass

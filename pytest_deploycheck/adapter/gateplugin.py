@@ -186,8 +186,8 @@ class GatePlugin:
         """The gate's view of a failed item no report described: a YAML check's from its suite
         file, any item's environment from its id. ``None`` for an item that is no check (a
         crash of such an item is a gate error)."""
+        from ..checks.base import KINDS
         from ..checks.python import DEFAULT_KIND
-        from ..checks.suites import KINDS
         from .yamlitems import QUIET_INFO
 
         nodeid = report.nodeid

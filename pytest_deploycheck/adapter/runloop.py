@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from ..deployrun import DeployRun
-from ..runtime.engine import Engine, side_effect_free, waits
+from ..runtime.engine import Engine
 from .yamlitems import CheckItem
 
 _CONCURRENT = pytest.StashKey[bool]()
@@ -49,7 +49,7 @@ class Prefetcher:
         """Whether ``item`` may run ahead and alongside others (decided once per item)."""
         known = item.stash.get(_CONCURRENT, None)
         if known is None:
-            known = isinstance(item, CheckItem) and side_effect_free(item.instance.check) \
+            known = isinstance(item, CheckItem) and item.instance.check.spec.read_only \
                 and item.get_closest_marker("skip") is None \
                 and item.get_closest_marker("skipif") is None
             item.stash[_CONCURRENT] = known
@@ -68,7 +68,7 @@ class Prefetcher:
         for item in items:
             assert isinstance(item, CheckItem)
             self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance),
-                               waiting=waits(item.instance.check))
+                               waiting=item.instance.check.spec.waits)
 
     # --- without xdist: the run loop ------------------------------------------------------
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from ..checks.suites import KINDS, CheckInstance, Suite, claim_ids, instances, load_suite
-from ..deployrun import CheckResult, DeployRun, display_path
+from ..checks.base import KINDS, CheckInstance, CheckResult
+from ..checks.suites import Suite, claim_ids, instances, load_suite
+from ..deployrun import DeployRun, display_path
 from ..errors import DeploycheckError, UsageProblem
 from ..inputs.yamlfile import gc_paused
 

@@ -1,4 +1,7 @@
-"""Running checklist checks: build the entry's context, run it, keep what it found."""
+"""The check type ``checklist``: a checklist check that is one entry (``checklist/``).
+
+Running it builds the entry's context, runs it and keeps what it found.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,65 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..checklist import Context, Outcome
+from .. import checklist
+from ..checklist import Context, Entry, Outcome
+from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
-from .suites import CheckInstance
+from .base import (
+    Attachment,
+    Check,
+    CheckInstance,
+    CheckResult,
+    Evidence,
+    ParseContext,
+    RunContext,
+    check_names,
+)
+
+if TYPE_CHECKING:
+    from ..environments import Environment
+
+# Checklist entries that run something: anything but reading files, variables, git or the clock.
+_ACTING_ENTRIES = frozenset({"command"})
+
+
+@dataclass(frozen=True)
+class ChecklistSpec:
+    """A checklist check that is not a request: one entry (``command``, ``files``, ...)."""
+
+    entry: Entry
+    type: str = "checklist"
+
+    @property
+    def read_only(self) -> bool:
+        """Unless it runs a command."""
+        return self.entry.key not in _ACTING_ENTRIES
+
+    waits = False
+
+    @property
+    def template_names(self) -> frozenset[str]:
+        return frozenset(self.entry.names())
+
+    def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
+        at = (check.line_of(self.entry.key), f"checks.{check.name}.{self.entry.key}")
+        check_names(dict.fromkeys(self.entry.names(), at), known, env, check.file)
+
+    def services(self) -> list[str]:
+        return []
+
+    def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
+        """What the entry found, and a command's output."""
+        if not isinstance(result, ChecklistResult):
+            return []
+        found = result.found
+        text = "\n".join([f"{result.entry}: {found.status}" + (f" ({found.reason})"
+                                                              if found.reason else "")]
+                         + found.lines
+                         + ([found.data["output"]] if found.data.get("output") else []))
+        return [Attachment("checklist output", redactor.redact(text))]
 
 
 @dataclass
@@ -64,7 +121,8 @@ class ChecklistRunner:
 
     def run(self, instance: CheckInstance) -> ChecklistResult:
         check = instance.check
-        assert check.checklist is not None
+        spec = check.spec
+        assert isinstance(spec, ChecklistSpec)
         now = dt.datetime.now(dt.UTC)
         ids = ack_ids(instance)
         context = Context(
@@ -73,5 +131,26 @@ class ChecklistRunner:
             now=now, deploy_time=self.deploy_time or now, acks=self.acks, ids=ids,
             rootdir=self.rootdir, environ=self.environ, redactor=self.redactor)
         started = time.monotonic()
-        found = check.checklist.run(context)
-        return ChecklistResult(check.checklist.key, found, time.monotonic() - started, ids)
+        found = spec.entry.run(context)
+        return ChecklistResult(spec.entry.key, found, time.monotonic() - started, ids)
+
+
+class _ChecklistType:
+    """``kind: checklist`` checks that are one entry (a request is run as an http check)."""
+
+    name = "checklist"
+    keys = frozenset(checklist.KEYS)
+    kinds = frozenset(("checklist",))
+
+    def parse(self, node: YamlMap, at: ParseContext) -> ChecklistSpec | None:
+        if node["kind"] != "checklist":
+            return None
+        entry = checklist.parse_entry(node, at.where)
+        return ChecklistSpec(entry) if entry is not None else None
+
+    def runner(self, context: RunContext) -> ChecklistRunner:
+        return ChecklistRunner(context.redactor, context.rootdir, context.environ,
+                               context.deploy_time, context.acks)
+
+
+TYPE = _ChecklistType()

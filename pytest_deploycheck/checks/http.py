@@ -1,4 +1,7 @@
-"""Running health and smoke checks: requests, expectations, ``save``, ``retry``, deadlines.
+"""The check type ``http``: checks that send requests (health, smoke, checklist requests).
+
+Parsed from a check's ``request`` or ``steps`` into an :class:`HttpSpec`; run with requests,
+expectations, ``save``, ``retry`` and deadlines.
 
 Plain Python over :mod:`httpx`; the pytest items only ask for a :class:`Result`. A check never
 blocks past its deadline: every request gets the time that is left, and bodies are read in chunks
@@ -13,24 +16,31 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import CheckError
+from ..checklist.command import EXPECT_KEYS as COMMAND_EXPECT_KEYS
+from ..errors import CheckError, ConfigError
 from ..inputs.endpoints import describe_error
 from ..inputs.expectations import (
+    Expectation,
     JsonPathError,
     Mismatch,
     Response,
     compile_jmespath,
     evaluate,
     missing_element,
+    parse_expectation,
 )
 from ..inputs.templating import names_in, render
+from ..inputs.validation import suggest
+from ..inputs.yamlfile import YamlMap, error_at
 from ..jsondoc import loads, readings
 from ..runtime.clients import (
     ALLOW_WRITE,
+    SAFE_METHODS,
     BodyError,
     ClientPool,
     ProtectedEnvironmentError,
@@ -40,10 +50,304 @@ from ..runtime.clients import (
     service_origin,
 )
 from ..secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
-from ..units import format_duration
-from .suites import Check, CheckInstance, Retry, Step
+from ..units import format_duration, parse_duration
+from .base import (
+    Attachment,
+    Check,
+    CheckInstance,
+    CheckResult,
+    Evidence,
+    EvidenceStep,
+    ParseContext,
+    RunContext,
+    check_names,
+)
+
+if TYPE_CHECKING:
+    from ..environments import Environment
 
 SNIPPET_CHARS = 1500
+MAX_BODY = 64 * 1024  # characters of a body kept in an attachment
+# RFC 9110's methods and PATCH; CONNECT opens a tunnel, which no check means to do.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str | None
+    url: str | None
+    service: str | None
+    headers: Mapping[str, str]
+    params: Mapping[str, Any]
+    json: Any
+    has_json: bool
+    body: str | None
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class Retry:
+    until: float | None
+    interval: float
+    attempts: int | None
+    stop_if: Expectation | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request, what it must answer, and the values saved from the answer."""
+
+    name: str
+    request: Request
+    expect: Expectation
+    save: Mapping[str, Any]  # name -> compiled JMESPath, or its text when it has templates
+    allow_write: bool
+    retry: Retry | None
+    line: int
+    names: frozenset[str]  # the template names its request and expectation use
+    # Where each of ``names`` is first used, and where the request's service is named: the
+    # (line, key) an error about it points at.
+    names_at: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    service_at: tuple[int, str] = (0, "")
+    method_at: tuple[int, str] = (0, "")
+
+
+@dataclass(frozen=True)
+class HttpSpec:
+    """A check that sends requests: its steps (one for a single-request check) and the
+    check-wide ``retry`` of a check with ``steps``."""
+
+    steps: tuple[Step, ...]
+    retry: Retry | None
+    type: str = "http"
+
+    @property
+    def read_only(self) -> bool:
+        """Every step uses a safe method (GET, HEAD, OPTIONS) and none allows a write."""
+        return all(step.request.method in SAFE_METHODS and not step.allow_write
+                   for step in self.steps)
+
+    @property
+    def waits(self) -> bool:
+        return self.retry is not None or any(step.retry is not None for step in self.steps)
+
+    @property
+    def template_names(self) -> frozenset[str]:
+        return frozenset().union(*(step.names for step in self.steps))
+
+    def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
+        """Each step's service exists in ``env``, and each template name is known there or
+        saved by an earlier step."""
+        known = set(known)
+        for step in self.steps:
+            if step.request.service is not None and step.request.service not in env.services:
+                try:
+                    env.service(step.request.service)
+                except ConfigError as exc:
+                    line, key = step.service_at
+                    raise ConfigError(exc.message, file=check.file, line=line,
+                                      key=key) from None
+            check_names(step.names_at, known, env, check.file)
+            self._check_write(check, step, env)
+            known |= set(step.save)
+
+    def _check_write(self, check: Check, step: Step, env: Environment) -> None:
+        """A write the protected ``env`` would refuse is a collection error: refused at run
+        time, it failed a rollback gate and rolled back a deploy that nothing was wrong with."""
+        if env.protected and step.request.method not in SAFE_METHODS and not step.allow_write:
+            line, key = step.method_at
+            where = "the step" if len(self.steps) > 1 else "the check"
+            raise ConfigError(f"environment '{env.name}' is protected: {step.request.method} "
+                              f"would be refused; set 'allow_write: true' on {where} if it must "
+                              f"write there, or leave '{env.name}' out with 'skip_envs'",
+                              file=check.file, line=line, key=key)
+
+    def services(self) -> list[str]:
+        return sorted({s.request.service for s in self.steps if s.request.service})
+
+    def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
+        """Each request and response; with several steps, one Allure step each."""
+        if not isinstance(result, Result):
+            return []
+        if len({e.step for e in result.exchanges}) <= 1:
+            return [one for e in result.exchanges for one in _exchange_evidence(e, redactor)]
+        steps: list[Evidence] = []
+        for exchange in result.exchanges:
+            status = exchange.response.status if exchange.response else exchange.error
+            failure = exchange.error or "; ".join(str(m) for m in exchange.mismatches)
+            steps.append(EvidenceStep(
+                f"{exchange.step}: {exchange.method} {redactor.redact(exchange.url)} -> {status}",
+                redactor.redact(failure) if failure else None,
+                _exchange_evidence(exchange, redactor)))
+        return steps
+
+
+def _exchange_evidence(exchange: Exchange, redactor: Redactor) -> list[Attachment]:
+    request = [f"{exchange.method} {exchange.url}"]
+    request += [f"{name}: {value}" for name, value in exchange.headers]
+    if exchange.body:
+        request += ["", pretty_body(exchange.body, MAX_BODY)]
+    shown = [Attachment("request", redactor.redact("\n".join(request)))]
+    response = exchange.response
+    if exchange.error:
+        text = f"no answer: {exchange.error}"
+    elif response is not None:
+        lines = [f"{response.status} in {response.elapsed * 1000:.0f}ms"]
+        lines += [f"{name}: {value}"
+                  for name, value in redactor.redact_headers(response.headers.items())]
+        lines += ["", pretty_body(response.text, MAX_BODY)]
+        text = "\n".join(lines)
+    else:
+        return shown
+    return [*shown, Attachment("response", redactor.redact(text))]
+
+
+def _spec(check: Check) -> HttpSpec:
+    assert isinstance(check.spec, HttpSpec)
+    return check.spec
+
+
+class _HttpType:
+    """Checks that send requests: health and smoke checks, and checklist requests."""
+
+    name = "http"
+    keys = frozenset(("request", "expect", "save", "allow_write", "steps", "retry", "service"))
+    kinds = frozenset(("health", "smoke", "checklist"))
+
+    def parse(self, node: YamlMap, at: ParseContext) -> HttpSpec:
+        where, suite = at.where, at.suite
+        service: ServiceRef = (node["service"], node.line_of("service"),
+                               f"checks.{node['name']}.service") if "service" in node else \
+            (suite.get("service"), suite.line_of("service"), "service")
+        steps = _steps(node, where, service, at.base_dir)
+        return HttpSpec(steps=steps, retry=_retry(node.get("retry"), f"{where}.retry",
+                                                  at.base_dir) if "steps" in node else None)
+
+    def runner(self, context: RunContext) -> HttpCheckRunner:
+        return HttpCheckRunner(context.pool, context.redactor, sleep=context.sleep)
+
+
+TYPE = _HttpType()
+
+
+def _duration(node: YamlMap, key: str, where: str) -> float | None:
+    if key not in node:
+        return None
+    try:
+        return parse_duration(node[key])
+    except ValueError as exc:
+        raise error_at(str(exc), node, key, where) from None
+
+
+# A service name and where it was written: (name, line, key) of a suite's or check's `service`.
+ServiceRef = tuple[str | None, int, str]
+_REQUEST_FIELDS = ("path", "url", "headers", "params", "json", "body")
+
+
+def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
+    if ("path" in node) == ("url" in node):
+        raise error_at("a request needs exactly one of 'path' (on a service) or 'url'", node, None,
+                   where)
+    service = node.get("service", default_service)
+    if "path" in node and not service:
+        raise error_at("no service for this path: set 'service' on the suite, the check or the "
+                   "request, or use 'url'", node, "path", where)
+    if "json" in node and "body" in node:
+        raise error_at("use either 'json' or 'body', not both", node, "body", where)
+    method = str(node.get("method", "GET")).upper()
+    if method not in METHODS:
+        raise error_at(f"unknown HTTP method {method!r}{suggest(method, METHODS)}; methods: "
+                       f"{', '.join(METHODS)}", node, "method", where)
+    return Request(
+        method=method, path=node.get("path"), url=node.get("url"),
+        service=service if "path" in node else None,
+        headers={k: str(v) for k, v in node.get("headers", {}).items()},
+        params=dict(node.get("params", {})), json=node.get("json"), has_json="json" in node,
+        body=node.get("body"), timeout=_duration(node, "timeout", where))
+
+
+def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, expr in (node or {}).items():
+        if "{{" in str(expr):  # compiled once rendered, when the answer is in
+            out[name] = str(expr)
+            continue
+        try:
+            out[name] = compile_jmespath(expr)
+        except ValueError as exc:
+            assert isinstance(node, YamlMap)
+            raise error_at(str(exc), node, name, where) from None
+    return out
+
+
+def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
+    if node is None:
+        return None
+    retry = Retry(until=_duration(node, "until", where),
+                  interval=_duration(node, "interval", where) or 1.0,
+                  attempts=node.get("attempts"),
+                  stop_if=parse_expectation(node["stop_if"], f"{where}.stop_if", base_dir)
+                  if "stop_if" in node else None)
+    if retry.until is None and retry.attempts is None:
+        raise error_at("retry needs 'until' or 'attempts'", node, None, where)
+    return retry
+
+
+def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
+          base_dir: Path, label: str) -> Step:
+    """A step; a single-request check is parsed as its own only step (``retry`` included).
+
+    ``label`` is the step's key path as errors found per environment name it
+    (``checks.<name>``, ``checks.<name>.steps[1]``).
+    """
+    expect = node.get("expect", YamlMap())
+    for key in COMMAND_EXPECT_KEYS:
+        if key in expect:
+            raise error_at(f"'{key}' is an expectation of a checklist command, not of a request",
+                       expect, key, f"{where}.expect")
+    raw = node["request"]
+    request = _request(raw, f"{where}.request", default_service[0])
+    # As in Tavern, an answer is expected to succeed unless the check says otherwise: a health
+    # check without `status` must not pass on a 503.
+    expectation = parse_expectation(expect, f"{where}.expect", base_dir, default_status=("2xx",))
+    names_at: dict[str, tuple[int, str]] = {}
+    for key in _REQUEST_FIELDS:
+        if key in raw:
+            at = (raw.line_of(key), f"{label}.request.{key}")
+            for used in names_in(raw[key]):
+                names_at.setdefault(used, at)
+    for used in expectation.names():
+        names_at.setdefault(used, (node.line_of("expect"), f"{label}.expect"))
+    save = _save(node.get("save"), f"{where}.save")
+    for used in names_in([expr for expr in save.values() if isinstance(expr, str)]):
+        names_at.setdefault(used, (node.line_of("save"), f"{label}.save"))
+    retry = _retry(node.get("retry"), f"{where}.retry", base_dir)
+    for used in retry.stop_if.names() if retry and retry.stop_if else ():
+        names_at.setdefault(used, (node.line_of("retry"), f"{label}.retry.stop_if"))
+    service_at = (raw.line_of("service"), f"{label}.request.service") if "service" in raw \
+        else default_service[1:]
+    return Step(
+        name=name, request=request, expect=expectation,
+        save=save, allow_write=bool(node.get("allow_write", False)), retry=retry,
+        line=node.line, names=frozenset(names_at), names_at=names_at, service_at=service_at,
+        method_at=(raw.line_of("method"), f"{label}.request.method"))
+
+
+def _steps(node: YamlMap, where: str, service: ServiceRef, base_dir: Path) -> tuple[Step, ...]:
+    if "steps" in node:
+        for key in ("request", "expect", "save", "allow_write"):
+            if key in node:
+                raise error_at(f"'{key}' belongs in a step when a check has 'steps'", node, key,
+                               where)
+        label = f"checks.{node['name']}"
+        many = len(node["steps"]) > 1
+        return tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
+                           service, base_dir, f"{label}.steps[{i}]" if many else label)
+                     for i, step in enumerate(node["steps"]))
+    if "request" in node:
+        return (_step(node, where, node["name"], service, base_dir, f"checks.{node['name']}"),)
+    raise error_at("a health or smoke check needs 'request' or 'steps'", node, None, where)
 
 
 @dataclass
@@ -116,7 +420,7 @@ class Result:
         lines = instance.failure_header()
         for exchange in self.exchanges:
             lines.append("")
-            label = f"[{exchange.step}] " if len(check.steps) > 1 else ""
+            label = f"[{exchange.step}] " if len(_spec(check).steps) > 1 else ""
             lines.append(f"{label}{exchange.method} {exchange.url}")
             lines.extend(f"  {name}: {value}" for name, value in exchange.headers)
             if exchange.body:
@@ -176,7 +480,7 @@ def secret_names(check: Check) -> frozenset[str]:
     (the step may yet fail and show its response), not only once a later step sends it.
     """
     names: set[str] = set()
-    for step in check.steps:
+    for step in _spec(check).steps:
         request = step.request
         names |= names_in([value for name, value in request.headers.items()
                            if is_secret_header(name)])
@@ -224,10 +528,10 @@ class HttpCheckRunner:
 
         def once() -> tuple[bool, bool]:
             attempt.reset()
-            ok, stop = self._steps(instance, check.retry, deadline, attempt)
+            ok, stop = self._steps(instance, _spec(check).retry, deadline, attempt)
             return ok, stop
 
-        attempts = self._retrying(once, check.retry, deadline)
+        attempts = self._retrying(once, _spec(check).retry, deadline)
         return Result(passed=attempt.reason is None, reason=attempt.reason or "",
                       exchanges=attempt.exchanges, attempts=attempts,
                       duration=self.clock() - start)
@@ -258,7 +562,7 @@ class HttpCheckRunner:
                attempt: _Attempt) -> tuple[bool, bool]:
         """One pass over the steps, each retried on its own when it has ``retry``."""
         scope = instance.scope()
-        for step in instance.check.steps:
+        for step in _spec(instance.check).steps:
             first = len(attempt.exchanges)
 
             def once(step: Step = step, first: int = first) -> tuple[bool, bool]:

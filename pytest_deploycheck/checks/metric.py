@@ -1,4 +1,7 @@
-"""Running metric checks: query the source, judge every sample, observe, no data, baselines.
+"""The check type ``metric``: what a ``kind: metric`` check asks (SPEC §4), and running it.
+
+Parsed once at collection into a :class:`MetricSpec`; run by querying the source, judging
+every sample, observing, no data, baselines.
 
 A measurement is one query (instant, or a range over ``window``) judged against the check's
 rules; a plain check takes one, an ``observe`` check one per interval, counting threshold
@@ -11,23 +14,265 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from ..environments import Environment
-from ..errors import CheckError
+from ..errors import CheckError, ConfigError
 from ..inputs.endpoints import Service, describe_error
-from ..inputs.templating import render
+from ..inputs.templating import names_in, render
+from ..inputs.yamlfile import YamlMap, error_at
 from ..metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series
 from ..runtime.clients import BodyError, ClientPool, read_body
-from ..runtime.state import Baseline, StateStore
+from ..runtime.state import Baseline
 from ..secrets import Redactor
-from ..units import format_duration, parse_duration, utc_iso
-from .metricspec import AGGREGATES, SERIES_COMBINE, MetricSpec, Rule
-from .suites import CheckInstance
+from ..units import (
+    RelativeLimit,
+    format_duration,
+    parse_duration,
+    parse_quantity,
+    parse_relative,
+    parse_threshold,
+    utc_iso,
+)
+from .base import (
+    Attachment,
+    Chart,
+    Check,
+    CheckInstance,
+    CheckResult,
+    Evidence,
+    ParseContext,
+    RunContext,
+    check_names,
+)
+
+AGGREGATES: Mapping[str, Callable[[Sequence[float]], float]] = {
+    "max": max, "min": min, "avg": statistics.fmean, "last": lambda values: values[-1],
+}
+# How several series become one: "each" judges every series on its own.
+SERIES_COMBINE: Mapping[str, Callable[[Sequence[float]], float] | None] = {
+    "each": None, "sum": math.fsum, "avg": statistics.fmean, "max": max, "min": min,
+}
+DEFAULT_ERROR_LIMIT = 4  # Argo Rollouts' consecutiveErrorLimit default
+
+
+class Rule(Protocol):
+    """Something a value must satisfy: a threshold, a range, a baseline limit."""
+
+    def check(self, value: float) -> bool: ...
+    def __str__(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Between:
+    """``between: [low, high]``, both ends included, with units like thresholds."""
+
+    low: float
+    high: float
+    text: str
+
+    def check(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Observe:
+    """Live polling, Argo-style: measure every ``interval`` for ``duration``."""
+
+    duration: float
+    interval: float
+    failure_limit: int
+    error_limit: int
+
+    @property
+    def count(self) -> int:
+        """Measurements taken: at the start, then every interval until ``duration``."""
+        return int(self.duration / self.interval + 1e-9) + 1
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    source: str
+    query: str
+    rule: Rule | None  # threshold or between; None when only a baseline judges
+    window: float | None
+    step: float | None
+    aggregate: str | None
+    series: str | None
+    observe: Observe | None
+    no_data: str
+    non_finite: str
+    baseline: RelativeLimit | None
+
+    type: str = "metric"
+
+    # A metric query only reads (a ``command`` source is a query too), and waits by design.
+    read_only = True
+    waits = True
+
+    @property
+    def template_names(self) -> frozenset[str]:
+        return frozenset(names_in(self.query))
+
+    def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
+        """The source exists in ``env`` and can answer the query; its names are known."""
+        where = f"checks.{check.name}"
+        try:
+            source = env.metric_source(self.source)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, file=check.file, line=check.line_of("source"),
+                              key=f"{where}.source") from None
+        if self.window is not None and not source.history:
+            raise ConfigError(f"'window' needs a source with history, and '{self.source}' in "
+                              f"environment '{env.name}' is {source.describe()}; use 'observe' "
+                              f"to watch it live instead", file=check.file,
+                              line=check.line_of("window"), key=f"{where}.window")
+        used = self.template_names
+        check_names(dict.fromkeys(used, (check.line_of("query"), f"{where}.query")), known, env,
+                    check.file)
+        problem = None if used else source.query_error(self.query)
+        if problem:
+            raise ConfigError(f"{problem} (for source '{self.source}', {source.describe()})",
+                              file=check.file, line=check.line_of("query"), key=f"{where}.query")
+
+    def services(self) -> list[str]:
+        return [f"metrics: {self.source}"]
+
+    def thresholds(self) -> list[tuple[str, float]]:
+        """The rule's limits, as lines on a chart."""
+        rule = self.rule
+        if rule is None:
+            return []
+        return [(str(rule), float(getattr(rule, name))) for name in ("limit", "low", "high")
+                if isinstance(getattr(rule, name, None), (int, float))]
+
+    def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
+        """The query and rules, every sample judged (CSV), and a chart of them."""
+        if not isinstance(result, MetricResult):
+            return []
+        rows = ["time (UTC),series,value,verdict"]
+        series: dict[str, list[tuple[float, float]]] = {}
+        for measurement in result.measurements:
+            for judged in measurement.judged:
+                verdict = {True: "ok", False: "BREACH", None: "ignored"}[judged.ok]
+                rows.append(f"{utc_iso(judged.sample.timestamp, 'seconds')},"
+                            f"{_csv(judged.series)},{judged.sample.value!r},{verdict}")
+                series.setdefault(judged.series, []).append((judged.sample.timestamp,
+                                                             judged.sample.value))
+        summary = [f"source: {result.source}", f"query: {result.query}",
+                   f"rules: {', '.join(result.rules)}"]
+        if result.baseline is not None:
+            summary.append(f"baseline: {result.baseline.value!r} ({result.baseline.recorded})")
+        errors = [f"{utc_iso(m.at, 'seconds')}: {m.message}" for m in result.measurements
+                  if m.message]
+        return [Attachment("query", redactor.redact("\n".join([*summary, "", *errors]))),
+                Attachment("samples", redactor.redact("\n".join(rows)), "csv"),
+                Chart("chart", redactor.redact(result.query), sorted(series.items()),
+                      self.thresholds())]
+
+    def describe_rule(self) -> str:
+        if self.rule is None:
+            return "no threshold (baseline only)"
+        scope = ""
+        if self.window is not None:
+            scope = (f" ({self.aggregate} of the last {format_duration(self.window)})"
+                     if self.aggregate else
+                     f" (every sample of the last {format_duration(self.window)})")
+        return f"{self.rule}{scope}"
+
+
+METRIC_KEYS = ("source", "query", "threshold", "between", "window", "step", "aggregate",
+               "series", "observe", "no_data", "non_finite", "baseline")
+
+
+def _duration(node: YamlMap, key: str, where: str, positive: bool = True) -> float | None:
+    if key not in node:
+        return None
+    try:
+        value = parse_duration(node[key])
+    except ValueError as exc:
+        raise error_at(str(exc), node, key, where) from None
+    if positive and value <= 0:
+        raise error_at(f"{key} must be longer than 0", node, key, where)
+    return value
+
+
+def _rule(node: YamlMap, where: str) -> Rule | None:
+    if "threshold" in node and "between" in node:
+        raise error_at("use either 'threshold' or 'between', not both", node, "between", where)
+    if "threshold" in node:
+        try:
+            return parse_threshold(node["threshold"])
+        except ValueError as exc:
+            raise error_at(str(exc), node, "threshold", where) from None
+    if "between" in node:
+        pair = node["between"]
+        try:
+            low, high = (parse_quantity(value) for value in pair)
+        except ValueError as exc:
+            raise error_at(str(exc), node, "between", where) from None
+        if low > high:
+            raise error_at(f"between: {pair[0]} is above {pair[1]}; write [low, high]", node,
+                         "between", where)
+        return Between(low, high, f"between {pair[0]} and {pair[1]}")
+    return None
+
+
+def _observe(node: YamlMap, where: str, timeout: float | None) -> Observe | None:
+    spec = node.get("observe")
+    if spec is None:
+        return None
+    inner = f"{where}.observe"
+    duration = _duration(spec, "duration", inner)
+    interval = _duration(spec, "interval", inner)
+    assert duration is not None and interval is not None  # required by the schema
+    if interval > duration:
+        raise error_at(f"interval ({format_duration(interval)}) is longer than the duration "
+                     f"({format_duration(duration)})", spec, "interval", inner)
+    if timeout is not None and timeout <= duration:
+        raise error_at(f"the check's timeout ({format_duration(timeout)}) ends the observation "
+                     f"before its duration ({format_duration(duration)}); raise or drop it",
+                     node, "timeout", where)
+    return Observe(duration=duration, interval=interval,
+                   failure_limit=spec.get("failure_limit", 0),
+                   error_limit=spec.get("error_limit", DEFAULT_ERROR_LIMIT))
+
+
+def parse_metric(node: YamlMap, where: str, timeout: float | None) -> MetricSpec:
+    """The metric part of a check; raises :class:`ConfigError` naming file, line and key."""
+    rule = _rule(node, where)
+    baseline = None
+    if "baseline" in node:
+        try:
+            baseline = parse_relative(node["baseline"]["relative"])
+        except ValueError as exc:
+            raise error_at(str(exc), node["baseline"], "relative", f"{where}.baseline") from None
+    if rule is None and baseline is None:
+        raise ConfigError("a metric check needs 'threshold', 'between' or 'baseline'",
+                          file=node.file, line=node.line, key=where)
+    window = _duration(node, "window", where)
+    step = _duration(node, "step", where)
+    if step is not None and window is None:
+        raise error_at("'step' only applies with 'window'", node, "step", where)
+    if window is not None and step is not None and step > window:
+        raise error_at(f"step ({format_duration(step)}) is longer than the window "
+                     f"({format_duration(window)})", node, "step", where)
+    if "aggregate" in node and window is None:
+        raise error_at("'aggregate' summarises the samples of a 'window'; add a window", node,
+                     "aggregate", where)
+    return MetricSpec(
+        source=node.get("source", "default"), query=node["query"], rule=rule, window=window,
+        step=step, aggregate=node.get("aggregate"), series=node.get("series"),
+        observe=_observe(node, where, timeout), no_data=node.get("no_data", "fail"),
+        non_finite=node.get("non_finite", "no_data"), baseline=baseline)
+
 
 MAX_SAMPLES_SHOWN = 200
 MAX_SAMPLES_KEPT = 1000
@@ -205,18 +450,17 @@ def _refuse_gaps(series: list[Series], times: list[float], how: str) -> None:
 class MetricRunner:
     """Runs metric check instances. ``progress`` receives a line per observe measurement."""
 
-    def __init__(self, pool: ClientPool, state: StateStore, redactor: Redactor,
-                 clock: Callable[[], float] = time.monotonic,
+    def __init__(self, context: RunContext, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.pool, self.state, self.redactor = pool, state, redactor
+        self.context = context
+        self.pool, self.state, self.redactor = context.pool, context.state, context.redactor
         self.clock, self.wall, self.sleep = clock, wall, sleep
-        self.progress: Callable[[str], None] | None = None
 
     def run(self, instance: CheckInstance) -> MetricResult:
         check, env = instance.check, instance.env
-        spec = check.metric
-        assert spec is not None
+        spec = check.spec
+        assert isinstance(spec, MetricSpec)
         started = self.clock()
         source = env.metric_source(spec.source)
         query = str(render(spec.query, instance.scope()))
@@ -376,8 +620,8 @@ class MetricRunner:
                 breaches += 1
             elif measurement.status == "error":
                 errors += 1
-            if self.progress is not None:
-                self.progress(f"{label}: measurement {index + 1}/{observe.count} "
+            if self.context.progress is not None:
+                self.context.progress(f"{label}: measurement {index + 1}/{observe.count} "
                               f"{measurement.status} (value {_num(measurement.value)}); "
                               f"{breaches} breaches, {errors} errors so far")
             if breaches > observe.failure_limit or errors > observe.error_limit:
@@ -445,3 +689,28 @@ class MetricReader:
         found = combine(self.source.range(query, now - span, now, every, self.source.timeout,
                                           self.fetch), None, True)
         return list(found[0].samples) if found else []
+
+
+def _csv(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+class _MetricType:
+    """``kind: metric`` checks: a query of a metric source, judged (SPEC §4)."""
+
+    name = "metric"
+    keys = frozenset(METRIC_KEYS)
+    kinds = frozenset(("metric",))
+
+    def parse(self, node: YamlMap, at: ParseContext) -> MetricSpec | None:
+        if node["kind"] != "metric":
+            return None
+        if "query" not in node:
+            raise error_at("a metric check needs 'query'", node, None, at.where)
+        return parse_metric(node, at.where, at.timeout)
+
+    def runner(self, context: RunContext) -> MetricRunner:
+        return MetricRunner(context, sleep=context.sleep)
+
+
+TYPE = _MetricType()

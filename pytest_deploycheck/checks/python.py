@@ -15,7 +15,7 @@ from ..environments import NO_ENVIRONMENTS, UnknownEnvironment, environment_name
 from ..errors import ConfigError
 from ..inputs.validation import suggest
 from ..units import parse_duration
-from .suites import KINDS
+from .base import KINDS, applies_to
 
 ON_FAIL = ("rollback", "block", "warn")
 SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
@@ -39,7 +39,7 @@ class PythonCheck:
         return KINDS[self.kind].markers
 
     def applies_to(self, env: str) -> bool:
-        return (self.envs is None or env in self.envs) and env not in self.skip_envs
+        return applies_to(self.envs, self.skip_envs, env)
 
 
 UNMARKED = PythonCheck(DEFAULT_KIND, KINDS[DEFAULT_KIND].on_fail, None, (), "normal", None, None)

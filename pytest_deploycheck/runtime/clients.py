@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # at run time, the environments (and their actions) import th
     from ..inputs.endpoints import Service
 
 ALLOW_WRITE = "deploycheck_allow_write"
+# The methods that only read (RFC 9110 §9.2.1): what a protected environment lets through.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -40,8 +42,6 @@ class ProtectedEnvironmentError(CheckError):
 
 
 def _protect(env_name: str) -> httpx._client.EventHook:
-    from ..checks.suites import SAFE_METHODS
-
     def guard(request: httpx.Request) -> None:
         if request.method not in SAFE_METHODS and not request.extensions.get(ALLOW_WRITE):
             raise ProtectedEnvironmentError(

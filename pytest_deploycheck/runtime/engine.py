@@ -4,7 +4,7 @@ Deploy gates wait on the network, so checks that only read (health checks, GET-o
 checks, metric queries and observations, checklist entries that run no command) run in a pool of
 threads, each with the run's shared keep-alive clients; their items then only report what they
 found. Checks that may change something run at their item, on the calling thread, in order, and
-nothing runs concurrently with them (see :func:`side_effect_free`).
+nothing runs concurrently with them (each check says which it is: ``CheckSpec.read_only``).
 
 Threads, not asyncio: at 50 concurrent loopback requests httpx's ``AsyncClient`` took several
 times longer per request than sync clients shared by threads (``bench/http_layer.py``), and the
@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
-from ..checks.suites import SAFE_METHODS, Check
 from ..errors import CheckError
 
 _T = TypeVar("_T")
@@ -32,32 +31,6 @@ _GROW_AFTER = 0.02
 _IDLE_SHARE = 0.5
 # Held calls run in the pool before the next ones run on the calling thread (see Engine).
 PROBES = 8
-
-# Checklist entries that run something: anything but reading files, variables, git or the clock.
-_ACTING_ENTRIES = frozenset({"command"})
-
-
-def waits(check: Check) -> bool:
-    """Whether ``check`` is made to wait (observing or querying a metric, retrying until
-    ready), so that it goes to the pool at once rather than first showing that it waits."""
-    return check.metric is not None or check.retry is not None or \
-        any(step.retry is not None for step in check.steps)
-
-
-def side_effect_free(check: Check) -> bool:
-    """Whether ``check`` only reads, so that running it early and alongside others is safe.
-
-    HTTP checks qualify when every step uses a safe method (GET, HEAD, OPTIONS) and none allows a
-    write; metric checks always (a ``command`` metric source is a query); checklist entries
-    unless they run a command.
-    """
-    if check.metric is not None:
-        return True
-    if check.checklist is not None:
-        return check.checklist.key not in _ACTING_ENTRIES
-    return all(step.request.method in SAFE_METHODS and not step.allow_write
-               for step in check.steps)
-
 
 class Cancelled(CheckError):
     """The run is stopping (``-x``, ``--maxfail``, ``--rollback-fast``, Ctrl-C): a check that
@@ -144,10 +117,11 @@ class Engine:
     the run; when none of them made the run wait, the next ones run on the calling thread,
     without handing each over to another thread and back (190 µs of CPU per call on the 2-core
     development machine). Once a call has kept the run waiting :data:`_GROW_AFTER` with the
-    process mostly idle, or a call :func:`waits` by design, every held call and every later one
-    starts at once. Checks answered at once keep the process busy: running them ahead, alongside
-    the thread reporting them, only adds contention for the interpreter lock (1000 checks
-    against a fast loopback endpoint: 5.0 s of CPU ahead on one thread, 4.2 s at their items).
+    process mostly idle, or a call waits by design (``waiting``), every held call and every
+    later one starts at once. Checks answered at once keep the process busy: running them
+    ahead, alongside the thread reporting them, only adds contention for the interpreter lock
+    (1000 checks against a fast loopback endpoint: 5.0 s of CPU ahead on one thread, 4.2 s at
+    their items).
     """
 
     def __init__(self, concurrency: int) -> None:
