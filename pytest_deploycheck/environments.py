@@ -24,25 +24,12 @@ from .inputs.windows import DeployWindows, parse_windows
 from .inputs.yamlfile import YamlList, YamlMap, load_file
 from .metrics import MetricSource, SourceContext, parse_source
 from .runtime.commands import describe, parse_command
+from .runtime.processes import StartProcess
 from .secrets import CREDENTIAL_FIELDS, Redactor, is_secret_header
 
 DEFAULT_TIMEOUT = 10.0
 _T = TypeVar("_T")
 DEFAULT_START_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class StartProcess:
-    """A process started before the first check and stopped at session end."""
-
-    name: str
-    command: str | tuple[str, ...]
-    cwd: Path
-    env: Mapping[str, str]
-    ready: str | None
-    timeout: float
-    file: str
-    line: int
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import functools
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpcore
 import httpx
@@ -23,14 +23,27 @@ from ..errors import CheckError
 from ..secrets import Redactor, is_secret_header
 from ..units import format_duration
 
-if TYPE_CHECKING:  # at run time, the environments (and their actions) import this module
-    from ..environments import Environment
+if TYPE_CHECKING:
     from ..inputs.endpoints import Service
 
 ALLOW_WRITE = "deploycheck_allow_write"
 # The methods that only read (RFC 9110 §9.2.1): what a protected environment lets through.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+
+class Target(Protocol):
+    """What a client is made for: an environment's name, default timeout and protection."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def protected(self) -> bool: ...
 
 
 class ProtectedEnvironmentError(CheckError):
@@ -252,7 +265,7 @@ class ClientPool:
         self._lock = threading.Lock()
         self._redactor = redactor
 
-    def client(self, env: Environment, service: Service | None) -> httpx.Client:
+    def client(self, env: Target, service: Service | None) -> httpx.Client:
         """The client for ``service`` in ``env``; ``None`` is the env's client for absolute URLs."""
         key = (env.name, service.name if service else None)
         with self._lock:

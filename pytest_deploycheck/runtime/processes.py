@@ -22,14 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..environments import Environment, StartProcess
 from ..errors import ConfigError
 from ..secrets import Redactor
 from .clients import new_client
@@ -132,6 +132,31 @@ def _describe_pid(pid: int) -> str:
     return f"pid {pid} ({name})"
 
 
+
+@dataclass(frozen=True)
+class StartProcess:
+    """A process started before the first check and stopped at session end."""
+
+    name: str
+    command: str | tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    ready: str | None
+    timeout: float
+    file: str
+    line: int
+
+
+class Starting(Protocol):
+    """An environment as the processes see it: its name and what it starts."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def start(self) -> Sequence[StartProcess]: ...
+
+
 class _Running:
     def __init__(self, env: str, spec: StartProcess, popen: subprocess.Popen[bytes], log: Path,
                  log_file: IO[bytes], reaper: subprocess.Popen[bytes] | None) -> None:
@@ -148,7 +173,7 @@ class ProcessManager:
         self._started: set[str] = set()
         self._logdir: Path | None = None
 
-    def start(self, env: Environment) -> None:
+    def start(self, env: Starting) -> None:
         """Start ``env``'s processes (once) and wait until each is ready.
 
         Raises :class:`ConfigError` naming the ``start`` entry when one exits or never gets ready;
