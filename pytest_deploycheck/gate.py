@@ -1,7 +1,8 @@
 """Gate decisions (SPEC §5): each environment's verdict from its checks, and its rollback, once.
 
 Plain Python fed with one :class:`CheckRecord` per finished item. The pytest side (the
-controller's gate plugin in :mod:`reporting`) builds the records from the reports it receives,
+controller's gate plugin, ``adapter/gateplugin.py``) builds the records from the reports it
+receives (each carrying a :class:`CheckInfo`),
 so every decision is made in one process, also under xdist, however many checks failed.
 """
 
@@ -14,10 +15,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .actions import Action, ActionContext, ActionResult
 from .environments import Environment
@@ -29,6 +30,54 @@ from .units import utc_iso
 OK_VERDICTS = frozenset({"passed", "passed_with_warnings"})
 # How bad an item's outcome is, to keep the worst of its setup, call and teardown reports.
 _RANK = {"passed": 0, "skipped": 1, "warned": 2, "inconclusive": 3, "failed": 4}
+
+
+class CheckInfo(TypedDict):
+    """What an item's reports carry of its check (``report.deploycheck``): plain data, so that
+    it crosses from xdist workers to the controller with the report. The setup report carries
+    all of it; later ones only what their phase says beyond a quiet pass (:func:`outcome_part`).
+    """
+
+    id: str  # suite::check
+    item_id: str  # suite::check[env-params]
+    suite: str
+    name: str
+    env: str
+    kind: str
+    on_fail: str
+    severity: str
+    runbook: str | None
+    file: str
+    line: int
+    order: int  # the item's place in the collected order
+    # How the phase went, beyond pass or fail:
+    warning: str  # why an ``on_fail: warn`` check would have failed
+    inconclusive: bool
+    note: str
+    reason: str
+    details: dict[str, Any]  # the result's own data (JSON-safe, redacted)
+    acknowledged: str | None  # the --ack value that acknowledged it
+
+
+# What a phase says when it found nothing to tell; shared, so read-only.
+QUIET_OUTCOME: Mapping[str, Any] = {"warning": "", "inconclusive": False, "note": "",
+                                    "reason": "", "details": {}, "acknowledged": None}
+
+
+def check_info(*, id: str, item_id: str, suite: str, name: str, env: str, kind: str,
+               on_fail: str, severity: str, runbook: str | None, file: str, line: int,
+               order: int) -> CheckInfo:
+    """A check's description with a quiet outcome (YAML and Python checks alike)."""
+    return CheckInfo(id=id, item_id=item_id, suite=suite, name=name, env=env, kind=kind,
+                     on_fail=on_fail, severity=severity, runbook=runbook, file=file, line=line,
+                     order=order, warning="", inconclusive=False, note="", reason="",
+                     details={}, acknowledged=None)
+
+
+def outcome_part(info: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``info`` (a :class:`CheckInfo`) says about how a phase went, beyond a quiet pass
+    (empty for one)."""
+    return {key: info[key] for key, quiet in QUIET_OUTCOME.items() if info[key] != quiet}
 
 
 @dataclass
@@ -56,6 +105,17 @@ class CheckRecord:
     # The item's place in the collected order: checks that ran concurrently finish in any
     # order, but reports list them as collected.
     order: int = 0
+
+    @classmethod
+    def from_info(cls, nodeid: str, info: CheckInfo, *, outcome: str, message: str,
+                  duration: float, crashed: bool = False) -> CheckRecord:
+        """The record of a report of the item that ``info`` describes (a crashed worker's
+        report keeps no note)."""
+        return cls(nodeid=nodeid, id=info["item_id"], suite=info["suite"], name=info["name"],
+                   kind=info["kind"], env=info["env"], outcome=outcome, on_fail=info["on_fail"],
+                   duration=duration, message=message, file=info["file"], line=info["line"],
+                   note="" if crashed else info["note"], acknowledged=info["acknowledged"],
+                   order=info["order"])
 
     def merge(self, other: CheckRecord) -> CheckRecord:
         """The worse of two reports of one item, keeping what either found out."""

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .adapter.markeritems import FailingReader
     from .deployrun import DeployRun
     from .environments import Environment
+    from .gate import CheckInfo
 
 _T = TypeVar("_T")
 MARKERS = {
@@ -280,7 +281,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     from .adapter.markeritems import redact_report
-    from .adapter.yamlitems import CheckItem, outcome_part
+    from .adapter.yamlitems import CheckItem
+    from .gate import outcome_part
 
     redact_report(report, _run(item.config).redactor)
     try:
@@ -344,7 +346,7 @@ def pytest_make_collect_report(collector: pytest.Collector
     return report
 
 
-def _gate_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, object] | None:
+def _gate_info(item: pytest.Item, call: pytest.CallInfo[None]) -> CheckInfo | None:
     from .adapter.markeritems import report_info
     from .adapter.yamlitems import CheckItem
 
@@ -352,7 +354,7 @@ def _gate_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, obje
 
 
 def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],
-                        report: pytest.TestReport, exc: Exception) -> dict[str, object] | None:
+                        report: pytest.TestReport, exc: Exception) -> CheckInfo | None:
     """Fail ``report`` because describing it raised ``exc``; the check's description without
     the phase's outcome, with the reason."""
     from .deployrun import exception_line
@@ -366,7 +368,11 @@ def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],
         quiet = _gate_info(item, pytest.CallInfo.from_call(lambda: None, "setup"))
     except Exception:
         return None  # no description at all: the failed report still counts (see GatePlugin)
-    return {**quiet, "reason": reason} if quiet is not None else None
+    if quiet is None:
+        return None
+    described = quiet.copy()  # a quiet description may be shared
+    described["reason"] = reason
+    return described
 
 
 def _reporter(report: pytest.TestReport, what: str, write: Callable[[], None]) -> None:
@@ -382,7 +388,7 @@ def _reporter(report: pytest.TestReport, what: str, write: Callable[[], None]) -
         report.deploycheck_problems = problems  # type: ignore[attr-defined]
 
 
-def _allure(item: pytest.Item, when: str, info: dict[str, object]) -> None:
+def _allure(item: pytest.Item, when: str, info: CheckInfo) -> None:
     """Describe a check's Allure result and attach its evidence, with ``--alluredir``."""
     if item.config.pluginmanager.get_plugin("allure_listener") is None:
         return

@@ -20,7 +20,7 @@ import pytest
 from ..actions import ActionResult
 from ..deployrun import DeployRun, exception_line
 from ..errors import DeploycheckError
-from ..gate import OK_VERDICTS, CheckRecord, Gate
+from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
 from ..runtime.durable import write_json_atomic
 
 # xdist reports an item whose worker died with this phase.
@@ -40,7 +40,7 @@ class GatePlugin:
         self.used_acks: set[str] = set()
         # --ack values that named an item that took none: (node id, why it could not)
         self.unused_acks: dict[str, tuple[str, str]] = {}
-        self.known: dict[str, dict[str, Any]] = {}  # nodeid -> its setup report's description
+        self.known: dict[str, CheckInfo] = {}  # nodeid -> its setup report's description
         self.session: pytest.Session | None = None
         self.problems: list[str] = []
         self.collection_errors: list[str] = []
@@ -137,7 +137,7 @@ class GatePlugin:
                 return
             # The first report of a check (its setup) describes it; later ones add to that.
             self.known[report.nodeid] = known = sent
-        info = {**known, **sent} if sent and sent is not known else known
+        info: CheckInfo = {**known, **sent} if sent and sent is not known else known
         if report.when in ("setup", "teardown") and report.passed:
             return  # only the call says how a check went; an interrupted one has no call
         crashed = report.when == CRASH_PHASE
@@ -159,16 +159,12 @@ class GatePlugin:
             outcome, message = "warned", info["warning"]
         else:
             outcome, message = "passed", ""
-        record = CheckRecord(
-            nodeid=report.nodeid, id=info["item_id"], suite=info["suite"], name=info["name"],
-            kind=info["kind"], env=info["env"], outcome=outcome, on_fail=info["on_fail"],
-            duration=report.duration, message=message, file=info["file"], line=info["line"],
-            note=info.get("note", "") if not crashed else "",
-            acknowledged=info.get("acknowledged"), order=info.get("order", 0))
+        record = CheckRecord.from_info(report.nodeid, info, outcome=outcome, message=message,
+                                       duration=report.duration, crashed=crashed)
         if self.gate.record(record) and self.fast and self.gate.mode != "off":
             self._roll_back_now(record)
 
-    def _note_unused_acks(self, report: pytest.TestReport, info: dict[str, Any]) -> None:
+    def _note_unused_acks(self, report: pytest.TestReport, info: CheckInfo) -> None:
         """Remember the ``--ack`` values that named this item although it took none, and why
         it could not (empty when it passed without one)."""
         if not self.acks:
@@ -182,13 +178,13 @@ class GatePlugin:
                 f"emergency-only deploy windows take --ack")
             self.unused_acks.setdefault(ack, (report.nodeid, why))
 
-    def _undescribed(self, report: pytest.TestReport) -> dict[str, Any] | None:
+    def _undescribed(self, report: pytest.TestReport) -> CheckInfo | None:
         """The gate's view of a failed item no report described: a YAML check's from its suite
         file, any item's environment from its id. ``None`` for an item that is no check (a
         crash of such an item is a gate error)."""
         from ..checks.base import KINDS
         from ..checks.python import DEFAULT_KIND
-        from .yamlitems import QUIET_INFO
+        from ..gate import check_info
 
         nodeid = report.nodeid
         file, _, rest = nodeid.partition("::")
@@ -211,10 +207,9 @@ class GatePlugin:
         elif not crashed and not yaml:
             return None  # a plain test's failure, as any other
         suite = rest.partition("::")[0] if yaml else file
-        return {**QUIET_INFO, "id": f"{suite}::{name}", "item_id": rest if yaml else nodeid,
-                "suite": suite, "name": name, "env": env, "kind": kind, "on_fail": on_fail,
-                "severity": "normal", "runbook": None, "file": file, "line": line,
-                "order": len(self.expected)}
+        return check_info(id=f"{suite}::{name}", item_id=rest if yaml else nodeid, suite=suite,
+                          name=name, env=env, kind=kind, on_fail=on_fail, severity="normal",
+                          runbook=None, file=file, line=line, order=len(self.expected))
 
     def _yaml_check(self, file: str, rest: str) -> Any:
         """The check of the suite file ``file`` (relative to the rootdir) that ``rest`` (the

@@ -20,11 +20,12 @@ from ..checks.metric import MetricReader
 from ..checks.python import UNMARKED, PythonCheck, parse_marker
 from ..deployrun import display_path
 from ..errors import ConfigError, DeploycheckError
+from ..gate import CheckInfo, check_info
 from ..metrics import Sample
 from ..runtime.watchdog import interrupt_after
 from ..secrets import Redactor
 from ..units import format_duration
-from .yamlitems import ORDER_KEY, QUIET_INFO, RUN_KEY, junit_properties
+from .yamlitems import ORDER_KEY, RUN_KEY, junit_properties
 
 MARKER = "deploycheck"
 CHECK_KEY = pytest.StashKey[PythonCheck]()
@@ -144,7 +145,7 @@ def guard_call(item: pytest.Item) -> Generator[None, None, None]:
         item.stash[WARNING_KEY] = _reason(exc, item.config.stash[RUN_KEY].redactor)
 
 
-def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any] | None:
+def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> CheckInfo | None:
     """The gate's view of a Python check's report (plain data, for xdist)."""
     check = item.stash.get(CHECK_KEY, None)
     env = environment_of(item)
@@ -154,16 +155,15 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any
     path, line = item.stash[LOCATION_KEY]
     name = item.nodeid.partition("::")[2]
     reason = _reason(call.excinfo.value, redactor) if call.excinfo is not None else ""
-    return {
-        **QUIET_INFO,
-        "id": f"{path}::{name.partition('[')[0]}", "item_id": f"{path}::{name}", "suite": path,
-        "name": name.partition("[")[0], "env": env, "kind": check.kind,
-        "on_fail": check.on_fail, "severity": check.severity, "runbook": check.runbook,
-        "warning": redactor.redact(item.stash.get(WARNING_KEY, "")) if call.when == "call"
-        else "",
-        "file": path, "line": line, "reason": redactor.redact(reason),
-        "order": item.stash.get(ORDER_KEY, 0),
-    }
+    info = check_info(
+        id=f"{path}::{name.partition('[')[0]}", item_id=f"{path}::{name}", suite=path,
+        name=name.partition("[")[0], env=env, kind=check.kind, on_fail=check.on_fail,
+        severity=check.severity, runbook=check.runbook, file=path, line=line,
+        order=item.stash.get(ORDER_KEY, 0))
+    info["warning"] = redactor.redact(item.stash.get(WARNING_KEY, "")) \
+        if call.when == "call" else ""
+    info["reason"] = redactor.redact(reason)
+    return info
 
 
 def redact_report(report: pytest.TestReport | pytest.CollectReport, redactor: Redactor) -> None:

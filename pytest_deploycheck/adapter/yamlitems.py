@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from ..checks.base import KINDS, CheckInstance, CheckResult
 from ..checks.suites import Suite, claim_ids, instances, load_suite
 from ..deployrun import DeployRun, display_path
 from ..errors import DeploycheckError, UsageProblem
+from ..gate import CheckInfo, check_info
 from ..inputs.yamlfile import gc_paused
 
 RUN_KEY = pytest.StashKey[DeployRun]()
@@ -22,17 +23,6 @@ CHECK_IDS_KEY = pytest.StashKey[dict[str, tuple[str, int]]]()
 ORDER_KEY = pytest.StashKey[int]()
 # The skip reason's prefix that marks a skipped item as inconclusive (``no_data: inconclusive``).
 INCONCLUSIVE = "inconclusive"
-# What a report's gate info says when its phase found nothing to tell (YAML and Python checks);
-# shared, so read-only.
-QUIET_INFO: dict[str, Any] = {"warning": "", "inconclusive": False, "note": "", "reason": "",
-                              "details": {}, "acknowledged": None}
-
-
-def outcome_part(info: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``info`` says about how a phase went, beyond a quiet pass (empty for one)."""
-    return {key: info[key] for key, quiet in QUIET_INFO.items() if info[key] != quiet}
-
-
 def number_items(items: list[pytest.Item]) -> None:
     """Record each item's place in the collected order (reports list checks in it)."""
     for index, item in enumerate(items):
@@ -133,7 +123,7 @@ class CheckItem(pytest.Item):
         self.instance = instance
         self.result: CheckResult | None = None
         self.warning = ""  # why an ``on_fail: warn`` check would have failed
-        self._static_info: dict[str, Any] | None = None
+        self._static_info: CheckInfo | None = None
 
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]
@@ -149,37 +139,35 @@ class CheckItem(pytest.Item):
         if result.outcome == "inconclusive":
             pytest.skip(run.redactor.redact(f"{INCONCLUSIVE}: {result.reason}"))
 
-    def report_info(self, call: pytest.CallInfo[None]) -> dict[str, Any]:
+    def report_info(self, call: pytest.CallInfo[None]) -> CheckInfo:
         """The gate's view of one phase's report, as plain data (xdist sends it to the
         controller with the report), redacted. Read-only: a phase that passed without a result
         (setup, teardown) shares one mapping per item."""
         instance, check = self.instance, self.instance.check
         if self._static_info is None:
-            self._static_info = {
-                "id": check.id, "item_id": f"{check.suite}::{instance.name}",
-                "suite": check.suite, "name": check.name, "env": instance.env.name,
-                "kind": check.kind, "on_fail": check.on_fail, "severity": check.severity,
-                "runbook": check.runbook, "file": check.file, "line": check.line,
-                "order": self.stash.get(ORDER_KEY, 0), **QUIET_INFO}
+            self._static_info = check_info(
+                id=check.id, item_id=f"{check.suite}::{instance.name}", suite=check.suite,
+                name=check.name, env=instance.env.name, kind=check.kind, on_fail=check.on_fail,
+                severity=check.severity, runbook=check.runbook, file=check.file,
+                line=check.line, order=self.stash.get(ORDER_KEY, 0))
         result = self.result if call.when == "call" else None
         if call.excinfo is None and result is None:
             return self._static_info
         redactor = self.config.stash[RUN_KEY].redactor
-        info = dict(self._static_info)
+        info = self._static_info.copy()
         if call.excinfo is not None:
             value = call.excinfo.value
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)
             info["reason"] = redactor.redact(reason.splitlines()[0]) if reason else ""
         if result is not None:
             details = result.details()
-            info.update(
-                warning=redactor.redact(self.warning) if self.warning else "",
-                inconclusive=result.outcome == "inconclusive",
-                note=redactor.redact(result.note) if result.note else "",
-                # JSON-safe (xdist serialises reports) and redacted.
-                details=redactor.redact_data(details),
-                # The --ack value that acknowledged a manual step or emergency window, if any.
-                acknowledged=details.get("acknowledged"))
+            info["warning"] = redactor.redact(self.warning) if self.warning else ""
+            info["inconclusive"] = result.outcome == "inconclusive"
+            info["note"] = redactor.redact(result.note) if result.note else ""
+            # JSON-safe (xdist serialises reports) and redacted.
+            info["details"] = redactor.redact_data(details)
+            # The --ack value that acknowledged a manual step or emergency window, if any.
+            info["acknowledged"] = details.get("acknowledged")
         return info
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
