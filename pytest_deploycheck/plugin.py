@@ -155,11 +155,15 @@ def _run(config: pytest.Config) -> DeployRun:
 
 
 def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
+    from .adapter import xdist
+
+    return xdist.is_worker(config)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
-    return config.pluginmanager.get_plugin("dsession") is not None
+    from .adapter import xdist
+
+    return xdist.is_controller(config)
 
 
 def _usage(call: Callable[[], _T], config: pytest.Config, run: DeployRun | None = None

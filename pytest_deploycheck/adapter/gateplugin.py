@@ -22,9 +22,7 @@ from ..deployrun import DeployRun, exception_line
 from ..errors import DeploycheckError
 from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
 from ..runtime.durable import write_json_atomic
-
-# xdist reports an item whose worker died with this phase.
-CRASH_PHASE = "???"
+from . import xdist
 
 
 class GatePlugin:
@@ -140,7 +138,7 @@ class GatePlugin:
         info: CheckInfo = {**known, **sent} if sent and sent is not known else known
         if report.when in ("setup", "teardown") and report.passed:
             return  # only the call says how a check went; an interrupted one has no call
-        crashed = report.when == CRASH_PHASE
+        crashed = report.when == xdist.CRASH_PHASE
         version = info.get("details", {}).get("version")
         if version and info["kind"] == "health":
             self.versions.setdefault(info["env"], {})[version] = None
@@ -191,7 +189,7 @@ class GatePlugin:
         inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
         env = next((name for name in sorted(self.run.selected, key=len, reverse=True)
                     if inner == name or inner.startswith(f"{name}-")), None)
-        crashed = report.when == CRASH_PHASE
+        crashed = report.when == xdist.CRASH_PHASE
         if env is None:
             if crashed:
                 self.worker_errors.append(str(report.longrepr).splitlines()[0])
@@ -230,9 +228,7 @@ class GatePlugin:
         self.gate.roll_back(record.env, reported_at=reported)
         reason = (f"deploycheck: {record.env} rolled back at the first failed rollback gate "
                   f"({record.id}, --rollback-fast)")
-        dsession = self.config.pluginmanager.get_plugin("dsession")
-        if dsession is not None:
-            dsession.shouldstop = reason
+        xdist.stop_workers(self.config, reason)
         if self.session is not None:
             self.session.shouldstop = reason
 
@@ -519,7 +515,7 @@ def write_unstarted(config: pytest.Config, run: DeployRun | None) -> None:
     from ..settings import resolve_partial
     from ..units import utc_iso
 
-    if hasattr(config, "workerinput") or any(
+    if xdist.is_worker(config) or any(
             getattr(config.option, name, False) for name in (
                 "collectonly", "help", "version", "markers", "showfixtures",
                 "show_fixtures_per_test")):

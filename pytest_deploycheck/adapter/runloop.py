@@ -12,8 +12,8 @@ Without xdist the plugin runs the loop itself (:meth:`Prefetcher.pytest_runtestl
 a stretch's items in the order their checks finish, so that ``-x``, ``--maxfail`` and
 ``--rollback-fast`` act on the first failure found, not the first in file order. An xdist worker
 learns its items only as the controller sends them: before each item it reads the queue of
-indices xdist keeps for it (``WorkerInteractor.torun``, read under its lock, never changed) and
-starts the stretch ahead; items then report in the order xdist hands them out.
+indices xdist keeps for it (:class:`~.xdist.WorkerQueue`, read under its lock, never changed)
+and starts the stretch ahead; items then report in the order xdist hands them out.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import pytest
 
 from ..deployrun import DeployRun
 from ..runtime.engine import Engine
+from . import xdist
 from .yamlitems import CheckItem
 
 _CONCURRENT = pytest.StashKey[bool]()
@@ -41,8 +41,8 @@ class Prefetcher:
         self.session = session
         self.run = run
         self.engine: Engine = run.engine
-        self._worker = hasattr(self.config, "workerinput")
-        self._queue: Any = None  # the xdist worker's TestQueue, found on first use
+        self._worker = xdist.is_worker(self.config)
+        self._queue = xdist.WorkerQueue(self.config)
         self._last: list[int] = []  # the queue when last read
 
     def concurrent(self, item: pytest.Item) -> bool:
@@ -125,7 +125,7 @@ class Prefetcher:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         if not self._worker or not self.concurrent(item):
             return
-        queued, last = self._queued(), self._last
+        queued, last = self._queue.pending(), self._last
         self._last = queued
         # With this item started and the queue as it was but for what was taken off its head,
         # there is nothing new to start or cancel; going over the queue again for every item
@@ -139,16 +139,6 @@ class Prefetcher:
         stretch = self.stretch(upcoming)
         if len(stretch) > 1:  # alone, it runs at its item like any other
             self.start(stretch)
-
-    def _queued(self) -> list[int]:
-        """The indices of the items xdist has handed this worker but not yet started."""
-        if self._queue is None:
-            self._queue = next((plugin.torun for plugin in self.config.pluginmanager.get_plugins()
-                                if hasattr(getattr(plugin, "torun", None), "lock")), False)
-        if not self._queue:
-            return []
-        with self._queue.lock() as indices:
-            return [index for index in indices if isinstance(index, int)]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:

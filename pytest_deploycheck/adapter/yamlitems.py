@@ -15,6 +15,7 @@ from ..deployrun import DeployRun, display_path
 from ..errors import DeploycheckError, UsageProblem
 from ..gate import CheckInfo, check_info
 from ..inputs.yamlfile import gc_paused
+from . import xdist
 
 RUN_KEY = pytest.StashKey[DeployRun]()
 # The id of every collected YAML check -> the file and line that define it (see claim_ids).
@@ -70,7 +71,7 @@ class SuiteFile(pytest.File, _ShowsConfigErrors):
         claim_ids(suite, self.config.stash.setdefault(CHECK_IDS_KEY, {}))
         if not run.selected:
             run.suites_without_env.append(suite.file)
-            if hasattr(self.config, "workerinput"):
+            if xdist.is_worker(self.config):
                 # An xdist worker cannot end the session with a usage error; a collection error
                 # reaches the controller and fails the run there.
                 raise UsageProblem(run.no_env_message())
