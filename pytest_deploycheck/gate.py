@@ -412,7 +412,7 @@ class Gate:
                     path.unlink()
         self._scratch.clear()
 
-    def finish(self, notify: bool = True) -> dict[str, str]:
+    def finish(self) -> dict[str, str]:
         """Roll back every environment that needs it and has not been, decide the verdicts,
         and run the notify actions; returns the verdict of each environment."""
         # Signals while the verdicts are decided and told are recorded, not raised: each
@@ -428,8 +428,7 @@ class Gate:
                 verdicts[name] = gate.verdict
                 counts = {k: n for k, n in gate.counts().items() if n}
                 self.audit("verdict", env=name, verdict=gate.verdict, counts=counts)
-                if notify:
-                    self._notify(gate)
+                self._notify(gate)
         if self.signals:
             self.audit("signals", signals=self.signals)
         # The actions have ended: their failures files only served them.

@@ -13,7 +13,6 @@ read up to ``MAX_ANSWER_BYTES`` and the whole exchange ends by ``timeout``.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -152,12 +151,11 @@ def parse(node: YamlMap, context: ParseContext) -> WebhookAction:
                 raise ConfigError(str(exc), file=context.file, line=holder.line_of(key),
                                   key=f"{context.where}.{'webhook.' if holder is spec else ''}"
                                       f"{key}") from None
-    body = json.dumps(spec["json"], default=str) if "json" in spec else spec.get("body")
     method = str(spec.get("method", "POST")).upper()
     return WebhookAction(
         name=str(node.get("name") or f"webhook {method} {spec['url']}"), url=str(spec["url"]),
         method=method, headers={str(k): str(v) for k, v in spec.get("headers", {}).items()},
         payload=spec.get("json"), has_json="json" in spec,
-        body=None if "json" in spec else body, timeout=timeout,
+        body=None if "json" in spec else spec.get("body"), timeout=timeout,
         retries=int(spec.get("retries", 2)),
         retries_on_timeout=bool(spec.get("retries_on_timeout", False)), where=context.where)

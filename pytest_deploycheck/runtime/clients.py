@@ -14,7 +14,8 @@ import functools
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import httpcore
 import httpx
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from ..inputs.endpoints import Service
 
 ALLOW_WRITE = "deploycheck_allow_write"
+# What httpx calls with each request it sends and each answer (its own alias is private).
+RequestHook: TypeAlias = Callable[[httpx.Request], None]
+ResponseHook: TypeAlias = Callable[[httpx.Response], None]
 # The methods that only read (RFC 9110 §9.2.1): what a protected environment lets through.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -54,7 +58,7 @@ class ProtectedEnvironmentError(CheckError):
     """
 
 
-def _protect(env_name: str) -> httpx._client.EventHook:
+def _protect(env_name: str) -> RequestHook:
     def guard(request: httpx.Request) -> None:
         if request.method not in SAFE_METHODS and not request.extensions.get(ALLOW_WRITE):
             raise ProtectedEnvironmentError(
@@ -63,7 +67,7 @@ def _protect(env_name: str) -> httpx._client.EventHook:
     return guard
 
 
-def _learn_secrets(redactor: Redactor) -> httpx._client.EventHook:
+def _learn_secrets(redactor: Redactor) -> RequestHook:
     """Teach ``redactor`` what each request sends as a secret, as it is sent: a header
     written in a suite or a Python check, a value saved under any name, a credential in the
     query string. The server may echo any of them back in a body that a failure shows."""
@@ -116,7 +120,7 @@ def leaves_service(path: str, service: Service) -> str | None:
             f"headers go only to its own origin")
 
 
-def _keep_headers_home(service: Service) -> httpx._client.EventHook:
+def _keep_headers_home(service: Service) -> RequestHook:
     # httpx drops Authorization on a redirect to another origin, but not a service's other
     # headers (X-Api-Key, ...): they are dropped here from every request that leaves the
     # service's origin, a redirect or an absolute URL given to a Python check's client.
@@ -131,7 +135,7 @@ def _keep_headers_home(service: Service) -> httpx._client.EventHook:
     return guard
 
 
-def _learn_answered_secrets(redactor: Redactor) -> httpx._client.EventHook:
+def _learn_answered_secrets(redactor: Redactor) -> ResponseHook:
     """Teach ``redactor`` what an answer's headers hold as a secret, before its body is read:
     a secret header's value (``Set-Cookie``, and the cookie in it, which the next request
     sends and a body may quote) and the credentials in a redirect's ``Location``."""
@@ -272,12 +276,14 @@ class ClientPool:
             client = self._clients.get(key)
             if client is None:
                 # Learning first: a refused request is shown too.
-                request_hooks = [_learn_secrets(self._redactor)] if self._redactor else []
+                request_hooks: list[Callable[..., None]] = \
+                    [_learn_secrets(self._redactor)] if self._redactor else []
                 if env.protected:
                     request_hooks.append(_protect(env.name))
                 if service is not None:
                     request_hooks.append(_keep_headers_home(service))
-                hooks = {"request": request_hooks} if request_hooks else {}
+                hooks: dict[str, list[Callable[..., None]]] = \
+                    {"request": request_hooks} if request_hooks else {}
                 if self._redactor:
                     hooks["response"] = [_learn_answered_secrets(self._redactor)]
                 if service is None:

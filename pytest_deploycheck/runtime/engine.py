@@ -61,8 +61,7 @@ class _DaemonPool:
     It starts with one thread and doubles whenever the caller has waited :data:`_GROW_AFTER`
     for a result while the process was mostly idle: its threads then wait on the network, and
     more of them help. Checks answered at once keep the process busy and stay on few threads,
-    since more would only contend for the interpreter lock (1000 checks against a fast endpoint
-    took 8.3 s with 32 threads, 7.5 s with one).
+    since more would only contend for the interpreter lock (figures: ``bench/run.py``).
 
     Not :class:`concurrent.futures.ThreadPoolExecutor`: its threads are joined at interpreter
     exit, so a check stuck in a request to a hanging endpoint would hold the finished run until
@@ -115,13 +114,11 @@ class Engine:
     its item asks for it (or, in the run loop, when nothing else is running). The first
     :data:`PROBES` run in the pool, one at a time, so that a first check that hangs cannot hold
     the run; when none of them made the run wait, the next ones run on the calling thread,
-    without handing each over to another thread and back (190 µs of CPU per call on the 2-core
-    development machine). Once a call has kept the run waiting :data:`_GROW_AFTER` with the
-    process mostly idle, or a call waits by design (``waiting``), every held call and every
-    later one starts at once. Checks answered at once keep the process busy: running them
-    ahead, alongside the thread reporting them, only adds contention for the interpreter lock
-    (1000 checks against a fast loopback endpoint: 5.0 s of CPU ahead on one thread, 4.2 s at
-    their items).
+    without handing each over to another thread and back (CPU time spent on nothing). Once a
+    call has kept the run waiting :data:`_GROW_AFTER` with the process mostly idle, or a call
+    waits by design (``waiting``), every held call and every later one starts at once. Checks
+    answered at once keep the process busy: running them ahead, alongside the thread reporting
+    them, only adds contention for the interpreter lock (figures: ``bench/run.py``).
     """
 
     def __init__(self, concurrency: int) -> None:
