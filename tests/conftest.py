@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -32,6 +31,7 @@ from metric_servers import (
 )
 from pytest_deploycheck.demo.server import DemoServer
 from servers import LoopbackServer, start_server, stop_server
+from servers import free_port as free_port  # the tests take it from here
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +79,22 @@ def runpytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 ROOT = Path(__file__).parent.parent
+# Commits with a known author, whatever the machine's own git configuration says.
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com",
+                "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
-def git(folder: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
-                   env={**os.environ, **GIT_IDENTITY})
+def git(folder: Path, *args: str) -> str:
+    """Run git in ``folder``; its standard output."""
+    done = subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
+                          text=True, env={**os.environ, **GIT_IDENTITY})
+    return done.stdout
+
+
+def prometheus_env(project: Project, url: str, extra: str = "") -> None:
+    """The project's default metric source: Prometheus at ``url`` (``extra``: more keys)."""
+    project.metric_source(f'{{type: prometheus, url: "{url}"{extra}}}')
 
 
 def copy_repo_suites(project: Project) -> None:
@@ -98,13 +107,6 @@ def copy_repo_suites(project: Project) -> None:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
         git(project.path, *args)
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Project:

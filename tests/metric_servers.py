@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from servers import free_port
+
 STEP = 15
 SPAN = 1800
 DD_API_KEY = "dd-api-0f3b8c2e9a71"
@@ -79,15 +81,6 @@ class Prometheus:
     started: float
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_prometheus(folder: Path, *, backfill: str | None = None,
                      scrape: str | None = None, scrape_interval: str = "1s") -> Prometheus:
     """Start ``prometheus`` on 127.0.0.1 with its data in ``folder``; optionally backfilled
@@ -108,7 +101,7 @@ def start_prometheus(folder: Path, *, backfill: str | None = None,
         config["scrape_configs"] = [{"job_name": "demo",  # type: ignore[list-item]
                                      "static_configs": [{"targets": [scrape]}]}]
     (folder / "prometheus.yml").write_text(json.dumps(config))
-    port = _free_port()
+    port = free_port()
     log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         ["prometheus", f"--config.file={folder / 'prometheus.yml'}",

@@ -45,6 +45,15 @@ RAW_BODIES = {
 }
 
 
+
+def free_port() -> int:
+    """A port nothing listens on now (tests never use fixed ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
 

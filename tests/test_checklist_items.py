@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, runpytest
+from conftest import GIT_IDENTITY, Project, git, runpytest
 from servers import LoopbackServer
 
 
@@ -85,17 +85,6 @@ def test_files_exist_and_are_newer_than_max_age(project: Project) -> None:
 
 # --- git ----------------------------------------------------------------------------------
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-def git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}, check=True)
-    return done.stdout
-
-
 def make_repo(folder: Path) -> Path:
     """A repository with one commit on main, tagged v1.2.3, pushed to a bare 'origin'."""
     origin = folder.parent / f"{folder.name}-origin.git"
@@ -164,7 +153,7 @@ def test_git_up_to_date_counts_commits_behind_and_ahead(project: Project,
     repo = make_repo(project.path / "repo")
     other = tmp_path / "other"
     subprocess.run(["git", "clone", "-q", str(project.path / "repo-origin.git"), str(other)],
-                   check=True, env={**os.environ, **GIT_ENV})
+                   check=True, env={**os.environ, **GIT_IDENTITY})
     for n in (1, 2):
         (other / "app.txt").write_text(f"v{n + 1}\n")
         git(other, "commit", "-q", "-am", f"upstream {n}")

@@ -12,18 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, free_port, runpytest
+from conftest import Project, free_port, prometheus_env, runpytest
 from metric_servers import Prometheus, start_prometheus, stop_prometheus
 from pytest_deploycheck.demo.server import DemoServer
 
 
-def prometheus_env(project: Project, url: str) -> None:
-    project.metric_source(f'{{type: prometheus, url: "{url}", timeout: 1s}}')
-
-
 def test_observe_measures_every_interval_and_shows_progress(project: Project,
                                                             prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     project.suite("watch.yaml", """\
         checks:
           - name: p99 while we watch
@@ -46,7 +42,7 @@ def test_observe_measures_every_interval_and_shows_progress(project: Project,
 
 def test_observe_fails_once_breaches_pass_the_failure_limit(project: Project,
                                                             prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     project.suite("watch.yaml", """\
         checks:
           - name: errors
@@ -67,7 +63,7 @@ def test_observe_fails_once_breaches_pass_the_failure_limit(project: Project,
 
 
 def test_observe_counts_query_errors_apart_from_breaches(project: Project) -> None:
-    prometheus_env(project, f"http://127.0.0.1:{free_port()}")
+    prometheus_env(project, f"http://127.0.0.1:{free_port()}", ", timeout: 1s")
     project.suite("watch.yaml", """\
         checks:
           - name: errors
@@ -133,7 +129,7 @@ def _wait_for_series(url: str, query: str, timeout: float = 20) -> None:
 def test_observe_catches_a_fault_while_prometheus_scrapes_the_demo(
         project: Project, demo: DemoServer, scraping_prometheus: Prometheus) -> None:
     _wait_for_series(scraping_prometheus.url, "demo_component_up")
-    prometheus_env(project, scraping_prometheus.url)
+    prometheus_env(project, scraping_prometheus.url, ", timeout: 1s")
     project.suite("watch.yaml", """\
         checks:
           - name: every component up
@@ -173,7 +169,7 @@ def state_file(project: Project) -> Path:
 
 def test_first_run_records_the_baseline_and_says_so(project: Project,
                                                     prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     baseline_suite(project)
     result = runpytest(project.pytester, "--env=test")
     result.assert_outcomes(passed=1)
@@ -186,7 +182,7 @@ def test_first_run_records_the_baseline_and_says_so(project: Project,
 
 def test_value_worse_than_the_baseline_fails_and_keeps_it(project: Project,
                                                           prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     baseline_suite(project)
     runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
     document = json.loads(state_file(project).read_text())
@@ -205,7 +201,7 @@ def test_value_worse_than_the_baseline_fails_and_keeps_it(project: Project,
 
 def test_value_within_the_baseline_passes_and_becomes_the_new_baseline(
         project: Project, prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     baseline_suite(project)
     runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
     document = json.loads(state_file(project).read_text())
@@ -220,7 +216,7 @@ def test_value_within_the_baseline_passes_and_becomes_the_new_baseline(
 
 def test_changed_query_does_not_use_the_old_baseline(project: Project,
                                                      prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     baseline_suite(project)
     runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
     baseline_suite(project, query="dc_latency_seconds * 2")
@@ -232,7 +228,7 @@ def test_changed_query_does_not_use_the_old_baseline(project: Project,
 
 def test_baselines_are_recorded_by_xdist_workers_without_losing_any(
         project: Project, prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     project.suite("watch.yaml", """\
         checks:
           - name: latency
@@ -250,7 +246,7 @@ def test_baselines_are_recorded_by_xdist_workers_without_losing_any(
 
 def test_state_dir_comes_from_the_ini(project: Project, prometheus: Prometheus) -> None:
     project.pytester.makeini("[pytest]\ndeploycheck_state_dir = var/gate-state\n")
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     baseline_suite(project)
     runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
     assert (project.path / "var" / "gate-state" / "test.json").is_file()
@@ -258,7 +254,7 @@ def test_state_dir_comes_from_the_ini(project: Project, prometheus: Prometheus) 
 
 def test_unreadable_state_file_fails_the_check_with_advice(project: Project,
                                                            prometheus: Prometheus) -> None:
-    prometheus_env(project, prometheus.url)
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
     baseline_suite(project)
     state_file(project).parent.mkdir()
     state_file(project).write_text("{not json")

@@ -8,13 +8,9 @@ import time
 
 import pytest
 
-from conftest import Project, free_port, runpytest
+from conftest import Project, free_port, prometheus_env, runpytest
 from metric_servers import Prometheus
 from servers import LoopbackServer
-
-
-def prometheus_env(project: Project, url: str, extra: str = "") -> None:
-    project.metric_source(f'{{type: prometheus, url: "{url}"{extra}}}')
 
 
 def one_check(project: Project, body: str) -> None:
