@@ -180,8 +180,8 @@ def _schemas() -> Iterator[tuple[str, Mapping[str, Any]]]:
     yield "environments", packaged_schema("environments")
     for name, module in ACTION_TYPES.items():
         yield f"action {name}", module.SCHEMA
-    for name, (schema, _) in SOURCE_TYPES.items():
-        yield f"metric source {name}", schema
+    for name, source in SOURCE_TYPES.items():
+        yield f"metric source {name}", source.SCHEMA
 
 
 def _keywords(node: Any, names_below: bool = False) -> Iterator[tuple[str, Mapping[str, Any]]]:

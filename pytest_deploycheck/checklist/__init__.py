@@ -3,26 +3,25 @@
 A checklist check does exactly one thing: run a ``command``, require ``env_vars``, look at
 ``files``, the ``git`` state or the deploy ``window``, ask for a ``manual`` acknowledgement, or
 send a ``request`` (run like a health check). Adding a kind of entry is adding a module with
-``KEYS`` and ``parse`` and naming it here.
+``KEYS`` and ``parse`` (an :class:`~.base.EntryType`) and naming it here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from ..inputs.yamlfile import YamlMap, error_at
 from . import command, envvars, files, git, manual, window
-from .base import Context, Entry, Outcome
+from .base import Context, Entry, EntryType, Outcome
 
 __all__ = ["ENTRY_TYPES", "KEYS", "Context", "Entry", "Outcome", "parse_entry"]
 
-ENTRY_TYPES: Mapping[str, Callable[[YamlMap, str], Entry]] = {
-    "command": command.parse, "env_vars": envvars.parse, "files": files.parse, "git": git.parse,
-    "window": window.parse, "manual": manual.parse,
+ENTRY_TYPES: Mapping[str, EntryType] = {
+    "command": command, "env_vars": envvars, "files": files, "git": git, "window": window,
+    "manual": manual,
 }
 # Every key a checklist entry adds to a check (``window`` is also a metric check's key).
-KEYS = tuple(dict.fromkeys([*command.KEYS, *envvars.KEYS, *files.KEYS, *git.KEYS,
-                            *window.KEYS, *manual.KEYS]))
+KEYS = tuple(dict.fromkeys(key for module in ENTRY_TYPES.values() for key in module.KEYS))
 _HTTP_ONLY = ("save", "allow_write", "retry", "service")
 
 
@@ -48,4 +47,4 @@ def parse_entry(node: YamlMap, where: str) -> Entry | None:
     if kind == "window" and node["window"] is not True:
         raise error_at(f"window: {node['window']!r}: a checklist check takes 'window: true' (the "
                      f"environment's windows:)", node, "window", where)
-    return ENTRY_TYPES[kind](node, where)
+    return ENTRY_TYPES[kind].parse(node, where)

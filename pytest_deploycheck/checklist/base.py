@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..environments import Environment
+from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
 
 # Output lines kept per stream for a failure message (the last ones: where errors are printed).
@@ -72,6 +73,17 @@ class Entry(Protocol):
         ...
 
     def run(self, context: Context) -> Outcome: ...
+
+
+class EntryType(Protocol):
+    """A module that provides one kind of checklist entry."""
+
+    @property
+    def KEYS(self) -> tuple[str, ...]:  # a module constant, read-only here
+        """The keys it adds to a check."""
+        ...
+
+    def parse(self, node: YamlMap, where: str) -> Entry: ...
 
 
 def tail(text: str, label: str) -> list[str]:

@@ -1,13 +1,13 @@
 """Metric sources (SPEC §3): one module per ``type``, registered in :data:`SOURCE_TYPES`.
 
-Adding a source type is adding a module with a ``SCHEMA`` for its keys and a ``from_yaml``
-that builds a :class:`~.base.MetricSource`, and one line here.
+Adding a source type is adding a module with a ``SCHEMA`` for its keys and a ``parse`` that
+builds a :class:`~.base.MetricSource` (a :class:`~.base.SourceType`), and one line here: the
+shape of the action and checklist entry registries too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from ..errors import ConfigError
 from ..inputs.validation import suggest, validate
@@ -22,18 +22,15 @@ from .base import (
     Sample,
     Series,
     SourceContext,
+    SourceType,
 )
 
 __all__ = ["SOURCE_TYPES", "Fetch", "Fetched", "MetricQueryError", "MetricSource", "NoHistory",
            "Sample", "Series", "SourceContext", "parse_source"]
 
 
-SourceFactory = Callable[[str, YamlMap, SourceContext], MetricSource]
-SOURCE_TYPES: Mapping[str, tuple[Mapping[str, Any], SourceFactory]] = {
-    "prometheus": (prometheus.SCHEMA, prometheus.from_yaml),
-    "datadog": (datadog.SCHEMA, datadog.from_yaml),
-    "http": (http.SCHEMA, http.from_yaml),
-    "command": (command.SCHEMA, command.from_yaml),
+SOURCE_TYPES: Mapping[str, SourceType] = {
+    "prometheus": prometheus, "datadog": datadog, "http": http, "command": command,
 }
 
 
@@ -45,6 +42,6 @@ def parse_source(name: str, node: YamlMap, context: SourceContext) -> MetricSour
                           f"; known: {', '.join(SOURCE_TYPES)}", file=context.file,
                           line=node.line_of("type") if "type" in node else node.line,
                           key=f"{context.where}.type")
-    schema, factory = SOURCE_TYPES[kind]
-    validate(node, schema, context.file, prefix=[context.where])
-    return factory(name, node, context)
+    module = SOURCE_TYPES[kind]
+    validate(node, module.SCHEMA, context.file, prefix=[context.where])
+    return module.parse(name, node, context)

@@ -150,3 +150,11 @@ class SourceContext:
     def error(self, message: str, node: YamlMap, key: str) -> ConfigError:
         return ConfigError(message, file=self.file, line=node.line_of(key),
                            key=f"{self.where}.{key}")
+
+
+class SourceType(Protocol):
+    """A module that provides one type of metric source."""
+
+    SCHEMA: Mapping[str, Any]
+
+    def parse(self, name: str, node: YamlMap, context: SourceContext) -> MetricSource: ...

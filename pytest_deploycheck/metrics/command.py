@@ -38,7 +38,7 @@ SCHEMA: Mapping[str, Any] = {
 }
 
 
-def from_yaml(name: str, node: YamlMap, context: SourceContext) -> CommandSource:
+def parse(name: str, node: YamlMap, context: SourceContext) -> CommandSource:
     spec = parse_command(node, context.base_dir, context.timeout, context.file, context.where)
     written = spec.command if isinstance(spec.command, str) else list(spec.command)
     problem = command_problem(spec.command)

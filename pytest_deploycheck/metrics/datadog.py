@@ -45,7 +45,7 @@ SCHEMA: Mapping[str, Any] = {
 }
 
 
-def from_yaml(name: str, node: YamlMap, context: SourceContext) -> DatadogSource:
+def parse(name: str, node: YamlMap, context: SourceContext) -> DatadogSource:
     if "url" in node and "site" in node:
         raise context.error("use either 'url' or 'site', not both", node, "site")
     config = YamlMap(node)

@@ -31,7 +31,7 @@ SCHEMA: Mapping[str, Any] = {
 }
 
 
-def from_yaml(name: str, node: YamlMap, context: SourceContext) -> HttpSource:
+def parse(name: str, node: YamlMap, context: SourceContext) -> HttpSource:
     return HttpSource(name=name, endpoint=parse_endpoint(
         f"metrics.{name}", node, context.file, context.where, context.timeout, context.base_dir))
 

@@ -41,7 +41,7 @@ SCHEMA: Mapping[str, Any] = {
 }
 
 
-def from_yaml(name: str, node: YamlMap, context: SourceContext) -> PrometheusSource:
+def parse(name: str, node: YamlMap, context: SourceContext) -> PrometheusSource:
     endpoint = parse_endpoint(f"metrics.{name}", node, context.file, context.where,
                               context.timeout, context.base_dir)
     if ("username" in node) != ("password" in node):
