@@ -181,11 +181,27 @@ class CheckSpec(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Templates:
+    """Where a check type renders templates: field paths relative to a check or one of its
+    steps (``request/headers/*``, ``json/**``: see ``inputs/templating.matches``)."""
+
+    values: tuple[str, ...]  # fields whose values are rendered
+    keys: tuple[str, ...] = ()  # fields whose keys are
+    # Fields whose ${...} belongs to the program they run, not to this plugin.
+    program_text: tuple[str, ...] = ()
+
+
 class CheckType(Protocol):
     """What a check-type module provides (its module-level ``TYPE``)."""
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def templates(self) -> Templates:
+        """Where its checks' templates are rendered (a ``{{`` elsewhere is an error)."""
+        ...
 
     @property
     def keys(self) -> frozenset[str]:

@@ -24,6 +24,7 @@ from .base import (
     Evidence,
     ParseContext,
     RunContext,
+    Templates,
     check_names,
 )
 
@@ -139,6 +140,11 @@ class _ChecklistType:
     """``kind: checklist`` checks that are one entry (a request is run as an http check)."""
 
     name = "checklist"
+    templates = Templates(
+        values=("expect/stdout", "expect/stderr", "command", "command/[]", "cwd", "env/*",
+                "files/[]", "files/[]/path", "git/path", "git/branch", "git/tag",
+                "git/up_to_date", "manual"),
+        program_text=("command", "command/[]"))
     keys = frozenset(checklist.KEYS)
     kinds = frozenset(("checklist",))
 

@@ -60,6 +60,7 @@ from .base import (
     EvidenceStep,
     ParseContext,
     RunContext,
+    Templates,
     check_names,
 )
 
@@ -208,10 +209,21 @@ def _spec(check: Check) -> HttpSpec:
     return check.spec
 
 
+_EXPECT_FIELDS = ("status", "status/[]", "json/**", "headers/*", "headers/*/regex",
+                  "body/contains", "body/regex")
+
+
 class _HttpType:
     """Checks that send requests: health and smoke checks, and checklist requests."""
 
     name = "http"
+    templates = Templates(
+        values=("request/path", "request/url", "request/headers/*", "request/params/*",
+                "request/params/*/[]", "request/json", "request/json/**", "request/body",
+                *(f"expect/{field}" for field in _EXPECT_FIELDS),
+                *(f"retry/stop_if/{field}" for field in _EXPECT_FIELDS), "save/*"),
+        keys=("request/headers/*", "request/params/*", "request/json/**", "expect/json/**",
+              "expect/headers/*", "retry/stop_if/json/**", "retry/stop_if/headers/*"))
     keys = frozenset(("request", "expect", "save", "allow_write", "steps", "retry", "service"))
     kinds = frozenset(("health", "smoke", "checklist"))
 

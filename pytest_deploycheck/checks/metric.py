@@ -47,6 +47,7 @@ from .base import (
     Evidence,
     ParseContext,
     RunContext,
+    Templates,
     check_names,
 )
 
@@ -699,6 +700,7 @@ class _MetricType:
     """``kind: metric`` checks: a query of a metric source, judged (SPEC §4)."""
 
     name = "metric"
+    templates = Templates(values=("query",))
     keys = frozenset(METRIC_KEYS)
     kinds = frozenset(("metric",))
 

@@ -124,23 +124,14 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         key_lines=node.key_lines)
 
 
-_EXPECT_FIELDS = ("status", "status/[]", "json/**", "headers/*", "headers/*/regex",
-                  "body/contains", "body/regex")
 # The fields of a check (or of one of its steps) whose templates are rendered, and those whose
-# keys are; every other {{ in a suite is a collection error, never text sent as written.
-RENDERED_VALUES = (
-    "request/path", "request/url", "request/headers/*", "request/params/*",
-    "request/params/*/[]", "request/json", "request/json/**", "request/body",
-    *(f"expect/{field}" for field in _EXPECT_FIELDS),
-    *(f"retry/stop_if/{field}" for field in _EXPECT_FIELDS),
-    "expect/stdout", "expect/stderr", "save/*", "parametrize/**",
-    "command", "command/[]", "cwd", "env/*", "files/[]", "files/[]/path",
-    "git/path", "git/branch", "git/tag", "git/up_to_date", "manual", "query",
-)
-RENDERED_KEYS = ("request/headers/*", "request/params/*", "request/json/**", "expect/json/**",
-                 "expect/headers/*", "retry/stop_if/json/**", "retry/stop_if/headers/*")
-# Where ${...} belongs to the program run, not to this plugin: a checklist command's text.
-_PROGRAM_TEXT = ("command", "command/[]")
+# keys are (each check type names its own); every other {{ in a suite is a collection error,
+# never text sent as written.
+RENDERED_VALUES = ("parametrize/**",
+                   *(f for t in CHECK_TYPES.values() for f in t.templates.values))
+RENDERED_KEYS = tuple(f for t in CHECK_TYPES.values() for f in t.templates.keys)
+# Where ${...} belongs to the program run, not to this plugin (a checklist command's text).
+_PROGRAM_TEXT = tuple(f for t in CHECK_TYPES.values() for f in t.templates.program_text)
 _NO_INTERPOLATION = ("${...} is not interpolated in suite files (only the environments file "
                      "reads environment variables): set it in the environment's vars (name: "
                      "\"${VAR}\", or \"$${...}\" for the text itself) and write {{ name }}")
