@@ -36,7 +36,7 @@ from ..inputs.expectations import (
 )
 from ..inputs.templating import names_in, render
 from ..inputs.validation import suggest
-from ..inputs.yamlfile import YamlMap, error_at
+from ..inputs.yamlfile import YamlMap, duration_at, error_at
 from ..jsondoc import loads, readings
 from ..runtime.clients import (
     ALLOW_WRITE,
@@ -50,7 +50,7 @@ from ..runtime.clients import (
     service_origin,
 )
 from ..secrets import Redactor, is_secret_header, is_secret_query_parameter, is_secret_variable
-from ..units import format_duration, parse_duration
+from ..units import format_duration
 from .base import (
     Attachment,
     Check,
@@ -243,15 +243,6 @@ class _HttpType:
 TYPE = _HttpType()
 
 
-def _duration(node: YamlMap, key: str, where: str) -> float | None:
-    if key not in node:
-        return None
-    try:
-        return parse_duration(node[key])
-    except ValueError as exc:
-        raise error_at(str(exc), node, key, where) from None
-
-
 # A service name and where it was written: (name, line, key) of a suite's or check's `service`.
 ServiceRef = tuple[str | None, int, str]
 _REQUEST_FIELDS = ("path", "url", "headers", "params", "json", "body")
@@ -276,7 +267,7 @@ def _request(node: YamlMap, where: str, default_service: str | None) -> Request:
         service=service if "path" in node else None,
         headers={k: str(v) for k, v in node.get("headers", {}).items()},
         params=dict(node.get("params", {})), json=node.get("json"), has_json="json" in node,
-        body=node.get("body"), timeout=_duration(node, "timeout", where))
+        body=node.get("body"), timeout=duration_at(node, "timeout", where))
 
 
 def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
@@ -296,8 +287,8 @@ def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
 def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
     if node is None:
         return None
-    retry = Retry(until=_duration(node, "until", where),
-                  interval=_duration(node, "interval", where) or 1.0,
+    retry = Retry(until=duration_at(node, "until", where),
+                  interval=duration_at(node, "interval", where) or 1.0,
                   attempts=node.get("attempts"),
                   stop_if=parse_expectation(node["stop_if"], f"{where}.stop_if", base_dir)
                   if "stop_if" in node else None)

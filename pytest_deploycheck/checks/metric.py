@@ -24,7 +24,7 @@ from ..environments import Environment
 from ..errors import CheckError, ConfigError
 from ..inputs.endpoints import Service, describe_error
 from ..inputs.templating import names_in, render
-from ..inputs.yamlfile import YamlMap, error_at
+from ..inputs.yamlfile import YamlMap, duration_at, error_at
 from ..metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series
 from ..runtime.clients import BodyError, ClientPool, read_body
 from ..runtime.state import Baseline
@@ -193,18 +193,6 @@ METRIC_KEYS = ("source", "query", "threshold", "between", "window", "step", "agg
                "series", "observe", "no_data", "non_finite", "baseline")
 
 
-def _duration(node: YamlMap, key: str, where: str, positive: bool = True) -> float | None:
-    if key not in node:
-        return None
-    try:
-        value = parse_duration(node[key])
-    except ValueError as exc:
-        raise error_at(str(exc), node, key, where) from None
-    if positive and value <= 0:
-        raise error_at(f"{key} must be longer than 0", node, key, where)
-    return value
-
-
 def _rule(node: YamlMap, where: str) -> Rule | None:
     if "threshold" in node and "between" in node:
         raise error_at("use either 'threshold' or 'between', not both", node, "between", where)
@@ -231,8 +219,8 @@ def _observe(node: YamlMap, where: str, timeout: float | None) -> Observe | None
     if spec is None:
         return None
     inner = f"{where}.observe"
-    duration = _duration(spec, "duration", inner)
-    interval = _duration(spec, "interval", inner)
+    duration = duration_at(spec, "duration", inner, positive=True)
+    interval = duration_at(spec, "interval", inner, positive=True)
     assert duration is not None and interval is not None  # required by the schema
     if interval > duration:
         raise error_at(f"interval ({format_duration(interval)}) is longer than the duration "
@@ -258,8 +246,8 @@ def parse_metric(node: YamlMap, where: str, timeout: float | None) -> MetricSpec
     if rule is None and baseline is None:
         raise ConfigError("a metric check needs 'threshold', 'between' or 'baseline'",
                           file=node.file, line=node.line, key=where)
-    window = _duration(node, "window", where)
-    step = _duration(node, "step", where)
+    window = duration_at(node, "window", where, positive=True)
+    step = duration_at(node, "step", where, positive=True)
     if step is not None and window is None:
         raise error_at("'step' only applies with 'window'", node, "step", where)
     if window is not None and step is not None and step > window:

@@ -12,8 +12,7 @@ from ..environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, env
 from ..errors import ConfigError
 from ..inputs.templating import check_site, matches, names_in, sites
 from ..inputs.validation import validate
-from ..inputs.yamlfile import YamlMap, error_at, gc_paused, load_file
-from ..units import parse_duration
+from ..inputs.yamlfile import YamlMap, duration_at, error_at, gc_paused, load_file
 from .base import KINDS, Check, CheckInstance, ParamSet, ParseContext, check_names
 from .registry import CHECK_TYPES
 
@@ -66,15 +65,6 @@ def _kind_keys(node: YamlMap, where: str) -> None:
             raise error_at(f"'{key}' does not apply to a {kind} check", node, key, where)
 
 
-def _duration(node: YamlMap, key: str, where: str) -> float | None:
-    if key not in node:
-        return None
-    try:
-        return parse_duration(node[key])
-    except ValueError as exc:
-        raise error_at(str(exc), node, key, where) from None
-
-
 def _environments(node: YamlMap, key: str, where: str, known: Sequence[str] | None
                   ) -> tuple[str, ...] | None:
     """``envs`` or ``skip_envs`` of a suite or check (None when absent), every name one of
@@ -100,7 +90,7 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
            base_dir: Path, known: Sequence[str] | None) -> Check:
     _kind_keys(node, where)
     kind = KINDS[node["kind"]]
-    timeout = _duration(node, "timeout", where)
+    timeout = duration_at(node, "timeout", where)
     at = ParseContext(where=where, suite=suite, base_dir=base_dir, timeout=timeout)
     # The first type that takes the check (the last, http, takes every check left).
     for check_type in CHECK_TYPES.values():
