@@ -168,7 +168,7 @@ class GatePlugin:
         if not self.acks:
             return
         details = info.get("details") or {}
-        # The names --ack accepts for any item (checklistcheck.ack_ids for checklist ones).
+        # The names --ack accepts for any item (checks.checklist.ack_ids for checklist ones).
         names = {info["id"], info["item_id"], f"{info['file']}::{info['item_id']}"}
         for ack in self.acks & names:
             why = "" if report.passed else details.get("ack_refused") or (

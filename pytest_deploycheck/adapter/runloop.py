@@ -3,7 +3,7 @@
 Items stay the unit of selection and reporting: once the final item list is known (after
 ``-m``, ``-k``, ``--lf`` and deselection), each stretch of consecutive side-effect-free check
 items goes to the engine at once (which starts them together once the run waits on the network,
-see :class:`~.engine.Engine`), and the items report as their checks finish. Any
+see ``runtime/engine.py``), and the items report as their checks finish. Any
 other item (a check that writes or runs a command, a Python test, a skip-marked check) is a
 fence: it runs on its own, after everything before it has reported and before anything after it
 starts, so the order of effects is the order of the items.

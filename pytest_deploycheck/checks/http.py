@@ -636,7 +636,7 @@ class HttpCheckRunner:
         """Teach the redactor the credentials in the URL as written (its query string may
         not be what is sent) and in the secret-named fields of a JSON body (``password``):
         they are shown, and the server may echo them back. Headers and the URL sent are
-        learned as the request goes out (see ``clients``)."""
+        learned as the request goes out (see ``runtime/clients.py``)."""
         if "?" in url or "@" in url:
             self.redactor.add_url(url)
         for value in _secret_fields(payload):

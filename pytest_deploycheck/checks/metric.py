@@ -359,7 +359,8 @@ class MetricResult:
 
 
 class PoolFetch:
-    """A :class:`~.metrics.Fetch` over the run's shared clients, for one environment."""
+    """A :class:`~pytest_deploycheck.metrics.Fetch` over the run's shared clients, for one
+    environment."""
 
     def __init__(self, pool: ClientPool, env: Environment) -> None:
         self.pool, self.env = pool, env
