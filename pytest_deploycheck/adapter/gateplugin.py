@@ -21,6 +21,7 @@ from ..actions import ActionResult
 from ..deployrun import DeployRun, exception_line
 from ..errors import DeploycheckError
 from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
+from ..report.terminal import gate_lines
 from ..runtime.durable import write_json_atomic
 from . import xdist
 
@@ -406,48 +407,8 @@ class GatePlugin:
 
         terminalreporter.ensure_newline()
         terminalreporter.section("deploycheck")
-        for env, gate in self.gate.envs.items():
-            records = gate.ordered()
-            count = gate.counts()
-            verdict = gate.verdict or gate.decide()
-            ok = verdict in OK_VERDICTS
-            counts = f"{count['passed'] + count['warned']} passed, {count['failed']} failed, " \
-                     f"{count['skipped']} skipped"
-            if count["inconclusive"]:
-                counts += f", {count['inconclusive']} inconclusive"
-            if count["warned"]:
-                counts += f", {count['warned']} with warnings"
-            write(f"{env}: {verdict} ({counts})", **({"green": True, "bold": True} if ok
-                                                     else {"red": True, "bold": True}))
-            for error in gate.errors:
-                label = "NOT COLLECTED" if error in self.collection_errors else "NOT EVALUATED"
-                write(f"  {label} {error}", red=True)
-            if not records and not gate.errors:
-                write(f"  no check ran against {env}")
-            elif records and not gate.errors and count["skipped"] == len(records):
-                write(f"  no check ran against {env} (every check was skipped)")
-            for record in records:
-                where = f"({record.file}:{record.line})"
-                if record.outcome == "failed":
-                    write(f"  FAILED {record.nodeid}  ({record.file}:{record.line}; on_fail: "
-                          f"{record.on_fail})")
-                    if record.message:
-                        write(f"         {record.message}")
-                elif record.outcome == "warned":
-                    write(f"  WARNING {record.nodeid}  {where}")
-                    write(f"         {record.message}")
-                elif record.outcome == "inconclusive":
-                    write(f"  INCONCLUSIVE {record.nodeid}  {where}")
-                    if record.message:
-                        write(f"         {record.message}")
-                if record.acknowledged:
-                    write(f"  ACKNOWLEDGED {record.nodeid} (--ack {record.acknowledged})")
-                if record.note:
-                    write(f"  NOTE {record.nodeid}: {record.note}")
-            self._rollback_lines(gate.rollback, write)
-            for result in gate.notify:
-                write(f"  NOTIFY {result.name}: {result.outcome}"
-                      + (f" ({result.message})" if result.message else ""))
+        for line, markup in gate_lines(self.gate.envs, self.collection_errors):
+            write(line, **markup)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             from ..report.github import workflow_commands
 
@@ -473,32 +434,6 @@ class GatePlugin:
                 write(f"  NOTE --ack '{ack}' matched {nodeid}, which passed without it")
         for problem in self.problems:
             write(f"  ERROR {problem}", red=True)
-
-    @staticmethod
-    def _rollback_lines(run: Any, write: Callable[..., None]) -> None:
-        if run is None:
-            return
-        if run.mode == "off":
-            write(f"  ROLLBACK skipped (--rollback off); triggered by "
-                  f"{', '.join(run.triggered_by)}")
-            return
-        if not run.actions:
-            write("  ROLLBACK needed but the environment has no rollback actions; triggered by "
-                  f"{', '.join(run.triggered_by)}", red=True)
-            return
-        label = "ROLLBACK (dry run)" if run.mode == "dry-run" else "ROLLBACK"
-        write(f"  {label} triggered by {', '.join(run.triggered_by)}")
-        for result in run.actions:
-            text = f"    {result.type} '{result.name}': {result.outcome}"
-            if run.mode != "dry-run":
-                text += f" in {result.duration:.2f}s"
-            if result.message:
-                text += f" ({result.message})"
-            write(text)
-        if run.reaction is not None:
-            write(f"    started {run.reaction * 1000:.0f}ms after the failing report "
-                  f"(--rollback-fast)")
-
 
 # Why the run ended before its gate ran (a usage error, an internal error at configure time),
 # for the report written then.

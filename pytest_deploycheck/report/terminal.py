@@ -1,0 +1,83 @@
+"""The run's summary in the terminal: each environment's verdict, its failures, rollback and
+notifications, as lines with their markup (the gate plugin writes them, redacted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from ..gate import OK_VERDICTS, EnvGate, RollbackRun
+
+# A line and its terminal markup (``red``, ``green``, ``bold``).
+Line = tuple[str, dict[str, bool]]
+
+
+def gate_lines(envs: Mapping[str, EnvGate], collection_errors: list[str]) -> Iterator[Line]:
+    """The lines of every environment's gate, in the order they were decided."""
+    for env, gate in envs.items():
+        records = gate.ordered()
+        count = gate.counts()
+        verdict = gate.verdict or gate.decide()
+        ok = verdict in OK_VERDICTS
+        counts = f"{count['passed'] + count['warned']} passed, {count['failed']} failed, " \
+                 f"{count['skipped']} skipped"
+        if count["inconclusive"]:
+            counts += f", {count['inconclusive']} inconclusive"
+        if count["warned"]:
+            counts += f", {count['warned']} with warnings"
+        yield f"{env}: {verdict} ({counts})", ({"green": True, "bold": True} if ok
+                                               else {"red": True, "bold": True})
+        for error in gate.errors:
+            label = "NOT COLLECTED" if error in collection_errors else "NOT EVALUATED"
+            yield f"  {label} {error}", {"red": True}
+        if not records and not gate.errors:
+            yield f"  no check ran against {env}", {}
+        elif records and not gate.errors and count["skipped"] == len(records):
+            yield f"  no check ran against {env} (every check was skipped)", {}
+        for record in records:
+            where = f"({record.file}:{record.line})"
+            if record.outcome == "failed":
+                yield (f"  FAILED {record.nodeid}  ({record.file}:{record.line}; on_fail: "
+                       f"{record.on_fail})"), {}
+                if record.message:
+                    yield f"         {record.message}", {}
+            elif record.outcome == "warned":
+                yield f"  WARNING {record.nodeid}  {where}", {}
+                yield f"         {record.message}", {}
+            elif record.outcome == "inconclusive":
+                yield f"  INCONCLUSIVE {record.nodeid}  {where}", {}
+                if record.message:
+                    yield f"         {record.message}", {}
+            if record.acknowledged:
+                yield f"  ACKNOWLEDGED {record.nodeid} (--ack {record.acknowledged})", {}
+            if record.note:
+                yield f"  NOTE {record.nodeid}: {record.note}", {}
+        yield from _rollback_lines(gate.rollback)
+        for result in gate.notify:
+            yield (f"  NOTIFY {result.name}: {result.outcome}"
+                   + (f" ({result.message})" if result.message else "")), {}
+
+
+def _rollback_lines(run: RollbackRun | None) -> Iterator[Line]:
+    """What the rollback did, or why it did not run."""
+    if run is None:
+        return
+    if run.mode == "off":
+        yield (f"  ROLLBACK skipped (--rollback off); triggered by "
+               f"{', '.join(run.triggered_by)}"), {}
+        return
+    if not run.actions:
+        yield ("  ROLLBACK needed but the environment has no rollback actions; triggered by "
+               f"{', '.join(run.triggered_by)}"), {"red": True}
+        return
+    label = "ROLLBACK (dry run)" if run.mode == "dry-run" else "ROLLBACK"
+    yield f"  {label} triggered by {', '.join(run.triggered_by)}", {}
+    for result in run.actions:
+        text = f"    {result.type} '{result.name}': {result.outcome}"
+        if run.mode != "dry-run":
+            text += f" in {result.duration:.2f}s"
+        if result.message:
+            text += f" ({result.message})"
+        yield text, {}
+    if run.reaction is not None:
+        yield (f"    started {run.reaction * 1000:.0f}ms after the failing report "
+               f"(--rollback-fast)"), {}
