@@ -57,15 +57,8 @@ def _action(node: object, file: str, where: str, base_dir: Path, line: int) -> A
         raise ConfigError(f"an action needs exactly one of {', '.join(ACTION_TYPES)}; found "
                           f"{found}", file=file, line=node.line, key=where)
     module = ACTION_TYPES[types[0]]
-    validate(node, module.SCHEMA, file, prefix=_path(where))
+    validate(node, module.SCHEMA, file, where)
     return module.parse(node, ParseContext(file, where, base_dir))
-
-
-def _path(where: str) -> list[str | int]:
-    out: list[str | int] = []
-    for part in where.replace("[", ".[").split("."):
-        out.append(int(part[1:-1]) if part.startswith("[") else part)
-    return out
 
 
 def parse_rollback(node: YamlList, file: str, where: str, base_dir: Path

@@ -137,10 +137,10 @@ def type_name(value: Any) -> str:
 
 
 def _describe(error: ValidationError, root: Any, file: str,
-              prefix: Sequence[str | int]) -> ConfigError:
+              where: str) -> ConfigError:
     inner: list[str | int] = list(error.absolute_path)
     line = locate(root, inner)
-    path = [*prefix, *inner]
+    path = [where, *inner] if where else inner
     instance = error.instance
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
@@ -170,12 +170,12 @@ def _describe(error: ValidationError, root: Any, file: str,
     return ConfigError(error.message, file=file, line=line, key=key_path(path) or None)
 
 
-def validate(document: Any, schema: str | Mapping[str, Any], file: str,
-             prefix: Sequence[str | int] = ()) -> None:
+def validate(document: Any, schema: str | Mapping[str, Any], file: str, where: str = "") -> None:
     """Raise :class:`ConfigError` for the most relevant schema violation in ``document``.
 
     ``schema`` names a packaged schema, or is a schema of its own (the fragment a module uses to
-    check its part of a file); ``prefix`` is where ``document`` sits in its file, for messages.
+    check its part of a file); ``where`` is the key path of ``document`` in its file, for
+    messages (``environments.prod.rollback[0]``).
     """
     validators = _schema(schema)
     try:
@@ -188,4 +188,4 @@ def validate(document: Any, schema: str | Mapping[str, Any], file: str,
     errors: Sequence[ValidationError] = list(validators.explainer().iter_errors(document))
     if errors:
         error = best_match(errors)
-        raise _describe(error, document, file, prefix) from None
+        raise _describe(error, document, file, where) from None

@@ -43,5 +43,5 @@ def parse_source(name: str, node: YamlMap, context: SourceContext) -> MetricSour
                           line=node.line_of("type") if "type" in node else node.line,
                           key=f"{context.where}.type")
     module = SOURCE_TYPES[kind]
-    validate(node, module.SCHEMA, context.file, prefix=[context.where])
+    validate(node, module.SCHEMA, context.file, context.where)
     return module.parse(name, node, context)
