@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 from .actions import Action, Notify, parse_notify, parse_rollback
 from .actions.base import SCOPE_NAMES
 from .errors import ConfigError
-from .inputs.endpoints import Service, parse_duration_key, parse_endpoint
+from .inputs.endpoints import Service, parse_endpoint
 from .inputs.interpolation import interpolate_tree
 from .inputs.templating import check_site, matches, names_in, sites
 from .inputs.validation import suggest, validate
 from .inputs.windows import DeployWindows, parse_windows
-from .inputs.yamlfile import YamlList, YamlMap, load_file
+from .inputs.yamlfile import YamlList, YamlMap, duration_at, load_file
 from .metrics import MetricSource, SourceContext, parse_source
 from .runtime.commands import describe, parse_command
 from .runtime.processes import StartProcess
@@ -221,7 +221,7 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
                        redactor: Redactor) -> Environment:
     file, where = source.display, f"environments.{name}"
     _register_secrets(doc, redactor)
-    timeout = parse_duration_key(doc, "timeout", DEFAULT_TIMEOUT, file, where)
+    timeout = duration_at(doc, "timeout", where, DEFAULT_TIMEOUT)
     services = {svc_name: parse_endpoint(svc_name, svc, file, f"{where}.services.{svc_name}",
                                          timeout, source.path.parent)
                 for svc_name, svc in doc.get("services", YamlMap()).items()}

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..inputs.endpoints import parse_duration_key
-from ..inputs.yamlfile import YamlMap
+from ..inputs.yamlfile import YamlMap, duration_at
 from ..units import format_duration
 from .base import ActionContext, ActionResult, ParseContext, last_chars
 
@@ -108,5 +107,4 @@ def parse(node: YamlMap, context: ParseContext) -> PythonAction:
                           key=f"{context.where}.python")
     return PythonAction(
         name=str(node.get("name") or target), target=target, base_dir=context.base_dir,
-        timeout=parse_duration_key(node, "timeout", DEFAULT_TIMEOUT, context.file,
-                                   context.where))
+        timeout=duration_at(node, "timeout", context.where, DEFAULT_TIMEOUT))

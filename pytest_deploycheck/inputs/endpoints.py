@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import ConfigError
-from ..units import format_duration, parse_duration
-from .yamlfile import YamlMap
+from ..units import format_duration
+from .yamlfile import YamlMap, duration_at
 
 
 @dataclass(frozen=True)
@@ -23,17 +23,6 @@ class Service:
     headers: Mapping[str, str]
     timeout: float
     verify_tls: bool | str
-
-
-def parse_duration_key(node: YamlMap, key: str, default: float, file: str, where: str) -> float:
-    """``node[key]`` as seconds, ``default`` when absent; a bad value names file, line and key."""
-    if key not in node:
-        return default
-    try:
-        return parse_duration(node[key])
-    except ValueError as exc:
-        raise ConfigError(str(exc), file=file, line=node.line_of(key),
-                          key=f"{where}.{key}") from None
 
 
 def parse_endpoint(name: str, node: YamlMap, file: str, where: str, default_timeout: float,
@@ -48,7 +37,7 @@ def parse_endpoint(name: str, node: YamlMap, file: str, where: str, default_time
     return Service(
         name=name, url=url.rstrip("/"),
         headers={k: str(v) for k, v in node.get("headers", {}).items()},
-        timeout=parse_duration_key(node, "timeout", default_timeout, file, where),
+        timeout=duration_at(node, "timeout", where, default_timeout),
         # A string names a CA bundle, relative to the environments file like every other path.
         verify_tls=verify if isinstance(verify, bool) else str(base_dir / verify))
 

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..inputs.endpoints import parse_duration_key
-from ..inputs.yamlfile import YamlMap
+from ..inputs.yamlfile import YamlMap, duration_at
 from ..secrets import Redactor
 
 MAX_OUTPUT = 64 * 1024
@@ -122,7 +121,7 @@ def parse_command(node: YamlMap, base_dir: Path, default_timeout: float, file: s
     return CommandSpec(
         command=command_of(node["command"]), cwd=cwd_of(node, base_dir),
         env={str(key): str(value) for key, value in node.get("env", {}).items()},
-        timeout=parse_duration_key(node, "timeout", default_timeout, file, where))
+        timeout=duration_at(node, "timeout", where, default_timeout))
 
 
 def describe(command: str | Sequence[str]) -> str:
