@@ -134,13 +134,14 @@ def test_missing_variable_only_matters_for_a_selected_environment(
                                  "environment variable PROD_URL_NOT_SET is not set"])
 
 
-def test_unknown_environment_is_a_usage_error(project: Project) -> None:
-    project.environments(ENVIRONMENTS)
+@pytest.mark.parametrize(("given", "meant"), [("tset", "test"), ("prod", "production")])
+def test_unknown_environment_is_a_usage_error(project: Project, given: str, meant: str) -> None:
+    project.environments(ENVIRONMENTS + "  production: {extends: test}\n")
     project.suite("s.yaml", "checks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n")
-    result = runpytest(project.pytester, "--env=tset")
+    result = runpytest(project.pytester, f"--env={given}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--env: environments.yaml: unknown environment 'tset' (did you "
-                                 "mean 'test'?); known: test"])
+    result.stderr.fnmatch_lines([f"*--env: environments.yaml: unknown environment '{given}' (did "
+                                 f"you mean '{meant}'?); known: *"])
 
 
 def test_no_env_while_a_suite_is_collected_lists_known_environments(

@@ -125,8 +125,12 @@ def key_path(path: Iterable[str | int]) -> str:
 
 def suggest(word: str, options: Iterable[str]) -> str:
     """A " (did you mean 'x'?)" hint, or an empty string."""
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    ordered = sorted(options)
+    close = difflib.get_close_matches(word, ordered, n=1, cutoff=0.6)
+    if not close and len(word) >= 3:
+        # A short form ('prod' for 'production') is too far off for difflib's ratio.
+        close = [option for option in ordered if option.startswith(word)]
+    return f" (did you mean '{close[0]}'?)" if len(close) == 1 else ""
 
 
 def type_name(value: Any) -> str:
