@@ -169,11 +169,6 @@ class Redactor:
             if secret.strip("/"):
                 self.add(secret)
 
-    @property
-    def active(self) -> bool:
-        """Whether any secret is known (with none, there is nothing to mask)."""
-        return bool(self._ordered)
-
     def redact(self, text: str) -> str:
         for secret in self._ordered:
             if secret in text:

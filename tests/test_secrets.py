@@ -754,6 +754,30 @@ def test_a_credential_in_a_url_anywhere_in_a_text_is_masked(project: Project,
         assert PLANTED not in text
 
 
+def test_a_credential_in_a_url_is_masked_in_a_python_check_when_no_other_secret_is_known(
+        project: Project) -> None:
+    """With no secret learned yet, the reports of Python checks were left as they were: the
+    credential query parameter a check printed and asserted on reached the terminal."""
+    project.environments("environments:\n  test:\n    vars: {}\n")
+    project.pytester.makepyfile(test_link="""
+        import logging, pytest
+
+        @pytest.mark.deploycheck(kind="smoke", on_fail="warn")
+        def test_link(deploy_env):
+            url = "https://cdn.example.com/f?X-Amz-Signature=pl4nted0sig&token=pl4nted0tok"
+            print("fetched", url)
+            logging.getLogger("t").warning("fetched %s", url)
+            assert url.endswith("nope")
+        """)
+    result = runpytest(project.pytester, "--env=test", "-rA", "-vv", "--junitxml=junit.xml",
+                       "-o", "junit_logging=all", "--gate-report=gate.json")
+    result.assert_outcomes(passed=1)
+    assert "X-Amz-Signature=***&token=***" in result.stdout.str()
+    for text in [result.stdout.str()] + [(project.path / name).read_text()
+                                         for name in ("junit.xml", "gate.json")]:
+        assert "pl4nted" not in text
+
+
 MULTILINE_KEY = "-----BEGIN PL4NTED KEY-----\nMIIEpl4ntedQ29udGVudA\nbGluZTI-pl4nted-x\n-----END PL4NTED KEY-----"
 
 

@@ -174,8 +174,6 @@ def redact_report(report: pytest.TestReport | pytest.CollectReport, redactor: Re
     Run in the process that made the report, whose redactor knows the secrets its checks
     learned (a saved token), before any other plugin reads the report.
     """
-    if not redactor.active:
-        return
     longrepr = report.longrepr
     if longrepr is not None and not isinstance(longrepr, (str, tuple)):
         text = str(longrepr)
@@ -199,7 +197,7 @@ def redact_xfail_reason(report: pytest.TestReport | pytest.CollectReport, redact
                         ) -> None:
     """Mask the reason an xfailed report carries (set by pytest's skipping plugin, whose
     wrapper runs after :func:`redact_report`)."""
-    if redactor.active and isinstance(getattr(report, "wasxfail", None), str):
+    if isinstance(getattr(report, "wasxfail", None), str):
         report.wasxfail = redactor.redact(report.wasxfail)  # type: ignore[union-attr]
 
 
@@ -210,7 +208,7 @@ def masked_comparison(config: pytest.Config, op: str, left: object, right: objec
     skipped, long reprs cut) before any report exists, and a secret cut there no longer
     matches. ``None`` when the operands hold no secret."""
     run = config.stash.get(RUN_KEY, None)
-    if run is None or not run.redactor.active:
+    if run is None:
         return None
     masked_left, masked_right = _masked(left, run.redactor), _masked(right, run.redactor)
     if masked_left is left and masked_right is right:
@@ -258,11 +256,10 @@ class _RedactedLogRecords(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.redactor.active:
-            message = record.getMessage()
-            redacted = self.redactor.redact(message)
-            if redacted is not message:
-                record.msg, record.args = redacted, None
+        message = record.getMessage()
+        redacted = self.redactor.redact(message)
+        if redacted is not message:
+            record.msg, record.args = redacted, None
         return True
 
 
@@ -279,7 +276,7 @@ def redact_live_output(config: pytest.Config, redactor: Redactor) -> None:
         write = writer.write
 
         def redacted_write(msg: str, *, flush: bool = False, **markup: bool) -> None:
-            write(redactor.redact(msg) if redactor.active else msg, flush=flush, **markup)
+            write(redactor.redact(msg), flush=flush, **markup)
 
         writer.write = redacted_write  # type: ignore[method-assign]
 
@@ -297,9 +294,8 @@ class RedactedTestIds:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.redactor.active:
-            report.nodeid = self.redactor.redact(report.nodeid)
-            report.location = self.redactor.redact_in_place(report.location)
+        report.nodeid = self.redactor.redact(report.nodeid)
+        report.location = self.redactor.redact_in_place(report.location)
 
 
 class RedactedWarnings:
@@ -311,8 +307,6 @@ class RedactedWarnings:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
-        if not self.redactor.active:
-            return
         text = str(warning_message.message)
         redacted = self.redactor.redact(text)
         if redacted is text:
