@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..errors import CheckError
 from ..inputs.templating import names_in, render
-from ..inputs.yamlfile import YamlMap, error_at
-from ..units import format_duration, parse_duration, utc_iso
+from ..inputs.yamlfile import YamlMap, duration_at
+from ..units import format_duration, utc_iso
 from .base import Context, Outcome
 
 KEYS = ("files",)
@@ -92,11 +92,6 @@ def parse(node: YamlMap, where: str) -> FilesEntry:
         if isinstance(item, str):
             rules.append(FileRule(item, None))
             continue
-        max_age = None
-        if "max_age" in item:
-            try:
-                max_age = parse_duration(item["max_age"])
-            except ValueError as exc:
-                raise error_at(str(exc), item, "max_age", f"{where}.files[{index}]") from None
+        max_age = duration_at(item, "max_age", f"{where}.files[{index}]")
         rules.append(FileRule(str(item["path"]), max_age, str(item.get("max_age", ""))))
     return FilesEntry(tuple(rules))
