@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 
-from ..errors import CheckError, ConfigError
+from ..errors import CheckError
 from ..inputs.endpoints import describe_error
 from ..inputs.templating import render
-from ..inputs.yamlfile import YamlMap
+from ..inputs.yamlfile import YamlMap, duration_at
 from ..runtime.clients import new_client
-from ..units import format_duration, parse_duration
+from ..units import format_duration
 from .base import ActionContext, ActionResult, ParseContext, last_chars
 
 DEFAULT_TIMEOUT = 10.0
@@ -142,15 +142,9 @@ def _read_capped(answer: httpx.Response) -> str:
 
 def parse(node: YamlMap, context: ParseContext) -> WebhookAction:
     spec = node["webhook"]
-    timeout = DEFAULT_TIMEOUT
-    for holder, key in ((node, "timeout"), (spec, "timeout")):
-        if key in holder:
-            try:
-                timeout = parse_duration(holder[key])
-            except ValueError as exc:
-                raise ConfigError(str(exc), file=context.file, line=holder.line_of(key),
-                                  key=f"{context.where}.{'webhook.' if holder is spec else ''}"
-                                      f"{key}") from None
+    # The action's timeout, which the webhook's own overrides.
+    timeout = duration_at(node, "timeout", context.where, DEFAULT_TIMEOUT)
+    timeout = duration_at(spec, "timeout", f"{context.where}.webhook", timeout)
     method = str(spec.get("method", "POST")).upper()
     return WebhookAction(
         name=str(node.get("name") or f"webhook {method} {spec['url']}"), url=str(spec["url"]),
