@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..inputs.endpoints import Service, parse_endpoint
-from ..inputs.yamlfile import YamlMap
-from ..units import parse_duration
+from ..inputs.yamlfile import YamlMap, duration_at
 from .base import (
     Fetch,
     Fetched,
@@ -53,12 +52,7 @@ def parse(name: str, node: YamlMap, context: SourceContext) -> DatadogSource:
     config.setdefault("url", f"https://api.{node.get('site', DEFAULT_SITE)}")
     endpoint = parse_endpoint(f"metrics.{name}", config, context.file, context.where,
                               context.timeout, context.base_dir)
-    lookback = DEFAULT_LOOKBACK
-    if "lookback" in node:
-        try:
-            lookback = parse_duration(node["lookback"])
-        except ValueError as exc:
-            raise context.error(str(exc), node, "lookback") from None
+    lookback = duration_at(node, "lookback", context.where, DEFAULT_LOOKBACK)
     return DatadogSource(name=name, endpoint=endpoint, lookback=lookback,
                          keys={"DD-API-KEY": node["api_key"],
                                "DD-APPLICATION-KEY": node["app_key"]})
