@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks.base import CheckInstance, CheckResult, CheckRunner, RunContext
+from .checks.conditions import ChangedFiles
 from .checks.registry import CHECK_TYPES
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, DeploycheckError, UsageProblem
@@ -82,6 +83,8 @@ class DeployRun:
         self.runners: dict[str, CheckRunner] = {
             name: kind.runner(self.context) for name, kind in CHECK_TYPES.items()}
         self.suites_without_env: list[str] = []
+        # What `if: {changed: ...}` compares: git asked once per base ref in a run.
+        self.changes = ChangedFiles(rootdir)
         self._file: EnvironmentsFile | None = None
 
     @property

@@ -18,10 +18,11 @@ from .actions.base import SCOPE_NAMES
 from .errors import ConfigError
 from .inputs.endpoints import Service, parse_endpoint
 from .inputs.interpolation import interpolate_tree
+from .inputs.located import duration_at
 from .inputs.templating import check_site, matches, names_in, sites
 from .inputs.validation import suggest, validate
 from .inputs.windows import DeployWindows, parse_windows
-from .inputs.yamlfile import YamlList, YamlMap, duration_at, load_file
+from .inputs.yamlfile import YamlList, YamlMap, load_file
 from .metrics import MetricSource, SourceContext, parse_source
 from .runtime.commands import describe, parse_command
 from .runtime.processes import StartProcess
@@ -226,8 +227,8 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
                                          timeout, source.path.parent)
                 for svc_name, svc in doc.get("services", YamlMap()).items()}
     metrics = {
-        src: parse_source(src, node, SourceContext(file, f"{where}.metrics.{src}", timeout,
-                                                   source.path.parent))
+        src: parse_source(src, node, SourceContext(f"{where}.metrics.{src}", source.path.parent,
+                                                   timeout))
         for src, node in doc.get("metrics", YamlMap()).items()}
     start: list[StartProcess] = []
     for index, proc in enumerate(doc.get("start", YamlList())):

@@ -44,6 +44,7 @@ class CheckInfo(TypedDict):
     name: str
     env: str
     kind: str
+    phase: str  # predeploy or postdeploy
     on_fail: str
     severity: str
     runbook: str | None
@@ -57,21 +58,24 @@ class CheckInfo(TypedDict):
     reason: str
     details: dict[str, Any]  # the result's own data (JSON-safe, redacted)
     acknowledged: str | None  # the --ack value that acknowledged it
+    unneeded: str  # why its ``if:`` left it out (skipped before anything of it ran)
 
 
 # What a phase says when it found nothing to tell; shared, so read-only.
 QUIET_OUTCOME: Mapping[str, Any] = {"warning": "", "inconclusive": False, "note": "",
-                                    "reason": "", "details": {}, "acknowledged": None}
+                                    "reason": "", "details": {}, "acknowledged": None,
+                                    "unneeded": ""}
 
 
 def check_info(*, id: str, item_id: str, suite: str, name: str, env: str, kind: str,
-               on_fail: str, severity: str, runbook: str | None, file: str, line: int,
-               order: int) -> CheckInfo:
+               phase: str, on_fail: str, severity: str, runbook: str | None, file: str,
+               line: int, order: int) -> CheckInfo:
     """A check's description with a quiet outcome (YAML and Python checks alike)."""
     return CheckInfo(id=id, item_id=item_id, suite=suite, name=name, env=env, kind=kind,
-                     on_fail=on_fail, severity=severity, runbook=runbook, file=file, line=line,
+                     phase=phase, on_fail=on_fail, severity=severity, runbook=runbook,
+                     file=file, line=line,
                      order=order, warning="", inconclusive=False, note="", reason="",
-                     details={}, acknowledged=None)
+                     details={}, acknowledged=None, unneeded="")
 
 
 def outcome_part(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,10 +102,12 @@ class CheckRecord:
     on_fail: str
     duration: float
     message: str
+    phase: str
     file: str
     line: int
     note: str = ""
     acknowledged: str | None = None
+    unneeded: str = ""  # skipped by its ``if:``, with this reason
     # The item's place in the collected order: checks that ran concurrently finish in any
     # order, but reports list them as collected.
     order: int = 0
@@ -112,9 +118,11 @@ class CheckRecord:
         """The record of a report of the item that ``info`` describes (a crashed worker's
         report keeps no note)."""
         return cls(nodeid=nodeid, id=info["item_id"], suite=info["suite"], name=info["name"],
-                   kind=info["kind"], env=info["env"], outcome=outcome, on_fail=info["on_fail"],
+                   kind=info["kind"], phase=info["phase"], env=info["env"], outcome=outcome,
+                   on_fail=info["on_fail"],
                    duration=duration, message=message, file=info["file"], line=info["line"],
                    note="" if crashed else info["note"], acknowledged=info["acknowledged"],
+                   unneeded=info.get("unneeded", "") if outcome == "skipped" else "",
                    order=info["order"])
 
     def merge(self, other: CheckRecord) -> CheckRecord:
@@ -129,10 +137,12 @@ class CheckRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "suite": self.suite, "name": self.name, "kind": self.kind,
-                "env": self.env, "outcome": self.outcome, "on_fail": self.on_fail,
+                "phase": self.phase, "env": self.env, "outcome": self.outcome,
+                "on_fail": self.on_fail,
                 "duration": round(self.duration, 3), "message": self.message,
                 "file": self.file, "line": self.line, "nodeid": self.nodeid,
-                "acknowledged": self.acknowledged}
+                "acknowledged": self.acknowledged,
+                **({"unneeded": self.unneeded} if self.unneeded else {})}
 
 
 class RollbackInterrupted(BaseException):
@@ -237,7 +247,10 @@ class EnvGate:
             return "rolled_back" if self.rollback.succeeded else "rollback_failed"
         if failed or self.errors or self.problems:
             return "blocked"
-        outcomes = {r.outcome for r in self.records.values()}
+        needed = [r for r in self.records.values() if not r.unneeded]
+        if self.records and not needed:
+            return "passed"  # every check was left out by its if: (this deploy needs none)
+        outcomes = {r.outcome for r in needed}
         # No check ran, or every one was skipped (a git check outside a repository, a metric
         # under no_data: skip): nothing is known, and a gate must not pass on that.
         if "inconclusive" in outcomes or outcomes <= {"skipped"}:

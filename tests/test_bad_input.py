@@ -52,10 +52,10 @@ def collect_error(project: Project, suite: str, *args: str) -> str:
     ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: 5}\n",
      "suites/bad.yaml:5: checks[[]0[]].request.path: expected string, got integer 5"),
     ("checks:\n  - name: a\n    kind: health\n    request: {path: /, service: web}\n",
-     "suites/bad.yaml:4: checks.a.request.service: unknown service 'web' in environment 'test'; "
+     "suites/bad.yaml:4: checks[[]0[]].request.service: unknown service 'web' in environment 'test'; "
      "its services: api"),
     ("service: api\nchecks:\n  - name: a\n    kind: health\n    request: {path: '/{{ nope }}'}\n",
-     "suites/bad.yaml:5: checks.a.request.path: template '{{ nope }}' is not defined in "
+     "suites/bad.yaml:5: checks[[]0[]].request.path: template '{{ nope }}' is not defined in "
      "environment 'test'*"),
     ("checks:\n  - name: a\n    kind: health\n    request: {path: /}\n",
      "suites/bad.yaml:4: checks[[]0[]].request.path: no service for this path*"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import json
 import textwrap
 
 import pytest
@@ -308,3 +310,96 @@ def test_window_check_across_a_dst_change(project: Project, instant: str, outcom
     project.suite("pre.yaml", WINDOW_SUITE)
     result = runpytest(project.pytester, "--env=prod", f"--deploy-time={instant}")
     result.assert_outcomes(**{outcome: 1})
+
+
+# --- soft windows and emergencies (SPEC §10) --------------------------------------------------
+
+SOFT = """\
+    allow:
+      - {days: [mon, tue, wed, thu], start: "09:00", end: "16:00", tz: UTC, preferred: true}
+    blackout:
+      - {from: 2026-12-15, to: 2027-01-05, reason: holiday freeze, emergency: allowed}
+      - {days: [sun], reason: no staff on Sundays}
+    """
+
+
+@pytest.mark.parametrize(("instant", "is_open", "warning", "emergency"), [
+    ("2026-11-23T10:00:00Z", True, "", False),  # inside the preferred window
+    ("2026-11-23T20:00:00Z", True, "outside the preferred deploy windows "
+                                   "(mon-thu 09:00-16:00 UTC)", False),
+    ("2026-11-21T10:00:00Z", True, "outside the preferred deploy windows "
+                                   "(mon-thu 09:00-16:00 UTC)", False),  # Saturday
+    ("2026-11-22T10:00:00Z", False, "", False),  # a Sunday blackout: no emergency lifts it
+    ("2026-12-16T10:00:00Z", False, "", True),  # the freeze allows emergencies
+    ("2026-12-20T10:00:00Z", False, "", False),  # Sunday in the freeze: both must allow it
+])
+def test_preferred_windows_warn_and_blackouts_may_allow_emergencies(
+        instant: str, is_open: bool, warning: str, emergency: bool) -> None:
+    decision = windows(SOFT).decide(at(instant))
+    assert (decision.open, decision.warning, decision.emergency) == (is_open, warning, emergency)
+
+
+def test_an_emergency_in_an_allowing_blackout_still_needs_a_window() -> None:
+    decision = windows("""\
+        allow:
+          - {days: [mon, tue, wed, thu], start: "14:00", end: "17:00", tz: UTC}
+        blackout:
+          - {from: 2026-12-15, to: 2027-01-05, reason: holiday freeze, emergency: allowed}
+        """).decide(at("2026-12-16T20:00:00Z"))
+    assert not decision.open and not decision.emergency
+    inside = windows("""\
+        allow:
+          - {days: [mon, tue, wed, thu], start: "14:00", end: "17:00", tz: UTC}
+        blackout:
+          - {from: 2026-12-15, to: 2027-01-05, reason: holiday freeze, emergency: allowed}
+        """).decide(at("2026-12-16T15:00:00Z"))
+    assert not inside.open and inside.emergency
+    assert inside.reason == ("inside blackout 'holiday freeze' (2026-12-15 - 2027-01-05 UTC), "
+                             "which allows emergency deploys")
+
+
+SOFT_ENVIRONMENTS = "environments:\n  prod:\n    windows:\n" + textwrap.indent(
+    textwrap.dedent(SOFT), "      ")
+
+
+def test_outside_a_preferred_window_the_gate_passes_with_a_warning(project: Project) -> None:
+    project.environments(SOFT_ENVIRONMENTS)
+    project.suite("pre.yaml", WINDOW_SUITE)
+    result = runpytest(project.pytester, "--env=prod", "--deploy-time=2026-11-23T20:00:00Z",
+                       "--gate-report=gate.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "prod: passed_with_warnings*",
+        "  WARNING suites/pre.yaml::pre::deploy window[[]prod[]]  (suites/pre.yaml:2)",
+        "         deploy at 2026-11-23T20:00:00Z is outside the preferred deploy windows "
+        "(mon-thu 09:00-16:00 UTC)"])
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "passed_with_warnings"
+
+
+def test_an_emergency_ack_lifts_only_a_blackout_that_allows_it(project: Project) -> None:
+    project.environments(SOFT_ENVIRONMENTS)
+    project.suite("pre.yaml", WINDOW_SUITE)
+    ack = "--ack=pre::deploy window"
+    freeze = runpytest(project.pytester, "--env=prod", "--deploy-time=2026-12-16T10:00:00Z", ack)
+    freeze.assert_outcomes(passed=1)
+    freeze.stdout.fnmatch_lines(["  NOTE *: emergency deploy acknowledged (--ack pre::deploy "
+                                 "window): inside blackout 'holiday freeze' (2026-12-15 - "
+                                 "2027-01-05 UTC), which allows emergency deploys"])
+    unacked = runpytest(project.pytester, "--env=prod", "--deploy-time=2026-12-16T10:00:00Z")
+    unacked.assert_outcomes(failed=1)
+    sunday = runpytest(project.pytester, "--env=prod", "--deploy-time=2026-11-22T10:00:00Z", ack)
+    sunday.assert_outcomes(failed=1)
+    sunday.stdout.fnmatch_lines(["  FAILED inside blackout 'no staff on Sundays' (sun all day "
+                                 "UTC)"])
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("allow:\n  - {days: [mon], emergency: true, preferred: true}\n",
+     "env.yaml:3: environments.prod.windows.allow[[]0[]].preferred: a window is either for "
+     "emergencies or preferred, not both"),
+])
+def test_bad_soft_windows_name_the_line_and_key(entry: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        windows(entry)
+    assert fnmatch.fnmatch(str(caught.value), message), str(caught.value)

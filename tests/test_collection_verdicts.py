@@ -363,24 +363,24 @@ def test_a_syntax_error_in_a_conftest_names_its_file_and_line(project: Project) 
 @pytest.mark.parametrize(("suite", "message"), [
     ("checks:\n  - name: a\n    kind: metric\n    query: up\n    threshold: '< 1'\n"
      "    source: prom\n",
-     "suites/s.yaml:6: checks.a.source: unknown metric source 'prom' in environment "
+     "suites/s.yaml:6: checks[[]0[]].source: unknown metric source 'prom' in environment "
      "'production'*"),
     ("service: api\nchecks:\n  - name: a\n    kind: health\n    request:\n"
      "      path: '/{{ nope }}'\n",
-     "suites/s.yaml:6: checks.a.request.path: template '{{ nope }}' is not defined*"),
+     "suites/s.yaml:6: checks[[]0[]].request.path: template '{{ nope }}' is not defined*"),
     ("service: web\nchecks:\n  - name: a\n    kind: health\n    request: {path: /}\n",
      "suites/s.yaml:1: service: unknown service 'web' in environment 'production'*"),
     ("checks:\n  - name: a\n    kind: health\n    service: web\n    request: {path: /}\n",
-     "suites/s.yaml:4: checks.a.service: unknown service 'web'*"),
+     "suites/s.yaml:4: checks[[]0[]].service: unknown service 'web'*"),
     ("checks:\n  - name: a\n    kind: health\n    request:\n      path: /\n      service: web\n",
-     "suites/s.yaml:6: checks.a.request.service: unknown service 'web'*"),
+     "suites/s.yaml:6: checks[[]0[]].request.service: unknown service 'web'*"),
     ("checks:\n  - name: a\n    kind: metric\n    query: 'up{job=\"{{ job }}\"}'\n"
      "    threshold: '< 1'\n",
-     "suites/s.yaml:4: checks.a.query: template '{{ job }}' is not defined*"),
+     "suites/s.yaml:4: checks[[]0[]].query: template '{{ job }}' is not defined*"),
     ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    steps:\n"
      "      - request: {path: /}\n      - request:\n          path: /\n"
      "          headers: {X: '{{ nope }}'}\n",
-     "suites/s.yaml:9: checks.a.steps[[]1[]].request.headers: template '{{ nope }}'*"),
+     "suites/s.yaml:9: checks[[]0[]].steps[[]1[]].request.headers: template '{{ nope }}'*"),
     ("checks:\n  - {name: a, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n"
      "  - name: b\n    kind: health\n    request: {url: 'http://127.0.0.1:9/',\n"
      "                 headers: {X: 1}\n",

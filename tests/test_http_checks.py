@@ -369,7 +369,7 @@ def test_protected_environment_refuses_writes_unless_allowed(
     result = run(pytester, "--gate-report=gate.json")
     assert result.ret != 0
     result.stdout.fnmatch_lines([
-        "*suites/write.yaml:8: checks.write.request.method: environment 'test' is protected: "
+        "*suites/write.yaml:8: checks[[]0[]].request.method: environment 'test' is protected: "
         "POST would be refused; set 'allow_write: true' on the check if it must write there, "
         "or leave 'test' out with 'skip_envs'"])
     assert json.loads((pytester.path / "gate.json").read_text())["verdict"] == "blocked"

@@ -106,3 +106,22 @@ def test_only_the_pytest_side_imports_pytest() -> None:
                        if outer & {"pytest", "_pytest"})
     assert importers, "no module imports pytest: the test reads the wrong folder"
     assert [m for m in importers if _top(m) not in PYTEST_SIDE] == []
+
+
+# The keys every check has, whatever its type (read by checks/suites.py).
+COMMON_CHECK_KEYS = {"name", "kind", "phase", "if", "description", "envs", "skip_envs", "marks", "on_fail",
+                     "severity", "runbook", "timeout", "parametrize"}
+
+
+def test_the_suite_schema_has_the_keys_of_every_check_type_and_no_other() -> None:
+    """A new check type's keys go in the published suite schema (what editors and the
+    reference read); this names what is missing or left over."""
+    from pytest_deploycheck.checks.registry import CHECK_TYPES
+    from pytest_deploycheck.inputs.validation import packaged_schema
+
+    in_schema = set(packaged_schema("suite")["$defs"]["check"]["properties"])
+    by_types = {key: name for name, one in CHECK_TYPES.items() for key in one.keys}
+    missing = {key: name for key, name in by_types.items() if key not in in_schema}
+    assert not missing, f"check keys of these types are not in suite.schema.json: {missing}"
+    unclaimed = in_schema - COMMON_CHECK_KEYS - set(by_types)
+    assert not unclaimed, f"suite.schema.json has check keys no check type reads: {unclaimed}"

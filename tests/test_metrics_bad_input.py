@@ -73,17 +73,17 @@ def assert_error(project: Project, message: str) -> None:
     ("service: api\nchecks:\n  - {name: h, kind: health, request: {path: /}, threshold: '< 1'}\n",
      "suites/bad.yaml:3: checks[[]0[]].threshold: 'threshold' does not apply to a health check"),
     (check("query: up", 'threshold: "< 1"', "source: defualt"),
-     "suites/bad.yaml:6: checks.m.source: unknown metric source 'defualt' in environment 'test' "
+     "suites/bad.yaml:6: checks[[]0[]].source: unknown metric source 'defualt' in environment 'test' "
      "(did you mean 'default'?); its sources: default, stats"),
     (check("query: count", 'threshold: "< 1"', "source: stats", "window: 5m"),
-     "suites/bad.yaml:7: checks.m.window: 'window' needs a source with history, and 'stats' in "
+     "suites/bad.yaml:7: checks[[]0[]].window: 'window' needs a source with history, and 'stats' in "
      "environment 'test' is http http://127.0.0.1:9/stats; use 'observe' to watch it live "
      "instead"),
     (check("query: 'items['", 'threshold: "< 1"', "source: stats"),
-     "suites/bad.yaml:4: checks.m.query: bad JMESPath expression 'items[': * (for source "
+     "suites/bad.yaml:4: checks[[]0[]].query: bad JMESPath expression 'items[': * (for source "
      "'stats', http http://127.0.0.1:9/stats)"),
     (check("query: 'up{job=\"{{ job }}\"}'", 'threshold: "< 1"'),
-     "suites/bad.yaml:4: checks.m.query: template '{{ job }}' is not defined in environment "
+     "suites/bad.yaml:4: checks[[]0[]].query: template '{{ job }}' is not defined in environment "
      "'test'*"),
 ])
 def test_bad_metric_check_is_a_collection_error(project: Project, suite: str,

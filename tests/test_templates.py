@@ -302,10 +302,10 @@ def test_rollback_and_notify_webhooks_know_the_environment_vars(
      5, "checks[0].request.headers.Authorization", "${...} is not interpolated in suite files*"),
     ("checks:\n  - name: a\n    kind: checklist\n    parametrize: {v: ['{{ nope }}']}\n"
      "    command: 'echo {{ v }}'\n",
-     4, "checks.a.parametrize", "template '{{ nope }}' is not defined in environment 'test'*"),
+     4, "checks[0].parametrize", "template '{{ nope }}' is not defined in environment 'test'*"),
     ("service: api\nchecks:\n  - name: a\n    kind: smoke\n    request: {path: /ok}\n"
      "    retry: {attempts: 2, stop_if: {status: '{{ nope }}'}}\n",
-     6, "checks.a.retry.stop_if", "template '{{ nope }}' is not defined in environment 'test'*"),
+     6, "checks[0].retry.stop_if", "template '{{ nope }}' is not defined in environment 'test'*"),
     ("checks:\n  - name: a\n    kind: checklist\n    command: 'echo $(( {{ n }} + 1 ))'\n",
      4, "checks[0].command", "a template inside $((...)) or ((...)) cannot be passed to the shell safely*"),
     # bash evaluates a value as arithmetic there, quoted or not: 'a[$(cmd)]' runs cmd.

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..inputs.located import At
 from ..inputs.validation import suggest, validate
 from ..inputs.yamlfile import YamlList, YamlMap
 from . import command, python, webhook
-from .base import Action, ActionContext, ActionResult, ActionType, ParseContext
+from .base import Action, ActionContext, ActionResult, ActionType
 
 __all__ = [
     "ACTION_TYPES",
@@ -24,7 +25,6 @@ __all__ = [
     "ActionContext",
     "ActionResult",
     "Notify",
-    "ParseContext",
     "parse_notify",
     "parse_rollback",
 ]
@@ -58,7 +58,7 @@ def _action(node: object, file: str, where: str, base_dir: Path, line: int) -> A
                           f"{found}", file=file, line=node.line, key=where)
     module = ACTION_TYPES[types[0]]
     validate(node, module.SCHEMA, file, where)
-    return module.parse(node, ParseContext(file, where, base_dir))
+    return module.parse(node, At(where, base_dir))
 
 
 def parse_rollback(node: YamlList, file: str, where: str, base_dir: Path

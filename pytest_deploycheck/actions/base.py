@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..inputs.located import At
 from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
 
@@ -78,22 +79,13 @@ class Action(Protocol):
     def run(self, context: ActionContext) -> ActionResult: ...
 
 
-@dataclass(frozen=True)
-class ParseContext:
-    """Where an action is declared, and the defaults it inherits."""
-
-    file: str
-    where: str
-    base_dir: Path
-
-
 class ActionType(Protocol):
     """A module that provides one type of action."""
 
     SCHEMA: Mapping[str, Any]
     DEFAULT_TIMEOUT: float
 
-    def parse(self, node: YamlMap, context: ParseContext) -> Action: ...
+    def parse(self, node: YamlMap, context: At) -> Action: ...
 
 
 def last_chars(text: str, limit: int = OUTPUT_CHARS) -> str:

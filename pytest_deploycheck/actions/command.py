@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CheckError, ConfigError
+from ..inputs.located import At
 from ..inputs.templating import command_problem, render_command
 from ..inputs.yamlfile import YamlMap
 from ..runtime.commands import (
@@ -24,7 +25,7 @@ from ..runtime.commands import (
     run_command,
 )
 from ..units import format_duration
-from .base import ActionContext, ActionResult, ParseContext, last_chars
+from .base import ActionContext, ActionResult, last_chars
 
 DEFAULT_TIMEOUT = 300.0
 SCHEMA: Mapping[str, Any] = {
@@ -82,10 +83,10 @@ class CommandAction:
                             message, result.exit_code, result.duration, output)
 
 
-def parse(node: YamlMap, context: ParseContext) -> CommandAction:
-    spec = parse_command(node, context.base_dir, DEFAULT_TIMEOUT, context.file, context.where)
+def parse(node: YamlMap, context: At) -> CommandAction:
+    spec = parse_command(node, context.base_dir, DEFAULT_TIMEOUT, node.file, context.where)
     problem = command_problem(spec.command)
     if problem:
-        raise ConfigError(problem, file=context.file, line=node.line_of("command"),
+        raise ConfigError(problem, file=node.file, line=node.line_of("command"),
                           key=f"{context.where}.command")
     return CommandAction(name=str(node.get("name") or describe(spec.command)), spec=spec)

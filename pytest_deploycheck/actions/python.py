@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..inputs.yamlfile import YamlMap, duration_at
+from ..inputs.located import At, duration_at
+from ..inputs.yamlfile import YamlMap
 from ..units import format_duration
-from .base import ActionContext, ActionResult, ParseContext, last_chars
+from .base import ActionContext, ActionResult, last_chars
 
 DEFAULT_TIMEOUT = 300.0
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -99,11 +100,11 @@ class PythonAction:
                             if value is not None else "")
 
 
-def parse(node: YamlMap, context: ParseContext) -> PythonAction:
+def parse(node: YamlMap, context: At) -> PythonAction:
     target = str(node["python"])
     if not _TARGET.match(target):
         raise ConfigError(f"{target!r} is not 'module:function' (e.g. mypkg.deploy:rollback)",
-                          file=context.file, line=node.line_of("python"),
+                          file=node.file, line=node.line_of("python"),
                           key=f"{context.where}.python")
     return PythonAction(
         name=str(node.get("name") or target), target=target, base_dir=context.base_dir,

@@ -23,11 +23,12 @@ import httpx
 
 from ..errors import CheckError
 from ..inputs.endpoints import describe_error
+from ..inputs.located import At, duration_at
 from ..inputs.templating import render
-from ..inputs.yamlfile import YamlMap, duration_at
+from ..inputs.yamlfile import YamlMap
 from ..runtime.clients import new_client
 from ..units import format_duration
-from .base import ActionContext, ActionResult, ParseContext, last_chars
+from .base import ActionContext, ActionResult, last_chars
 
 DEFAULT_TIMEOUT = 10.0
 RETRY_PAUSE = 0.5
@@ -140,7 +141,7 @@ def _read_capped(answer: httpx.Response) -> str:
     return bytes(body[:MAX_ANSWER_BYTES]).decode(answer.encoding or "utf-8", errors="replace")
 
 
-def parse(node: YamlMap, context: ParseContext) -> WebhookAction:
+def parse(node: YamlMap, context: At) -> WebhookAction:
     spec = node["webhook"]
     # The action's timeout, which the webhook's own overrides.
     timeout = duration_at(node, "timeout", context.where, DEFAULT_TIMEOUT)

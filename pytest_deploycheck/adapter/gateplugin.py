@@ -198,16 +198,17 @@ class GatePlugin:
         location = self.locations.get(nodeid)
         line = (location[1] or 0) + 1 if location and location[1] is not None else 0
         name = rest.rpartition("::")[2].partition("[")[0]
-        kind, on_fail = DEFAULT_KIND, KINDS[DEFAULT_KIND].on_fail
+        kind, phase, on_fail = DEFAULT_KIND, KINDS[DEFAULT_KIND].phase, KINDS[DEFAULT_KIND].on_fail
         yaml = file.endswith((".yaml", ".yml"))
         check = self._yaml_check(file, rest) if yaml else None
         if check is not None:
-            kind, on_fail, line = check.kind, check.on_fail, check.line
+            kind, phase, on_fail, line = check.kind, check.phase, check.on_fail, check.line
         elif not crashed and not yaml:
             return None  # a plain test's failure, as any other
         suite = rest.partition("::")[0] if yaml else file
         return check_info(id=f"{suite}::{name}", item_id=rest if yaml else nodeid, suite=suite,
-                          name=name, env=env, kind=kind, on_fail=on_fail, severity="normal",
+                          name=name, env=env, kind=kind, phase=phase, on_fail=on_fail,
+                          severity="normal",
                           runbook=None, file=file, line=line, order=len(self.expected))
 
     def _yaml_check(self, file: str, rest: str) -> Any:

@@ -157,7 +157,8 @@ def report_info(item: pytest.Item, call: pytest.CallInfo[None]) -> CheckInfo | N
     reason = _reason(call.excinfo.value, redactor) if call.excinfo is not None else ""
     info = check_info(
         id=f"{path}::{name.partition('[')[0]}", item_id=f"{path}::{name}", suite=path,
-        name=name.partition("[")[0], env=env, kind=check.kind, on_fail=check.on_fail,
+        name=name.partition("[")[0], env=env, kind=check.kind, phase=check.phase,
+        on_fail=check.on_fail,
         severity=check.severity, runbook=check.runbook, file=path, line=line,
         order=item.stash.get(ORDER_KEY, 0))
     info["warning"] = redactor.redact(item.stash.get(WARNING_KEY, "")) \

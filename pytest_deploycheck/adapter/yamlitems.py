@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ..checks.base import KINDS, CheckInstance, CheckResult
+from ..checks.base import CheckInstance, CheckResult, markers
+from ..checks.conditions import skip_reason
 from ..checks.suites import Suite, claim_ids, instances, load_suite
 from ..deployrun import DeployRun, display_path
 from ..errors import DeploycheckError, UsageProblem
@@ -100,17 +101,21 @@ class SuiteNode(_ShowsConfigErrors):
                         self.config.addinivalue_line("markers",
                                                      f"{mark}: a deploycheck suite mark")
                         registered.add(mark)
-                markers = []
-                for name in (*KINDS[check.kind].markers, *check.marks):
+                marks = []
+                for name in (*markers(check.kind, check.phase), *check.marks):
                     if name not in decorators:
                         decorators[name] = getattr(pytest.mark, name)
-                    markers.append(decorators[name])
+                    marks.append(decorators[name])
                 for env_name in run.selected:
                     for instance in instances(check, run.environment(env_name)):
                         item = CheckItem.from_parent(self, name=instance.name,
                                                      instance=instance)
-                        for marker in markers:
+                        for marker in marks:
                             item.add_marker(marker)
+                        item.unneeded = skip_reason(check.conditions, instance.scope(),
+                                                    run.environ, run.changes)
+                        if item.unneeded:
+                            item.add_marker(pytest.mark.skip(reason=item.unneeded))
                         item.user_properties += junit_properties(env_name, check.kind)
                         items.append(item)
         return items
@@ -124,13 +129,15 @@ class CheckItem(pytest.Item):
         self.instance = instance
         self.result: CheckResult | None = None
         self.warning = ""  # why an ``on_fail: warn`` check would have failed
+        self.unneeded: str | None = None  # why its ``if:`` leaves it out
         self._static_info: CheckInfo | None = None
 
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]
         result = run.engine.take(self.nodeid, functools.partial(run.run_check, self.instance))
         self.result = result
-        if result.outcome == "failed" and self.instance.check.on_fail == "warn":
+        if result.outcome == "warned" or (result.outcome == "failed"
+                                          and self.instance.check.on_fail == "warn"):
             self.warning = result.reason
             return
         if result.outcome == "failed":
@@ -148,7 +155,8 @@ class CheckItem(pytest.Item):
         if self._static_info is None:
             self._static_info = check_info(
                 id=check.id, item_id=f"{check.suite}::{instance.name}", suite=check.suite,
-                name=check.name, env=instance.env.name, kind=check.kind, on_fail=check.on_fail,
+                name=check.name, env=instance.env.name, kind=check.kind, phase=check.phase,
+                on_fail=check.on_fail,
                 severity=check.severity, runbook=check.runbook, file=check.file,
                 line=check.line, order=self.stash.get(ORDER_KEY, 0))
         result = self.result if call.when == "call" else None
@@ -156,6 +164,8 @@ class CheckItem(pytest.Item):
             return self._static_info
         redactor = self.config.stash[RUN_KEY].redactor
         info = self._static_info.copy()
+        if self.unneeded:
+            info["unneeded"] = redactor.redact(self.unneeded)
         if call.excinfo is not None:
             value = call.excinfo.value
             reason = value.args[1] if isinstance(value, CheckFailed) else str(value)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..inputs.yamlfile import YamlMap, error_at
+from ..inputs.located import At
+from ..inputs.yamlfile import YamlMap
 from . import command, envvars, files, git, manual, window
 from .base import Context, Entry, EntryType, Outcome
 
-__all__ = ["ENTRY_TYPES", "KEYS", "Context", "Entry", "Outcome", "parse_entry"]
+__all__ = ["COMMAND_KEYS", "ENTRY_TYPES", "KEYS", "Context", "Entry", "Outcome", "parse_entry"]
 
 ENTRY_TYPES: Mapping[str, EntryType] = {
     "command": command, "env_vars": envvars, "files": files, "git": git, "window": window,
@@ -22,29 +23,29 @@ ENTRY_TYPES: Mapping[str, EntryType] = {
 }
 # Every key a checklist entry adds to a check (``window`` is also a metric check's key).
 KEYS = tuple(dict.fromkeys(key for module in ENTRY_TYPES.values() for key in module.KEYS))
+COMMAND_KEYS = command.KEYS
 _HTTP_ONLY = ("save", "allow_write", "retry", "service")
 
 
-def parse_entry(node: YamlMap, where: str) -> Entry | None:
+def parse_entry(node: YamlMap, at: At) -> Entry | None:
     """The entry of checklist check ``node``, or None when it is a request (run as HTTP)."""
     present = [key for key in ENTRY_TYPES if key in node]
     http = [key for key in ("request", "steps") if key in node]
     if len(present) + len(http) > 1:
         both = [*present, *http]
-        raise error_at(f"a checklist check does one thing, but this one has {both[0]!r} and "
-                     f"{both[1]!r}; split it into two checks", node, both[1], where)
+        raise at.error(f"a {node['kind']} check does one thing, but this one has {both[0]!r} and "
+                     f"{both[1]!r}; split it into two checks", node, both[1])
     if not present and not http:
-        raise error_at(f"a checklist check needs one of: {', '.join(ENTRY_TYPES)}, request or "
-                     f"steps", node, None, where)
+        raise at.error(f"a checklist check needs one of: {', '.join(ENTRY_TYPES)}, request or "
+                     f"steps", node, None)
     if http:
         return None
     kind = present[0]
     allowed = set(command.KEYS) | {"expect"} if kind == "command" else {kind}
     for key in (*KEYS, "expect", *_HTTP_ONLY):
         if key in node and key not in allowed:
-            raise error_at(f"'{key}' does not apply to a '{kind}' checklist check", node, key,
-                         where)
+            raise at.error(f"'{key}' does not apply to a '{kind}' checklist check", node, key)
     if kind == "window" and node["window"] is not True:
-        raise error_at(f"window: {node['window']!r}: a checklist check takes 'window: true' (the "
-                     f"environment's windows:)", node, "window", where)
-    return ENTRY_TYPES[kind].parse(node, where)
+        raise at.error(f"window: {node['window']!r}: a checklist check takes 'window: true' (the "
+                     f"environment's windows:)", node, "window")
+    return ENTRY_TYPES[kind].parse(node, at)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..environments import Environment
+from ..inputs.located import At
 from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
 
@@ -47,7 +48,8 @@ class Context:
 
 @dataclass
 class Outcome:
-    """What one entry found: ``passed``, ``failed`` or ``skipped``, and the lines that say why.
+    """What one entry found: ``passed``, ``failed``, ``skipped`` or ``warned`` (passed, with
+    ``reason`` as a warning), and the lines that say why.
 
     ``lines`` are shown under the failure header; ``data`` is plain data for reports.
     """
@@ -83,7 +85,7 @@ class EntryType(Protocol):
         """The keys it adds to a check."""
         ...
 
-    def parse(self, node: YamlMap, where: str) -> Entry: ...
+    def parse(self, node: YamlMap, at: At) -> Entry: ...
 
 
 def tail(text: str, label: str) -> list[str]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CheckError
-from ..inputs.expectations import any_text_error, matches_any_text
+from ..inputs.located import At, any_text_error, error_at, matches_any_text, regex_at
 from ..inputs.templating import command_problem, names_in, render, render_command
-from ..inputs.yamlfile import YamlMap, error_at
+from ..inputs.yamlfile import YamlMap
 from ..runtime.commands import MAX_OUTPUT, command_of, output_redactor, run_command
 from ..units import format_duration
 from .base import Context, Outcome, tail
@@ -111,42 +111,33 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     try:
         compiled = re.compile(pattern, re.MULTILINE)
     except re.error as exc:  # only a rendered pattern gets here: the others are compiled early
-        raise CheckError(f"invalid regex {pattern!r} once rendered: {exc}") from None
+        raise CheckError(f"bad regex {pattern!r} once rendered: {exc}") from None
     if matches_any_text(compiled):  # a template that rendered empty
         raise CheckError(f"{any_text_error(pattern)} once rendered")
     return compiled
 
 
 def _regex(node: YamlMap, key: str, where: str) -> str | None:
-    # A pattern with templates is compiled once rendered, when the command has run.
+    # `stdout: ""` reads as "prints nothing" but is found in every output: say how to write it.
     if key not in node:
         return None
-    pattern = str(node[key])
-    if "{{" not in pattern:
-        try:
-            compiled = re.compile(pattern, re.MULTILINE)
-        except re.error as exc:
-            raise error_at(f"invalid regex {node[key]!r}: {exc}", node, key, where) from None
-        if matches_any_text(compiled):
-            # `stdout: ""` reads as "prints nothing" but is found in every output.
-            raise error_at(f"{any_text_error(pattern)} (for an empty {key}: '\\A\\Z')",
-                           node, key, where)
-    return pattern
+    return regex_at(node, key, where, flags=re.MULTILINE,
+                    hint=f" (for an empty {key}: '\\A\\Z')")
 
 
-def parse(node: YamlMap, where: str) -> CommandEntry:
+def parse(node: YamlMap, at: At) -> CommandEntry:
     expect = node.get("expect", YamlMap())
     for key in expect:
         if key not in EXPECT_KEYS:
             raise error_at(f"'{key}' is not an expectation of a command; use "
-                           f"{', '.join(EXPECT_KEYS)}", expect, key, f"{where}.expect")
+                           f"{', '.join(EXPECT_KEYS)}", expect, key, at.inner("expect"))
     codes = expect.get("exit_code", 0)
     problem = command_problem(command_of(node["command"]))
     if problem:
-        raise error_at(problem, node, "command", where)
+        raise at.error(problem, node, "command")
     return CommandEntry(
         command=command_of(node["command"]), cwd=node.get("cwd"),
         env={str(k): str(v) for k, v in node.get("env", {}).items()},
         exit_codes=tuple(codes) if isinstance(codes, list) else (codes,),
-        stdout=_regex(expect, "stdout", f"{where}.expect"),
-        stderr=_regex(expect, "stderr", f"{where}.expect"))
+        stdout=_regex(expect, "stdout", at.inner("expect")),
+        stderr=_regex(expect, "stderr", at.inner("expect")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..inputs.located import At
 from ..inputs.yamlfile import YamlMap
 from .base import Context, Outcome
 
@@ -36,5 +37,5 @@ class EnvVarsEntry:
             data={"variables": list(self.variables), "missing": problems})
 
 
-def parse(node: YamlMap, where: str) -> EnvVarsEntry:
+def parse(node: YamlMap, at: At) -> EnvVarsEntry:
     return EnvVarsEntry(tuple(str(name) for name in node["env_vars"]))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckError
+from ..inputs.located import At, duration_at
 from ..inputs.templating import names_in, render
-from ..inputs.yamlfile import YamlMap, duration_at
+from ..inputs.yamlfile import YamlMap
 from ..units import format_duration, utc_iso
 from .base import Context, Outcome
 
@@ -86,12 +87,12 @@ def _newest(path: Path) -> tuple[Path, float] | None:
     return max(stamps, key=lambda pair: pair[1]) if stamps else None
 
 
-def parse(node: YamlMap, where: str) -> FilesEntry:
+def parse(node: YamlMap, at: At) -> FilesEntry:
     rules = []
     for index, item in enumerate(node["files"]):
         if isinstance(item, str):
             rules.append(FileRule(item, None))
             continue
-        max_age = duration_at(item, "max_age", f"{where}.files[{index}]")
+        max_age = duration_at(item, "max_age", f"{at.inner('files')}[{index}]")
         rules.append(FileRule(str(item["path"]), max_age, str(item.get("max_age", ""))))
     return FilesEntry(tuple(rules))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckError
+from ..inputs.located import At
 from ..inputs.templating import names_in, render
 from ..inputs.yamlfile import YamlMap
 from ..runtime.commands import CommandResult, run_command
@@ -162,7 +163,7 @@ def _last_line(result: CommandResult) -> str:
     return lines[-1][:300] if lines else f"exit code {result.exit_code}"
 
 
-def parse(node: YamlMap, where: str) -> GitEntry:
+def parse(node: YamlMap, at: At) -> GitEntry:
     spec = node["git"]
     return GitEntry(path=str(spec.get("path", ".")), clean=bool(spec.get("clean", False)),
                     branch=spec.get("branch"), tag=spec.get("tag"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import CheckError
+from ..inputs.located import At
 from ..inputs.templating import names_in, render
 from ..inputs.yamlfile import YamlMap
 from .base import Context, Outcome
@@ -37,5 +38,5 @@ class ManualEntry:
                        data={"text": text})
 
 
-def parse(node: YamlMap, where: str) -> ManualEntry:
+def parse(node: YamlMap, at: At) -> ManualEntry:
     return ManualEntry(str(node["manual"]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from ..inputs.located import At
 from ..inputs.windows import describe_window
 from ..inputs.yamlfile import YamlMap
 from .base import Context, Outcome
@@ -31,6 +32,9 @@ class WindowEntry:
         decision = windows.decide(at)
         data = {"at": when, "open": decision.open, "reason": decision.reason,
                 "window": describe_window(decision)}
+        if decision.open and decision.warning:
+            data["warning"] = decision.warning
+            return Outcome("warned", f"deploy at {when} is {decision.warning}", data=data)
         if decision.open:
             return Outcome("passed", "", data=data,
                            note=f"deploy window open at {when}: {decision.reason}, "
@@ -40,7 +44,8 @@ class WindowEntry:
         if not decision.emergency:
             # Read by the summary when an --ack named this item: why it did not count.
             data["ack_refused"] = (f"{decision.reason}, and --ack lets a deploy through only "
-                                   f"in an emergency-only window (emergency: true)")
+                                   f"in an emergency-only window (emergency: true) or a "
+                                   f"blackout with 'emergency: allowed'")
         if decision.emergency:
             by = context.acknowledged_by(explicit_only=True)
             if by is not None:
@@ -52,5 +57,5 @@ class WindowEntry:
                        f"{describe_window(decision)}", lines, data=data)
 
 
-def parse(node: YamlMap, where: str) -> WindowEntry:
+def parse(node: YamlMap, at: At) -> WindowEntry:
     return WindowEntry()

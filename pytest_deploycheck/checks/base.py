@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
+from ..inputs.located import At
 from ..inputs.templating import render
 from ..secrets import Redactor
 
@@ -26,23 +27,40 @@ if TYPE_CHECKING:
     from ..inputs.yamlfile import YamlMap
     from ..runtime.clients import ClientPool
     from ..runtime.state import StateStore
+    from .conditions import Condition
 
 
 @dataclass(frozen=True)
 class Kind:
-    """What a kind of check means for gating and selection (SPEC §1)."""
+    """What a kind of check means for gating and selection (SPEC §1): how its failure gates
+    after a deploy, and the phase it runs in unless it says another."""
 
     name: str
     on_fail: str
-    markers: tuple[str, ...]
+    phase: str
 
 
 KINDS: Mapping[str, Kind] = {
-    "checklist": Kind("checklist", "block", ("checklist", "predeploy")),
-    "health": Kind("health", "rollback", ("health", "postdeploy")),
-    "smoke": Kind("smoke", "rollback", ("smoke", "postdeploy")),
-    "metric": Kind("metric", "rollback", ("metric", "postdeploy")),
+    "checklist": Kind("checklist", "block", "predeploy"),
+    "health": Kind("health", "rollback", "postdeploy"),
+    "smoke": Kind("smoke", "rollback", "postdeploy"),
+    "metric": Kind("metric", "rollback", "postdeploy"),
 }
+# When a check runs (SPEC §10): before the deploy, or after it.
+PHASES = ("predeploy", "postdeploy")
+
+
+def default_on_fail(kind: str, phase: str) -> str:
+    """``on_fail`` of a check that does not say it: before a deploy there is nothing of this
+    deploy to roll back, so a failure blocks it (a metric check in a pre-deploy run must not
+    roll back the live version); after it, the kind's own."""
+    return "block" if phase == "predeploy" else KINDS[kind].on_fail
+
+
+def markers(kind: str, phase: str) -> tuple[str, str]:
+    """The markers that select a check: its kind's and its phase's (``-m postdeploy`` runs
+    a command check of a post-deploy phase, whatever its kind)."""
+    return (kind, phase)
 
 
 def applies_to(envs: tuple[str, ...] | None, skip_envs: tuple[str, ...], env: str) -> bool:
@@ -90,7 +108,8 @@ class CheckResult(Protocol):
 
     @property
     def outcome(self) -> str:
-        """``passed``, ``failed``, ``skipped`` or ``inconclusive``."""
+        """``passed``, ``failed``, ``skipped``, ``inconclusive`` or ``warned`` (passed, with a
+        warning whatever the check's ``on_fail``: outside a preferred deploy window)."""
         ...
 
     @property
@@ -134,12 +153,10 @@ class RunContext:
 # --- the interface of a kind ----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ParseContext:
-    """What parsing a check's own keys may need besides its node."""
+class ParseContext(At):
+    """What parsing a check's own keys may need besides its node and where it is."""
 
-    where: str  # the check's key path in the file (``checks[2]``)
     suite: YamlMap
-    base_dir: Path  # relative paths in the suite are relative to it
     timeout: float | None  # the check's own timeout
 
 
@@ -208,9 +225,8 @@ class CheckType(Protocol):
         """The YAML keys of its checks besides the common ones."""
         ...
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        """The ``kind:`` values its checks may have."""
+    def keys_for(self, kind: str) -> frozenset[str]:
+        """Those of its keys a check of ``kind:`` may have (none: it never runs that kind)."""
         ...
 
     def parse(self, node: YamlMap, at: ParseContext) -> CheckSpec | None:
@@ -236,6 +252,7 @@ class Check:
     suite: str
     name: str
     kind: str
+    phase: str
     spec: CheckSpec
     envs: tuple[str, ...] | None
     skip_envs: tuple[str, ...]
@@ -249,6 +266,8 @@ class Check:
     suite_vars: Mapping[str, Any]
     file: str
     line: int
+    where: str = ""  # its key path in the file (``checks[2]``), the head of its messages' keys
+    conditions: tuple[Condition, ...] = ()  # its suite's ``if:`` and its own
     key_lines: Mapping[str, int] = field(default_factory=dict)  # the line of each of its keys
 
     def line_of(self, key: str) -> int:
@@ -290,7 +309,8 @@ class CheckInstance:
     def base_scope(self) -> dict[str, Any]:
         """The names parametrize values may use: ``env`` (``env.name``, the environment's name,
         as in rollback and notify actions), environment ``vars`` and suite ``vars``."""
-        scope: dict[str, Any] = {"env": self.env.name, "env.name": self.env.name}
+        scope: dict[str, Any] = {"env": self.env.name, "env.name": self.env.name,
+                                 "vars": {**self.env.vars, **self.check.suite_vars}}
         scope.update(self.env.vars)
         scope.update(self.check.suite_vars)
         return scope

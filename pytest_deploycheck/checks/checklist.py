@@ -54,7 +54,7 @@ class ChecklistSpec:
         return frozenset(self.entry.names())
 
     def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
-        at = (check.line_of(self.entry.key), f"checks.{check.name}.{self.entry.key}")
+        at = (check.line_of(self.entry.key), f"{check.where}.{self.entry.key}")
         check_names(dict.fromkeys(self.entry.names(), at), known, env, check.file)
 
     def services(self) -> list[str]:
@@ -137,7 +137,8 @@ class ChecklistRunner:
 
 
 class _ChecklistType:
-    """``kind: checklist`` checks that are one entry (a request is run as an http check)."""
+    """``kind: checklist`` checks that are one entry (a request is run as an http check), and
+    checks of other kinds that run a ``command``."""
 
     name = "checklist"
     templates = Templates(
@@ -146,12 +147,18 @@ class _ChecklistType:
                 "git/up_to_date", "manual"),
         program_text=("command", "command/[]"))
     keys = frozenset(checklist.KEYS)
-    kinds = frozenset(("checklist",))
+
+    def keys_for(self, kind: str) -> frozenset[str]:
+        # A command is evidence for any kind of check (`kubectl rollout status` after a
+        # deploy is a health check); the other entries are pre-deploy checklist items.
+        if kind == "checklist":
+            return self.keys
+        return frozenset(checklist.COMMAND_KEYS) if kind in ("health", "smoke") else frozenset()
 
     def parse(self, node: YamlMap, at: ParseContext) -> ChecklistSpec | None:
-        if node["kind"] != "checklist":
+        if node["kind"] != "checklist" and "command" not in node:
             return None
-        entry = checklist.parse_entry(node, at.where)
+        entry = checklist.parse_entry(node, at)
         return ChecklistSpec(entry) if entry is not None else None
 
     def runner(self, context: RunContext) -> ChecklistRunner:

@@ -34,9 +34,10 @@ from ..inputs.expectations import (
     missing_element,
     parse_expectation,
 )
+from ..inputs.located import duration_at, error_at
 from ..inputs.templating import names_in, render
 from ..inputs.validation import suggest
-from ..inputs.yamlfile import YamlMap, duration_at, error_at
+from ..inputs.yamlfile import YamlMap
 from ..jsondoc import loads, readings
 from ..runtime.clients import (
     ALLOW_WRITE,
@@ -225,12 +226,14 @@ class _HttpType:
         keys=("request/headers/*", "request/params/*", "request/json/**", "expect/json/**",
               "expect/headers/*", "retry/stop_if/json/**", "retry/stop_if/headers/*"))
     keys = frozenset(("request", "expect", "save", "allow_write", "steps", "retry", "service"))
-    kinds = frozenset(("health", "smoke", "checklist"))
+
+    def keys_for(self, kind: str) -> frozenset[str]:
+        return self.keys if kind in ("health", "smoke", "checklist") else frozenset()
 
     def parse(self, node: YamlMap, at: ParseContext) -> HttpSpec:
         where, suite = at.where, at.suite
         service: ServiceRef = (node["service"], node.line_of("service"),
-                               f"checks.{node['name']}.service") if "service" in node else \
+                               f"{where}.service") if "service" in node else \
             (suite.get("service"), suite.line_of("service"), "service")
         steps = _steps(node, where, service, at.base_dir)
         return HttpSpec(steps=steps, retry=_retry(node.get("retry"), f"{where}.retry",
@@ -298,12 +301,10 @@ def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
 
 
 def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
-          base_dir: Path, label: str) -> Step:
+          base_dir: Path) -> Step:
     """A step; a single-request check is parsed as its own only step (``retry`` included).
-
-    ``label`` is the step's key path as errors found per environment name it
-    (``checks.<name>``, ``checks.<name>.steps[1]``).
-    """
+    ``where`` is its key path (``checks[0]``, ``checks[0].steps[1]``), kept for the errors
+    found per environment."""
     expect = node.get("expect", YamlMap())
     for key in COMMAND_EXPECT_KEYS:
         if key in expect:
@@ -317,24 +318,24 @@ def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
     names_at: dict[str, tuple[int, str]] = {}
     for key in _REQUEST_FIELDS:
         if key in raw:
-            at = (raw.line_of(key), f"{label}.request.{key}")
+            at = (raw.line_of(key), f"{where}.request.{key}")
             for used in names_in(raw[key]):
                 names_at.setdefault(used, at)
     for used in expectation.names():
-        names_at.setdefault(used, (node.line_of("expect"), f"{label}.expect"))
+        names_at.setdefault(used, (node.line_of("expect"), f"{where}.expect"))
     save = _save(node.get("save"), f"{where}.save")
     for used in names_in([expr for expr in save.values() if isinstance(expr, str)]):
-        names_at.setdefault(used, (node.line_of("save"), f"{label}.save"))
+        names_at.setdefault(used, (node.line_of("save"), f"{where}.save"))
     retry = _retry(node.get("retry"), f"{where}.retry", base_dir)
     for used in retry.stop_if.names() if retry and retry.stop_if else ():
-        names_at.setdefault(used, (node.line_of("retry"), f"{label}.retry.stop_if"))
-    service_at = (raw.line_of("service"), f"{label}.request.service") if "service" in raw \
+        names_at.setdefault(used, (node.line_of("retry"), f"{where}.retry.stop_if"))
+    service_at = (raw.line_of("service"), f"{where}.request.service") if "service" in raw \
         else default_service[1:]
     return Step(
         name=name, request=request, expect=expectation,
         save=save, allow_write=bool(node.get("allow_write", False)), retry=retry,
         line=node.line, names=frozenset(names_at), names_at=names_at, service_at=service_at,
-        method_at=(raw.line_of("method"), f"{label}.request.method"))
+        method_at=(raw.line_of("method"), f"{where}.request.method"))
 
 
 def _steps(node: YamlMap, where: str, service: ServiceRef, base_dir: Path) -> tuple[Step, ...]:
@@ -343,13 +344,11 @@ def _steps(node: YamlMap, where: str, service: ServiceRef, base_dir: Path) -> tu
             if key in node:
                 raise error_at(f"'{key}' belongs in a step when a check has 'steps'", node, key,
                                where)
-        label = f"checks.{node['name']}"
-        many = len(node["steps"]) > 1
         return tuple(_step(step, f"{where}.steps[{i}]", step.get("name", f"step {i + 1}"),
-                           service, base_dir, f"{label}.steps[{i}]" if many else label)
+                           service, base_dir)
                      for i, step in enumerate(node["steps"]))
     if "request" in node:
-        return (_step(node, where, node["name"], service, base_dir, f"checks.{node['name']}"),)
+        return (_step(node, where, node["name"], service, base_dir),)
     raise error_at("a health or smoke check needs 'request' or 'steps'", node, None, where)
 
 

@@ -23,8 +23,9 @@ import httpx
 from ..environments import Environment
 from ..errors import CheckError, ConfigError
 from ..inputs.endpoints import Service, describe_error
+from ..inputs.located import duration_at, error_at, threshold_at
 from ..inputs.templating import names_in, render
-from ..inputs.yamlfile import YamlMap, duration_at, error_at
+from ..inputs.yamlfile import YamlMap
 from ..metrics import Fetch, Fetched, MetricQueryError, MetricSource, Sample, Series
 from ..runtime.clients import BodyError, ClientPool, read_body
 from ..runtime.state import Baseline
@@ -35,7 +36,6 @@ from ..units import (
     parse_duration,
     parse_quantity,
     parse_relative,
-    parse_threshold,
     utc_iso,
 )
 from .base import (
@@ -124,7 +124,7 @@ class MetricSpec:
 
     def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
         """The source exists in ``env`` and can answer the query; its names are known."""
-        where = f"checks.{check.name}"
+        where = check.where
         try:
             source = env.metric_source(self.source)
         except ConfigError as exc:
@@ -197,10 +197,7 @@ def _rule(node: YamlMap, where: str) -> Rule | None:
     if "threshold" in node and "between" in node:
         raise error_at("use either 'threshold' or 'between', not both", node, "between", where)
     if "threshold" in node:
-        try:
-            return parse_threshold(node["threshold"])
-        except ValueError as exc:
-            raise error_at(str(exc), node, "threshold", where) from None
+        return threshold_at(node, "threshold", where)
     if "between" in node:
         pair = node["between"]
         try:
@@ -691,7 +688,9 @@ class _MetricType:
     name = "metric"
     templates = Templates(values=("query",))
     keys = frozenset(METRIC_KEYS)
-    kinds = frozenset(("metric",))
+
+    def keys_for(self, kind: str) -> frozenset[str]:
+        return self.keys if kind == "metric" else frozenset()
 
     def parse(self, node: YamlMap, at: ParseContext) -> MetricSpec | None:
         if node["kind"] != "metric":

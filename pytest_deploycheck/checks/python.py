@@ -15,11 +15,11 @@ from ..environments import NO_ENVIRONMENTS, UnknownEnvironment, environment_name
 from ..errors import ConfigError
 from ..inputs.validation import suggest
 from ..units import parse_duration
-from .base import KINDS, applies_to
+from .base import KINDS, PHASES, applies_to, default_on_fail, markers
 
 ON_FAIL = ("rollback", "block", "warn")
 SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
-MARKER_KEYS = ("kind", "on_fail", "envs", "skip_envs", "severity", "timeout", "runbook")
+MARKER_KEYS = ("kind", "phase", "on_fail", "envs", "skip_envs", "severity", "timeout", "runbook")
 # An unmarked test that uses the environment fixtures exercises a path of the service.
 DEFAULT_KIND = "smoke"
 
@@ -27,6 +27,7 @@ DEFAULT_KIND = "smoke"
 @dataclass(frozen=True)
 class PythonCheck:
     kind: str
+    phase: str
     on_fail: str
     envs: tuple[str, ...] | None
     skip_envs: tuple[str, ...]
@@ -36,13 +37,14 @@ class PythonCheck:
 
     @property
     def markers(self) -> tuple[str, ...]:
-        return KINDS[self.kind].markers
+        return markers(self.kind, self.phase)
 
     def applies_to(self, env: str) -> bool:
         return applies_to(self.envs, self.skip_envs, env)
 
 
-UNMARKED = PythonCheck(DEFAULT_KIND, KINDS[DEFAULT_KIND].on_fail, None, (), "normal", None, None)
+UNMARKED = PythonCheck(DEFAULT_KIND, KINDS[DEFAULT_KIND].phase, KINDS[DEFAULT_KIND].on_fail, None,
+                       (), "normal", None, None)
 
 
 def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line: int,
@@ -69,7 +71,11 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line
     if kind not in KINDS:
         raise error(f"{kind!r} is not a kind{suggest(str(kind), KINDS)}; one of "
                     f"{', '.join(KINDS)}", "kind")
-    on_fail = options.get("on_fail", KINDS[kind].on_fail)
+    phase = options.get("phase", KINDS[kind].phase)
+    if phase not in PHASES:
+        raise error(f"{phase!r} is not a phase{suggest(str(phase), PHASES)}; one of "
+                    f"{', '.join(PHASES)}", "phase")
+    on_fail = options.get("on_fail", default_on_fail(kind, phase))
     if on_fail not in ON_FAIL:
         raise error(f"{on_fail!r} is not one of {', '.join(ON_FAIL)}", "on_fail")
     severity = options.get("severity", "normal")
@@ -97,6 +103,6 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line
             raise error(NO_ENVIRONMENTS, key)
         return names
 
-    return PythonCheck(kind=kind, on_fail=on_fail, envs=names("envs"),
+    return PythonCheck(kind=kind, phase=phase, on_fail=on_fail, envs=names("envs"),
                        skip_envs=names("skip_envs") or (), severity=severity, timeout=timeout,
                        runbook=runbook)

@@ -10,10 +10,20 @@ from typing import Any
 
 from ..environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, environment_names
 from ..errors import ConfigError
+from ..inputs.located import duration_at, error_at
 from ..inputs.templating import check_site, matches, names_in, sites
 from ..inputs.validation import validate
-from ..inputs.yamlfile import YamlMap, duration_at, error_at, gc_paused, load_file
-from .base import KINDS, Check, CheckInstance, ParamSet, ParseContext, check_names
+from ..inputs.yamlfile import YamlMap, gc_paused, load_file
+from .base import (
+    KINDS,
+    Check,
+    CheckInstance,
+    ParamSet,
+    ParseContext,
+    check_names,
+    default_on_fail,
+)
+from .conditions import CONDITION_FIELDS, parse_condition
 from .registry import CHECK_TYPES
 
 
@@ -52,7 +62,7 @@ def _params(node: Any, where: str, parent: YamlMap) -> tuple[ParamSet, ...]:
 # The keys each kind of check may have besides the common ones: those of the check types
 # that may run it.
 _OWN_KEYS: Mapping[str, frozenset[str]] = {
-    kind: frozenset().union(*(t.keys for t in CHECK_TYPES.values() if kind in t.kinds))
+    kind: frozenset().union(*(t.keys_for(kind) for t in CHECK_TYPES.values()))
     for kind in KINDS}
 _KIND_KEYS = frozenset().union(*_OWN_KEYS.values())
 
@@ -91,7 +101,7 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
     _kind_keys(node, where)
     kind = KINDS[node["kind"]]
     timeout = duration_at(node, "timeout", where)
-    at = ParseContext(where=where, suite=suite, base_dir=base_dir, timeout=timeout)
+    at = ParseContext(where, base_dir, suite=suite, timeout=timeout)
     # The first type that takes the check (the last, http, takes every check left).
     for check_type in CHECK_TYPES.values():
         spec = check_type.parse(node, at)
@@ -100,24 +110,29 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
     assert spec is not None
     envs = _environments(node, "envs", where, known)
     skip_envs = _environments(node, "skip_envs", where, known)
+    phase = node.get("phase", suite.get("phase", kind.phase))
+    conditions = tuple(one for one in (parse_condition(suite, ""), parse_condition(node, where))
+                       if one is not None)
     return Check(
-        suite=suite_name, name=node["name"], kind=kind.name, spec=spec,
+        suite=suite_name, name=node["name"], kind=kind.name, phase=phase, spec=spec,
         envs=envs if envs is not None else _environments(suite, "envs", "", known),
         skip_envs=skip_envs if skip_envs is not None else
         _environments(suite, "skip_envs", "", known) or (),
         marks=tuple(dict.fromkeys([*suite.get("marks", ()), *node.get("marks", ())])),
-        on_fail=node.get("on_fail", kind.on_fail), severity=node.get("severity", "normal"),
+        on_fail=node.get("on_fail", default_on_fail(kind.name, phase)),
+        severity=node.get("severity", "normal"),
         runbook=node.get("runbook"), description=node.get("description", ""),
         timeout=timeout,
         params=_params(node.get("parametrize"), f"{where}.parametrize", node),
-        suite_vars=dict(suite.get("vars", {})), file=file, line=node.line,
+        suite_vars=dict(suite.get("vars", {})), file=file, line=node.line, where=where,
+        conditions=conditions,
         key_lines=node.key_lines)
 
 
 # The fields of a check (or of one of its steps) whose templates are rendered, and those whose
 # keys are (each check type names its own); every other {{ in a suite is a collection error,
 # never text sent as written.
-RENDERED_VALUES = ("parametrize/**",
+RENDERED_VALUES = ("parametrize/**", *CONDITION_FIELDS,
                    *(f for t in CHECK_TYPES.values() for f in t.templates.values))
 RENDERED_KEYS = tuple(f for t in CHECK_TYPES.values() for f in t.templates.keys)
 # Where ${...} belongs to the program run, not to this plugin (a checklist command's text).
@@ -142,8 +157,8 @@ def _check_templates(doc: YamlMap, file: str) -> None:
         if "${" in site.text and not (
                 field is not None and not site.is_key and matches(field, _PROGRAM_TEXT)):
             raise ConfigError(_NO_INTERPOLATION, file=file, line=site.line, key=site.key)
-        rendered = field is not None and matches(
-            field, RENDERED_KEYS if site.is_key else RENDERED_VALUES)
+        rendered = matches(site.path, CONDITION_FIELDS) and not site.is_key if field is None \
+            else matches(field, RENDERED_KEYS if site.is_key else RENDERED_VALUES)
         check_site(site, rendered, file)
 
 
@@ -211,7 +226,10 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
     for instance in made[:1]:
         check_names(dict.fromkeys(names_in([dict(p.values) for p in check.params]),
                                   (check.line_of("parametrize"),
-                                   f"checks.{check.name}.parametrize")),
+                                   f"{check.where}.parametrize")),
                     set(instance.base_scope()), env, check.file)
+        for condition in check.conditions:
+            check_names(dict.fromkeys(condition.names(), (condition.line, condition.key)),
+                        set(instance.scope()), env, condition.file)
         check.spec.resolve(check, env, set(instance.scope()))
     return made

@@ -11,7 +11,8 @@ import httpx
 
 from ..errors import ConfigError
 from ..units import format_duration
-from .yamlfile import YamlMap, duration_at
+from .located import duration_at
+from .yamlfile import YamlMap
 
 
 @dataclass(frozen=True)

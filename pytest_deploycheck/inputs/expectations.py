@@ -16,10 +16,11 @@ from httpx import Headers
 from jmespath.visitor import TreeInterpreter
 
 from ..jsondoc import json_path, loads
-from ..units import Threshold, format_duration, parse_threshold
+from ..units import Threshold, format_duration
+from .located import error_at, matches_any_text, regex_at, threshold_at
 from .templating import names_in, render
 from .validation import suggest
-from .yamlfile import YamlMap, error_at, load_file
+from .yamlfile import YamlMap, load_file
 
 MATCHERS = ("eq", "ne", "lt", "lte", "gt", "gte", "regex", "one_of", "exists", "type", "contains")
 _PROJECTIONS = frozenset({"projection", "value_projection", "filter_projection", "flatten"})
@@ -611,18 +612,6 @@ def _function_problem(node: Any) -> str | None:
     return None
 
 
-def matches_any_text(pattern: re.Pattern[str]) -> bool:
-    """Whether ``pattern``, searched, matches every text: one that matches the empty text
-    unanchored (``""``, ``.*``, ``(ok)?``, ``^``) asks nothing, as ``contains: ""`` would.
-    Tried on the empty text and on one no answer has; ``\\A\\Z`` and ``^ok$`` are kept."""
-    return pattern.search("") is not None and pattern.search("\x00\x01") is not None
-
-
-def any_text_error(pattern: str) -> str:
-    return (f"regex {pattern!r} matches any text (it matches an empty one anywhere), so it "
-            f"asks nothing; say what must be there")
-
-
 def _search(pattern: str, text: str) -> bool:
     """Whether ``pattern`` is found in ``text``; raises ``re.error`` for a pattern that would
     be found in any text: one whose template rendered empty (``{{ expected_version }}`` of
@@ -631,27 +620,6 @@ def _search(pattern: str, text: str) -> bool:
     if matches_any_text(compiled):
         raise re.error("it matches any text, so it asks nothing")
     return compiled.search(text) is not None
-
-
-def _regex(pattern: str, node: YamlMap, key: str, where: str) -> str:
-    if "{{" not in pattern:
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise error_at(f"bad regex {pattern!r}: {exc}", node, key, where) from None
-        if matches_any_text(compiled):
-            raise error_at(any_text_error(pattern), node, key, where)
-    return pattern
-
-
-def _threshold(node: YamlMap, key: str, where: str, *, duration: bool) -> Threshold:
-    try:
-        threshold = parse_threshold(node[key])
-    except ValueError as exc:
-        raise error_at(str(exc), node, key, where) from None
-    if duration and threshold.text.rstrip()[-1:] == "%":
-        raise error_at(f"{threshold.text!r}: a time needs a time unit, not %", node, key, where)
-    return threshold
 
 
 def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
@@ -672,7 +640,7 @@ def parse_json_rules(node: YamlMap, where: str) -> tuple[JsonRule, ...]:
                             f"{', '.join(MATCHERS)}", node, expr, where)
             matcher = name
             if matcher == "regex":
-                value = _regex(str(value), node, expr, where)
+                value = regex_at(node, expr, where, pattern=str(value))
             elif matcher == "contains" and value == "":
                 raise error_at("contains needs a non-empty value (every text contains '')",
                                node, expr, where)
@@ -750,8 +718,8 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any,
             if set(value) != {"regex"}:
                 raise error_at(f"header {name}: use a value or {{regex: ...}}", node, "headers",
                                where)
-            headers.append(HeaderRule(name, _regex(str(value["regex"]), node, "headers", where),
-                                      True))
+            pattern = regex_at(node, "headers", where, pattern=str(value["regex"]))
+            headers.append(HeaderRule(name, pattern, True))
         else:
             headers.append(HeaderRule(name, str(value), False))
     if "json" in node and not node["json"]:
@@ -767,11 +735,11 @@ def parse_expectation(node: YamlMap, where: str, base_dir: Any,
         json=parse_json_rules(node["json"], f"{where}.json") if "json" in node else (),
         headers=tuple(headers),
         body_contains=body.get("contains"),
-        body_regex=_regex(body["regex"], body, "regex", f"{where}.body") if "regex" in body
+        body_regex=regex_at(body, "regex", f"{where}.body") if "regex" in body
         else None,
         schema=load_schema(node["schema"], node, where, base_dir) if "schema" in node else None,
-        latency=_threshold(node, "latency", where, duration=True) if "latency" in node else None,
-        certificate=_threshold(cert, "expires_in", f"{where}.certificate", duration=True)
+        latency=threshold_at(node, "latency", where, duration=True) if "latency" in node else None,
+        certificate=threshold_at(cert, "expires_in", f"{where}.certificate", duration=True)
         if cert else None,
     )
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from .located import error_at
 from .validation import suggest
-from .yamlfile import YamlList, YamlMap, error_at
+from .yamlfile import YamlList, YamlMap
 
 UTC = dt.UTC
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -127,12 +128,14 @@ class Dated:
 class AllowWindow:
     rule: Weekly
     emergency: bool  # only emergency deploys (acknowledged ones) may go out in it
+    preferred: bool = False  # a deploy outside it still goes, with a warning
 
 
 @dataclass(frozen=True)
 class Blackout:
     rule: Weekly | Dated
     reason: str
+    emergency: bool = False  # an acknowledged emergency deploy may go out during it
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,9 @@ class Decision:
     at: dt.datetime
     open: bool
     reason: str
-    emergency: bool
+    emergency: bool  # closed, but an acknowledged emergency deploy may go
     window: tuple[dt.datetime, dt.datetime, ZoneInfo] | None  # current or next allowed window
+    warning: str = ""  # open, but outside every preferred window
 
 
 @dataclass(frozen=True)
@@ -154,37 +158,57 @@ class DeployWindows:
     blackout: tuple[Blackout, ...]
     tz: ZoneInfo  # ``windows.tz``: the zone of entries without their own, and of messages
 
+    @property
+    def _regular(self) -> list[AllowWindow]:
+        """The windows a deploy must be inside (none: always, outside blackouts). Preferred
+        windows only warn; emergency windows need an acknowledgement."""
+        return [w for w in self.allow if not w.emergency and not w.preferred]
+
+    @property
+    def _restricted(self) -> bool:
+        """Whether any window restricts deploys (only preferred ones do not)."""
+        return any(not w.preferred for w in self.allow)
+
     def decide(self, at: dt.datetime) -> Decision:
         at = at.astimezone(UTC)
-        window = self._next_allowed(at, emergency=False)
+        window = self._next_allowed(at)
         if window is not None and window[0] == at:
-            inside = next((w.rule.describe() for w in self.allow
-                           if not w.emergency and _contains(w.rule, at)), None)
+            inside = next((w.rule.describe() for w in self._regular if _contains(w.rule, at)),
+                          None)
             reason = f"inside {inside}" if inside else "no deploy windows restrict it"
-            return Decision(at, True, reason, False, window)
-        blackout = self._blackout_at(at)
-        if blackout is not None:
-            return Decision(at, False, f"inside blackout '{blackout.reason}' "
-                            f"({blackout.rule.describe()})", False, window)
+            return Decision(at, True, reason, False, window, self._outside_preferred(at))
+        blackouts = [b for b in self.blackout if _contains(b.rule, at)]
         emergency = next((w for w in self.allow if w.emergency and _contains(w.rule, at)), None)
+        if blackouts:
+            # An emergency acknowledgement lifts blackouts that allow it, not the windows:
+            # the instant must still be inside a window (or an emergency window).
+            in_window = not self._restricted or emergency is not None or any(
+                _contains(w.rule, at) for w in self._regular)
+            liftable = in_window and all(b.emergency for b in blackouts)
+            first = blackouts[0]
+            reason = f"inside blackout '{first.reason}' ({first.rule.describe()})"
+            return Decision(at, False, reason + (", which allows emergency deploys"
+                                                 if liftable else ""), liftable, window)
         if emergency is not None:
             return Decision(at, False, f"inside {emergency.rule.describe()}, which is for "
                             f"emergency deploys only", True, window)
-        windows = ", ".join(w.rule.describe() for w in self.allow if not w.emergency)
+        windows = ", ".join(w.rule.describe() for w in self._regular)
         return Decision(at, False, f"outside the deploy windows ({windows or 'none'})", False,
                         window)
 
-    def _blackout_at(self, at: dt.datetime) -> Blackout | None:
-        return next((b for b in self.blackout if _contains(b.rule, at)), None)
+    def _outside_preferred(self, at: dt.datetime) -> str:
+        preferred = [w for w in self.allow if w.preferred]
+        if not preferred or any(_contains(w.rule, at) for w in preferred):
+            return ""
+        return (f"outside the preferred deploy windows "
+                f"({', '.join(w.rule.describe() for w in preferred)})")
 
-    def _next_allowed(self, at: dt.datetime, *, emergency: bool
-                      ) -> tuple[dt.datetime, dt.datetime, ZoneInfo] | None:
+    def _next_allowed(self, at: dt.datetime) -> tuple[dt.datetime, dt.datetime, ZoneInfo] | None:
         """The first stretch at or after ``at`` inside an allowed window and no blackout."""
         horizon = at + HORIZON
-        regular = [w for w in self.allow if w.emergency == emergency]
-        candidates = sorted((s, e, w.rule.tz) for w in regular
+        candidates = sorted((s, e, w.rule.tz) for w in self._regular
                             for s, e in w.rule.intervals(at, horizon)) \
-            if self.allow else [(at, horizon, self.tz)]
+            if self._restricted else [(at, horizon, self.tz)]
         blocks = sorted(interval for b in self.blackout
                         for interval in b.rule.intervals(at, horizon))
         for start, end, tz in candidates:
@@ -358,8 +382,12 @@ def parse_windows(node: YamlMap, where: str) -> DeployWindows:
     for index, entry in enumerate(node.get("allow", YamlList())):
         entry_where = f"{where}.allow[{index}]"
         tz = parse_tz(entry["tz"], entry, "tz", entry_where) if "tz" in entry else default_tz
+        if entry.get("emergency") and entry.get("preferred"):
+            raise error_at("a window is either for emergencies or preferred, not both", entry,
+                           "preferred", entry_where)
         allow.append(AllowWindow(_weekly(entry, entry_where, tz),
-                                 bool(entry.get("emergency", False))))
+                                 bool(entry.get("emergency", False)),
+                                 bool(entry.get("preferred", False))))
     blackout: list[Blackout] = []
     for index, entry in enumerate(node.get("blackout", YamlList())):
         entry_where = f"{where}.blackout[{index}]"
@@ -372,5 +400,6 @@ def parse_windows(node: YamlMap, where: str) -> DeployWindows:
             rule: Weekly | Dated = _weekly(entry, entry_where, tz)
         else:
             rule = _dated(entry, entry_where, tz)
-        blackout.append(Blackout(rule, str(entry.get("reason", "blackout"))))
+        blackout.append(Blackout(rule, str(entry.get("reason", "blackout")),
+                                 entry.get("emergency") == "allowed"))
     return DeployWindows(tuple(allow), tuple(blackout), default_tz)

@@ -11,12 +11,11 @@ import contextlib
 import gc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..errors import ConfigError
-from ..units import parse_duration
 
 
 class YamlMap(dict[str, Any]):
@@ -317,39 +316,3 @@ def load_file(path: Path, display: str | None = None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", file=name) from None
     return load_text(text, name)
-
-
-def error_at(message: str, node: YamlMap | YamlList, key: str | int | None,
-             where: str) -> ConfigError:
-    """A :class:`ConfigError` at ``node[key]`` (or at ``node`` when ``key`` is None), where
-    ``where`` is the key path of ``node`` in its file (``checks[2]``)."""
-    if key is None:
-        return ConfigError(message, file=node.file, line=node.line, key=where or None)
-    line = node.line_of(key)  # type: ignore[arg-type]
-    path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key
-    return ConfigError(message, file=node.file, line=line, key=path)
-
-
-@overload
-def duration_at(node: YamlMap, key: str, where: str, default: float, *,
-                positive: bool = False) -> float: ...
-
-
-@overload
-def duration_at(node: YamlMap, key: str, where: str, default: None = None, *,
-                positive: bool = False) -> float | None: ...
-
-
-def duration_at(node: YamlMap, key: str, where: str, default: float | None = None, *,
-                positive: bool = False) -> float | None:
-    """``node[key]`` as seconds (``default`` when absent); a bad value, or with ``positive``
-    one that is not above 0, is an error at its file, line and key (see :func:`error_at`)."""
-    if key not in node:
-        return default
-    try:
-        value = parse_duration(node[key])
-    except ValueError as exc:
-        raise error_at(str(exc), node, key, where) from None
-    if positive and value <= 0:
-        raise error_at(f"{key} must be longer than 0", node, key, where)
-    return value

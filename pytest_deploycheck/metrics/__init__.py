@@ -39,9 +39,9 @@ def parse_source(name: str, node: YamlMap, context: SourceContext) -> MetricSour
     kind = str(node.get("type"))
     if kind not in SOURCE_TYPES:
         raise ConfigError(f"unknown metric source type {kind!r}{suggest(kind, SOURCE_TYPES)}"
-                          f"; known: {', '.join(SOURCE_TYPES)}", file=context.file,
+                          f"; known: {', '.join(SOURCE_TYPES)}", file=node.file,
                           line=node.line_of("type") if "type" in node else node.line,
                           key=f"{context.where}.type")
     module = SOURCE_TYPES[kind]
-    validate(node, module.SCHEMA, context.file, context.where)
+    validate(node, module.SCHEMA, node.file, context.where)
     return module.parse(name, node, context)

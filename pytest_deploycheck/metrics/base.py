@@ -11,11 +11,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import CheckError, ConfigError
+from ..errors import CheckError
 from ..inputs.endpoints import Service
+from ..inputs.located import At
 from ..inputs.yamlfile import YamlMap
 from ..jsondoc import JsonBodyError, NotJsonError, loads
 from ..units import parse_quantity
@@ -141,15 +141,11 @@ def snippet(value: Any) -> str:
     return json.dumps(value, default=str)[:80]
 
 
-class SourceContext:
-    """Where a source's configuration sits, and what it inherits from its environment."""
+@dataclass(frozen=True)
+class SourceContext(At):
+    """Where a source's configuration sits, and the timeout it inherits from its environment."""
 
-    def __init__(self, file: str, where: str, timeout: float, base_dir: Path) -> None:
-        self.file, self.where, self.timeout, self.base_dir = file, where, timeout, base_dir
-
-    def error(self, message: str, node: YamlMap, key: str) -> ConfigError:
-        return ConfigError(message, file=self.file, line=node.line_of(key),
-                           key=f"{self.where}.{key}")
+    timeout: float
 
 
 class SourceType(Protocol):

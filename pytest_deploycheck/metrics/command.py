@@ -39,7 +39,7 @@ SCHEMA: Mapping[str, Any] = {
 
 
 def parse(name: str, node: YamlMap, context: SourceContext) -> CommandSource:
-    spec = parse_command(node, context.base_dir, context.timeout, context.file, context.where)
+    spec = parse_command(node, context.base_dir, context.timeout, node.file, context.where)
     written = spec.command if isinstance(spec.command, str) else list(spec.command)
     problem = command_problem(spec.command)
     unknown = sorted(names_in(written) - {"query"})

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..inputs.endpoints import Service, parse_endpoint
-from ..inputs.yamlfile import YamlMap, duration_at
+from ..inputs.located import duration_at
+from ..inputs.yamlfile import YamlMap
 from .base import (
     Fetch,
     Fetched,
@@ -50,7 +51,7 @@ def parse(name: str, node: YamlMap, context: SourceContext) -> DatadogSource:
     config = YamlMap(node)
     config.file, config.line, config.key_lines = node.file, node.line, dict(node.key_lines)
     config.setdefault("url", f"https://api.{node.get('site', DEFAULT_SITE)}")
-    endpoint = parse_endpoint(f"metrics.{name}", config, context.file, context.where,
+    endpoint = parse_endpoint(f"metrics.{name}", config, node.file, context.where,
                               context.timeout, context.base_dir)
     lookback = duration_at(node, "lookback", context.where, DEFAULT_LOOKBACK)
     return DatadogSource(name=name, endpoint=endpoint, lookback=lookback,

@@ -33,7 +33,7 @@ SCHEMA: Mapping[str, Any] = {
 
 def parse(name: str, node: YamlMap, context: SourceContext) -> HttpSource:
     return HttpSource(name=name, endpoint=parse_endpoint(
-        f"metrics.{name}", node, context.file, context.where, context.timeout, context.base_dir))
+        f"metrics.{name}", node, node.file, context.where, context.timeout, context.base_dir))
 
 
 @dataclass(frozen=True)

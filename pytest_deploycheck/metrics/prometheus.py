@@ -42,7 +42,7 @@ SCHEMA: Mapping[str, Any] = {
 
 
 def parse(name: str, node: YamlMap, context: SourceContext) -> PrometheusSource:
-    endpoint = parse_endpoint(f"metrics.{name}", node, context.file, context.where,
+    endpoint = parse_endpoint(f"metrics.{name}", node, node.file, context.where,
                               context.timeout, context.base_dir)
     if ("username" in node) != ("password" in node):
         raise context.error("basic auth needs both 'username' and 'password'", node,

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..inputs.yamlfile import YamlMap, duration_at
+from ..inputs.located import duration_at
+from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
 
 MAX_OUTPUT = 64 * 1024

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "056f426cf68459aa5277bcc91fe84e103bf2e1bcfba7a31bf63cdddea7ecf416"
+SCHEMA_SHA256 = "4c7bd83d16887e0fdba406d8a0b4aca9b31e71c947c0ca4e8be731962f9cd4a0"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -227,6 +227,11 @@ def validate____defs_blackout(data, custom_formats={}, name_prefix=None):
             data__reason = data["reason"]
             if not isinstance(data__reason, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".reason must be string")
+        if "emergency" in data_keys:
+            data_keys.remove("emergency")
+            data__emergency = data["emergency"]
+            if not (isinstance(data__emergency, str) and data__emergency == 'allowed' or isinstance(data__emergency, str) and data__emergency == 'forbidden'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".emergency must be one of ['allowed', 'forbidden']")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -281,6 +286,11 @@ def validate____defs_allowwindow(data, custom_formats={}, name_prefix=None):
             data__emergency = data["emergency"]
             if not isinstance(data__emergency, (bool)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".emergency must be boolean")
+        if "preferred" in data_keys:
+            data_keys.remove("preferred")
+            data__preferred = data["preferred"]
+            if not isinstance(data__preferred, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".preferred must be boolean")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "a55c8da99f18167fa730f01d4be64a4350ef885de10c05f1ce62572d155d3b70"
+SCHEMA_SHA256 = "cca2066077a56fb6fb2fb1bdd0b7b34b74c8e4449e4f85a4b470e5d296d598ce"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -57,6 +57,14 @@ def validate(data, custom_formats={}, name_prefix=None):
             data_keys.remove("marks")
             data__marks = data["marks"]
             validate____defs_marks(data__marks, custom_formats, (name_prefix or "data") + ".marks")
+        if "phase" in data_keys:
+            data_keys.remove("phase")
+            data__phase = data["phase"]
+            validate____defs_phase(data__phase, custom_formats, (name_prefix or "data") + ".phase")
+        if "if" in data_keys:
+            data_keys.remove("if")
+            data__if = data["if"]
+            validate____defs_condition(data__if, custom_formats, (name_prefix or "data") + ".if")
         if "vars" in data_keys:
             data_keys.remove("vars")
             data__vars = data["vars"]
@@ -101,6 +109,14 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
             data__kind = data["kind"]
             if not (isinstance(data__kind, str) and data__kind == 'health' or isinstance(data__kind, str) and data__kind == 'smoke' or isinstance(data__kind, str) and data__kind == 'metric' or isinstance(data__kind, str) and data__kind == 'checklist'):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".kind must be one of ['health', 'smoke', 'metric', 'checklist']")
+        if "phase" in data_keys:
+            data_keys.remove("phase")
+            data__phase = data["phase"]
+            validate____defs_phase(data__phase, custom_formats, (name_prefix or "data") + ".phase")
+        if "if" in data_keys:
+            data_keys.remove("if")
+            data__if = data["if"]
+            validate____defs_condition(data__if, custom_formats, (name_prefix or "data") + ".if")
         if "description" in data_keys:
             data_keys.remove("description")
             data__description = data["description"]
@@ -831,6 +847,85 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
 def validate____defs_duration(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str, int, float, Decimal)) or isinstance(data, bool):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or number")
+    return data
+
+def validate____defs_condition(data, custom_formats={}, name_prefix=None):
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
+        try:
+            if not isinstance(data, (str, bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or boolean")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        try:
+            if not isinstance(data, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+            data_is_dict = isinstance(data, dict)
+            if data_is_dict:
+                data_keys = set(data.keys())
+                if "changed" in data_keys:
+                    data_keys.remove("changed")
+                    data__changed = data["changed"]
+                    data__changed_any_of_count7 = 0
+                    if not data__changed_any_of_count7:
+                        try:
+                            if not isinstance(data__changed, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be string")
+                            if isinstance(data__changed, str):
+                                data__changed_len = len(data__changed)
+                                if data__changed_len < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be longer than or equal to 1 characters")
+                            data__changed_any_of_count7 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__changed_any_of_count7:
+                        try:
+                            if not isinstance(data__changed, (list, tuple)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be array")
+                            data__changed_is_list = isinstance(data__changed, (list, tuple))
+                            if data__changed_is_list:
+                                data__changed_len = len(data__changed)
+                                if data__changed_len < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must contain at least 1 items")
+                                for data__changed_x, data__changed_item in enumerate(data__changed):
+                                    if not isinstance(data__changed_item, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed[{data__changed_x}]".format(**locals()) + " must be string")
+                                    if isinstance(data__changed_item, str):
+                                        data__changed_item_len = len(data__changed_item)
+                                        if data__changed_item_len < 1:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed[{data__changed_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
+                            data__changed_any_of_count7 += 1
+                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                    if not data__changed_any_of_count7:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed cannot be validated by any definition")
+                if "base" in data_keys:
+                    data_keys.remove("base")
+                    data__base = data["base"]
+                    if not isinstance(data__base, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".base must be string")
+                    if isinstance(data__base, str):
+                        data__base_len = len(data__base)
+                        if data__base_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".base must be longer than or equal to 1 characters")
+                if "env_var" in data_keys:
+                    data_keys.remove("env_var")
+                    data__envvar = data["env_var"]
+                    if not isinstance(data__envvar, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".env_var must be string")
+                    if isinstance(data__envvar, str):
+                        if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]*$'].search(data__envvar):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".env_var must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
+                if data_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
+    return data
+
+def validate____defs_phase(data, custom_formats={}, name_prefix=None):
+    if not (isinstance(data, str) and data == 'predeploy' or isinstance(data, str) and data == 'postdeploy'):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['predeploy', 'postdeploy']")
     return data
 
 def validate____defs_marks(data, custom_formats={}, name_prefix=None):

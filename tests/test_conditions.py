@@ -1,0 +1,171 @@
+"""``if:`` on a suite or check (SPEC §10): a git change, an environment variable or a template
+decides whether a check is needed; a skipped check says why and never runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Project, git, runpytest
+
+ENVIRONMENTS = """\
+    environments:
+      prod:
+        vars: {migration: "false", region: eu}
+      staging:
+        vars: {migration: "true", region: eu}
+    """
+
+
+def repository(project: Project, *changed: str) -> None:
+    """A git repository in the project: a first commit, then one that changes ``changed``."""
+    git(project.path, "init", "-q", "-b", "main")
+    (project.path / "README").write_text("app\n")
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-q", "-m", "first")
+    for name in changed:
+        path = project.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("change\n")
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-q", "-m", "release")
+
+
+def gate(project: Project) -> dict[str, object]:
+    report: dict[str, object] = json.loads((project.path / "gate.json").read_text())
+    return report
+
+
+MIGRATION_SUITE = """\
+    checks:
+      - name: migration status up to date
+        kind: smoke
+        phase: predeploy
+        if: {changed: "prisma/migrations/**"}
+        command: "touch migration-checked; exit 1"
+      - name: docs built
+        kind: smoke
+        if: {changed: ["docs/**", "mkdocs.yml"], base: main~1}
+        command: "touch docs-checked"
+    """
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["n0", "n2"])
+def test_a_check_runs_only_when_its_files_changed(project: Project,
+                                                  workers: list[str]) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", MIGRATION_SUITE)
+    repository(project, "prisma/migrations/0042_tags/migration.sql")
+    result = runpytest(project.pytester, "--env=prod", "-rs", "--gate-report=gate.json",
+                       *workers)
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "SKIPPED [[]1[]] suites/release.yaml: if: no file matching docs/**, mkdocs.yml "
+        "changed since main~1 (1 changed)"])
+    assert (project.path / "migration-checked").exists()
+    assert not (project.path / "docs-checked").exists()
+    report = gate(project)
+    assert report["verdict"] == "blocked"
+    checks = {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+    assert checks["docs built"]["outcome"] == "skipped"
+    assert checks["docs built"]["unneeded"].startswith("if: no file matching docs/**")
+
+
+def test_a_suite_whose_checks_are_all_unneeded_passes(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", """\
+        if: {changed: "prisma/**"}
+        checks:
+          - {name: migration status, kind: smoke, command: "touch ran; exit 1"}
+          - {name: data integrity, kind: smoke, command: "touch ran; exit 1"}
+        """)
+    repository(project, "src/app.py")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    result.assert_outcomes(skipped=2)
+    assert result.ret == 0
+    assert gate(project)["verdict"] == "passed"
+    assert not (project.path / "ran").exists()
+
+
+def test_a_base_git_cannot_compare_is_a_collection_error(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", MIGRATION_SUITE.replace("main~1", "origin/main"))
+    repository(project, "docs/index.md")
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([
+        "*suites/release.yaml:9: checks[[]1[]].if: git cannot compare 'origin/main' with HEAD "
+        "in *: fatal: *(in CI, fetch the base first: a shallow clone has no history to "
+        "compare)*"])
+    assert gate(project)["verdict"] == "blocked"
+    assert not (project.path / "migration-checked").exists()
+
+
+def test_an_environment_variable_decides(project: Project,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", """\
+        checks:
+          - {name: workers answer, kind: smoke, if: {env_var: HAS_WORKERS}, command: "true"}
+        """)
+    monkeypatch.delenv("HAS_WORKERS", raising=False)
+    runpytest(project.pytester, "--env=prod", "-rs").stdout.fnmatch_lines(
+        ["SKIPPED * if: $HAS_WORKERS is not set"])
+    monkeypatch.setenv("HAS_WORKERS", "off")
+    runpytest(project.pytester, "--env=prod", "-rs").stdout.fnmatch_lines(
+        ["SKIPPED * if: $HAS_WORKERS is 'off'"])
+    monkeypatch.setenv("HAS_WORKERS", "celery")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(passed=1)
+
+
+def test_a_template_decides_per_environment(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", """\
+        checks:
+          - name: migration applied
+            kind: smoke
+            if: "{{ vars.migration }}"
+            command: "echo {{ region }}"
+        """)
+    result = runpytest(project.pytester, "--env=prod,staging", "-rs", "-v")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines_random([
+        "*migration applied[[]staging[]] PASSED*",
+        "SKIPPED * if: {{ vars.migration }} is false"])
+
+
+@pytest.mark.parametrize(("condition", "message"), [
+    ('"{{ region }}"', "suites/bad.yaml:4: checks[[]0[]].if: renders 'eu', which is neither "
+                       "true nor false (true/false, yes/no, on/off, 1/0)"),
+    ('"{{ nope }}"', "suites/bad.yaml:4: checks[[]0[]].if: template '{{ nope }}' is not "
+                     "defined in environment 'prod'*"),
+    ("{env_var: X, changed: a}", "suites/bad.yaml:4: checks[[]0[]].if: if: takes one of "
+                                 "{changed: GLOB, base: REF} or {env_var: NAME}"),
+    ("[{env_var: X}]", "suites/bad.yaml:4: checks[[]0[]].if: *"),
+    ("{chanegd: a}", "suites/bad.yaml:4: checks[[]0[]].if.chanegd: unknown key 'chanegd' (did "
+                     "you mean 'changed'?)*"),
+    ("'{{ region }} ${X}'", "suites/bad.yaml:4: checks[[]0[]].if: ${...} is not interpolated*"),
+])
+def test_a_condition_that_cannot_be_decided_names_file_line_and_key(
+        project: Project, condition: str, message: str) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("bad.yaml", "checks:\n  - name: a\n    kind: smoke\n"
+                              f"    if: {condition}\n    command: 'true'\n")
+    result = runpytest(project.pytester, "--env=prod", "--collect-only")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*{message}"])
+
+
+def test_a_suite_condition_in_a_template_is_rendered(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", """\
+        if: "{{ migration }}"
+        checks:
+          - {name: migration applied, kind: smoke, command: "true"}
+        """)
+    result = runpytest(project.pytester, "--env=staging")
+    result.assert_outcomes(passed=1)
+    result = runpytest(project.pytester, "--env=prod", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * if: {{ migration }} is false"])
