@@ -12,9 +12,11 @@ from typing import Any
 from .checks.base import CheckInstance, CheckResult, CheckRunner, RunContext
 from .checks.conditions import ChangedFiles
 from .checks.registry import CHECK_TYPES
+from .deploy import Deploy
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, DeploycheckError, UsageProblem
 from .runtime.clients import ClientPool
+from .runtime.commands import run_command
 from .runtime.engine import Engine
 from .runtime.processes import ProcessManager
 from .runtime.state import StateStore
@@ -86,6 +88,27 @@ class DeployRun:
         # What `if: {changed: ...}` compares: git asked once per base ref in a run.
         self.changes = ChangedFiles(rootdir)
         self._file: EnvironmentsFile | None = None
+        self._deploy: Deploy | None = None
+
+    def deploy(self) -> Deploy:
+        """The deploy this run gates: the settings, the commit from git when none was given,
+        and the commit as its id when the CI gave none."""
+        if self._deploy is None:
+            settings = self.settings
+            commit = settings.deploy_commit.value or self._head()
+            self._deploy = Deploy(
+                id=settings.deploy_id.value or commit, version=settings.deploy_version.value,
+                commit=commit, actor=settings.deploy_actor.value,
+                started=settings.deploy_started.value)
+        return self._deploy
+
+    def _head(self) -> str:
+        try:
+            done = run_command(["git", "rev-parse", "HEAD"], timeout=10.0, cwd=self.rootdir,
+                               env={"GIT_OPTIONAL_LOCKS": "0"})
+        except OSError:
+            return ""
+        return done.stdout.strip() if done.exit_code == 0 else ""
 
     @property
     def selected(self) -> tuple[str, ...]:

@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 
 from .actions import Action, Notify, parse_notify, parse_rollback
 from .actions.base import SCOPE_NAMES
+from .deploy import FACTS
 from .errors import ConfigError
 from .inputs.endpoints import Service, parse_endpoint
 from .inputs.interpolation import interpolate_tree
 from .inputs.located import duration_at
-from .inputs.templating import check_site, matches, names_in, sites
+from .inputs.templating import check_site, head_of, matches, names_in, sites
 from .inputs.validation import suggest, validate
 from .inputs.windows import DeployWindows, parse_windows
 from .inputs.yamlfile import YamlList, YamlMap, load_file
@@ -50,6 +51,7 @@ class Environment:
     windows: DeployWindows | None = None  # None: deploys are allowed at any time
     rollback: tuple[Action, ...] = ()
     notify: tuple[Notify, ...] = ()
+    announce: tuple[Notify, ...] = ()  # run when a phase starts
 
     def metric_source(self, name: str) -> MetricSource:
         return self._named("metric source", self.metrics, name,
@@ -176,10 +178,10 @@ _ACTION_FIELDS = ("command", "command/[]", "webhook/url", "webhook/headers/*", "
                   "webhook/json/**", "webhook/body")
 # The fields of an environment whose templates are rendered (rollback and notify actions with
 # the environment's vars, a metric command with its query); every other {{ is an error.
-RENDERED_VALUES = (*(f"{kind}/[]/{field}" for kind in ("rollback", "notify")
+RENDERED_VALUES = (*(f"{kind}/[]/{field}" for kind in ("rollback", "notify", "announce")
                      for field in _ACTION_FIELDS),
                    "metrics/*/command", "metrics/*/command/[]")
-RENDERED_KEYS = tuple(f"{kind}/[]/webhook/{field}" for kind in ("rollback", "notify")
+RENDERED_KEYS = tuple(f"{kind}/[]/webhook/{field}" for kind in ("rollback", "notify", "announce")
                       for field in ("headers/*", "json/**"))
 
 
@@ -193,10 +195,16 @@ def _check_templates(env: YamlMap, file: str, where: str) -> None:
         if site.path[0] == "metrics":
             continue  # a metric command knows only {{ query }}, checked with its source
         for used in sorted(names_in(site.text)):
-            if used not in known and used.split(".")[0] not in known:
+            if used not in known and head_of(used) not in known:
                 raise ConfigError(f"template '{{{{ {used} }}}}' is not defined for this action; "
                                   f"defined: {', '.join(sorted(known))}", file=file,
                                   line=site.line, key=site.key)
+            fact = used.partition(".")[2]
+            if head_of(used) == "deploy" and "deploy" not in env.get("vars", {}) \
+                    and fact not in FACTS:
+                raise ConfigError(f"template '{{{{ {used} }}}}': the deploy has no fact "
+                                  f"'{fact}'{suggest(fact, FACTS)}; facts: {', '.join(FACTS)}",
+                                  file=file, line=site.line, key=site.key)
 
 
 def _register_secrets(node: Any, redactor: Redactor) -> None:
@@ -247,5 +255,7 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
         rollback=parse_rollback(doc.get("rollback", YamlList()), file, f"{where}.rollback",
                                 source.path.parent),
         notify=parse_notify(doc.get("notify", YamlList()), file, f"{where}.notify",
-                            source.path.parent))
+                            source.path.parent),
+        announce=parse_notify(doc.get("announce", YamlList()), file, f"{where}.announce",
+                              source.path.parent, announce=True))
 

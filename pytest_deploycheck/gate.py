@@ -9,6 +9,7 @@ so every decision is made in one process, also under xdist, however many checks 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import shutil
 import signal
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from .actions import Action, ActionContext, ActionResult
+from .deploy import PHASES, Deploy, phase_label
 from .environments import Environment
 from .errors import DeploycheckError
 from .runtime.durable import append_json_line, write_json_atomic
@@ -108,6 +110,8 @@ class CheckRecord:
     note: str = ""
     acknowledged: str | None = None
     unneeded: str = ""  # skipped by its ``if:``, with this reason
+    value: Any = None  # what it measured (a metric check's value), and its baseline
+    baseline: Any = None
     # The item's place in the collected order: checks that ran concurrently finish in any
     # order, but reports list them as collected.
     order: int = 0
@@ -123,7 +127,8 @@ class CheckRecord:
                    duration=duration, message=message, file=info["file"], line=info["line"],
                    note="" if crashed else info["note"], acknowledged=info["acknowledged"],
                    unneeded=info.get("unneeded", "") if outcome == "skipped" else "",
-                   order=info["order"])
+                   value=info["details"].get("value"),
+                   baseline=info["details"].get("baseline"), order=info["order"])
 
     def merge(self, other: CheckRecord) -> CheckRecord:
         """The worse of two reports of one item, keeping what either found out."""
@@ -131,6 +136,8 @@ class CheckRecord:
             else (self, other)
         worse.note = worse.note or better.note
         worse.acknowledged = worse.acknowledged or better.acknowledged
+        worse.value = worse.value if worse.value is not None else better.value
+        worse.baseline = worse.baseline if worse.baseline is not None else better.baseline
         worse.message = worse.message or better.message
         worse.duration = self.duration + other.duration
         return worse
@@ -142,7 +149,16 @@ class CheckRecord:
                 "duration": round(self.duration, 3), "message": self.message,
                 "file": self.file, "line": self.line, "nodeid": self.nodeid,
                 "acknowledged": self.acknowledged,
-                **({"unneeded": self.unneeded} if self.unneeded else {})}
+                **({"unneeded": self.unneeded} if self.unneeded else {}),
+                **({"value": self.value} if self.value is not None else {}),
+                **({"baseline": self.baseline} if self.baseline is not None else {})}
+
+    def measured(self) -> dict[str, Any]:
+        """What templates see of it as ``checks[NAME]`` (nothing measured reads as empty)."""
+        return {"value": "" if self.value is None else self.value,
+                "baseline": "" if self.baseline is None else self.baseline,
+                "outcome": self.outcome,
+                "message": self.message, "id": self.id}
 
 
 class RollbackInterrupted(BaseException):
@@ -202,6 +218,18 @@ class RollbackRun:
         return out
 
 
+class Measured(dict[str, dict[str, Any]]):
+    """What each check of a run measured, for ``{{ checks[NAME].value }}``: a check that did
+    not run in this run (``-m smoke`` and a notify naming a metric check) reads as not run,
+    with empty values, so that a message or a rollback command never fails on it."""
+
+    NOT_RUN: Mapping[str, Any] = {"value": "", "baseline": "", "outcome": "not run",
+                                  "message": "", "id": ""}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, self.NOT_RUN)
+
+
 @dataclass
 class EnvGate:
     """The checks of one environment and what the gate decided for it."""
@@ -210,6 +238,8 @@ class EnvGate:
     records: dict[str, CheckRecord] = field(default_factory=dict)
     rollback: RollbackRun | None = None
     notify: list[ActionResult] = field(default_factory=list)
+    announce: list[ActionResult] = field(default_factory=list)
+    announced: set[str] = field(default_factory=set)  # the phases announced
     verdict: str | None = None
     needs_rollback: bool = False  # a rollback-gate check has failed
     # Why the checks could not all run (a suite that failed to collect): the deploy must not
@@ -233,6 +263,20 @@ class EnvGate:
         for record in self.records.values():
             counts[record.outcome] += 1
         return counts
+
+    def phases(self) -> list[str]:
+        """The phases of the checks that reported, in deploy order."""
+        seen = {r.phase for r in self.records.values()}
+        return [phase for phase in PHASES if phase in seen]
+
+    def measured(self) -> Measured:
+        """``checks[NAME]`` for templates: each check by its name and by suite::name (the
+        first item of a parametrized check)."""
+        out = Measured()
+        for record in self.ordered():
+            out.setdefault(record.name, record.measured())
+            out.setdefault(f"{record.suite}::{record.name}", record.measured())
+        return out
 
     def rollback_failures(self) -> list[CheckRecord]:
         return [r for r in self.ordered() if r.outcome == "failed" and r.on_fail == "rollback"]
@@ -259,10 +303,12 @@ class EnvGate:
 
     def to_json(self, started: str, finished: str) -> dict[str, Any]:
         return {"env": self.env, "verdict": self.verdict or self.decide(), "started": started,
-                "finished": finished,
+                "finished": finished, "phase": phase_label(self.phases()),
                 "checks": [r.to_json() for r in self.ordered()],
                 "rollback": self.rollback.to_json() if self.rollback else None,
-                "notify": [a.to_json() for a in self.notify], "errors": self.errors,
+                "notify": [a.to_json() for a in self.notify],
+                **({"announce": [a.to_json() for a in self.announce]} if self.announce else {}),
+                "errors": self.errors,
                 **({"problems": self.problems} if self.problems else {})}
 
 
@@ -276,8 +322,12 @@ class Gate:
 
     def __init__(self, *, mode: str, environment: Callable[[str], Environment],
                  redactor: Redactor, state_dir: Path, audit_log: Path | None = None,
-                 hook: RollbackHook | None = None) -> None:
+                 hook: RollbackHook | None = None,
+                 deploy: Callable[[], Deploy] | None = None) -> None:
         self.mode = mode
+        # The deploy's facts, asked when an action first needs them (git may be asked).
+        self._deploy = deploy
+        self._started_at = dt.datetime.now(dt.UTC)
         self.environment = environment
         self.redactor = redactor
         self.state_dir = state_dir
@@ -342,8 +392,7 @@ class Gate:
             run.actions.append(ActionResult("write failures file", "file", "failed", str(exc)))
             self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
             return run
-        context = ActionContext(env_name, data, failures_file, self.redactor,
-                                run_id=self.run_id, vars=environment.vars)
+        context = self._context(gate, environment, data, failures_file)
         try:
             with _signals_held(run.signals):
                 self._run_actions(run, environment, context, data, reported_at)
@@ -457,25 +506,67 @@ class Gate:
                     if r.outcome == "failed"]
         context = None
         for notify in environment.notify:
-            if gate.verdict not in notify.when:
+            if not notify.wanted(gate.verdict, gate.phases()):
                 continue
             if context is None:
                 path = self.state_dir / f"{gate.env}.notify-failures.{self.run_id}.json"
                 # A notification is worth sending without its file.
                 with contextlib.suppress(OSError):
                     path = self._failures_file(gate.env, "notify", failures)
-                context = ActionContext(gate.env, failures, path, self.redactor, gate.verdict,
-                                        run_id=self.run_id, vars=environment.vars)
+                context = self._context(gate, environment, failures, path, gate.verdict)
             started = time.time()
             result = _run_action(notify.action, context)
             result.started = started
             gate.notify.append(result)
             self.audit("notify", env=gate.env, verdict=gate.verdict, **result.to_json())
 
+    def announce(self, env_name: str, phase: str) -> None:
+        """Run ``env_name``'s ``announce:`` actions for ``phase``, once per run and phase
+        (called as the phase's first check reports)."""
+        gate = self.env(env_name)
+        if phase in gate.announced:
+            return
+        gate.announced.add(phase)
+        try:
+            environment = self.environment(env_name)
+        except DeploycheckError:
+            return  # its checks report the environment's error
+        context = None
+        for announce in environment.announce:
+            if not announce.wanted(None, [phase]):
+                continue
+            if context is None:
+                context = self._context(gate, environment, [],
+                                        self.state_dir / "announce-has-no-failures.json",
+                                        phases=[phase])
+            started = time.time()
+            result = _run_action(announce.action, context)
+            result.started = started
+            gate.announce.append(result)
+            self.audit("announce", env=env_name, phase=phase, **result.to_json())
+
+    def deploy_facts(self) -> dict[str, Any]:
+        """``deploy.*`` of templates and the report (empty facts when nobody gave any)."""
+        deploy = self._deploy() if self._deploy else Deploy("", "", "", "", None)
+        return deploy.facts(dt.datetime.now(dt.UTC), self._started_at)
+
+    def _context(self, gate: EnvGate, environment: Environment,
+                 failures: list[dict[str, Any]], failures_file: Path,
+                 verdict: str | None = None, phases: list[str] | None = None
+                 ) -> ActionContext:
+        """What an action of ``gate``'s environment is told: the failures, the verdict, the
+        phases run, the deploy's facts and what each check measured."""
+        return ActionContext(gate.env, failures, failures_file, self.redactor, verdict,
+                             run_id=self.run_id, vars=environment.vars,
+                             phase=phase_label(gate.phases() if phases is None else phases),
+                             deploy=self.deploy_facts(), checks=gate.measured())
+
     def report(self) -> dict[str, Any]:
         """The gate report (SPEC §6): one object, or ``{"environments": [...]}`` for several."""
         finished = utc_iso()
-        objects = [gate.to_json(self.started, finished) for gate in self.envs.values()]
+        facts = self.deploy_facts()
+        objects = [{**gate.to_json(self.started, finished), "deploy": facts}
+                   for gate in self.envs.values()]
         document = objects[0] if len(objects) == 1 else {"environments": objects}
         redacted: dict[str, Any] = self.redactor.redact_data(document)
         return redacted

@@ -46,7 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for declaration in DECLARATIONS:
         help_text = declaration.help
         if declaration.env_var:
-            help_text += f" (env var {declaration.env_var})"
+            names = [declaration.env_var] if isinstance(declaration.env_var, str) \
+                else declaration.env_var
+            help_text += f" (env var {', then '.join(names)})"
         if declaration.option:
             if declaration.flag:
                 group.addoption(declaration.option, action="store_true", default=False,

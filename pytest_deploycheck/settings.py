@@ -22,7 +22,7 @@ class Declaration:
     name: str
     help: str
     option: str | None = None
-    env_var: str | None = None
+    env_var: str | tuple[str, ...] | None = None  # the first one set counts
     ini: str | None = None
     default: Any = None
     flag: bool = False
@@ -58,6 +58,20 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration("deploy_time", "evaluate deploy windows at this instant instead of now "
                 "(ISO 8601; UTC unless it has an offset)", option="--deploy-time",
                 metavar="ISO8601"),
+    Declaration("deploy_id", "the deploy this run belongs to, the same in its pre- and "
+                "post-deploy runs (default: the CI run's id, then the commit)",
+                option="--deploy-id", env_var=("DEPLOYCHECK_DEPLOY_ID", "GITHUB_RUN_ID",
+                                               "CI_PIPELINE_ID"), metavar="ID"),
+    Declaration("deploy_version", "the version being deployed", option="--deploy-version",
+                env_var="DEPLOY_VERSION", metavar="VERSION"),
+    Declaration("deploy_commit", "the commit being deployed (default: the CI's, then git "
+                "rev-parse HEAD)", option="--deploy-commit",
+                env_var=("GITHUB_SHA", "CI_COMMIT_SHA"), metavar="SHA"),
+    Declaration("deploy_started", "when the deploy started (ISO 8601)",
+                option="--deploy-started", metavar="ISO8601"),
+    # Who deploys: read from CI (or DEPLOY_ACTOR); no option, as nobody types their own name.
+    Declaration("deploy_actor", "who deploys",
+                env_var=("DEPLOY_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER")),
     Declaration("concurrency", "how many side-effect-free checks (health, GET-only smoke, metric) "
                 "may run at once in one process; 1 runs every check at its item, in order",
                 option="--deploycheck-concurrency", ini="deploycheck_concurrency", default="32",
@@ -90,9 +104,11 @@ def resolve_one(declaration: Declaration, config: _Config,
         value = config.getoption(option_dest(declaration))
         if value not in (None, False, [], ""):
             return Setting(value, declaration.option)
-    if declaration.env_var and environ.get(declaration.env_var):
-        return Setting(environ[declaration.env_var], f"environment variable "
-                       f"{declaration.env_var}")
+    names = (declaration.env_var,) if isinstance(declaration.env_var, str) \
+        else declaration.env_var or ()
+    for name in names:
+        if environ.get(name):
+            return Setting(environ[name], f"environment variable {name}")
     if declaration.ini:
         value = config.getini(declaration.ini)
         # getini answers the default when the key is unset; an ini value equal to the default
@@ -117,6 +133,11 @@ class Settings:
     audit_log: Setting  # Path | None
     ack: Setting  # frozenset[str]
     deploy_time: Setting  # datetime.datetime | None
+    deploy_id: Setting  # str (empty: the commit's)
+    deploy_version: Setting  # str
+    deploy_commit: Setting  # str (empty: git rev-parse HEAD)
+    deploy_started: Setting  # datetime.datetime | None
+    deploy_actor: Setting  # str
     concurrency: Setting  # int, at least 1
 
     def describe(self) -> str:
@@ -131,7 +152,9 @@ class Settings:
         shown = ["env", "environments", "suites", "state_dir", "no_start", "rollback",
                  "concurrency"]
         shown += [name for name in ("rollback_fast", "gate_report", "audit_log", "ack",
-                                    "deploy_time") if getattr(self, name).value]
+                                    "deploy_time", "deploy_id", "deploy_version",
+                                    "deploy_commit", "deploy_started")
+                  if getattr(self, name).value]
         return ", ".join(f"{name}={show(getattr(self, name).value)} "
                          f"({getattr(self, name).source})" for name in shown)
 
@@ -142,7 +165,7 @@ def _names(value: Any) -> tuple[str, ...]:
                  if part.strip())
 
 
-def deploy_time(value: Any) -> dt.datetime | None:
+def deploy_time(value: Any, option: str = "--deploy-time") -> dt.datetime | None:
     """An ISO 8601 instant; without an offset it is UTC."""
     if not value:
         return None
@@ -150,7 +173,7 @@ def deploy_time(value: Any) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise UsageProblem(f"--deploy-time: {text!r} is not an ISO 8601 date and time (e.g. "
+        raise UsageProblem(f"{option}: {text!r} is not an ISO 8601 date and time (e.g. "
                            f"2026-11-23T15:00:00Z or 2026-11-23T16:00+01:00)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
@@ -188,6 +211,11 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "audit_log": lambda value, base: base / value if value else None,
     "ack": lambda value, base: frozenset(str(v).strip() for v in value or () if str(v).strip()),
     "deploy_time": lambda value, base: deploy_time(value),
+    "deploy_id": lambda value, base: str(value or "").strip(),
+    "deploy_version": lambda value, base: str(value or "").strip(),
+    "deploy_commit": lambda value, base: str(value or "").strip(),
+    "deploy_started": lambda value, base: deploy_time(value, "--deploy-started"),
+    "deploy_actor": lambda value, base: str(value or "").strip(),
     "concurrency": lambda value, base: concurrency(value),
 }
 

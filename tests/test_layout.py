@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_deploycheck"
 # Bottom to top, as the README lists them; a module may import from its own layer and below.
 LAYERS = (
-    {"__init__", "errors", "units", "jsondoc", "secrets", "settings"},
+    {"__init__", "errors", "units", "jsondoc", "secrets", "settings", "deploy"},
     {"inputs"},
     {"runtime"},
     {"metrics", "actions"},

@@ -7,10 +7,11 @@ file: it is called after the actions, by the gate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..deploy import PHASES
 from ..errors import ConfigError
 from ..inputs.located import At
 from ..inputs.validation import suggest, validate
@@ -36,12 +37,21 @@ VERDICTS = ("passed", "passed_with_warnings", "inconclusive", "blocked", "rolled
             "rollback_failed", "rollback_skipped", "failed")
 
 
+
 @dataclass(frozen=True)
 class Notify:
-    """A notify action and the verdicts it runs for."""
+    """A notify (or announce) action and when it runs: for these verdicts, after a run of any
+    of these phases (None: any phase)."""
 
     action: Action
     when: frozenset[str]
+    phases: frozenset[str] | None = None
+
+    def wanted(self, verdict: str | None, phases: Iterable[str]) -> bool:
+        """Whether it runs for ``verdict`` (None: an announcement, which has none) after a run
+        of ``phases``."""
+        return (verdict is None or verdict in self.when) and (
+            self.phases is None or not self.phases.isdisjoint(phases))
 
 
 def _action(node: object, file: str, where: str, base_dir: Path, line: int) -> Action:
@@ -73,18 +83,54 @@ def parse_rollback(node: YamlList, file: str, where: str, base_dir: Path
                  for index, item in enumerate(node))
 
 
-def parse_notify(node: YamlList, file: str, where: str, base_dir: Path) -> tuple[Notify, ...]:
-    """An environment's ``notify:`` list; each entry runs for the verdicts in its ``when``."""
+def _names(value: object, known: Sequence[str], what: str, node: YamlMap, key: str,
+           where: str) -> frozenset[str]:
+    """One name or a list of names, each one of ``known``."""
+    names = value if isinstance(value, list) else [value]
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"unknown {what} '{name}'{suggest(str(name), known)}; {what}s: "
+                              f"{', '.join(known)}", file=node.file, line=node.line_of(key),
+                              key=f"{where}.{key}")
+    return frozenset(str(name) for name in names)
+
+
+def _when(item: YamlMap, where: str, *, verdicts: bool) -> tuple[frozenset[str],
+                                                                 frozenset[str] | None]:
+    """An action's ``when``: a list of verdicts (the first form), or ``{phase: ...,
+    verdict: ...}``; announcements take only ``phase``."""
+    when = item.get("when")
+    if when is None:
+        return frozenset(VERDICTS), None
+    if not isinstance(when, YamlMap):
+        if not verdicts:
+            raise ConfigError("an announcement runs when a phase starts: when: {phase: [...]}",
+                              file=item.file, line=item.line_of("when"), key=f"{where}.when")
+        return _names(when, VERDICTS, "verdict", item, "when", where), None
+    for key in when:
+        if key not in ("phase", "verdict") or (key == "verdict" and not verdicts):
+            allowed = ("phase", "verdict") if verdicts else ("phase",)
+            raise ConfigError(f"unknown key '{key}'{suggest(key, allowed)}; when takes "
+                              f"{' and '.join(allowed)}", file=item.file,
+                              line=when.line_of(key), key=f"{where}.when.{key}")
+    inner = f"{where}.when"
+    found = _names(when["verdict"], VERDICTS, "verdict", when, "verdict", inner) \
+        if "verdict" in when else frozenset(VERDICTS)
+    phases = _names(when["phase"], PHASES, "phase", when, "phase", inner) \
+        if "phase" in when else None
+    return found, phases
+
+
+def parse_notify(node: YamlList, file: str, where: str, base_dir: Path, *,
+                 announce: bool = False) -> tuple[Notify, ...]:
+    """An environment's ``notify:`` list (each entry runs at the end for the verdicts and
+    phases of its ``when``), or with ``announce`` its ``announce:`` list (each runs when a
+    phase of its ``when`` starts)."""
     out = []
     for index, item in enumerate(node):
         item_where = f"{where}[{index}]"
         action = _action(item, file, item_where, base_dir, node.line_of(index))
-        when = item.get("when", list(VERDICTS))
-        for verdict in when:
-            if verdict not in VERDICTS:
-                raise ConfigError(f"unknown verdict '{verdict}'{suggest(verdict, VERDICTS)}; "
-                                  f"verdicts: {', '.join(VERDICTS)}", file=file,
-                                  line=item.line_of("when"), key=f"{item_where}.when")
-        out.append(Notify(action, frozenset(when)))
+        verdicts, phases = _when(item, item_where, verdicts=not announce)
+        out.append(Notify(action, verdicts, phases))
     return tuple(out)
 

@@ -26,18 +26,28 @@ class ActionContext:
     verdict: str | None = None
     run_id: str = ""  # unique to this run: with the action, its webhooks' Idempotency-Key
     vars: Mapping[str, Any] = field(default_factory=dict)  # the environment's vars
+    phase: str = ""  # the phases of the run (predeploy, postdeploy, or both joined by +)
+    deploy: Mapping[str, Any] = field(default_factory=dict)  # version, commit, actor, id, ...
+    # What each check measured, by name (and suite::name): value, baseline, outcome, message.
+    checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def scope(self) -> dict[str, Any]:
-        """Template names for webhook requests and commands: the environment's ``vars``, under
-        the names of :data:`SCOPE_NAMES`, which win."""
-        return {**self.vars, "env": self.env, "env.name": self.env,
+        """Template names for webhook requests and commands: the environment's ``vars`` (also
+        as ``vars.NAME``), under the names of :data:`SCOPE_NAMES`, which win."""
+        return {**self.vars, "vars": dict(self.vars), "env": self.env, "env.name": self.env,
                 "verdict": self.verdict or "",
                 "failures": [f.get("id") for f in self.failures],
-                "failed_count": len(self.failures)}
+                "failed_count": len(self.failures), "phase": self.phase,
+                "deploy": dict(self.deploy), "checks": self.checks}
 
 
 # The template names every action knows besides the environment's vars.
-SCOPE_NAMES = frozenset({"env", "env.name", "verdict", "failures", "failed_count"})
+SCOPE_NAMES = frozenset({"env", "env.name", "verdict", "failures", "failed_count", "phase",
+                         "deploy", "checks", "vars"})
+# What actions may use of ``when``: a list of verdicts, or phases and verdicts.
+WHEN_SCHEMA: Mapping[str, Any] = {"anyOf": [
+    {"type": "array", "items": {"type": "string"}}, {"type": "string"},
+    {"type": "object", "minProperties": 1}]}
 
 
 @dataclass

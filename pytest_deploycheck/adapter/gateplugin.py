@@ -33,7 +33,8 @@ class GatePlugin:
         self.run = run
         self.gate = Gate(mode=settings.rollback.value, environment=run.environment,
                          redactor=run.redactor, state_dir=settings.state_dir.value,
-                         audit_log=settings.audit_log.value, hook=self._rollback_hook)
+                         audit_log=settings.audit_log.value, hook=self._rollback_hook,
+                         deploy=run.deploy)
         self.fast = bool(settings.rollback_fast.value)
         self.acks: frozenset[str] = settings.ack.value
         self.used_acks: set[str] = set()
@@ -136,6 +137,8 @@ class GatePlugin:
                 return
             # The first report of a check (its setup) describes it; later ones add to that.
             self.known[report.nodeid] = known = sent
+            # The first check of a phase to report starts it: its announcements go out.
+            self.gate.announce(sent["env"], sent["phase"])
         info: CheckInfo = {**known, **sent} if sent and sent is not known else known
         if report.when in ("setup", "teardown") and report.passed:
             return  # only the call says how a check went; an interrupted one has no call

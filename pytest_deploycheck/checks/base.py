@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
 from ..inputs.located import At
-from ..inputs.templating import render
+from ..inputs.templating import head_of, render
 from ..secrets import Redactor
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ KINDS: Mapping[str, Kind] = {
     "smoke": Kind("smoke", "rollback", "postdeploy"),
     "metric": Kind("metric", "rollback", "postdeploy"),
 }
-# When a check runs (SPEC §10): before the deploy, or after it.
-PHASES = ("predeploy", "postdeploy")
 
 
 def default_on_fail(kind: str, phase: str) -> str:
@@ -328,7 +326,7 @@ def check_names(used: Mapping[str, tuple[int, str]], known: set[str], env: Envir
     """Every name in ``used`` is one of ``known``; ``used`` maps each to the (line, key) that
     uses it."""
     for name in sorted(used):
-        if name not in known and name.split(".")[0] not in known:
+        if name not in known and head_of(name) not in known:
             line, key = used[name]
             raise ConfigError(f"template '{{{{ {name} }}}}' is not defined in environment "
                               f"'{env.name}'; defined: {', '.join(sorted(known))}",

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..deploy import PHASES
 from ..environments import NO_ENVIRONMENTS, UnknownEnvironment, environment_names
 from ..errors import ConfigError
 from ..inputs.validation import suggest
 from ..units import parse_duration
-from .base import KINDS, PHASES, applies_to, default_on_fail, markers
+from .base import KINDS, applies_to, default_on_fail, markers
 
 ON_FAIL = ("rollback", "block", "warn")
 SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")

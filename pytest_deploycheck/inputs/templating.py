@@ -22,12 +22,16 @@ from typing import Any
 from ..errors import CheckError, ConfigError
 from .yamlfile import YamlList, YamlMap
 
-_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+# A name: dotted (``deploy.version``), with quoted keys for what is named in free text
+# (``checks["error rate under 1%"].value``).
+_NAME = r"""[A-Za-z_][\w.-]*(?:\[(?:"[^"{}\[\]]*"|'[^'{}\[\]]*')\](?:\.[A-Za-z_][\w-]*)*)*"""
+_TEMPLATE = re.compile(r"\{\{\s*(" + _NAME + r")\s*\}\}")
+_SEGMENT = re.compile(r"""\[(?:"([^"]*)"|'([^']*)')\]|([^.\[\]]+)""")
 # ``{{ "{{" }}`` writes a literal ``{{`` (as in Helm), for text another tool reads as a template
 # (``docker inspect -f '{{ "{{" }}.State.Status}}'``).
 _LITERAL = re.compile(r"""\{\{\s*(["'])\{\{\1\s*\}\}""")
 # A template or a literal, in one pass: group 1 is the name, or None for a literal.
-_TOKEN = re.compile(r"""\{\{\s*(?:([A-Za-z_][\w.-]*)|(["'])\{\{\2)\s*\}\}""")
+_TOKEN = re.compile(r"""\{\{\s*(?:(""" + _NAME + r""")|(["'])\{\{\2)\s*\}\}""")
 _SENTINEL = "\0"  # stands for a literal {{ while a command is lexed (a command has no NUL)
 
 
@@ -54,12 +58,22 @@ def _add_names(value: Any, found: set[str]) -> None:
             _add_names(item, found)
 
 
+def _segments(name: str) -> list[str]:
+    """``checks["p99"].value`` -> ``["checks", "p99", "value"]``."""
+    return [a or b or c for a, b, c in _SEGMENT.findall(name)]
+
+
+def head_of(name: str) -> str:
+    """The first segment of a template name: what a scope must define for it."""
+    return _segments(name)[0]
+
+
 def _lookup(name: str, scope: Mapping[str, Any]) -> Any:
     if name in scope:
         return scope[name]
-    head, _, rest = name.partition(".")
+    head, *rest = _segments(name)
     value: Any = scope.get(head, _MISSING)
-    for part in rest.split(".") if rest else ():
+    for part in rest:
         value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
     if value is _MISSING:
         raise CheckError(f"template name '{name}' is not defined; defined: "
@@ -110,7 +124,7 @@ def template_problem(text: str) -> str | None:
     end = rest.find("}}", start)
     shown = rest[start:end + 2] if end >= 0 else rest[start:start + 40]
     return (f"{shown!r} is not a template: a template is {{{{ name }}}} (letters, digits, "
-            f"'_', '.' and '-'); filters and expressions are not supported, and "
+            f"'_', '.' and '-', and [\"key\"]); filters and expressions are not supported, and "
             f"{{{{ \"{{{{\" }}}} writes a literal {{{{")
 
 

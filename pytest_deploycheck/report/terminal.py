@@ -31,8 +31,13 @@ def gate_lines(envs: Mapping[str, EnvGate], collection_errors: list[str]) -> Ite
             yield f"  {label} {error}", {"red": True}
         if not records and not gate.errors:
             yield f"  no check ran against {env}", {}
+        elif records and not gate.errors and all(r.unneeded for r in records):
+            yield f"  no check was needed in {env} (each was left out by its if:)", {}
         elif records and not gate.errors and count["skipped"] == len(records):
             yield f"  no check ran against {env} (every check was skipped)", {}
+        for result in gate.announce:
+            yield (f"  ANNOUNCE {result.name}: {result.outcome}"
+                   + (f" ({result.message})" if result.message else "")), {}
         for record in records:
             where = f"({record.file}:{record.line})"
             if record.outcome == "failed":
@@ -51,6 +56,13 @@ def gate_lines(envs: Mapping[str, EnvGate], collection_errors: list[str]) -> Ite
                 yield f"  ACKNOWLEDGED {record.nodeid} (--ack {record.acknowledged})", {}
             if record.note:
                 yield f"  NOTE {record.nodeid}: {record.note}", {}
+            if record.unneeded:
+                yield f"  NOT NEEDED {record.nodeid}: {record.unneeded}", {}
+        measured = [f"{r.id} = {r.value:g}" + (f" (baseline {r.baseline:g})"
+                                                if isinstance(r.baseline, (int, float)) else "")
+                    for r in records if isinstance(r.value, (int, float))]
+        if measured:
+            yield f"  MEASURED {'; '.join(measured)}", {}
         yield from _rollback_lines(gate.rollback)
         for result in gate.notify:
             yield (f"  NOTIFY {result.name}: {result.outcome}"

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "4c7bd83d16887e0fdba406d8a0b4aca9b31e71c947c0ca4e8be731962f9cd4a0"
+SCHEMA_SHA256 = "cc7297a6a2f1b82aebf205c006c322b9c1ac321e87230d40a95cc81c5ba94010"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -191,6 +191,17 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
                 for data__notify_x, data__notify_item in enumerate(data__notify):
                     if not isinstance(data__notify_item, (dict)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".notify[{data__notify_x}]".format(**locals()) + " must be object")
+        if "announce" in data_keys:
+            data_keys.remove("announce")
+            data__announce = data["announce"]
+            if not isinstance(data__announce, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".announce must be array")
+            data__announce_is_list = isinstance(data__announce, (list, tuple))
+            if data__announce_is_list:
+                data__announce_len = len(data__announce)
+                for data__announce_x, data__announce_item in enumerate(data__announce):
+                    if not isinstance(data__announce_item, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".announce[{data__announce_x}]".format(**locals()) + " must be object")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
