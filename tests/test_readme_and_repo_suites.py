@@ -313,3 +313,33 @@ def test_repo_metric_checks_catch_a_rising_error_rate(project: Project, demo: De
     result.stdout.fnmatch_lines(["  query: error_rate", "  rule: < 1%",
                                  "  measurement 1 at *: breach (1 of 1 samples breach < 1% *)",
                                  "  FAILED 1 breaches (failure_limit 0)*"])
+
+
+def test_readme_lifecycle_example_announces_gates_and_notifies(
+        project: Project, demo: DemoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    environments, = readme_examples("lifecycle-environments")
+    suite, = readme_examples("lifecycle-suite")
+    url = f"http://127.0.0.1:{demo.server_port}"
+    project.environments(environments.replace("http://127.0.0.1:8765", url))
+    project.suite("release.yaml", suite)
+    monkeypatch.setenv("DEPLOY_ACTOR", "alice")
+    facts = ["--deploy-version=1.2.3", "--deploy-commit=0123456789abcdef"]
+    pre = runpytest(project.pytester, "--env=local", "-m", "predeploy", *facts)
+    pre.assert_outcomes(passed=1, deselected=3)
+    post = runpytest(project.pytester, "--env=local", "-m", "postdeploy", "-rs", *facts)
+    post.assert_outcomes(passed=2, skipped=1, deselected=1)
+    post.stdout.fnmatch_lines(["SKIPPED * if: {{ vars.migration }} is false"])
+    log = (project.path / "deploys.log").read_text().splitlines()
+    assert log[0] == "Deploying demo-api 1.2.3 (commit 0123456) by alice"
+    assert re.fullmatch(r"1\.2\.3 is live after \S+: error rate 0(\.0+)?", log[1]), log[1]
+    assert len(log) == 2
+    import httpx
+
+    subprocess.run([sys.executable, "-m", "pytest_deploycheck.demo", "fault", "--port",
+                    str(demo.server_port), "--error-rate", "0.5"], check=True, capture_output=True)
+    for _ in range(4):
+        httpx.get(f"{url}/v1/workflows")
+    failed = runpytest(project.pytester, "--env=local", "-m", "postdeploy", *facts)
+    failed.assert_outcomes(passed=1, failed=1, skipped=1, deselected=1)
+    assert (project.path / "deploys.log").read_text().splitlines()[2:] == [
+        'postdeploy gate failed: ["release::error rate under 1%[local]"]']
