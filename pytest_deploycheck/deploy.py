@@ -12,9 +12,9 @@ from .units import format_duration
 
 # What templates may read of ``deploy`` (see :meth:`Deploy.facts`).
 FACTS = ("id", "version", "commit", "short_commit", "actor", "started", "duration")
-# When a check runs: before the deploy (its gate may block it), or after it (its gate may
-# roll it back).
-PHASES = ("predeploy", "postdeploy")
+# When a check runs: before the deploy (its gate may block it), after it (its gate may roll
+# it back), or after a rollback (it verifies what was rolled back to; the gate runs it).
+PHASES = ("predeploy", "postdeploy", "postrollback")
 
 
 @dataclass(frozen=True)

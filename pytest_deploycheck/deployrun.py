@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .checks.base import CheckInstance, CheckResult, CheckRunner, RunContext
-from .checks.conditions import ChangedFiles
+from .checks.conditions import ChangedFiles, skip_reason
 from .checks.registry import CHECK_TYPES
+from .checks.suites import instances, load_suite
 from .deploy import Deploy
 from .environments import Environment, EnvironmentsFile
 from .errors import ConfigError, DeploycheckError, UsageProblem
@@ -165,6 +166,52 @@ class DeployRun:
 
     def environment(self, name: str) -> Environment:
         return self.environments_file().resolve(name, self.environ, self.redactor)
+
+    def suite_files(self) -> list[Path]:
+        """The suite files of the run's suites folders, in a stable order."""
+        found: set[Path] = set()
+        for folder in self.settings.suites.value:
+            base = self.rootdir / folder
+            if base.is_dir():
+                found.update(path for pattern in ("*.yaml", "*.yml")
+                             for path in base.rglob(pattern) if path.is_file())
+        return sorted(found)
+
+    def verify_rollback(self, env_name: str) -> list[dict[str, Any]]:
+        """Run ``env_name``'s post-rollback checks (``phase: postrollback``) against what was
+        rolled back to, one after the other; what each found, as the gate report keeps it. A
+        suite that cannot be read is a failed verification naming it."""
+        found: list[dict[str, Any]] = []
+        try:
+            env = self.environment(env_name)
+            names = self.environments_file().names
+            made = []
+            for path in self.suite_files():
+                suite = load_suite(path, display_path(path, self.rootdir), names)
+                for check in suite.checks:
+                    if check.phase == "postrollback":
+                        made += [(check, one) for one in instances(check, env)]
+        except DeploycheckError as exc:
+            return [{"id": "post-rollback checks", "outcome": "failed", "duration": 0.0,
+                     "message": self.redactor.redact(str(exc))}]
+        for check, instance in made:
+            record: dict[str, Any] = {"id": f"{check.suite}::{instance.name}",
+                                      "file": check.file, "line": check.line}
+            try:
+                unneeded = skip_reason(check.conditions, instance.scope(), self.environ,
+                                       self.changes)
+            except ConfigError as exc:
+                record.update(outcome="failed", message=str(exc), duration=0.0)
+            else:
+                if unneeded:
+                    record.update(outcome="skipped", message=unneeded, duration=0.0)
+                else:
+                    result = self.run_check(instance)
+                    record.update(outcome=result.outcome, message=result.reason,
+                                  duration=round(result.duration, 3))
+            record["message"] = self.redactor.redact(record["message"])
+            found.append(record)
+        return found
 
     def start(self, names: list[str]) -> None:
         """Start the ``start:`` processes of ``names`` unless ``--no-start``."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .actions import Action, Notify, parse_notify, parse_rollback
+from .actions import Notify, RollbackStep, parse_notify, parse_rollback
 from .actions.base import SCOPE_NAMES
 from .deploy import FACTS
 from .errors import ConfigError
@@ -49,7 +49,7 @@ class Environment:
     line: int
     metrics: Mapping[str, MetricSource] = field(default_factory=dict)
     windows: DeployWindows | None = None  # None: deploys are allowed at any time
-    rollback: tuple[Action, ...] = ()
+    rollback: tuple[RollbackStep, ...] = ()
     notify: tuple[Notify, ...] = ()
     announce: tuple[Notify, ...] = ()  # run when a phase starts
 
@@ -178,10 +178,10 @@ _ACTION_FIELDS = ("command", "command/[]", "webhook/url", "webhook/headers/*", "
                   "webhook/json/**", "webhook/body")
 # The fields of an environment whose templates are rendered (rollback and notify actions with
 # the environment's vars, a metric command with its query); every other {{ is an error.
-RENDERED_VALUES = (*(f"{kind}/[]/{field}" for kind in ("rollback", "notify", "announce")
-                     for field in _ACTION_FIELDS),
+_ACTION_LISTS = ("rollback/[]", "rollback/[]/fallback/[]", "notify/[]", "announce/[]")
+RENDERED_VALUES = (*(f"{kind}/{field}" for kind in _ACTION_LISTS for field in _ACTION_FIELDS),
                    "metrics/*/command", "metrics/*/command/[]")
-RENDERED_KEYS = tuple(f"{kind}/[]/webhook/{field}" for kind in ("rollback", "notify", "announce")
+RENDERED_KEYS = tuple(f"{kind}/webhook/{field}" for kind in _ACTION_LISTS
                       for field in ("headers/*", "json/**"))
 
 
@@ -253,7 +253,7 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
         metrics=metrics,
         windows=parse_windows(doc["windows"], f"{where}.windows") if "windows" in doc else None,
         rollback=parse_rollback(doc.get("rollback", YamlList()), file, f"{where}.rollback",
-                                source.path.parent),
+                                source.path.parent, services),
         notify=parse_notify(doc.get("notify", YamlList()), file, f"{where}.notify",
                             source.path.parent),
         announce=parse_notify(doc.get("announce", YamlList()), file, f"{where}.announce",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from .actions import Action, ActionContext, ActionResult
+from .actions import Action, ActionContext, ActionResult, RollbackStep
 from .deploy import PHASES, Deploy, phase_label
 from .environments import Environment
 from .errors import DeploycheckError
@@ -47,6 +47,7 @@ class CheckInfo(TypedDict):
     env: str
     kind: str
     phase: str  # predeploy or postdeploy
+    services: list[str]  # the services it calls (what a rollback of it rolls back)
     on_fail: str
     severity: str
     runbook: str | None
@@ -71,11 +72,11 @@ QUIET_OUTCOME: Mapping[str, Any] = {"warning": "", "inconclusive": False, "note"
 
 def check_info(*, id: str, item_id: str, suite: str, name: str, env: str, kind: str,
                phase: str, on_fail: str, severity: str, runbook: str | None, file: str,
-               line: int, order: int) -> CheckInfo:
+               line: int, order: int, services: list[str] | None = None) -> CheckInfo:
     """A check's description with a quiet outcome (YAML and Python checks alike)."""
     return CheckInfo(id=id, item_id=item_id, suite=suite, name=name, env=env, kind=kind,
-                     phase=phase, on_fail=on_fail, severity=severity, runbook=runbook,
-                     file=file, line=line,
+                     phase=phase, services=services or [], on_fail=on_fail,
+                     severity=severity, runbook=runbook, file=file, line=line,
                      order=order, warning="", inconclusive=False, note="", reason="",
                      details={}, acknowledged=None, unneeded="")
 
@@ -107,6 +108,7 @@ class CheckRecord:
     phase: str
     file: str
     line: int
+    services: list[str] = field(default_factory=list)  # what it called: what rolls back
     note: str = ""
     acknowledged: str | None = None
     unneeded: str = ""  # skipped by its ``if:``, with this reason
@@ -122,7 +124,8 @@ class CheckRecord:
         """The record of a report of the item that ``info`` describes (a crashed worker's
         report keeps no note)."""
         return cls(nodeid=nodeid, id=info["item_id"], suite=info["suite"], name=info["name"],
-                   kind=info["kind"], phase=info["phase"], env=info["env"], outcome=outcome,
+                   kind=info["kind"], phase=info["phase"], services=list(info["services"]),
+                   env=info["env"], outcome=outcome,
                    on_fail=info["on_fail"],
                    duration=duration, message=message, file=info["file"], line=info["line"],
                    note="" if crashed else info["note"], acknowledged=info["acknowledged"],
@@ -198,19 +201,61 @@ class RollbackRun:
     reaction: float | None = None  # seconds from the triggering report to the first action
     signals: list[str] = field(default_factory=list)  # received while the actions ran
     interrupted: bool = False  # a second signal stopped it
+    # Failed post-deploy checks with on_fail: block: the rollback did not run ("a migration
+    # failed: do NOT roll back the app").
+    vetoed_by: list[str] = field(default_factory=list)
+    # The services whose actions ran (None: every action, a failed check named no service).
+    services: list[str] | None = None
+    # What the post-rollback checks found after the actions succeeded (None: there are none).
+    verification: list[dict[str, Any]] | None = None
+
+    @property
+    def ran(self) -> list[ActionResult]:
+        """The actions that ran (or would have, in a dry run): not those of other services."""
+        return [a for a in self.actions if a.outcome != "skipped"]
 
     @property
     def succeeded(self) -> bool:
-        return bool(self.actions) and all(a.outcome == "succeeded" for a in self.actions)
+        """Whether every action that ran succeeded, or failed and was recovered by its
+        fallback actions (which all succeeded)."""
+        primary = [a for a in self.ran if not a.fallback_for]
+        return bool(primary) and not self.interrupted and all(
+            a.outcome == "succeeded" or a.recovered for a in primary)
+
+    @property
+    def unverified(self) -> list[dict[str, Any]]:
+        """The post-rollback checks that did not pass: what was rolled back to is not known
+        to be healthy."""
+        return [found for found in self.verification or ()
+                if found["outcome"] not in ("passed", "skipped", "warned")]
+
+    @property
+    def problem(self) -> str:
+        """Why the rollback failed, in one line (empty when it did not)."""
+        failed = self.failed_action
+        if failed is not None:
+            return f"{failed.type} '{failed.name}': {failed.message}"
+        if self.unverified:
+            first = self.unverified[0]
+            more = f" (and {len(self.unverified) - 1} more)" if len(self.unverified) > 1 else ""
+            return f"rollback not verified: {first['id']}: {first['message']}{more}"
+        return "" if self.succeeded else "the environment has no rollback actions for this"
 
     @property
     def failed_action(self) -> ActionResult | None:
         """The action the rollback stopped at, if one failed."""
-        return next((a for a in self.actions if a.outcome == "failed"), None)
+        return next((a for a in self.actions if a.outcome in ("failed", "interrupted")
+                     and not a.recovered), None)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "triggered_by": self.triggered_by,
                                "actions": [a.to_json() for a in self.actions]}
+        if self.vetoed_by:
+            out["vetoed_by"] = self.vetoed_by
+        if self.services is not None:
+            out["services"] = self.services
+        if self.verification is not None:
+            out["verification"] = self.verification
         if self.reaction is not None:
             out["reaction_seconds"] = round(self.reaction, 3)
         if self.signals:
@@ -284,11 +329,14 @@ class EnvGate:
     def decide(self) -> str:
         failed = [r for r in self.records.values() if r.outcome == "failed"]
         if self.rollback is not None:
+            if self.rollback.vetoed_by:
+                return "blocked"
             if self.rollback.mode != "auto":
                 return "rollback_skipped"
-            if not self.rollback.actions:
+            if not self.rollback.ran:
                 return "failed"
-            return "rolled_back" if self.rollback.succeeded else "rollback_failed"
+            return "rolled_back" if self.rollback.succeeded and not self.rollback.unverified \
+                else "rollback_failed"
         if failed or self.errors or self.problems:
             return "blocked"
         needed = [r for r in self.records.values() if not r.unneeded]
@@ -323,8 +371,11 @@ class Gate:
     def __init__(self, *, mode: str, environment: Callable[[str], Environment],
                  redactor: Redactor, state_dir: Path, audit_log: Path | None = None,
                  hook: RollbackHook | None = None,
-                 deploy: Callable[[], Deploy] | None = None) -> None:
+                 deploy: Callable[[], Deploy] | None = None,
+                 verify: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
         self.mode = mode
+        # Runs an environment's post-rollback checks after its rollback actions succeeded.
+        self.verify = verify
         # The deploy's facts, asked when an action first needs them (git may be asked).
         self._deploy = deploy
         self._started_at = dt.datetime.now(dt.UTC)
@@ -375,14 +426,28 @@ class Gate:
             return gate.rollback
         failures = gate.rollback_failures()
         run = gate.rollback = RollbackRun(self.mode, [r.id for r in failures])
-        self.audit("rollback_decision", env=env_name, mode=self.mode,
-                   triggered_by=run.triggered_by)
-        if self.mode == "off":
+        run.vetoed_by = [r.id for r in gate.ordered() if r.outcome == "failed"
+                         and r.on_fail == "block" and r.phase == "postdeploy"]
+        if run.vetoed_by:
+            self.audit("rollback_decision", env=env_name, mode=self.mode,
+                       triggered_by=run.triggered_by, vetoed_by=run.vetoed_by)
             return run
         try:
-            environment = self.environment(env_name)
+            environment: Environment | None = self.environment(env_name)
         except DeploycheckError as exc:
-            run.actions.append(ActionResult("resolve environment", "config", "failed", str(exc)))
+            environment, problem = None, str(exc)
+        # Per-service actions run for the services the failed checks called; a failed check
+        # that names none (a metric of the whole environment) rolls back every service.
+        if environment is not None and any(step.service for step in environment.rollback) \
+                and all(r.services for r in failures):
+            run.services = sorted({service for r in failures for service in r.services})
+        self.audit("rollback_decision", env=env_name, mode=self.mode,
+                   triggered_by=run.triggered_by,
+                   **({"services": run.services} if run.services is not None else {}))
+        if self.mode == "off":
+            return run
+        if environment is None:
+            run.actions.append(ActionResult("resolve environment", "config", "failed", problem))
             self.audit("rollback_action", env=env_name, **run.actions[-1].to_json())
             return run
         data = [self.redactor.redact_data(r.to_json()) for r in failures]
@@ -396,6 +461,11 @@ class Gate:
         try:
             with _signals_held(run.signals):
                 self._run_actions(run, environment, context, data, reported_at)
+                if self.mode == "auto" and run.succeeded and self.verify is not None:
+                    run.verification = self.verify(env_name) or None
+                    if run.verification is not None:
+                        self.audit("rollback_verification", env=env_name,
+                                   checks=run.verification)
         except RollbackInterrupted:  # between two actions: what ran is recorded
             run.interrupted = True
         if run.signals:
@@ -410,26 +480,21 @@ class Gate:
     def _run_actions(self, run: RollbackRun, environment: Environment, context: ActionContext,
                      data: list[dict[str, Any]], reported_at: float | None) -> None:
         env_name = context.env
-        for action in environment.rollback:
+        for step in environment.rollback:
             if reported_at is not None and run.reaction is None:
                 run.reaction = time.monotonic() - reported_at
-            if self.mode == "dry-run":
-                result = ActionResult(action.name, action.type, "dry_run", action.describe())
-            else:
-                self.audit("rollback_action_start", env=env_name, name=action.name,
-                           type=action.type, action=action.describe())
-                started = time.time()
-                try:
-                    result = _run_action(action, context)
-                except RollbackInterrupted as exc:
-                    run.interrupted = True
-                    result = ActionResult(action.name, action.type, "interrupted",
-                                          f"stopped by a second signal ({exc}) during the "
-                                          f"rollback", duration=time.time() - started)
-                result.started = started
-            run.actions.append(result)
-            self.audit("rollback_action", env=env_name, **result.to_json())
-            if result.outcome in ("failed", "interrupted"):
+            if step.service is not None and run.services is not None \
+                    and step.service not in run.services:
+                result = ActionResult(step.action.name, step.action.type, "skipped",
+                                      f"no failed check called service '{step.service}'")
+                run.actions.append(result)
+                self.audit("rollback_action", env=env_name, **result.to_json())
+                continue
+            result = self._run_one(run, step.action, context)
+            if result.outcome == "failed" and step.fallback:
+                result.recovered = self._run_fallback(run, step, context)
+            if result.outcome == "interrupted" or (result.outcome == "failed"
+                                                   and not result.recovered):
                 break
         else:
             if self.mode == "auto" and self.hook is not None:
@@ -439,6 +504,41 @@ class Gate:
                     hooked.started = started
                     run.actions.append(hooked)
                     self.audit("rollback_action", env=env_name, **hooked.to_json())
+
+    def _run_one(self, run: RollbackRun, action: Action, context: ActionContext,
+                 fallback_for: str = "") -> ActionResult:
+        """Run (or, in a dry run, describe) one rollback action, recorded and audited."""
+        env_name = context.env
+        if self.mode == "dry-run":
+            result = ActionResult(action.name, action.type, "dry_run", action.describe(),
+                                  fallback_for=fallback_for)
+        else:
+            self.audit("rollback_action_start", env=env_name, name=action.name,
+                       type=action.type, action=action.describe(),
+                       **({"fallback_for": fallback_for} if fallback_for else {}))
+            started = time.time()
+            try:
+                result = _run_action(action, context)
+            except RollbackInterrupted as exc:
+                run.interrupted = True
+                result = ActionResult(action.name, action.type, "interrupted",
+                                      f"stopped by a second signal ({exc}) during the "
+                                      f"rollback", duration=time.time() - started)
+            result.started = started
+            result.fallback_for = fallback_for
+        run.actions.append(result)
+        self.audit("rollback_action", env=env_name, **result.to_json())
+        return result
+
+    def _run_fallback(self, run: RollbackRun, step: RollbackStep,
+                      context: ActionContext) -> bool:
+        """Run the fallback actions of ``step``, whose action failed, in order, stopping at
+        the first that fails; whether they all succeeded (the failure is recovered)."""
+        for fallback in step.fallback:
+            result = self._run_one(run, fallback.action, context, step.action.name)
+            if result.outcome != "succeeded":
+                return False
+        return True
 
     def _failures_file(self, env: str, purpose: str, data: list[dict[str, Any]]) -> Path:
         """Write the failed checks for ``env``'s commands, in the state dir, or, when that

@@ -30,6 +30,8 @@ MARKERS = {
     "metric": "deploycheck post-deploy metric threshold (kind metric)",
     "predeploy": "runs before a deploy: the pre-deploy gate (checklists)",
     "postdeploy": "runs after a deploy: health, smoke and metric checks",
+    "postrollback": "verifies a rollback: run by the gate after its rollback actions, and as "
+                    "items only when -m names postrollback",
     "deploycheck": "deploycheck(kind, on_fail, envs, skip_envs, severity, timeout, runbook): "
                    "a check written in Python; runs once per selected environment",
 }
@@ -248,10 +250,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # First, so that -m sees the kind markers of Python checks.
     from .adapter.markeritems import prepare
-    from .adapter.yamlitems import number_items
+    from .adapter.yamlitems import keep_postrollback_for_the_gate, number_items
 
     number_items(items)
     prepare(config, items)
+    keep_postrollback_for_the_gate(config, items)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -133,7 +133,7 @@ def test_the_commit_defaults_to_the_ci_then_git(lifecycle: Project,
 @pytest.mark.parametrize(("entry", "message"), [
     ("notify:\n      - {command: 'true', when: {phase: predeploi}}",
      "environments.yaml:6: environments.prod.notify[[]0[]].when.phase: unknown phase "
-     "'predeploi' (did you mean 'predeploy'?); phases: predeploy, postdeploy"),
+     "'predeploi' (did you mean 'predeploy'?); phases: predeploy, postdeploy, postrollback"),
     ("notify:\n      - {command: 'true', when: {verdict: [passd]}}",
      "environments.yaml:6: environments.prod.notify[[]0[]].when.verdict: unknown verdict "
      "'passd' (did you mean 'passed'?)*"),

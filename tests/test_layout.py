@@ -109,7 +109,7 @@ def test_only_the_pytest_side_imports_pytest() -> None:
 
 
 # The keys every check has, whatever its type (read by checks/suites.py).
-COMMON_CHECK_KEYS = {"name", "kind", "phase", "if", "description", "envs", "skip_envs", "marks", "on_fail",
+COMMON_CHECK_KEYS = {"name", "kind", "phase", "if", "service", "description", "envs", "skip_envs", "marks", "on_fail",
                      "severity", "runbook", "timeout", "parametrize"}
 
 

@@ -173,4 +173,4 @@ def test_a_python_check_with_an_unknown_phase_is_a_collection_error(project: Pro
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["test_live.py:3: deploycheck(phase=...): 'predeploi' is not a "
                                  "phase (did you mean 'predeploy'?); one of predeploy, "
-                                 "postdeploy"])
+                                 "postdeploy, postrollback"])

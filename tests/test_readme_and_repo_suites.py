@@ -343,3 +343,31 @@ def test_readme_lifecycle_example_announces_gates_and_notifies(
     failed.assert_outcomes(passed=1, failed=1, skipped=1, deselected=1)
     assert (project.path / "deploys.log").read_text().splitlines()[2:] == [
         'postdeploy gate failed: ["release::error rate under 1%[local]"]']
+
+
+def test_readme_rollback_targets_example_rolls_back_only_the_failed_service(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    example, = readme_examples("rollback-targets")
+    # The platforms' CLIs are stand-ins here: the api's rollback fails, its fallbacks run.
+    example = (example.replace("https://api.example.com", f"{server.url}/status/503")
+               .replace("https://www.example.com", server.url)
+               .replace("[railway, rollback, --service, api, --yes]", "'echo railway >> log; exit 1'")
+               .replace('"scripts/redeploy.sh {{ vars.previous_tag }}"',
+                        '"echo redeploy {{ vars.previous_tag }} >> log"')
+               .replace("[vercel, rollback, --yes]", "'echo vercel >> log'")
+               .replace('command: \'echo "rolled back', 'command: \'echo >> log "rolled back'))
+    (project.path / "environments.yaml").write_text(example)
+    monkeypatch.setenv("MAINTENANCE_HOOK_URL", f"{server.url}/webhook/200/maintenance")
+    project.suite("s.yaml", "checks:\n"
+                            "  - {name: api up, kind: health, service: api, request: {path: /}}\n"
+                            "  - {name: web up, kind: health, service: web, request: {path: /ok}}\n")
+    result = runpytest(project.pytester, "--env=production", "--gate-report=gate.json")
+    result.assert_outcomes(passed=1, failed=1)
+    assert (project.path / "log").read_text().splitlines() == [
+        "railway", "redeploy v1.2.2", 'rolled back production: ["s::api up[production]"]']
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    assert [(a["name"], a["outcome"]) for a in report["rollback"]["actions"]] == [
+        ("roll back the api", "failed"), ("redeploy the previous tag", "succeeded"),
+        ("maintenance mode", "succeeded"), ("roll back the web front end", "skipped"),
+        ("tell the channel", "succeeded")]

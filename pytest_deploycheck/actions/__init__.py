@@ -26,6 +26,7 @@ __all__ = [
     "ActionContext",
     "ActionResult",
     "Notify",
+    "RollbackStep",
     "parse_notify",
     "parse_rollback",
 ]
@@ -71,16 +72,49 @@ def _action(node: object, file: str, where: str, base_dir: Path, line: int) -> A
     return module.parse(node, At(where, base_dir))
 
 
-def parse_rollback(node: YamlList, file: str, where: str, base_dir: Path
-                   ) -> tuple[Action, ...]:
-    """An environment's ``rollback:`` list, in declaration order."""
+@dataclass(frozen=True)
+class RollbackStep:
+    """A rollback action, the service it rolls back (None: the whole environment), and what
+    runs when it fails (``fallback``)."""
+
+    action: Action
+    service: str | None = None
+    fallback: tuple[RollbackStep, ...] = ()
+
+
+def parse_rollback(node: YamlList, file: str, where: str, base_dir: Path,
+                   services: Iterable[str] = ()) -> tuple[RollbackStep, ...]:
+    """An environment's ``rollback:`` list, in declaration order; each ``service:`` must be
+    one of ``services`` (the environment's)."""
+    known = tuple(services)
+    steps = []
     for index, item in enumerate(node):
+        item_where = f"{where}[{index}]"
         if isinstance(item, YamlMap) and "when" in item:
             raise ConfigError("'when' belongs to notify actions; rollback actions run whenever "
                               "a rollback gate fails", file=file, line=item.line_of("when"),
-                              key=f"{where}[{index}].when")
-    return tuple(_action(item, file, f"{where}[{index}]", base_dir, node.line_of(index))
-                 for index, item in enumerate(node))
+                              key=f"{item_where}.when")
+        action = _action(item, file, item_where, base_dir, node.line_of(index))
+        service = item.get("service")
+        if service is not None and service not in known:
+            raise ConfigError(f"unknown service '{service}'{suggest(service, known)}; the "
+                              f"environment's services: {', '.join(known) or 'none'}",
+                              file=file, line=item.line_of("service"), key=f"{item_where}.service")
+        fallback = parse_rollback(item["fallback"], file, f"{item_where}.fallback", base_dir,
+                                  known) if "fallback" in item else ()
+        for inner, step in enumerate(fallback):
+            if step.fallback:
+                raise ConfigError("a fallback action has no fallback of its own: list what "
+                                  "else to try after it, in the same fallback list", file=file,
+                                  line=item["fallback"][inner].line_of("fallback"),
+                                  key=f"{item_where}.fallback[{inner}].fallback")
+            if step.service is not None:
+                raise ConfigError("a fallback runs for the action it belongs to; 'service' goes "
+                                  "on that action", file=file,
+                                  line=item["fallback"][inner].line_of("service"),
+                                  key=f"{item_where}.fallback[{inner}].service")
+        steps.append(RollbackStep(action, service, fallback))
+    return tuple(steps)
 
 
 def _names(value: object, known: Sequence[str], what: str, node: YamlMap, key: str,
@@ -130,6 +164,10 @@ def parse_notify(node: YamlList, file: str, where: str, base_dir: Path, *,
     for index, item in enumerate(node):
         item_where = f"{where}[{index}]"
         action = _action(item, file, item_where, base_dir, node.line_of(index))
+        for key in ("service", "fallback"):
+            if key in item:
+                raise ConfigError(f"'{key}' belongs to rollback actions", file=file,
+                                  line=item.line_of(key), key=f"{item_where}.{key}")
         verdicts, phases = _when(item, item_where, verdicts=not announce)
         out.append(Notify(action, verdicts, phases))
     return tuple(out)

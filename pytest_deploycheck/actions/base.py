@@ -44,10 +44,15 @@ class ActionContext:
 # The template names every action knows besides the environment's vars.
 SCOPE_NAMES = frozenset({"env", "env.name", "verdict", "failures", "failed_count", "phase",
                          "deploy", "checks", "vars"})
-# What actions may use of ``when``: a list of verdicts, or phases and verdicts.
-WHEN_SCHEMA: Mapping[str, Any] = {"anyOf": [
-    {"type": "array", "items": {"type": "string"}}, {"type": "string"},
-    {"type": "object", "minProperties": 1}]}
+# The keys of an action that say when and what for, whatever its type: ``when`` (notify and
+# announce: a list of verdicts, or phases and verdicts), ``service`` and ``fallback``
+# (rollback). Each list checks that only its own are used.
+ROLE_PROPERTIES: Mapping[str, Any] = {
+    "when": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"},
+                       {"type": "object", "minProperties": 1}]},
+    "service": {"type": "string", "minLength": 1},
+    "fallback": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+}
 
 
 @dataclass
@@ -63,11 +68,15 @@ class ActionResult:
     output: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     started: float | None = None  # Unix time, set by whoever ran it (for report timelines)
+    fallback_for: str = ""  # the rollback action whose failure it ran for
+    recovered: bool = False  # a failed rollback action whose fallback actions all succeeded
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "outcome": self.outcome,
                 "exit_code": self.exit_code, "duration": round(self.duration, 3),
-                "output": self.output, "message": self.message}
+                "output": self.output, "message": self.message,
+                **({"fallback_for": self.fallback_for} if self.fallback_for else {}),
+                **({"recovered": True} if self.recovered else {})}
 
 
 class Action(Protocol):

@@ -25,7 +25,7 @@ from ..runtime.commands import (
     run_command,
 )
 from ..units import format_duration
-from .base import WHEN_SCHEMA, ActionContext, ActionResult, last_chars
+from .base import ROLE_PROPERTIES, ActionContext, ActionResult, last_chars
 
 DEFAULT_TIMEOUT = 300.0
 SCHEMA: Mapping[str, Any] = {
@@ -35,7 +35,7 @@ SCHEMA: Mapping[str, Any] = {
     "properties": {
         "name": {"type": "string"},
         **COMMAND_PROPERTIES,
-        "when": WHEN_SCHEMA,
+        **ROLE_PROPERTIES,
     },
 }
 

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..inputs.located import At, duration_at
 from ..inputs.yamlfile import YamlMap
 from ..units import format_duration
-from .base import WHEN_SCHEMA, ActionContext, ActionResult, last_chars
+from .base import ROLE_PROPERTIES, ActionContext, ActionResult, last_chars
 
 DEFAULT_TIMEOUT = 300.0
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -36,7 +36,7 @@ SCHEMA: Mapping[str, Any] = {
         "name": {"type": "string"},
         "python": {"type": "string"},
         "timeout": {"type": ["string", "number"]},
-        "when": WHEN_SCHEMA,
+        **ROLE_PROPERTIES,
     },
 }
 

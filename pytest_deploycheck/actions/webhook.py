@@ -28,7 +28,7 @@ from ..inputs.templating import render
 from ..inputs.yamlfile import YamlMap
 from ..runtime.clients import new_client
 from ..units import format_duration
-from .base import WHEN_SCHEMA, ActionContext, ActionResult, last_chars
+from .base import ROLE_PROPERTIES, ActionContext, ActionResult, last_chars
 
 DEFAULT_TIMEOUT = 10.0
 RETRY_PAUSE = 0.5
@@ -42,7 +42,7 @@ SCHEMA: Mapping[str, Any] = {
     "required": ["webhook"],
     "properties": {
         "name": {"type": "string"},
-        "when": WHEN_SCHEMA,
+        **ROLE_PROPERTIES,
         "timeout": {"type": ["string", "number"]},
         "webhook": {
             "type": "object",

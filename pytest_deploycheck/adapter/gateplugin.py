@@ -34,7 +34,7 @@ class GatePlugin:
         self.gate = Gate(mode=settings.rollback.value, environment=run.environment,
                          redactor=run.redactor, state_dir=settings.state_dir.value,
                          audit_log=settings.audit_log.value, hook=self._rollback_hook,
-                         deploy=run.deploy)
+                         deploy=run.deploy, verify=run.verify_rollback)
         self.fast = bool(settings.rollback_fast.value)
         self.acks: frozenset[str] = settings.ack.value
         self.used_acks: set[str] = set()

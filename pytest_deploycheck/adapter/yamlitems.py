@@ -31,6 +31,20 @@ def number_items(items: list[pytest.Item]) -> None:
         item.stash[ORDER_KEY] = index
 
 
+def keep_postrollback_for_the_gate(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect post-rollback checks unless ``-m`` names ``postrollback``: they verify what a
+    rollback rolled back to (the gate runs them after its actions), so against a deploy that
+    was not rolled back ("the previous version is live") they would fail, and roll it back."""
+    if "postrollback" in (config.option.markexpr or ""):
+        return
+    left = [item for item in items if isinstance(item, CheckItem)
+            and item.instance.check.phase == "postrollback"]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        dropped = set(map(id, left))
+        items[:] = [item for item in items if id(item) not in dropped]
+
+
 def junit_properties(env: str, kind: str) -> list[tuple[str, object]]:
     """What ``--junitxml`` records of a check as its test case's properties."""
     return [("deploycheck_env", env), ("deploycheck_kind", kind)]
@@ -156,7 +170,7 @@ class CheckItem(pytest.Item):
             self._static_info = check_info(
                 id=check.id, item_id=f"{check.suite}::{instance.name}", suite=check.suite,
                 name=check.name, env=instance.env.name, kind=check.kind, phase=check.phase,
-                on_fail=check.on_fail,
+                on_fail=check.on_fail, services=check.rolls_back(),
                 severity=check.severity, runbook=check.runbook, file=check.file,
                 line=check.line, order=self.stash.get(ORDER_KEY, 0))
         result = self.result if call.when == "call" else None

@@ -24,7 +24,7 @@ ENTRY_TYPES: Mapping[str, EntryType] = {
 # Every key a checklist entry adds to a check (``window`` is also a metric check's key).
 KEYS = tuple(dict.fromkeys(key for module in ENTRY_TYPES.values() for key in module.KEYS))
 COMMAND_KEYS = command.KEYS
-_HTTP_ONLY = ("save", "allow_write", "retry", "service")
+_HTTP_ONLY = ("save", "allow_write", "retry")
 
 
 def parse_entry(node: YamlMap, at: At) -> Entry | None:

@@ -52,7 +52,7 @@ def default_on_fail(kind: str, phase: str) -> str:
     """``on_fail`` of a check that does not say it: before a deploy there is nothing of this
     deploy to roll back, so a failure blocks it (a metric check in a pre-deploy run must not
     roll back the live version); after it, the kind's own."""
-    return "block" if phase == "predeploy" else KINDS[kind].on_fail
+    return KINDS[kind].on_fail if phase == "postdeploy" else "block"
 
 
 def markers(kind: str, phase: str) -> tuple[str, str]:
@@ -191,6 +191,10 @@ class CheckSpec(Protocol):
         """What it talks to, as report labels."""
         ...
 
+    def calls(self) -> list[str]:
+        """The environment's services it sends requests to (empty: none)."""
+        ...
+
     def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
         """What reports attach of ``result`` (one of this type's results), redacted."""
         ...
@@ -266,6 +270,7 @@ class Check:
     line: int
     where: str = ""  # its key path in the file (``checks[2]``), the head of its messages' keys
     conditions: tuple[Condition, ...] = ()  # its suite's ``if:`` and its own
+    service: str | None = None  # its own or its suite's ``service:``
     key_lines: Mapping[str, int] = field(default_factory=dict)  # the line of each of its keys
 
     def line_of(self, key: str) -> int:
@@ -278,6 +283,11 @@ class Check:
 
     def applies_to(self, env: str) -> bool:
         return applies_to(self.envs, self.skip_envs, env)
+
+    def rolls_back(self) -> list[str]:
+        """The services a failure of it rolls back: those it calls, else the one it names
+        (a metric or command check about a service); none: the whole environment."""
+        return self.spec.calls() or ([self.service] if self.service else [])
 
 
 @dataclass(frozen=True)

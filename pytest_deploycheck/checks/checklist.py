@@ -60,6 +60,9 @@ class ChecklistSpec:
     def services(self) -> list[str]:
         return []
 
+    def calls(self) -> list[str]:
+        return []
+
     def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
         """What the entry found, and a command's output."""
         if not isinstance(result, ChecklistResult):

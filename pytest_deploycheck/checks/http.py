@@ -166,6 +166,9 @@ class HttpSpec:
                               file=check.file, line=line, key=key)
 
     def services(self) -> list[str]:
+        return self.calls()
+
+    def calls(self) -> list[str]:
         return sorted({s.request.service for s in self.steps if s.request.service})
 
     def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
@@ -225,7 +228,7 @@ class _HttpType:
                 *(f"retry/stop_if/{field}" for field in _EXPECT_FIELDS), "save/*"),
         keys=("request/headers/*", "request/params/*", "request/json/**", "expect/json/**",
               "expect/headers/*", "retry/stop_if/json/**", "retry/stop_if/headers/*"))
-    keys = frozenset(("request", "expect", "save", "allow_write", "steps", "retry", "service"))
+    keys = frozenset(("request", "expect", "save", "allow_write", "steps", "retry"))
 
     def keys_for(self, kind: str) -> frozenset[str]:
         return self.keys if kind in ("health", "smoke", "checklist") else frozenset()

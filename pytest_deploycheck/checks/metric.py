@@ -146,6 +146,9 @@ class MetricSpec:
     def services(self) -> list[str]:
         return [f"metrics: {self.source}"]
 
+    def calls(self) -> list[str]:
+        return []
+
     def thresholds(self) -> list[tuple[str, float]]:
         """The rule's limits, as lines on a chart."""
         rule = self.rule

@@ -76,6 +76,9 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line
     if phase not in PHASES:
         raise error(f"{phase!r} is not a phase{suggest(str(phase), PHASES)}; one of "
                     f"{', '.join(PHASES)}", "phase")
+    if phase == "postrollback":
+        raise error("post-rollback checks are YAML checks: the gate runs them itself after "
+                    "a rollback, outside pytest's items", "phase")
     on_fail = options.get("on_fail", default_on_fail(kind, phase))
     if on_fail not in ON_FAIL:
         raise error(f"{on_fail!r} is not one of {', '.join(ON_FAIL)}", "on_fail")

@@ -12,7 +12,7 @@ from ..environments import NO_ENVIRONMENTS, Environment, UnknownEnvironment, env
 from ..errors import ConfigError
 from ..inputs.located import duration_at, error_at
 from ..inputs.templating import check_site, matches, names_in, sites
-from ..inputs.validation import validate
+from ..inputs.validation import suggest, validate
 from ..inputs.yamlfile import YamlMap, gc_paused, load_file
 from .base import (
     KINDS,
@@ -125,7 +125,7 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         timeout=timeout,
         params=_params(node.get("parametrize"), f"{where}.parametrize", node),
         suite_vars=dict(suite.get("vars", {})), file=file, line=node.line, where=where,
-        conditions=conditions,
+        conditions=conditions, service=node.get("service", suite.get("service")),
         key_lines=node.key_lines)
 
 
@@ -228,6 +228,13 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
                                   (check.line_of("parametrize"),
                                    f"{check.where}.parametrize")),
                     set(instance.base_scope()), env, check.file)
+        if check.service and not check.spec.calls() and check.service not in env.services:
+            key = "service" if "service" in check.key_lines else None
+            raise ConfigError(f"unknown service '{check.service}' in environment '{env.name}'"
+                              f"{suggest(check.service, env.services)}; its services: "
+                              f"{', '.join(env.services) or 'none'}", file=check.file,
+                              line=check.line_of("service") if key else check.line,
+                              key=f"{check.where}.service" if key else "service")
         for condition in check.conditions:
             check_names(dict.fromkeys(condition.names(), (condition.line, condition.key)),
                         set(instance.scope()), env, condition.file)

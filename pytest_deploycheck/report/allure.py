@@ -96,20 +96,20 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
     if gate.rollback is not None:
         rollback = gate.rollback
         triggered = ", ".join(rollback.triggered_by)
-        if rollback.mode == "off":
+        if rollback.vetoed_by:
+            status, message = "skipped", (f"vetoed by {', '.join(rollback.vetoed_by)}; "
+                                          f"triggered by {triggered}")
+        elif rollback.mode == "off":
             status, message = "skipped", f"rollback off (--rollback off); triggered by {triggered}"
         elif rollback.mode == "dry-run":
             status, message = "skipped", f"dry run; triggered by {triggered}"
-        elif not rollback.actions:
+        elif not rollback.ran:
             status, message = "failed", (f"rollback failed: the environment has no rollback "
-                                         f"actions; triggered by {triggered}")
-        elif rollback.succeeded:
+                                         f"actions for this; triggered by {triggered}")
+        elif rollback.succeeded and not rollback.unverified:
             status, message = "passed", f"rolled back; triggered by {triggered}"
         else:
-            failed = rollback.failed_action
-            assert failed is not None  # actions ran and not all succeeded
-            status, message = "failed", (f"rollback failed: {failed.type} '{failed.name}': "
-                                         f"{failed.message}")
+            status, message = "failed", f"rollback failed: {rollback.problem}"
         runs.append((f"rollback of {gate.env}", status, rollback.actions, message))
     if gate.notify:
         ok = all(a.outcome == "succeeded" for a in gate.notify)

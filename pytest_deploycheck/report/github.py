@@ -33,10 +33,9 @@ def workflow_commands(envs: Mapping[str, EnvGate]) -> list[str]:
             lines.append(f"::{level} file={_property(record.file)},line={record.line},"
                          f"title={_property(title)}::{_data(record.message or what)}")
         rollback = gate.rollback
-        if rollback is not None and rollback.mode == "auto" and not rollback.succeeded:
-            failed = rollback.failed_action
-            message = (f"{failed.type} '{failed.name}': {failed.message}" if failed
-                       else "the environment has no rollback actions")
+        if rollback is not None and rollback.mode == "auto" and rollback.problem \
+                and not rollback.vetoed_by:
+            message = rollback.problem
             lines.append(f"::error title={_property(f'rollback of {env} failed')}::"
                          f"{_data(message)}")
         for error in gate.errors:

@@ -73,23 +73,38 @@ def _rollback_lines(run: RollbackRun | None) -> Iterator[Line]:
     """What the rollback did, or why it did not run."""
     if run is None:
         return
+    if run.vetoed_by:
+        yield (f"  ROLLBACK vetoed by {', '.join(run.vetoed_by)} (on_fail: block after the "
+               f"deploy); triggered by {', '.join(run.triggered_by)}"), {"red": True}
+        return
     if run.mode == "off":
         yield (f"  ROLLBACK skipped (--rollback off); triggered by "
                f"{', '.join(run.triggered_by)}"), {}
         return
-    if not run.actions:
-        yield ("  ROLLBACK needed but the environment has no rollback actions; triggered by "
+    if not run.ran:
+        what = "no rollback actions" if not run.actions else \
+            f"no rollback action for {', '.join(run.services or ())}"
+        yield (f"  ROLLBACK needed but the environment has {what}; triggered by "
                f"{', '.join(run.triggered_by)}"), {"red": True}
         return
     label = "ROLLBACK (dry run)" if run.mode == "dry-run" else "ROLLBACK"
-    yield f"  {label} triggered by {', '.join(run.triggered_by)}", {}
+    services = f" (services: {', '.join(run.services)})" if run.services is not None else ""
+    yield f"  {label} triggered by {', '.join(run.triggered_by)}{services}", {}
     for result in run.actions:
-        text = f"    {result.type} '{result.name}': {result.outcome}"
-        if run.mode != "dry-run":
+        indent = "      fallback " if result.fallback_for else "    "
+        text = f"{indent}{result.type} '{result.name}': {result.outcome}"
+        if result.recovered:
+            text += " (recovered by its fallback)"
+        if run.mode != "dry-run" and result.outcome != "skipped":
             text += f" in {result.duration:.2f}s"
         if result.message:
             text += f" ({result.message})"
         yield text, {}
+    for found in run.verification or ():
+        label = "VERIFIED" if found["outcome"] in ("passed", "skipped", "warned") \
+            else "NOT VERIFIED"
+        yield (f"    {label} {found['id']}: {found['outcome']}"
+               + (f" ({found['message']})" if found.get("message") else "")), {}
     if run.reaction is not None:
         yield (f"    started {run.reaction * 1000:.0f}ms after the failing report "
                f"(--rollback-fast)"), {}

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "cca2066077a56fb6fb2fb1bdd0b7b34b74c8e4449e4f85a4b470e5d296d598ce"
+SCHEMA_SHA256 = "1206f52acb39d0a289a38cf7f8d467a10493bbc527cd1dc1fb8a57810b33fb7e"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -924,8 +924,8 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_phase(data, custom_formats={}, name_prefix=None):
-    if not (isinstance(data, str) and data == 'predeploy' or isinstance(data, str) and data == 'postdeploy'):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['predeploy', 'postdeploy']")
+    if not (isinstance(data, str) and data == 'predeploy' or isinstance(data, str) and data == 'postdeploy' or isinstance(data, str) and data == 'postrollback'):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['predeploy', 'postdeploy', 'postrollback']")
     return data
 
 def validate____defs_marks(data, custom_formats={}, name_prefix=None):
