@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .actions import Notify, RollbackStep, parse_notify, parse_rollback
-from .actions.base import SCOPE_NAMES
-from .deploy import FACTS
+from .actions.base import SCOPE_NAMES, scope_problem
 from .errors import ConfigError
 from .inputs.endpoints import Service, parse_endpoint
 from .inputs.interpolation import interpolate_tree
@@ -199,12 +198,10 @@ def _check_templates(env: YamlMap, file: str, where: str) -> None:
                 raise ConfigError(f"template '{{{{ {used} }}}}' is not defined for this action; "
                                   f"defined: {', '.join(sorted(known))}", file=file,
                                   line=site.line, key=site.key)
-            fact = used.partition(".")[2]
-            if head_of(used) == "deploy" and "deploy" not in env.get("vars", {}) \
-                    and fact not in FACTS:
-                raise ConfigError(f"template '{{{{ {used} }}}}': the deploy has no fact "
-                                  f"'{fact}'{suggest(fact, FACTS)}; facts: {', '.join(FACTS)}",
-                                  file=file, line=site.line, key=site.key)
+            problem = None if used in known else scope_problem(used, env.get("vars", {}))
+            if problem:
+                raise ConfigError(f"template '{{{{ {used} }}}}': {problem}", file=file,
+                                  line=site.line, key=site.key)
 
 
 def _register_secrets(node: Any, redactor: Redactor) -> None:

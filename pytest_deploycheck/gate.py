@@ -376,6 +376,12 @@ class Gate:
         self.mode = mode
         # Runs an environment's post-rollback checks after its rollback actions succeeded.
         self.verify = verify
+        # A run that runs no check (--collect-only, --setup-plan, --setup-only): it announces
+        # and notifies nothing.
+        self.quiet = False
+        # The phases -m selects (none named: every phase), for an environment whose checks
+        # never reported (a suite that failed to collect).
+        self.selected_phases: list[str] = list(PHASES[:2])
         # The deploy's facts, asked when an action first needs them (git may be asked).
         self._deploy = deploy
         self._started_at = dt.datetime.now(dt.UTC)
@@ -606,7 +612,7 @@ class Gate:
                     if r.outcome == "failed"]
         context = None
         for notify in environment.notify:
-            if not notify.wanted(gate.verdict, gate.phases()):
+            if self.quiet or not notify.wanted(gate.verdict, self._phases(gate)):
                 continue
             if context is None:
                 path = self.state_dir / f"{gate.env}.notify-failures.{self.run_id}.json"
@@ -624,7 +630,7 @@ class Gate:
         """Run ``env_name``'s ``announce:`` actions for ``phase``, once per run and phase
         (called as the phase's first check reports)."""
         gate = self.env(env_name)
-        if phase in gate.announced:
+        if phase in gate.announced or self.quiet:
             return
         gate.announced.add(phase)
         try:
@@ -645,6 +651,11 @@ class Gate:
             gate.announce.append(result)
             self.audit("announce", env=env_name, phase=phase, **result.to_json())
 
+    def _phases(self, gate: EnvGate) -> list[str]:
+        """The phases ``gate``'s run was about: of its checks that reported, else those -m
+        selects."""
+        return gate.phases() or self.selected_phases
+
     def deploy_facts(self) -> dict[str, Any]:
         """``deploy.*`` of templates and the report (empty facts when nobody gave any)."""
         deploy = self._deploy() if self._deploy else Deploy("", "", "", "", None)
@@ -658,7 +669,7 @@ class Gate:
         phases run, the deploy's facts and what each check measured."""
         return ActionContext(gate.env, failures, failures_file, self.redactor, verdict,
                              run_id=self.run_id, vars=environment.vars,
-                             phase=phase_label(gate.phases() if phases is None else phases),
+                             phase=phase_label(self._phases(gate) if phases is None else phases),
                              deploy=self.deploy_facts(), checks=gate.measured())
 
     def report(self) -> dict[str, Any]:

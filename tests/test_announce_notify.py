@@ -155,3 +155,94 @@ def test_bad_announce_and_notify_entries_name_file_line_and_key(
     result = runpytest(project.pytester, "--env=prod", "--collect-only")
     assert result.ret != 0
     result.stdout.fnmatch_lines([f"*{message}"])
+
+
+ORDERED = """\
+    environments:
+      prod:
+        announce:
+          - {command: 'echo "announce {{ phase }}" >> order.log', when: {phase: predeploy}}
+        notify:
+          - {command: 'echo "notify {{ phase }} {{ verdict }}" >> order.log',
+             when: {phase: predeploy}}
+    """
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["n0", "n2"])
+def test_the_announcement_goes_out_before_any_check_of_its_phase_runs(
+        project: Project, workers: list[str]) -> None:
+    project.environments(ORDERED)
+    project.suite("pre.yaml", "checks:\n" + "".join(
+        f"  - {{name: c{n}, kind: checklist, command: 'echo c{n} >> order.log'}}\n"
+        for n in range(4)))
+    runpytest(project.pytester, "--env=prod", *workers).assert_outcomes(passed=4)
+    lines = (project.path / "order.log").read_text().splitlines()
+    assert lines[0] == "announce predeploy"
+    assert sorted(lines[1:5]) == ["c0", "c1", "c2", "c3"]
+    assert lines[5:] == ["notify predeploy passed"]
+
+
+def test_planning_runs_announce_and_notify_nothing(project: Project) -> None:
+    project.environments(ORDERED)
+    project.suite("pre.yaml", "checks:\n  - {name: c, kind: checklist, command: 'true'}\n")
+    for option in ("--setup-plan", "--setup-only", "--collect-only"):
+        runpytest(project.pytester, "--env=prod", option)
+    assert not (project.path / "order.log").exists()
+
+
+def test_a_gate_blocked_at_collection_tells_the_phase_minus_m_selected(
+        project: Project) -> None:
+    project.environments(ORDERED)
+    project.suite("pre.yaml", "checks:\n  - {name: c, kind: checklist, command: 'echo {{ nope }}'}\n")
+    result = runpytest(project.pytester, "--env=prod", "-m", "predeploy")
+    assert result.ret != 0
+    assert (project.path / "order.log").read_text().splitlines() == ["notify predeploy blocked"]
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    ("echo {{ vars.servce }}", "template '{{ vars.servce }}': 'servce' is not defined in vars "
+                               "(did you mean 'service'?); defined: service"),
+    ("echo {{ checks['error rate'].valeu }}",
+     "template '{{ checks['error rate'].valeu }}': write checks['check name'].FIELD, FIELD one "
+     "of value, baseline, outcome, message, id (did you mean 'value'?)"),
+    ("echo {{ phase.x }}", "template '{{ phase.x }}': 'phase' is a single value, with no 'x'"),
+    ("echo {{ service.name }}", "template '{{ service.name }}': 'service' is a single value, "
+                                "with no 'name'"),
+])
+def test_a_misspelt_name_in_a_rollback_command_is_a_collection_error(
+        project: Project, command: str, message: str) -> None:
+    project.environments("environments:\n  prod:\n    vars: {service: api}\n"
+                         f"    rollback:\n      - {{command: \"{command}\"}}\n")
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
+    result = runpytest(project.pytester, "--env=prod", "--collect-only")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"environments.yaml:5: environments.prod.rollback[[]0[]]"
+                                 f".command: {message.replace('[', '[[]')}"])
+
+
+def test_what_a_python_action_prints_is_masked_and_kept(project: Project,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_TOKEN", "sekritvalue12345")
+    project.environments("environments:\n  prod:\n    vars: {token: '${API_TOKEN}'}\n"
+                         "    announce:\n      - {python: 'hooks:announce'}\n")
+    (project.path / "hooks.py").write_text(
+        "import os, sys\n\ndef announce(env, failures):\n"
+        "    print('token', os.environ['API_TOKEN'])\n"
+        "    print('err', os.environ['API_TOKEN'], file=sys.stderr)\n")
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
+    result = runpytest(project.pytester, "--env=prod", "-vv", "-rA", "--gate-report=gate.json")
+    result.assert_outcomes(passed=1)
+    assert "sekritvalue12345" not in result.stdout.str() + result.stderr.str()
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["announce"][0]["output"] == "token ***\nerr ***\n"
+
+
+@pytest.mark.parametrize("when", ["{phase: []}", "{verdict: []}", "[]"])
+def test_an_empty_when_is_a_collection_error(project: Project, when: str) -> None:
+    project.environments("environments:\n  prod:\n    notify:\n"
+                         f"      - {{command: 'true', when: {when}}}\n")
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
+    result = runpytest(project.pytester, "--env=prod", "--collect-only")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*environments.prod.notify[[]0[]].when*: an empty list of "
+                                 "*never matches*"])

@@ -403,3 +403,24 @@ def test_bad_soft_windows_name_the_line_and_key(entry: str, message: str) -> Non
     with pytest.raises(ConfigError) as caught:
         windows(entry)
     assert fnmatch.fnmatch(str(caught.value), message), str(caught.value)
+
+
+def test_preferred_and_emergency_windows_together() -> None:
+    """Preferred windows and no regular one: open at any time but in the emergency window
+    (which takes an acknowledgement) and in blackouts."""
+    mixed = windows("""\
+        allow:
+          - {days: [mon, tue, wed, thu], start: "14:00", end: "17:00", preferred: true}
+          - {days: [fri], emergency: true}
+        blackout:
+          - {from: 2026-12-24, to: 2026-12-26, reason: xmas, emergency: allowed}
+        """)
+    inside = mixed.decide(at("2026-11-23T15:00:00Z"))
+    assert (inside.open, inside.warning) == (True, "")
+    assert inside.reason == "inside mon-thu 14:00-17:00 UTC (preferred)"
+    outside = mixed.decide(at("2026-11-23T20:00:00Z"))
+    assert outside.open and outside.warning.startswith("outside the preferred deploy windows")
+    friday = mixed.decide(at("2026-11-20T15:00:00Z"))
+    assert (friday.open, friday.emergency) == (False, True)
+    xmas = mixed.decide(at("2026-12-24T15:00:00Z"))
+    assert (xmas.open, xmas.emergency) == (False, True)

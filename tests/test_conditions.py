@@ -137,7 +137,7 @@ def test_a_template_decides_per_environment(project: Project) -> None:
 
 @pytest.mark.parametrize(("condition", "message"), [
     ('"{{ region }}"', "suites/bad.yaml:4: checks[[]0[]].if: renders 'eu', which is neither "
-                       "true nor false (true/false, yes/no, on/off, 1/0)"),
+                       "true nor false (true/false, yes/no, on/off, 1/0; *"),
     ('"{{ nope }}"', "suites/bad.yaml:4: checks[[]0[]].if: template '{{ nope }}' is not "
                      "defined in environment 'prod'*"),
     ("{env_var: X, changed: a}", "suites/bad.yaml:4: checks[[]0[]].if: if: takes one of "
@@ -169,3 +169,68 @@ def test_a_suite_condition_in_a_template_is_rendered(project: Project) -> None:
     result = runpytest(project.pytester, "--env=prod", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * if: {{ migration }} is false"])
+
+
+@pytest.mark.parametrize("glob", ["prisma/migrations/**", "prisma/migrations/",
+                                  "prisma/migrations", "./prisma/migrations/**",
+                                  "/prisma/migrations", "*.sql", "prisma/**/*.sql"])
+def test_a_change_matches_however_the_folder_is_written(project: Project, glob: str) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", f"""\
+        checks:
+          - {{name: migration status, kind: smoke, if: {{changed: "{glob}"}}, command: "true"}}
+        """)
+    repository(project, "prisma/migrations/0042_tags/migration.sql")
+    runpytest(project.pytester, "--env=prod").assert_outcomes(passed=1)
+
+
+def test_changes_are_relative_to_the_project_and_count_both_sides_of_a_rename(
+        project: Project) -> None:
+    """The project is a folder of a bigger repository (a monorepo): its globs are relative
+    to it; a migration moved out of its folder changed that folder."""
+    mono = project.path
+    service = mono / "svc"
+    service.mkdir()
+    (service / "prisma" / "migrations").mkdir(parents=True)
+    (service / "prisma" / "migrations" / "001.sql").write_text("create\n")
+    git(mono, "init", "-q", "-b", "main")
+    git(mono, "add", "-A")
+    git(mono, "commit", "-q", "-m", "first")
+    (service / "archive").mkdir()
+    git(mono, "mv", "svc/prisma/migrations/001.sql", "svc/archive/001.sql")
+    git(mono, "commit", "-q", "-m", "archive a migration")
+    (service / "environments.yaml").write_text(
+        "environments:\n  prod:\n    vars: {migration: 'true'}\n")
+    (service / "suites").mkdir()
+    (service / "suites" / "release.yaml").write_text(
+        "checks:\n  - {name: migrations, kind: smoke, if: {changed: 'prisma/migrations/**'},\n"
+        "     command: 'touch ran'}\n")
+    project.pytester.chdir()
+    result = project.pytester.runpytest("-p", "no:cacheprovider", "--rootdir", str(service),
+                                        "-c", "/dev/null", "--env=prod",
+                                        str(service / "suites"))
+    result.assert_outcomes(passed=1)
+    assert (mono / "ran").exists() or (service / "ran").exists()
+
+
+def test_an_empty_value_is_a_missing_one_never_false(project: Project) -> None:
+    project.environments("environments:\n  prod:\n    vars: {migration: ''}\n")
+    project.suite("release.yaml", """\
+        checks:
+          - {name: migration applied, kind: smoke, if: "{{ migration }}", command: "true"}
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--collect-only")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*suites/release.yaml:2: checks[[]0[]].if: renders '', which "
+                                 "is neither true nor false*an empty value is a missing one*"])
+
+
+def test_an_unneeded_check_never_runs_without_the_skipping_plugin(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", """\
+        checks:
+          - {name: migration applied, kind: smoke, if: "{{ migration }}", command: "touch ran"}
+        """)
+    result = runpytest(project.pytester, "--env=prod", "-p", "no:skipping")
+    result.assert_outcomes(skipped=1)
+    assert not (project.path / "ran").exists()

@@ -264,7 +264,9 @@ def test_a_worker_killed_in_a_check_counts(project: Project, tracker: LoopbackSe
                                            monkeypatch: pytest.MonkeyPatch, when: str,
                                            kind: str) -> None:
     """Killed before the check's setup report reached the controller, the worker leaves only
-    the node id: the check still counts, with its YAML location and ``on_fail``."""
+    the node id: the check still counts, with its YAML location and ``on_fail``. A Python
+    check's marker cannot be read there: its crash blocks, never rolls back (it may have been
+    a pre-deploy check)."""
     environment(project, tracker.url, ROLLBACK)
     monkeypatch.setenv("BREAK_IN", when)
     project.pytester.makeconftest(PHASE_CONFTEST)
@@ -279,9 +281,14 @@ def test_a_worker_killed_in_a_check_counts(project: Project, tracker: LoopbackSe
                        "-p", "xdist", "-n", "2")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     report = json.loads((project.path / "gate.json").read_text())
-    assert report["verdict"] == "rolled_back"
+    undescribed = kind == "python" and when == "crash-setup"
+    assert report["verdict"] == ("blocked" if undescribed else "rolled_back")
     failed = [check for check in report["checks"] if check["outcome"] == "failed"]
     assert len(failed) == 1 and "crashed" in failed[0]["message"]
+    if undescribed:
+        assert failed[0]["on_fail"] == "block"
+        assert rollbacks(project) == []
+        return
     if kind == "yaml":
         assert failed[0]["id"] == "post::broken[prod]"
         assert (failed[0]["file"], failed[0]["line"], failed[0]["kind"]) == \

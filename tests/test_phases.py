@@ -174,3 +174,38 @@ def test_a_python_check_with_an_unknown_phase_is_a_collection_error(project: Pro
     result.stdout.fnmatch_lines(["test_live.py:3: deploycheck(phase=...): 'predeploi' is not a "
                                  "phase (did you mean 'predeploy'?); one of predeploy, "
                                  "postdeploy, postrollback"])
+
+
+def test_a_crashed_python_check_under_xdist_blocks_and_never_rolls_back(
+        project: Project) -> None:
+    """The controller cannot read the marker of a check whose worker died before its setup
+    report: it must not guess a post-deploy check that rolls back (-m predeploy chose it)."""
+    project.environments(ENVIRONMENTS)
+    Path(project.path / "test_live.py").write_text(
+        "import os\nimport pytest\n\n@pytest.fixture\ndef dies():\n    os._exit(1)\n\n"
+        "@pytest.mark.deploycheck(kind='checklist')\n"
+        "def test_backup_verified(deploy_env, dies):\n    pass\n")
+    result = runpytest(project.pytester, "--env=prod", "-m", "predeploy", "-p", "xdist",
+                       "-n", "2", "--max-worker-restart=0", "--gate-report=gate.json")
+    assert result.ret != 0
+    report = gate(project)
+    assert report["verdict"] == "blocked"
+    assert report["rollback"] is None
+    assert rollbacks(project) == []
+    assert [(c["phase"], c["on_fail"]) for c in report["checks"]] == [  # type: ignore[attr-defined]
+        ("predeploy", "block")]
+
+
+@pytest.mark.parametrize("argument", ["kind=['smoke']", "phase=['predeploy']", "on_fail=1"])
+def test_a_marker_argument_of_the_wrong_type_is_a_collection_error(project: Project,
+                                                                   argument: str) -> None:
+    project.environments(ENVIRONMENTS)
+    Path(project.path / "test_live.py").write_text(
+        f"import pytest\n\n@pytest.mark.deploycheck({argument})\n"
+        "def test_x(deploy_env):\n    pass\n")
+    result = runpytest(project.pytester, "--env=prod")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    key = argument.partition("=")[0]
+    result.stdout.fnmatch_lines([f"test_live.py:3: deploycheck({key}=...): must be a string, "
+                                 f"not *"])
+    assert "Traceback" not in result.stdout.str()

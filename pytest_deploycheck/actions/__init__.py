@@ -121,6 +121,10 @@ def _names(value: object, known: Sequence[str], what: str, node: YamlMap, key: s
            where: str) -> frozenset[str]:
     """One name or a list of names, each one of ``known``."""
     names = value if isinstance(value, list) else [value]
+    if not names:
+        raise ConfigError(f"an empty list of {what}s never matches: leave '{key}' out for "
+                          f"every {what}", file=node.file, line=node.line_of(key),
+                          key=f"{where}.{key}")
     for name in names:
         if name not in known:
             raise ConfigError(f"unknown {what} '{name}'{suggest(str(name), known)}; {what}s: "

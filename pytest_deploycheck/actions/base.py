@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..deploy import FACTS
 from ..inputs.located import At
+from ..inputs.templating import segments
+from ..inputs.validation import suggest
 from ..inputs.yamlfile import YamlMap
 from ..secrets import Redactor
 
@@ -44,6 +47,39 @@ class ActionContext:
 # The template names every action knows besides the environment's vars.
 SCOPE_NAMES = frozenset({"env", "env.name", "verdict", "failures", "failed_count", "phase",
                          "deploy", "checks", "vars"})
+# What ``checks[NAME]`` holds of each check.
+CHECK_FIELDS = ("value", "baseline", "outcome", "message", "id")
+
+
+def scope_problem(name: str, vars: Mapping[str, Any]) -> str | None:
+    """Why template ``name`` would not render in an action of an environment with ``vars``
+    (None: it will), so that a typo is a collection error, never a rollback that fails when
+    it is needed."""
+    head, *rest = segments(name)
+    if head == "deploy":
+        fact = ".".join(rest)
+        return None if fact in FACTS else (f"the deploy has no fact '{fact}'"
+                                           f"{suggest(fact, FACTS)}; facts: {', '.join(FACTS)}")
+    if head == "checks":
+        if len(rest) == 2 and rest[1] in CHECK_FIELDS:
+            return None
+        return (f"write checks['check name'].FIELD, FIELD one of {', '.join(CHECK_FIELDS)}"
+                + (f"{suggest(rest[-1], CHECK_FIELDS)}" if len(rest) == 2 else ""))
+    if head in SCOPE_NAMES and head != "vars":
+        return None if not rest or (head, rest) == ("env", ["name"]) else \
+            f"'{head}' is a single value, with no '{'.'.join(rest)}'"
+    value: Any = {"vars": dict(vars)} if head == "vars" else vars
+    walked: list[str] = []
+    for part in [head, *rest] if head != "vars" else ["vars", *rest]:
+        if not isinstance(value, Mapping):
+            return f"'{'.'.join(walked)}' is a single value, with no '{part}'"
+        if part not in value:
+            where = ".".join(walked) or "the environment's vars"
+            known = sorted(value)
+            return (f"'{part}' is not defined in {where}{suggest(part, known)}; defined: "
+                    f"{', '.join(known) or 'nothing'}")
+        value, walked = value[part], [*walked, part]
+    return None
 # The keys of an action that say when and what for, whatever its type: ``when`` (notify and
 # announce: a list of verdicts, or phases and verdicts), ``service`` and ``fallback``
 # (rollback). Each list checks that only its own are used.

@@ -9,7 +9,9 @@ killed). Returning normally is success; raising is failure, with the exception a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import re
 import sys
 import threading
@@ -81,23 +83,30 @@ class PythonAction:
                 outcome["trace"] = traceback.format_exc()
 
         worker = threading.Thread(target=call, name=f"deploycheck {self.target}", daemon=True)
-        worker.start()
-        worker.join(self.timeout)
+        # What the function prints goes to its result, masked, as a command's output does:
+        # printed straight to the terminal, a secret it read would be shown as it is.
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            worker.start()
+            worker.join(self.timeout)
         duration = time.monotonic() - started
+        said = context.redactor.redact(printed.getvalue())
         if worker.is_alive():
             return ActionResult(self.name, self.type, "failed",
                                 f"still running after {format_duration(self.timeout)} "
-                                f"(timeout); left running in the background", duration=duration)
+                                f"(timeout); left running in the background", duration=duration,
+                                output=last_chars(said))
         error = outcome.get("error")
         if error is not None:
             return ActionResult(self.name, self.type, "failed",
                                 context.redactor.redact(f"{error.__class__.__name__}: {error}"),
                                 duration=duration,
-                                output=context.redactor.redact(last_chars(outcome["trace"])))
+                                output=last_chars(said + context.redactor.redact(
+                                    outcome["trace"])))
         value = outcome.get("value")
+        returned = context.redactor.redact(repr(value)) if value is not None else ""
         return ActionResult(self.name, self.type, "succeeded", duration=duration,
-                            output=context.redactor.redact(last_chars(repr(value)))
-                            if value is not None else "")
+                            output=last_chars(said + returned))
 
 
 def parse(node: YamlMap, context: At) -> PythonAction:

@@ -11,13 +11,14 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..actions import ActionResult
+from ..deploy import PHASES
 from ..deployrun import DeployRun, exception_line
 from ..errors import DeploycheckError
 from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
@@ -35,6 +36,12 @@ class GatePlugin:
                          redactor=run.redactor, state_dir=settings.state_dir.value,
                          audit_log=settings.audit_log.value, hook=self._rollback_hook,
                          deploy=run.deploy, verify=run.verify_rollback)
+        option = config.option
+        self.gate.quiet = bool(option.collectonly or getattr(option, "setuponly", False)
+                               or getattr(option, "setupplan", False))
+        named = [one for one in PHASES if one in (option.markexpr or "")]
+        if named:
+            self.gate.selected_phases = named
         self.fast = bool(settings.rollback_fast.value)
         self.acks: frozenset[str] = settings.ack.value
         self.used_acks: set[str] = set()
@@ -74,10 +81,62 @@ class GatePlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expected.update(item.nodeid for item in session.items)
+        if session.testsfailed:  # collection errors: nothing will run, nothing starts
+            return
+        from .markeritems import item_phase
+
+        self._announce(found for found in map(item_phase, session.items) if found)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.expected.update(ids)
+        # Before xdist hands out the first item (it schedules once every worker collected):
+        # announcements go out before any check of their phase starts.
+        if not self.collection_errors:
+            self._announce(self._phases_of(ids))
+
+    def _announce(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Announce each (environment, phase) of the run, in deploy order."""
+        if self.gate.quiet:
+            return
+        for env, phase in sorted(set(pairs), key=lambda pair: PHASES.index(pair[1])):
+            self.gate.announce(env, phase)
+
+    def _phases_of(self, ids: list[str]) -> Iterator[tuple[str, str]]:
+        """(environment, phase) of each item id, on the xdist controller, which collects
+        nothing: a YAML check's phase from its suite file (read once each), a Python check's
+        from -m (its marker cannot be read here)."""
+        from ..checks.suites import load_suite
+
+        phases: dict[str, dict[str, str]] = {}
+        for nodeid in ids:
+            file, _, rest = nodeid.partition("::")
+            inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
+            env = next((name for name in sorted(self.run.selected, key=len, reverse=True)
+                        if inner == name or inner.startswith(f"{name}-")), None)
+            if env is None:
+                continue
+            if not file.endswith((".yaml", ".yml")):
+                yield env, self._guessed_phase()
+                continue
+            if file not in phases:
+                try:
+                    suite = load_suite(Path(self.config.rootpath) / file, file)
+                except Exception:
+                    suite = None
+                phases[file] = {f"{c.suite}::{c.name}": c.phase
+                                for c in (suite.checks if suite else ())}
+            check = rest.rpartition("[")[0]
+            if check in phases[file]:
+                yield env, phases[file][check]
+
+    def _guessed_phase(self) -> str:
+        """The phase -m names, else a Python check's default (post-deploy)."""
+        from ..checks.base import KINDS
+        from ..checks.python import DEFAULT_KIND
+
+        return next((one for one in PHASES if one in (self.config.option.markexpr or "")),
+                    KINDS[DEFAULT_KIND].phase)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
@@ -137,8 +196,8 @@ class GatePlugin:
                 return
             # The first report of a check (its setup) describes it; later ones add to that.
             self.known[report.nodeid] = known = sent
-            # The first check of a phase to report starts it: its announcements go out.
-            self.gate.announce(sent["env"], sent["phase"])
+            # Announced at collection; this covers what collection could not tell.
+            self._announce([(sent["env"], sent["phase"])])
         info: CheckInfo = {**known, **sent} if sent and sent is not known else known
         if report.when in ("setup", "teardown") and report.passed:
             return  # only the call says how a check went; an interrupted one has no call
@@ -184,7 +243,6 @@ class GatePlugin:
         """The gate's view of a failed item no report described: a YAML check's from its suite
         file, any item's environment from its id. ``None`` for an item that is no check (a
         crash of such an item is a gate error)."""
-        from ..checks.base import KINDS
         from ..checks.python import DEFAULT_KIND
         from ..gate import check_info
 
@@ -201,7 +259,10 @@ class GatePlugin:
         location = self.locations.get(nodeid)
         line = (location[1] or 0) + 1 if location and location[1] is not None else 0
         name = rest.rpartition("::")[2].partition("[")[0]
-        kind, phase, on_fail = DEFAULT_KIND, KINDS[DEFAULT_KIND].phase, KINDS[DEFAULT_KIND].on_fail
+        # A Python check's marker cannot be read here (the controller collects nothing): its
+        # crash blocks, and never rolls back a deploy that may be healthy (-m predeploy may
+        # have selected it); the phase is what -m names, if it names one.
+        kind, on_fail, phase = DEFAULT_KIND, "block", self._guessed_phase()
         yaml = file.endswith((".yaml", ".yml"))
         check = self._yaml_check(file, rest) if yaml else None
         if check is not None:

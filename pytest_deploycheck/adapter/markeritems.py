@@ -90,6 +90,16 @@ def syntax_error_text(collector: pytest.Collector) -> str | None:
     return None
 
 
+def item_phase(item: pytest.Item) -> tuple[str, str] | None:
+    """(environment, phase) of a check item, YAML or Python; None for any other test."""
+    from .yamlitems import CheckItem
+
+    if isinstance(item, CheckItem):
+        return item.instance.env.name, item.instance.check.phase
+    check, env = item.stash.get(CHECK_KEY, None), environment_of(item)
+    return (env, check.phase) if check is not None and env is not None else None
+
+
 def environment_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:

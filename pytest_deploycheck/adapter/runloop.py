@@ -50,6 +50,7 @@ class Prefetcher:
         known = item.stash.get(_CONCURRENT, None)
         if known is None:
             known = isinstance(item, CheckItem) and item.instance.check.spec.read_only \
+                and not item.unneeded \
                 and item.get_closest_marker("skip") is None \
                 and item.get_closest_marker("skipif") is None
             item.stash[_CONCURRENT] = known

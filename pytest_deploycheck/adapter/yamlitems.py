@@ -147,6 +147,8 @@ class CheckItem(pytest.Item):
         self._static_info: CheckInfo | None = None
 
     def runtest(self) -> None:
+        if self.unneeded:  # also when pytest's skipping plugin is off (-p no:skipping)
+            pytest.skip(self.unneeded)
         run = self.config.stash[RUN_KEY]
         result = run.engine.take(self.nodeid, functools.partial(run.run_check, self.instance))
         self.result = result

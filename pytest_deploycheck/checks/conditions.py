@@ -33,7 +33,7 @@ DEFAULT_BASE = "HEAD~1"
 CONDITION_FIELDS = ("if", "if/changed", "if/changed/[]", "if/base")
 GIT_TIMEOUT = 30.0
 _TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0", ""})
+_FALSE = frozenset({"false", "no", "off", "0"})
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,15 @@ def parse_condition(node: YamlMap, where: str) -> Condition | None:
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
-    """A path glob: ``*`` and ``?`` stay inside a folder, ``**`` spans folders (``a/**``
-    matches everything below ``a``)."""
+    """A path glob relative to the rootdir, read as git reads a pathspec: ``*`` and ``?`` stay
+    inside a folder, ``**`` spans folders, a pattern without a slash matches at any depth
+    (``*.sql``), and one that names a folder (``prisma``, ``prisma/``, ``./prisma/**``,
+    ``/prisma``) matches every file below it."""
+    pattern = pattern.strip()
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    anchored = "/" in pattern.rstrip("/")  # else, as in .gitignore, it matches at any depth
+    pattern = pattern.lstrip("/").rstrip("/")
     out = []
     for index, part in enumerate(re.split(r"(\*\*/?|\*|\?)", pattern)):
         if index % 2 == 0:
@@ -92,7 +99,8 @@ def _glob(pattern: str) -> re.Pattern[str]:
             out.append("(?:.*/)?" if part.endswith("/") else ".*")
         else:
             out.append("[^/]*" if part == "*" else "[^/]")
-    return re.compile("".join(out) + r"\Z")
+    # The file itself, or a file below it when it is a folder.
+    return re.compile(("" if anchored else "(?:.*/)?") + "".join(out) + r"(?:/.*)?\Z")
 
 
 def truth(value: Any) -> bool | None:
@@ -124,8 +132,11 @@ class ChangedFiles:
         if base.startswith("-"):
             return f"base {base!r} is not a git revision"
         try:
+            # Paths relative to the rootdir (a project inside a bigger repository), and both
+            # sides of a rename (a file moved out of a folder changed that folder).
             done = self._run(["git", "-c", "core.quotepath=off", "diff", "--name-only", "-z",
-                              base, "HEAD", "--"], timeout=GIT_TIMEOUT, cwd=self.rootdir,
+                              "--relative", "--no-renames", base, "HEAD", "--"],
+                             timeout=GIT_TIMEOUT, cwd=self.rootdir,
                              env={"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0",
                                   "GIT_OPTIONAL_LOCKS": "0"})
         except OSError as exc:
@@ -146,7 +157,7 @@ def skip_reason(conditions: tuple[Condition, ...], scope: Mapping[str, Any],
     for condition in conditions:
         if condition.env_var is not None:
             value = environ.get(condition.env_var, "")
-            if value.strip().lower() in _FALSE:
+            if value.strip().lower() in _FALSE | {""}:
                 shown = "is not set" if condition.env_var not in environ else f"is {value!r}"
                 return f"if: ${condition.env_var} {shown}"
             continue
@@ -169,7 +180,8 @@ def skip_reason(conditions: tuple[Condition, ...], scope: Mapping[str, Any],
         decided = truth(rendered)
         if decided is None:
             raise condition.error(f"renders {str(rendered)!r}, which is neither true nor false "
-                                  f"(true/false, yes/no, on/off, 1/0)")
+                                  f"(true/false, yes/no, on/off, 1/0; an empty value is a "
+                                  f"missing one, never false)")
         if not decided:
             shown = condition.value if isinstance(condition.value, str) else str(rendered)
             return f"if: {shown} is false"

@@ -68,6 +68,10 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any], file: str, line
         if key not in MARKER_KEYS:
             raise error(f"unknown argument {key!r}{suggest(key, MARKER_KEYS)}; known: "
                         f"{', '.join(MARKER_KEYS)}", key)
+    for key in ("kind", "phase", "on_fail", "severity"):
+        if key in options and not isinstance(options[key], str):
+            raise error(f"must be a string, not {type(options[key]).__name__} "
+                        f"{options[key]!r}", key)
     kind = options.get("kind", DEFAULT_KIND)
     if kind not in KINDS:
         raise error(f"{kind!r} is not a kind{suggest(str(kind), KINDS)}; one of "

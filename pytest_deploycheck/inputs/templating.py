@@ -58,20 +58,20 @@ def _add_names(value: Any, found: set[str]) -> None:
             _add_names(item, found)
 
 
-def _segments(name: str) -> list[str]:
+def segments(name: str) -> list[str]:
     """``checks["p99"].value`` -> ``["checks", "p99", "value"]``."""
     return [a or b or c for a, b, c in _SEGMENT.findall(name)]
 
 
 def head_of(name: str) -> str:
     """The first segment of a template name: what a scope must define for it."""
-    return _segments(name)[0]
+    return segments(name)[0]
 
 
 def _lookup(name: str, scope: Mapping[str, Any]) -> Any:
     if name in scope:
         return scope[name]
-    head, *rest = _segments(name)
+    head, *rest = segments(name)
     value: Any = scope.get(head, _MISSING)
     for part in rest:
         value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING

@@ -166,15 +166,20 @@ class DeployWindows:
 
     @property
     def _restricted(self) -> bool:
-        """Whether any window restricts deploys (only preferred ones do not)."""
-        return any(not w.preferred for w in self.allow)
+        """Whether deploys must be inside a window: there are regular windows, or only
+        emergency ones (every other time is closed). With preferred windows and no regular
+        ones, any time outside blackouts and emergency windows is open (with a warning
+        outside the preferred ones)."""
+        return bool(self._regular) or (bool(self.allow)
+                                       and not any(w.preferred for w in self.allow))
 
     def decide(self, at: dt.datetime) -> Decision:
         at = at.astimezone(UTC)
         window = self._next_allowed(at)
         if window is not None and window[0] == at:
-            inside = next((w.rule.describe() for w in self._regular if _contains(w.rule, at)),
-                          None)
+            inside = next((w.rule.describe() + (" (preferred)" if w.preferred else "")
+                           for w in (*self._regular, *(w for w in self.allow if w.preferred))
+                           if _contains(w.rule, at)), None)
             reason = f"inside {inside}" if inside else "no deploy windows restrict it"
             return Decision(at, True, reason, False, window, self._outside_preferred(at))
         blackouts = [b for b in self.blackout if _contains(b.rule, at)]
@@ -209,8 +214,10 @@ class DeployWindows:
         candidates = sorted((s, e, w.rule.tz) for w in self._regular
                             for s, e in w.rule.intervals(at, horizon)) \
             if self._restricted else [(at, horizon, self.tz)]
-        blocks = sorted(interval for b in self.blackout
-                        for interval in b.rule.intervals(at, horizon))
+        # Unrestricted, an emergency window is the one time that is not open to all.
+        closed = [*(b.rule for b in self.blackout),
+                  *(() if self._restricted else (w.rule for w in self.allow if w.emergency))]
+        blocks = sorted(interval for rule in closed for interval in rule.intervals(at, horizon))
         for start, end, tz in candidates:
             start = max(start, at)
             moved = True
