@@ -90,6 +90,7 @@ class DeployRun:
         self.changes = ChangedFiles(rootdir)
         self._file: EnvironmentsFile | None = None
         self._deploy: Deploy | None = None
+        self.context.deploy = self.deploy
 
     def deploy(self) -> Deploy:
         """The deploy this run gates: the settings, the commit from git when none was given,

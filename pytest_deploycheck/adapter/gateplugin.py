@@ -24,6 +24,7 @@ from ..errors import DeploycheckError
 from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
 from ..report.terminal import gate_lines
 from ..runtime.durable import write_json_atomic
+from ..units import utc_iso
 from . import xdist
 
 
@@ -94,6 +95,22 @@ class GatePlugin:
         # announcements go out before any check of their phase starts.
         if not self.collection_errors:
             self._announce(self._phases_of(ids))
+
+    def _record_deploy_starts(self, verdicts: dict[str, str]) -> None:
+        """A pre-deploy gate that passed lets the deploy start now: recorded under the deploy
+        id, for the post-deploy run's ``before_deploy`` baselines (unless --deploy-started
+        says when)."""
+        if self.gate.quiet or self.run.settings.deploy_started.value is not None:
+            return
+        for name, gate in self.gate.envs.items():
+            if verdicts.get(name) not in OK_VERDICTS or gate.phases() != ["predeploy"]:
+                continue
+            try:
+                deploy_id = self.run.deploy().id
+                if deploy_id:
+                    self.run.context.state.record_deploy(name, deploy_id, started=utc_iso())
+            except (OSError, DeploycheckError) as exc:
+                self.gate.problem(name, f"cannot record when deploy started: {exc}")
 
     def _announce(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Announce each (environment, phase) of the run, in deploy order."""
@@ -342,6 +359,7 @@ class GatePlugin:
             for name, gate in self.gate.envs.items():
                 gate.verdict = verdicts[name]
         self.decided = True
+        self._record_deploy_starts(verdicts)
         report = self.gate.report()
         path = self.run.settings.gate_report.value
         if path is not None:

@@ -23,6 +23,7 @@ from ..inputs.templating import head_of, render
 from ..secrets import Redactor
 
 if TYPE_CHECKING:
+    from ..deploy import Deploy
     from ..environments import Environment
     from ..inputs.yamlfile import YamlMap
     from ..runtime.clients import ClientPool
@@ -146,6 +147,8 @@ class RunContext:
     acks: frozenset[str]
     # Receives a line per observe measurement (shown while the run waits).
     progress: Callable[[str], None] | None = None
+    # The deploy the run gates (its id keys what a pre-deploy run recorded for it).
+    deploy: Callable[[], Deploy] | None = None
 
 
 # --- the interface of a kind ----------------------------------------------------------------
@@ -193,6 +196,11 @@ class CheckSpec(Protocol):
 
     def calls(self) -> list[str]:
         """The environment's services it sends requests to (empty: none)."""
+        ...
+
+    def companion(self, name: str) -> CheckSpec | None:
+        """The spec of a pre-deploy check that goes with this one, named ``name`` (a metric
+        check whose baseline is its value before the deploy records that value), or None."""
         ...
 
     def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:

@@ -60,6 +60,9 @@ class ChecklistSpec:
     def services(self) -> list[str]:
         return []
 
+    def companion(self, name: str) -> None:
+        return None
+
     def calls(self) -> list[str]:
         return []
 

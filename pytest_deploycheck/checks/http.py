@@ -168,6 +168,9 @@ class HttpSpec:
     def services(self) -> list[str]:
         return self.calls()
 
+    def companion(self, name: str) -> None:
+        return None
+
     def calls(self) -> list[str]:
         return sorted({s.request.service for s in self.steps if s.request.service})
 

@@ -11,11 +11,12 @@ breaches and query errors apart as Argo Rollouts does. Everything judged is kept
 
 from __future__ import annotations
 
+import datetime
 import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import httpx
@@ -111,6 +112,14 @@ class MetricSpec:
     no_data: str
     non_finite: str
     baseline: RelativeLimit | None
+    # Where the baseline comes from: None, the last passing run; "predeploy", the value this
+    # check measured in this deploy's pre-deploy run; "before_deploy", the same query over
+    # ``before_deploy`` seconds before the deploy started.
+    baseline_from: str | None = None
+    before_deploy: float | None = None
+    # Set on the pre-deploy companion of a "predeploy" baseline: the check whose value it
+    # records (it judges only the threshold).
+    records_for: str | None = None
 
     type: str = "metric"
 
@@ -130,6 +139,12 @@ class MetricSpec:
         except ConfigError as exc:
             raise ConfigError(exc.message, file=check.file, line=check.line_of("source"),
                               key=f"{where}.source") from None
+        if self.baseline_from == "before_deploy" and not source.history:
+            raise ConfigError(f"'before_deploy' needs a source with history, and "
+                              f"'{self.source}' in environment '{env.name}' is "
+                              f"{source.describe()}; use 'from: predeploy' to compare with the "
+                              f"value measured before the deploy", file=check.file,
+                              line=check.line_of("baseline"), key=f"{where}.baseline")
         if self.window is not None and not source.history:
             raise ConfigError(f"'window' needs a source with history, and '{self.source}' in "
                               f"environment '{env.name}' is {source.describe()}; use 'observe' "
@@ -148,6 +163,13 @@ class MetricSpec:
 
     def calls(self) -> list[str]:
         return []
+
+    def companion(self, name: str) -> MetricSpec | None:
+        """With ``baseline: {from: predeploy}``: the same query in the pre-deploy phase,
+        judged by the threshold alone, recording its value for check ``name``."""
+        if self.baseline_from != "predeploy":
+            return None
+        return replace(self, baseline=None, baseline_from=None, records_for=name)
 
     def thresholds(self) -> list[tuple[str, float]]:
         """The rule's limits, as lines on a chart."""
@@ -238,11 +260,22 @@ def parse_metric(node: YamlMap, where: str, timeout: float | None) -> MetricSpec
     """The metric part of a check; raises :class:`ConfigError` naming file, line and key."""
     rule = _rule(node, where)
     baseline = None
+    baseline_from, before_deploy = None, None
     if "baseline" in node:
+        spec = node["baseline"]
         try:
-            baseline = parse_relative(node["baseline"]["relative"])
+            baseline = parse_relative(spec["relative"])
         except ValueError as exc:
-            raise error_at(str(exc), node["baseline"], "relative", f"{where}.baseline") from None
+            raise error_at(str(exc), spec, "relative", f"{where}.baseline") from None
+        if "from" in spec and "before_deploy" in spec:
+            raise error_at("a baseline comes either 'from: predeploy' or 'before_deploy', not "
+                           "both", spec, "before_deploy", f"{where}.baseline")
+        if "from" in spec:
+            baseline_from = "predeploy"
+        if "before_deploy" in spec:
+            baseline_from = "before_deploy"
+            before_deploy = duration_at(spec, "before_deploy", f"{where}.baseline",
+                                        positive=True)
     if rule is None and baseline is None:
         raise ConfigError("a metric check needs 'threshold', 'between' or 'baseline'",
                           file=node.file, line=node.line, key=where)
@@ -260,7 +293,8 @@ def parse_metric(node: YamlMap, where: str, timeout: float | None) -> MetricSpec
         source=node.get("source", "default"), query=node["query"], rule=rule, window=window,
         step=step, aggregate=node.get("aggregate"), series=node.get("series"),
         observe=_observe(node, where, timeout), no_data=node.get("no_data", "fail"),
-        non_finite=node.get("non_finite", "no_data"), baseline=baseline)
+        non_finite=node.get("non_finite", "no_data"), baseline=baseline,
+        baseline_from=baseline_from, before_deploy=before_deploy)
 
 
 MAX_SAMPLES_SHOWN = 200
@@ -463,6 +497,9 @@ class MetricRunner:
         except CheckError as exc:
             result.reason, result.failure = str(exc), "error"
             return result
+        except _NoBaseline as exc:  # nothing to compare with: never a pass
+            result.outcome, result.reason = "inconclusive", str(exc)
+            return result
         rules: list[tuple[str, Rule]] = []
         if spec.rule is not None:
             rules.append((str(spec.rule), spec.rule))
@@ -482,19 +519,107 @@ class MetricRunner:
         else:
             self._observe(result, spec, measure, instance.name)
         result.duration = self.clock() - started
-        if result.passed and spec.baseline is not None and result.value is not None:
+        if spec.records_for is not None and result.value is not None:
+            self._record_for_deploy(instance, spec, query, result)
+        elif result.passed and spec.baseline is not None and result.value is not None \
+                and spec.baseline_from is None:
             self._record(instance, query, result, baseline)
         return result
+
+    def _deploy_id(self) -> str:
+        deploy = self.context.deploy() if self.context.deploy else None
+        if deploy is None or not deploy.id:
+            raise _NoBaseline("no deploy id: pass --deploy-id (or run in CI, which gives one) "
+                              "so that the pre- and post-deploy runs of one deploy meet")
+        return deploy.id
+
+    def _record_for_deploy(self, instance: CheckInstance, spec: MetricSpec, query: str,
+                           result: MetricResult) -> None:
+        """The pre-deploy companion: keep the value for its check's post-deploy run."""
+        assert result.value is not None and spec.records_for is not None
+        key = _baseline_id(instance, spec.records_for)
+        try:
+            deploy_id = self._deploy_id()
+            self.state.record_deploy(instance.env.name, deploy_id,
+                                     value=(key, result.value, query))
+        except (_NoBaseline, OSError, CheckError) as exc:
+            # Unrecorded, the post-deploy run would have nothing to compare with.
+            result.outcome, result.failure = "failed", "error"
+            result.reason = f"could not record the pre-deploy value: {exc}"
+            return
+        note = f"recorded {_num(result.value)} as deploy '{deploy_id}''s pre-deploy value"
+        result.note = f"{result.note}; {note}" if result.note else note
 
     def _baseline(self, instance: CheckInstance, spec: MetricSpec, query: str,
                   result: MetricResult) -> Baseline | None:
         if spec.baseline is None:
             return None
+        if spec.baseline_from == "predeploy":
+            return self._predeploy_baseline(instance, query, result)
+        if spec.baseline_from == "before_deploy":
+            return self._before_deploy_baseline(instance, spec, query, result)
         baseline = self.state.baseline(instance.env.name, _baseline_id(instance))
         if baseline is not None and baseline.query != query:
             result.note = (f"the query changed since the baseline was recorded "
                            f"({baseline.recorded}); the baseline is not used")
             return None
+        result.baseline = baseline
+        return baseline
+
+    def _predeploy_baseline(self, instance: CheckInstance, query: str,
+                            result: MetricResult) -> Baseline:
+        deploy_id = self._deploy_id()
+        found = self.state.deploy(instance.env.name, deploy_id).get("values", {}).get(
+            _baseline_id(instance))
+        if not isinstance(found, dict) or not isinstance(found.get("value"), (int, float)):
+            raise _NoBaseline(
+                f"no pre-deploy value of this check for deploy '{deploy_id}' in "
+                f"{self.state.folder}: run the pre-deploy gate (-m predeploy) with the same "
+                f"--deploy-id first, and carry the state dir from that job to this one")
+        if found.get("query") != query:
+            raise _NoBaseline(f"the pre-deploy run of deploy '{deploy_id}' measured another "
+                              f"query ({found.get('query')!r}); nothing to compare with")
+        baseline = Baseline(value=float(found["value"]),
+                            recorded=f"in the pre-deploy run of deploy '{deploy_id}' at "
+                                     f"{found.get('recorded')}",
+                            query=query)
+        result.baseline = baseline
+        return baseline
+
+    def _before_deploy_baseline(self, instance: CheckInstance, spec: MetricSpec, query: str,
+                                result: MetricResult) -> Baseline:
+        assert spec.before_deploy is not None
+        deploy = self.context.deploy() if self.context.deploy else None
+        started = deploy.started if deploy else None
+        if started is None and deploy is not None and deploy.id:
+            recorded = self.state.deploy(instance.env.name, deploy.id).get("started")
+            started = datetime.datetime.fromisoformat(recorded) \
+                if isinstance(recorded, str) else None
+        if started is None:
+            raise _NoBaseline("no deploy start to compare before: pass --deploy-started, or "
+                              "run the pre-deploy gate of this deploy with the same --deploy-id "
+                              "(it records when the deploy may start) and carry the state dir")
+        end = started.timestamp()
+        begin = end - spec.before_deploy
+        source = instance.env.metric_source(spec.source)
+        step = spec.step or max(1.0, spec.before_deploy / 60)
+        try:
+            found = source.range(query, begin, end, step, source.timeout,
+                                 PoolFetch(self.pool, instance.env))
+            series = combine(found, spec.series, True)
+        except MetricQueryError as exc:
+            raise _NoBaseline(f"the baseline before the deploy could not be read: {exc}") \
+                from None
+        values = [s.value for one in series for s in one.samples if s.finite]
+        if not values:
+            raise _NoBaseline(f"no samples in the {format_duration(spec.before_deploy)} before "
+                              f"the deploy started ({utc_iso(begin)} - {utc_iso(end)})")
+        how = spec.aggregate or "avg"
+        baseline = Baseline(
+            value=AGGREGATES[how](values),
+            recorded=f"as the {how} of {len(values)} samples in the "
+                     f"{format_duration(spec.before_deploy)} before the deploy started: "
+                     f"{utc_iso(begin)} - {utc_iso(end)}", query=query)
         result.baseline = baseline
         return baseline
 
@@ -637,9 +762,16 @@ class MetricRunner:
             result.outcome, result.reason = "passed", summary
 
 
-def _baseline_id(instance: CheckInstance) -> str:
+def _baseline_id(instance: CheckInstance, name: str | None = None) -> str:
+    """What a check's baselines are kept under: its id (or check ``name``'s of its suite) and
+    its parameters."""
     suffix = f"[{instance.params.id}]" if instance.params else ""
-    return instance.check.id + suffix
+    check = instance.check
+    return (check.id if name is None else f"{check.suite}::{name}") + suffix
+
+
+class _NoBaseline(Exception):
+    """Nothing to compare with where a baseline is required: the check is inconclusive."""
 
 
 class MetricReader:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,18 @@ def _load_suite(path: Path, display: str, known: Sequence[str] | None) -> Suite:
             raise error_at(f"duplicate check name {node['name']!r} (first at line "
                        f"{seen[node['name']]})", node, "name", where)
         seen[node["name"]] = node.line
-        checks.append(_check(node, where, doc, name, display, path.parent, known))
+        check = _check(node, where, doc, name, display, path.parent, known)
+        checks.append(check)
+        companion = check.spec.companion(check.name)
+        if companion is not None:
+            if check.phase != "postdeploy":
+                raise error_at("a baseline 'from: predeploy' compares the value after the "
+                               "deploy with the one before it: the check belongs to the "
+                               "postdeploy phase", node, "phase" if "phase" in node else
+                               "baseline", where)
+            checks.append(replace(check, name=f"{check.name} (before the deploy)",
+                                  phase="predeploy", spec=companion,
+                                  on_fail=default_on_fail(check.kind, "predeploy")))
     return Suite(name=name, file=display, checks=tuple(checks))
 
 

@@ -20,6 +20,8 @@ from ..errors import CheckError
 from .durable import write_json_atomic
 
 FORMAT_VERSION = 1
+# Deploys whose pre-deploy values and start are kept per environment (the newest).
+KEPT_DEPLOYS = 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,32 @@ class StateStore:
             return None
         return Baseline(value=float(entry["value"]), recorded=str(entry.get("recorded", "")),
                         query=str(entry.get("query", "")))
+
+    def deploy(self, env: str, deploy_id: str) -> dict[str, Any]:
+        """What the runs of deploy ``deploy_id`` recorded in ``env``: ``started`` (when its
+        pre-deploy gate passed) and ``values`` (each check's pre-deploy value)."""
+        entry = self._read(env).get("deploys", {}).get(deploy_id)
+        return entry if isinstance(entry, dict) else {}
+
+    def record_deploy(self, env: str, deploy_id: str, *, started: str | None = None,
+                      value: tuple[str, float, str] | None = None) -> None:
+        """Record for deploy ``deploy_id`` when it started, or a check's (id, value, query)
+        measured before it; only the last :data:`KEPT_DEPLOYS` deploys are kept."""
+        recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        with self._locked():
+            document = self._read(env)
+            deploys = document.setdefault("deploys", {})
+            entry = deploys.pop(deploy_id, {})
+            if started is not None:
+                entry["started"] = started
+            if value is not None:
+                check_id, number, query = value
+                entry.setdefault("values", {})[check_id] = {
+                    "value": number, "recorded": recorded, "query": query}
+            deploys[deploy_id] = entry  # last written, last in order
+            for old in list(deploys)[:-KEPT_DEPLOYS]:
+                del deploys[old]
+            self._write(self._file(env), document)
 
     def record(self, env: str, check_id: str, value: float, query: str) -> Baseline:
         recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

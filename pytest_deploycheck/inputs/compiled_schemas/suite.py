@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "1206f52acb39d0a289a38cf7f8d467a10493bbc527cd1dc1fb8a57810b33fb7e"
+SCHEMA_SHA256 = "4d681eef1509f4e6520381e8e768670978d83c134c32918d68abb3fb44d0dff0"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -378,6 +378,15 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                     data__baseline__relative = data__baseline["relative"]
                     if not isinstance(data__baseline__relative, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".baseline.relative must be string")
+                if "from" in data__baseline_keys:
+                    data__baseline_keys.remove("from")
+                    data__baseline__from = data__baseline["from"]
+                    if not (isinstance(data__baseline__from, str) and data__baseline__from == 'predeploy'):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".baseline.from must be one of ['predeploy']")
+                if "before_deploy" in data__baseline_keys:
+                    data__baseline_keys.remove("before_deploy")
+                    data__baseline__beforedeploy = data__baseline["before_deploy"]
+                    validate____defs_duration(data__baseline__beforedeploy, custom_formats, (name_prefix or "data") + ".baseline.before_deploy")
                 if data__baseline_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".baseline must not contain "+str(data__baseline_keys)+" properties")
         if data_keys:
