@@ -629,14 +629,18 @@ class Gate:
     def announce(self, env_name: str, phase: str) -> None:
         """Run ``env_name``'s ``announce:`` actions for ``phase``, once per run and phase
         (called as the phase's first check reports)."""
-        gate = self.env(env_name)
-        if phase in gate.announced or self.quiet:
+        if self.quiet:
             return
-        gate.announced.add(phase)
         try:
             environment = self.environment(env_name)
         except DeploycheckError:
             return  # its checks report the environment's error
+        if not environment.announce:
+            return  # and the environment's place in the report stays its checks'
+        gate = self.env(env_name)
+        if phase in gate.announced:
+            return
+        gate.announced.add(phase)
         context = None
         for announce in environment.announce:
             if not announce.wanted(None, [phase]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -76,6 +77,16 @@ def runpytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """An in-process pytest run in the pytester folder, without cache or rewrite noise."""
     return pytester.runpytest("-p", "no:cacheprovider", "-W",
                               "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+def assert_bad_input(project: Project, message: str, *args: str) -> None:
+    """A collection run with ``args`` fails with a line matching ``*message`` (fnmatch) and
+    no traceback of the plugin's."""
+    result = runpytest(project.pytester, "--collect-only", *args)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0, out
+    assert "Traceback" not in out and "pytest_deploycheck/" not in out, out
+    assert any(fnmatch.fnmatch(line, "*" + message) for line in out.splitlines()), out
 
 
 ROOT = Path(__file__).parent.parent

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import Project, runpytest
+from conftest import Project, assert_bad_input, runpytest
 from servers import LoopbackServer
 
 ENVIRONMENTS = """\
@@ -152,9 +152,7 @@ def test_bad_announce_and_notify_entries_name_file_line_and_key(
     project.environments("environments:\n  prod:\n    vars: {a: 1}\n    services: {}\n"
                          f"    {entry}\n")
     project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines([f"*{message}"])
+    assert_bad_input(project, message, "--env=prod")
 
 
 ORDERED = """\
@@ -214,10 +212,8 @@ def test_a_misspelt_name_in_a_rollback_command_is_a_collection_error(
     project.environments("environments:\n  prod:\n    vars: {service: api}\n"
                          f"    rollback:\n      - {{command: \"{command}\"}}\n")
     project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines([f"environments.yaml:5: environments.prod.rollback[[]0[]]"
-                                 f".command: {message.replace('[', '[[]')}"])
+    assert_bad_input(project, f"environments.yaml:5: environments.prod.rollback[[]0[]]"
+                                 f".command: {message.replace('[', '[[]')}", "--env=prod")
 
 
 def test_what_a_python_action_prints_is_masked_and_kept(project: Project,
@@ -242,7 +238,5 @@ def test_an_empty_when_is_a_collection_error(project: Project, when: str) -> Non
     project.environments("environments:\n  prod:\n    notify:\n"
                          f"      - {{command: 'true', when: {when}}}\n")
     project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*environments.prod.notify[[]0[]].when*: an empty list of "
-                                 "*never matches*"])
+    assert_bad_input(project, "environments.prod.notify[[]0[]].when*: an empty list of "
+                              "*never matches*", "--env=prod")

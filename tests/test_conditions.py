@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import Project, git, runpytest
+from conftest import Project, assert_bad_input, git, runpytest
 
 ENVIRONMENTS = """\
     environments:
@@ -152,9 +152,7 @@ def test_a_condition_that_cannot_be_decided_names_file_line_and_key(
     project.environments(ENVIRONMENTS)
     project.suite("bad.yaml", "checks:\n  - name: a\n    kind: smoke\n"
                               f"    if: {condition}\n    command: 'true'\n")
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines([f"*{message}"])
+    assert_bad_input(project, message, "--env=prod")
 
 
 def test_a_suite_condition_in_a_template_is_rendered(project: Project) -> None:
@@ -219,10 +217,9 @@ def test_an_empty_value_is_a_missing_one_never_false(project: Project) -> None:
         checks:
           - {name: migration applied, kind: smoke, if: "{{ migration }}", command: "true"}
         """)
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*suites/release.yaml:2: checks[[]0[]].if: renders '', which "
-                                 "is neither true nor false*an empty value is a missing one*"])
+    assert_bad_input(project, "suites/release.yaml:2: checks[[]0[]].if: renders '', which is "
+                              "neither true nor false*an empty value is a missing one*",
+                     "--env=prod")
 
 
 def test_an_unneeded_check_never_runs_without_the_skipping_plugin(project: Project) -> None:

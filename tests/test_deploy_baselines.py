@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import Project, prometheus_env, runpytest
+from conftest import Project, assert_bad_input, prometheus_env, runpytest
 from metric_servers import Prometheus
 
 # The value is what the file says: a stand-in for "count recent errors".
@@ -106,9 +106,7 @@ def test_bad_deploy_baselines_name_file_line_and_key(project: Project, suite: st
                                                      message: str) -> None:
     project.environments(ENVIRONMENTS)
     project.suite("release.yaml", suite)
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines([f"*{message}"])
+    assert_bad_input(project, message, "--env=prod")
 
 
 def test_before_deploy_compares_with_the_same_query_before_the_deploy_started(

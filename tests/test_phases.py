@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, runpytest
+from conftest import Project, assert_bad_input, runpytest
 
 # A metric source that is a command: no server needed, and the value is what the check says.
 ENVIRONMENTS = """\
@@ -139,9 +139,7 @@ def test_bad_phases_and_kinds_name_file_line_and_key(project: Project, suite: st
                                                       message: str) -> None:
     project.environments(ENVIRONMENTS)
     project.suite("bad.yaml", suite)
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines([f"*{message}*"])
+    assert_bad_input(project, f"*{message}*", "--env=prod")
 
 
 def test_a_python_check_takes_a_phase(project: Project) -> None:

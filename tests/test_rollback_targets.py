@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import Project, runpytest
+from conftest import Project, assert_bad_input, runpytest
 from servers import LoopbackServer
 
 ENVIRONMENTS = """\
@@ -183,9 +183,7 @@ def test_bad_rollback_targets_name_file_line_and_key(project: Project, rollback:
                          "      web: {url: 'http://127.0.0.1:9'}\n"
                          f"    {rollback}\n")
     project.suite("s.yaml", "checks:\n  - {name: a, kind: smoke, command: 'true'}\n")
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines([f"*{message}"])
+    assert_bad_input(project, message, "--env=prod")
 
 
 def test_a_metric_check_naming_an_unknown_service_is_a_collection_error(
@@ -199,8 +197,6 @@ def test_a_metric_check_naming_an_unknown_service_is_a_collection_error(
             query: "0"
             threshold: "< 1"
         """)
-    result = runpytest(project.pytester, "--env=prod", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*suites/post.yaml:4: checks[[]0[]].service: unknown service "
-                                 "'wbe' in environment 'prod' (did you mean 'web'?); its "
-                                 "services: api, web"])
+    assert_bad_input(project, "suites/post.yaml:4: checks[[]0[]].service: unknown service "
+                              "'wbe' in environment 'prod' (did you mean 'web'?); its "
+                              "services: api, web", "--env=prod")

@@ -116,7 +116,10 @@ class GatePlugin:
         """Announce each (environment, phase) of the run, in deploy order."""
         if self.gate.quiet:
             return
-        for env, phase in sorted(set(pairs), key=lambda pair: PHASES.index(pair[1])):
+        # In deploy order, then in the order of --env (which orders the report too).
+        order = {name: index for index, name in enumerate(self.run.selected)}
+        for env, phase in sorted(set(pairs), key=lambda pair: (PHASES.index(pair[1]),
+                                                               order.get(pair[0], 0))):
             self.gate.announce(env, phase)
 
     def _phases_of(self, ids: list[str]) -> Iterator[tuple[str, str]]:

@@ -192,7 +192,6 @@ def _load_suite(path: Path, display: str, known: Sequence[str] | None) -> Suite:
                        f"{seen[node['name']]})", node, "name", where)
         seen[node["name"]] = node.line
         check = _check(node, where, doc, name, display, path.parent, known)
-        checks.append(check)
         companion = check.spec.companion(check.name)
         if companion is not None:
             if check.phase != "postdeploy":
@@ -200,9 +199,11 @@ def _load_suite(path: Path, display: str, known: Sequence[str] | None) -> Suite:
                                "deploy with the one before it: the check belongs to the "
                                "postdeploy phase", node, "phase" if "phase" in node else
                                "baseline", where)
+            # Before its check, as the deploy orders them.
             checks.append(replace(check, name=f"{check.name} (before the deploy)",
                                   phase="predeploy", spec=companion,
                                   on_fail=default_on_fail(check.kind, "predeploy")))
+        checks.append(check)
     return Suite(name=name, file=display, checks=tuple(checks))
 
 
