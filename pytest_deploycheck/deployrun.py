@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .actions import ActionContext
 from .checks.base import CheckInstance, CheckResult, CheckRunner, RunContext
 from .checks.conditions import ChangedFiles, skip_reason
 from .checks.registry import CHECK_TYPES
 from .checks.suites import instances, load_suite
 from .deploy import Deploy
-from .environments import Environment, EnvironmentsFile
+from .environments import Environment, EnvironmentsFile, Stage
 from .errors import ConfigError, DeploycheckError, UsageProblem
+from .rollout import StageResult, run_stage, stage_checks
 from .runtime.clients import ClientPool
 from .runtime.commands import run_command
 from .runtime.engine import Engine
@@ -90,6 +93,7 @@ class DeployRun:
         self.changes = ChangedFiles(rootdir)
         self._file: EnvironmentsFile | None = None
         self._deploy: Deploy | None = None
+        self._started = datetime.datetime.now(datetime.UTC)
         self.context.deploy = self.deploy
 
     def deploy(self) -> Deploy:
@@ -158,10 +162,11 @@ class DeployRun:
                 f"({', '.join(self.suites_without_env[:3])}); pass --env NAME or set "
                 f"DEPLOYCHECK_ENV. Known environments: {self.known_environments()}")
 
-    def run_check(self, instance: CheckInstance) -> CheckResult:
+    def run_check(self, instance: CheckInstance,
+                  runners: Mapping[str, CheckRunner] | None = None) -> CheckResult:
         started = time.monotonic()
         try:
-            return self.runners[instance.check.spec.type].run(instance)
+            return (runners or self.runners)[instance.check.spec.type].run(instance)
         except Exception as exc:  # the boundary: any exception fails this check only
             return BrokenResult(exception_line(exc), time.monotonic() - started)
 
@@ -169,20 +174,49 @@ class DeployRun:
         return self.environments_file().resolve(name, self.environ, self.redactor)
 
     def suite_files(self) -> list[Path]:
-        """The suite files of the run's suites folders, in a stable order."""
+        """The suite files of the run's suites folders, in a stable order: as pytest collects
+        them, following linked folders (each real folder once)."""
         found: set[Path] = set()
+        seen: set[str] = set()
         for folder in self.settings.suites.value:
-            base = self.rootdir / folder
-            if base.is_dir():
-                found.update(path for pattern in ("*.yaml", "*.yml")
-                             for path in base.rglob(pattern) if path.is_file())
+            for top, dirs, files in os.walk(self.rootdir / folder, followlinks=True):
+                real = os.path.realpath(top)
+                if real in seen:
+                    dirs[:] = []
+                    continue
+                seen.add(real)
+                dirs.sort()
+                found.update(Path(top) / name for name in files
+                             if name.endswith((".yaml", ".yml")))
         return sorted(found)
+
+    def run_stage(self, env_name: str, stage: Stage) -> StageResult:
+        """Run a stage of ``env_name``'s rollout: its action, its wait, then the post-deploy
+        checks with its markers, one after the other."""
+        env = self.environment(env_name)
+        names = self.environments_file().names
+        made: list[CheckInstance] = []
+        for path in self.suite_files():
+            suite = load_suite(path, display_path(path, self.rootdir), names)
+            for check in stage_checks(stage, suite.checks):
+                made += instances(check, env)
+        context = ActionContext(env_name, [], self.settings.state_dir.value / "no-failures.json",
+                                self.redactor, vars=env.vars, phase="postdeploy",
+                                deploy=self.deploy().facts(datetime.datetime.now(datetime.UTC),
+                                                           self._started))
+        alone = replace(self.context, sleep=time.sleep)
+        runners = {name: kind.runner(alone) for name, kind in CHECK_TYPES.items()}
+        return run_stage(stage, context, made, lambda one: self.run_check(one, runners))
 
     def verify_rollback(self, env_name: str) -> list[dict[str, Any]]:
         """Run ``env_name``'s post-rollback checks (``phase: postrollback``) against what was
         rolled back to, one after the other; what each found, as the gate report keeps it. A
         suite that cannot be read is a failed verification naming it."""
         found: list[dict[str, Any]] = []
+        # The run's engine may have stopped by now (its sleep then cancels a retry): these
+        # checks wait on their own.
+        alone = replace(self.context, sleep=time.sleep)
+        runners = {name: kind.runner(alone) for name, kind in CHECK_TYPES.items()}
         try:
             env = self.environment(env_name)
             names = self.environments_file().names
@@ -205,9 +239,10 @@ class DeployRun:
                 record.update(outcome="failed", message=str(exc), duration=0.0)
             else:
                 if unneeded:
-                    record.update(outcome="skipped", message=unneeded, duration=0.0)
+                    record.update(outcome="skipped", message=unneeded, duration=0.0,
+                                  unneeded=True)
                 else:
-                    result = self.run_check(instance)
+                    result = self.run_check(instance, runners)
                     record.update(outcome=result.outcome, message=result.reason,
                                   duration=round(result.duration, 3))
             record["message"] = self.redactor.redact(record["message"])

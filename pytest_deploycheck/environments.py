@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .actions import Notify, RollbackStep, parse_notify, parse_rollback
+from .actions import Action, Notify, RollbackStep, parse_action, parse_notify, parse_rollback
 from .actions.base import SCOPE_NAMES, scope_problem
 from .errors import ConfigError
 from .inputs.endpoints import Service, parse_endpoint
@@ -51,6 +51,7 @@ class Environment:
     rollback: tuple[RollbackStep, ...] = ()
     notify: tuple[Notify, ...] = ()
     announce: tuple[Notify, ...] = ()  # run when a phase starts
+    rollout: tuple[Stage, ...] = ()  # the stages of a staged rollout, in order
 
     def metric_source(self, name: str) -> MetricSource:
         return self._named("metric source", self.metrics, name,
@@ -177,7 +178,8 @@ _ACTION_FIELDS = ("command", "command/[]", "webhook/url", "webhook/headers/*", "
                   "webhook/json/**", "webhook/body")
 # The fields of an environment whose templates are rendered (rollback and notify actions with
 # the environment's vars, a metric command with its query); every other {{ is an error.
-_ACTION_LISTS = ("rollback/[]", "rollback/[]/fallback/[]", "notify/[]", "announce/[]")
+_ACTION_LISTS = ("rollback/[]", "rollback/[]/fallback/[]", "notify/[]", "announce/[]",
+                 "rollout/stages/[]/action")
 RENDERED_VALUES = (*(f"{kind}/{field}" for kind in _ACTION_LISTS for field in _ACTION_FIELDS),
                    "metrics/*/command", "metrics/*/command/[]")
 RENDERED_KEYS = tuple(f"{kind}/webhook/{field}" for kind in _ACTION_LISTS
@@ -254,5 +256,39 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
         notify=parse_notify(doc.get("notify", YamlList()), file, f"{where}.notify",
                             source.path.parent),
         announce=parse_notify(doc.get("announce", YamlList()), file, f"{where}.announce",
-                              source.path.parent, announce=True))
+                              source.path.parent, announce=True),
+        rollout=_stages(doc.get("rollout"), file, f"{where}.rollout", source.path.parent))
+
+
+def _stages(node: YamlMap | None, file: str, where: str, base_dir: Path) -> tuple[Stage, ...]:
+    """An environment's ``rollout: {stages: [...]}``; stage names are unique."""
+    if node is None:
+        return ()
+    stages: list[Stage] = []
+    for index, entry in enumerate(node["stages"]):
+        inner = f"{where}.stages[{index}]"
+        if any(stage.name == str(entry["name"]) for stage in stages):
+            raise ConfigError(f"two stages are named {entry['name']!r}", file=file,
+                              line=entry.line_of("name"), key=f"{inner}.name")
+        markers = entry.get("markers", [])
+        stages.append(Stage(
+            name=str(entry["name"]),
+            action=parse_action(entry["action"], file, f"{inner}.action", base_dir,
+                                entry.line_of("action")),
+            wait=duration_at(entry, "wait", inner, 0.0),
+            markers=tuple([markers] if isinstance(markers, str) else markers),
+            line=entry.line))
+    return tuple(stages)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a staged rollout: an action (move 5% of the traffic), a wait, and the
+    post-deploy checks with any of ``markers``."""
+
+    name: str
+    action: Action
+    wait: float
+    markers: tuple[str, ...]
+    line: int
 

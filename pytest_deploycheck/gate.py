@@ -62,23 +62,25 @@ class CheckInfo(TypedDict):
     details: dict[str, Any]  # the result's own data (JSON-safe, redacted)
     acknowledged: str | None  # the --ack value that acknowledged it
     unneeded: str  # why its ``if:`` left it out (skipped before anything of it ran)
+    guessed: bool  # its kind and on_fail were guessed (its worker died before describing it)
 
 
 # What a phase says when it found nothing to tell; shared, so read-only.
 QUIET_OUTCOME: Mapping[str, Any] = {"warning": "", "inconclusive": False, "note": "",
                                     "reason": "", "details": {}, "acknowledged": None,
-                                    "unneeded": ""}
+                                    "unneeded": "", "guessed": False}
 
 
 def check_info(*, id: str, item_id: str, suite: str, name: str, env: str, kind: str,
                phase: str, on_fail: str, severity: str, runbook: str | None, file: str,
-               line: int, order: int, services: list[str] | None = None) -> CheckInfo:
+               line: int, order: int, services: list[str] | None = None,
+               guessed: bool = False) -> CheckInfo:
     """A check's description with a quiet outcome (YAML and Python checks alike)."""
     return CheckInfo(id=id, item_id=item_id, suite=suite, name=name, env=env, kind=kind,
                      phase=phase, services=services or [], on_fail=on_fail,
                      severity=severity, runbook=runbook, file=file, line=line,
                      order=order, warning="", inconclusive=False, note="", reason="",
-                     details={}, acknowledged=None, unneeded="")
+                     details={}, acknowledged=None, unneeded="", guessed=guessed)
 
 
 def outcome_part(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,6 +114,7 @@ class CheckRecord:
     note: str = ""
     acknowledged: str | None = None
     unneeded: str = ""  # skipped by its ``if:``, with this reason
+    guessed: bool = False  # its policy was guessed for a crash: it never vetoes a rollback
     value: Any = None  # what it measured (a metric check's value), and its baseline
     baseline: Any = None
     # The item's place in the collected order: checks that ran concurrently finish in any
@@ -130,6 +133,7 @@ class CheckRecord:
                    duration=duration, message=message, file=info["file"], line=info["line"],
                    note="" if crashed else info["note"], acknowledged=info["acknowledged"],
                    unneeded=info.get("unneeded", "") if outcome == "skipped" else "",
+                   guessed=bool(info.get("guessed")),
                    value=info["details"].get("value"),
                    baseline=info["details"].get("baseline"), order=info["order"])
 
@@ -191,6 +195,12 @@ def _signals_held(received: list[str], stop_at: int | None = 2) -> Iterator[None
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
+def verified(found: Mapping[str, Any]) -> bool:
+    """Whether a post-rollback check's outcome counts as verification: it passed, or its
+    ``if:`` left it out (a skip for no data is no evidence)."""
+    return found["outcome"] in ("passed", "warned") or bool(found.get("unneeded"))
+
+
 @dataclass
 class RollbackRun:
     """What the gate did about failed rollback-gate checks in one environment."""
@@ -224,10 +234,9 @@ class RollbackRun:
 
     @property
     def unverified(self) -> list[dict[str, Any]]:
-        """The post-rollback checks that did not pass: what was rolled back to is not known
-        to be healthy."""
-        return [found for found in self.verification or ()
-                if found["outcome"] not in ("passed", "skipped", "warned")]
+        """The post-rollback checks that did not pass (or were not left out by their
+        ``if:``): what was rolled back to is not known to be healthy."""
+        return [found for found in self.verification or () if not verified(found)]
 
     @property
     def problem(self) -> str:
@@ -433,7 +442,7 @@ class Gate:
         failures = gate.rollback_failures()
         run = gate.rollback = RollbackRun(self.mode, [r.id for r in failures])
         run.vetoed_by = [r.id for r in gate.ordered() if r.outcome == "failed"
-                         and r.on_fail == "block" and r.phase == "postdeploy"]
+                         and r.on_fail == "block" and r.phase == "postdeploy" and not r.guessed]
         if run.vetoed_by:
             self.audit("rollback_decision", env=env_name, mode=self.mode,
                        triggered_by=run.triggered_by, vetoed_by=run.vetoed_by)
@@ -482,6 +491,58 @@ class Gate:
                                                      if run.interrupted
                                                      else "the rollback ran to its end"))
         return run
+
+    def _roll_back_late(self, env_name: str) -> None:
+        """After a rollback that started early (--rollback-fast) with only some services'
+        actions: run those of the services whose checks failed since, once each."""
+        gate = self.env(env_name)
+        run = gate.rollback
+        if run is None or run.services is None or run.vetoed_by or run.interrupted \
+                or self.mode == "off" or not run.ran or run.failed_action is not None:
+            return
+        failures = gate.rollback_failures()
+        everything = not all(r.services for r in failures)
+        needed = {service for r in failures for service in r.services}
+        try:
+            environment = self.environment(env_name)
+        except DeploycheckError:
+            return
+        late = [step for step in environment.rollback if step.service is not None
+                and step.service not in run.services and (everything or step.service in needed)]
+        if not late:
+            return
+        run.triggered_by = [r.id for r in failures]
+        run.services = sorted({*run.services, *(step.service for step in late if step.service)})
+        self.audit("rollback_decision", env=env_name, mode=self.mode,
+                   triggered_by=run.triggered_by, services=run.services, late=True)
+        data = [self.redactor.redact_data(r.to_json()) for r in failures]
+        try:
+            failures_file = self._failures_file(env_name, "rollback", data)
+        except OSError as exc:
+            run.actions.append(ActionResult("write failures file", "file", "failed", str(exc)))
+            return
+        context = self._context(gate, environment, data, failures_file)
+        try:
+            with _signals_held(run.signals):
+                for step in late:
+                    # Its place in the report is where it was skipped.
+                    skipped = next((i for i, a in enumerate(run.actions) if a.outcome ==
+                                    "skipped" and a.name == step.action.name), None)
+                    before = len(run.actions)
+                    result = self._run_one(run, step.action, context)
+                    if result.outcome == "failed" and step.fallback:
+                        result.recovered = self._run_fallback(run, step, context)
+                    if skipped is not None:
+                        ran = run.actions[before:]
+                        del run.actions[before:]
+                        run.actions[skipped:skipped + 1] = ran
+                    if result.outcome == "interrupted" or (result.outcome == "failed"
+                                                           and not result.recovered):
+                        return
+                if self.mode == "auto" and run.succeeded and self.verify is not None:
+                    run.verification = self.verify(env_name) or None
+        except RollbackInterrupted:
+            run.interrupted = True
 
     def _run_actions(self, run: RollbackRun, environment: Environment, context: ActionContext,
                      data: list[dict[str, Any]], reported_at: float | None) -> None:
@@ -590,6 +651,8 @@ class Gate:
             for name, gate in self.envs.items():
                 if gate.rollback is None and gate.rollback_failures():
                     self.roll_back(name)
+                elif gate.rollback is not None:
+                    self._roll_back_late(name)
             verdicts = {}
             for name, gate in self.envs.items():
                 gate.verdict = gate.decide()

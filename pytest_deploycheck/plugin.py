@@ -32,6 +32,7 @@ MARKERS = {
     "postdeploy": "runs after a deploy: health, smoke and metric checks",
     "postrollback": "verifies a rollback: run by the gate after its rollback actions, and as "
                     "items only when -m names postrollback",
+    "rollout": "a stage of an environment's staged rollout (items only when -m names rollout)",
     "deploycheck": "deploycheck(kind, on_fail, envs, skip_envs, severity, timeout, runbook): "
                    "a check written in Python; runs once per selected environment",
 }
@@ -247,11 +248,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # First, so that -m sees the kind markers of Python checks.
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    # First, so that -m sees the kind markers of Python checks, and the rollout's stages.
     from .adapter.markeritems import prepare
+    from .adapter.rolloutitems import stage_items
     from .adapter.yamlitems import keep_postrollback_for_the_gate, number_items
 
+    if _run(config).selected:
+        items += stage_items(session, config)
     number_items(items)
     prepare(config, items)
     keep_postrollback_for_the_gate(config, items)
@@ -357,9 +362,12 @@ def pytest_make_collect_report(collector: pytest.Collector
 
 def _gate_info(item: pytest.Item, call: pytest.CallInfo[None]) -> CheckInfo | None:
     from .adapter.markeritems import report_info
+    from .adapter.rolloutitems import StageItem
     from .adapter.yamlitems import CheckItem
 
-    return item.report_info(call) if isinstance(item, CheckItem) else report_info(item, call)
+    if isinstance(item, (CheckItem, StageItem)):
+        return item.report_info(call)
+    return report_info(item, call)
 
 
 def _failed_description(item: pytest.Item, call: pytest.CallInfo[None],

@@ -178,6 +178,18 @@ def deploy_time(value: Any, option: str = "--deploy-time") -> dt.datetime | None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def deploy_started(value: Any) -> dt.datetime | None:
+    """``--deploy-started``: not in the future, where a window "before the deploy" would
+    cover what came after it (a minute of clock skew is allowed)."""
+    moment = deploy_time(value, "--deploy-started")
+    now = dt.datetime.now(dt.UTC)
+    if moment is not None and moment > now + dt.timedelta(minutes=1):
+        raise UsageProblem(f"--deploy-started: {moment.isoformat()} is in the future (now is "
+                           f"{now.isoformat(timespec='seconds')}); give when the deploy "
+                           f"started")
+    return moment
+
+
 ROLLBACK_MODES = ("auto", "dry-run", "off")
 
 
@@ -214,7 +226,7 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "deploy_id": lambda value, base: str(value or "").strip(),
     "deploy_version": lambda value, base: str(value or "").strip(),
     "deploy_commit": lambda value, base: str(value or "").strip(),
-    "deploy_started": lambda value, base: deploy_time(value, "--deploy-started"),
+    "deploy_started": lambda value, base: deploy_started(value),
     "deploy_actor": lambda value, base: str(value or "").strip(),
     "concurrency": lambda value, base: concurrency(value),
 }

@@ -154,3 +154,69 @@ def test_before_deploy_reads_the_start_the_pre_deploy_run_recorded(
     assert "started" in state["deploys"]["d7"]
     result = runpytest(project.pytester, "--env=test", "-m", "postdeploy", "--deploy-id=d7")
     result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_without_a_baseline_the_threshold_still_judges(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", SUITE)
+    errors(project, "5000")
+    post = runpytest(project.pytester, "--env=prod", "-m", "postdeploy", "--deploy-id=d9",
+                     "--gate-report=gate.json")
+    post.assert_outcomes(failed=1, deselected=1)
+    assert report(project)["verdict"] == "rolled_back"
+
+
+def test_a_repeated_pre_deploy_run_keeps_the_first_value(project: Project) -> None:
+    """Run again after the deploy with the same id, it must not make the after the before."""
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", SUITE)
+    errors(project, "10")
+    runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
+    errors(project, "40")
+    runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
+    post = runpytest(project.pytester, "--env=prod", "-m", "postdeploy", "--deploy-id=d1")
+    post.assert_outcomes(failed=1, deselected=1)
+    state = (project.path / ".deploycheck" / "prod.json").read_text()
+    assert "errors.txt" not in state  # the query is kept as a digest
+
+
+def test_a_blocked_pre_deploy_run_records_nothing(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", SUITE)
+    errors(project, "250")
+    runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
+    errors(project, "10")
+    runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
+    errors(project, "40")
+    post = runpytest(project.pytester, "--env=prod", "-m", "postdeploy", "--deploy-id=d1")
+    post.assert_outcomes(failed=1, deselected=1)
+
+
+@pytest.mark.parametrize("state", ['{"version": 1, "baselines": {}, "deploys": []}',
+                                   '{"version": 1, "baselines": {}, "deploys": {"d1": '
+                                   '{"values": []}}}'])
+def test_a_broken_state_file_is_named_and_never_rolls_back(project: Project,
+                                                           state: str) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", SUITE)
+    errors(project, "10")
+    (project.path / ".deploycheck").mkdir()
+    (project.path / ".deploycheck" / "prod.json").write_text(state)
+    pre = runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1",
+                    "--gate-report=gate.json")
+    assert "Traceback" not in pre.stdout.str() + pre.stderr.str()
+    assert report(project)["verdict"] == "blocked"
+    post = runpytest(project.pytester, "--env=prod", "-m", "postdeploy", "--deploy-id=d1",
+                     "--gate-report=gate.json", "-rs")
+    post.stdout.fnmatch_lines(["*is not a deploycheck state file; delete it to start over*"])
+    assert report(project)["verdict"] == "inconclusive"
+    assert not (project.path / "rollbacks.log").exists()
+
+
+def test_a_deploy_start_in_the_future_is_a_usage_error(project: Project) -> None:
+    project.environments(ENVIRONMENTS)
+    project.suite("release.yaml", SUITE)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).isoformat()
+    result = runpytest(project.pytester, "--env=prod", f"--deploy-started={later}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--deploy-started: * is in the future*"])

@@ -16,6 +16,7 @@ LAYERS = (
     {"environments"},
     {"checklist"},
     {"checks"},
+    {"rollout"},
     {"deployrun"},
     {"gate"},
     {"report"},

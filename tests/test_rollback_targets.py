@@ -200,3 +200,53 @@ def test_a_metric_check_naming_an_unknown_service_is_a_collection_error(
     assert_bad_input(project, "suites/post.yaml:4: checks[[]0[]].service: unknown service "
                               "'wbe' in environment 'prod' (did you mean 'web'?); its "
                               "services: api, web", "--env=prod")
+
+
+def test_a_check_of_an_absolute_url_rolls_back_every_service(project: Project,
+                                                             server: LoopbackServer) -> None:
+    setup(project, server, """\
+        checks:
+          - name: login flow
+            kind: smoke
+            steps:
+              - request: {service: api, path: /ok}
+              - request: {url: "@URL@/status/503"}
+        """.replace("@URL@", server.url))
+    runpytest(project.pytester, "--env=prod").assert_outcomes(failed=1)
+    assert rollbacks(project) == ["api", "web", "all"]
+
+
+def test_a_service_failing_after_a_fast_rollback_started_is_rolled_back_too(
+        project: Project, server: LoopbackServer) -> None:
+    setup(project, server, """\
+        checks:
+          - {name: api ok, kind: smoke, service: api, command: "exit 1"}
+          - {name: web ok, kind: smoke, service: web, command: "sleep 0.3; exit 1"}
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--rollback-fast", "-p", "xdist",
+                       "-n", "2", "--gate-report=gate.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    found = report(project)
+    failed = {c["name"] for c in found["checks"] if c["outcome"] == "failed"}  # type: ignore[attr-defined]
+    expected = ["api", *(["web"] if "web ok" in failed else []), "all"]
+    assert sorted(rollbacks(project)) == sorted(expected)
+    assert found["verdict"] == "rolled_back"
+    outcomes = {a["name"]: a["outcome"] for a in found["rollback"]["actions"]}  # type: ignore[index]
+    assert outcomes["undo web"] == ("succeeded" if "web ok" in failed else "skipped")
+
+
+def test_a_crash_whose_policy_was_guessed_never_vetoes(project: Project,
+                                                      server: LoopbackServer) -> None:
+    setup(project, server, """\
+        checks:
+          - {name: api healthy, kind: health, service: api, request: {path: /status/503}}
+        """)
+    (project.path / "test_flow.py").write_text(
+        "import os\nimport pytest\n\n@pytest.fixture\ndef dies():\n    os._exit(1)\n\n"
+        "@pytest.mark.deploycheck(kind='smoke')\ndef test_checkout(deploy_env, dies):\n"
+        "    pass\n")
+    result = runpytest(project.pytester, "--env=prod", "-p", "xdist", "-n", "2",
+                       "--max-worker-restart=1", "--gate-report=gate.json")
+    assert result.ret != 0
+    assert "vetoed_by" not in report(project)["rollback"]  # type: ignore[operator]
+    assert rollbacks(project) == ["api", "all"]

@@ -124,3 +124,46 @@ def test_a_python_check_cannot_be_post_rollback(project: Project,
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["test_live.py:3: deploycheck(phase=...): post-rollback checks "
                                  "are YAML checks*"])
+
+
+def test_post_rollback_checks_in_a_linked_folder_are_verified(project: Project,
+                                                             server: LoopbackServer) -> None:
+    setup(project, server, "echo 1.2.2 > version.txt", SUITE.split("      - name: previous")[0])
+    shared = project.path / "shared"
+    shared.mkdir()
+    (shared / "verify.yaml").write_text(
+        "checks:\n  - {name: previous version is live, kind: health, phase: postrollback,\n"
+        "     command: 'grep -x 1.2.0 version.txt'}\n")
+    (project.path / "suites" / "shared").symlink_to(shared)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    result.assert_outcomes(passed=1, failed=1)
+    assert report(project)["verdict"] == "rollback_failed"
+
+
+def test_a_post_rollback_check_waits_for_what_comes_back(project: Project,
+                                                         server: LoopbackServer) -> None:
+    """Its retry sleeps also once the run's checks are done (-n 0, no --rollback-fast)."""
+    setup(project, server, "true", SUITE.split("      - name: previous")[0] + """\
+      - name: api is back
+        kind: health
+        phase: postrollback
+        request: {service: api, path: /flaky/back, params: {fail: "2"}}
+        retry: {attempts: 5, interval: 200ms}
+    """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    result.assert_outcomes(passed=1, failed=1)
+    assert report(project)["verdict"] == "rolled_back"
+
+
+def test_a_post_rollback_check_skipped_for_no_data_does_not_verify(
+        project: Project, server: LoopbackServer) -> None:
+    project.environments(ENVIRONMENTS.replace("@URL@", server.url)
+                         .replace("@ROLLBACK@", "true").rstrip(" ") + "        metrics:\n"
+                         "          none: {type: command, command: 'test -n {{ query }}'}\n")
+    project.suite("post.yaml", SUITE.split("      - name: previous")[0] + """\
+      - {name: errors back to normal, kind: metric, phase: postrollback, source: none,
+         query: "errors", threshold: "< 1", no_data: skip}
+    """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    result.assert_outcomes(passed=1, failed=1)
+    assert report(project)["verdict"] == "rollback_failed"

@@ -27,6 +27,7 @@ __all__ = [
     "ActionResult",
     "Notify",
     "RollbackStep",
+    "parse_action",
     "parse_notify",
     "parse_rollback",
 ]
@@ -53,6 +54,11 @@ class Notify:
         of ``phases``."""
         return (verdict is None or verdict in self.when) and (
             self.phases is None or not self.phases.isdisjoint(phases))
+
+
+def parse_action(node: object, file: str, where: str, base_dir: Path, line: int) -> Action:
+    """One action (a rollout stage's), at ``where``."""
+    return _action(node, file, where, base_dir, line)
 
 
 def _action(node: object, file: str, where: str, base_dir: Path, line: int) -> Action:

@@ -109,8 +109,9 @@ class GatePlugin:
                 deploy_id = self.run.deploy().id
                 if deploy_id:
                     self.run.context.state.record_deploy(name, deploy_id, started=utc_iso())
-            except (OSError, DeploycheckError) as exc:
-                self.gate.problem(name, f"cannot record when deploy started: {exc}")
+            except Exception as exc:  # the report is written whatever happened (SPEC §9)
+                self.gate.problem(name, f"cannot record when the deploy started: "
+                                        f"{exception_line(exc)}")
 
     def _announce(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Announce each (environment, phase) of the run, in deploy order."""
@@ -292,8 +293,8 @@ class GatePlugin:
         suite = rest.partition("::")[0] if yaml else file
         return check_info(id=f"{suite}::{name}", item_id=rest if yaml else nodeid, suite=suite,
                           name=name, env=env, kind=kind, phase=phase, on_fail=on_fail,
-                          severity="normal",
-                          runbook=None, file=file, line=line, order=len(self.expected))
+                          severity="normal", runbook=None, file=file, line=line,
+                          order=len(self.expected), guessed=check is None)
 
     def _yaml_check(self, file: str, rest: str) -> Any:
         """The check of the suite file ``file`` (relative to the rootdir) that ``rest`` (the

@@ -22,6 +22,12 @@ import pytest
 CRASH_PHASE = "???"
 
 
+def run_uid(config: pytest.Config) -> str | None:
+    """The id xdist gives one run, the same on every worker (None without workers)."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["testrunuid"]) if workerinput else None
+
+
 def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 

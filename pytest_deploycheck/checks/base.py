@@ -194,8 +194,9 @@ class CheckSpec(Protocol):
         """What it talks to, as report labels."""
         ...
 
-    def calls(self) -> list[str]:
-        """The environment's services it sends requests to (empty: none)."""
+    def calls(self) -> list[str] | None:
+        """The environment's services it sends requests to (empty: none; None: it also sends
+        requests elsewhere, to an absolute URL, so a failure may be anyone's)."""
         ...
 
     def companion(self, name: str) -> CheckSpec | None:
@@ -295,7 +296,10 @@ class Check:
     def rolls_back(self) -> list[str]:
         """The services a failure of it rolls back: those it calls, else the one it names
         (a metric or command check about a service); none: the whole environment."""
-        return self.spec.calls() or ([self.service] if self.service else [])
+        calls = self.spec.calls()
+        if calls is None:
+            return []
+        return calls or ([self.service] if self.service else [])
 
 
 @dataclass(frozen=True)

@@ -166,12 +166,14 @@ class HttpSpec:
                               file=check.file, line=line, key=key)
 
     def services(self) -> list[str]:
-        return self.calls()
+        return sorted({s.request.service for s in self.steps if s.request.service})
 
     def companion(self, name: str) -> None:
         return None
 
-    def calls(self) -> list[str]:
+    def calls(self) -> list[str] | None:
+        if any(not s.request.service for s in self.steps):
+            return None  # an absolute url: a failure there is not one service's
         return sorted({s.request.service for s in self.steps if s.request.service})
 
     def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:

@@ -492,14 +492,14 @@ class MetricRunner:
                               source=f"{spec.source} ({source.describe()})", query=query,
                               rules=[spec.describe_rule()], baseline=None, measurements=[],
                               duration=0.0, observed=spec.observe is not None)
+        missing = ""  # why a baseline of this deploy is not there: judged on the rest
         try:
             baseline = self._baseline(instance, spec, query, result)
         except CheckError as exc:
             result.reason, result.failure = str(exc), "error"
             return result
-        except _NoBaseline as exc:  # nothing to compare with: never a pass
-            result.outcome, result.reason = "inconclusive", str(exc)
-            return result
+        except _NoBaseline as exc:
+            baseline, missing = None, str(exc)
         rules: list[tuple[str, Rule]] = []
         if spec.rule is not None:
             rules.append((str(spec.rule), spec.rule))
@@ -519,7 +519,11 @@ class MetricRunner:
         else:
             self._observe(result, spec, measure, instance.name)
         result.duration = self.clock() - started
-        if spec.records_for is not None and result.value is not None:
+        if missing and result.passed:  # nothing to compare with: never a pass
+            result.outcome, result.reason = "inconclusive", missing
+        elif missing:
+            result.note = f"and no baseline: {missing}"
+        if spec.records_for is not None and result.passed and result.value is not None:
             self._record_for_deploy(instance, spec, query, result)
         elif result.passed and spec.baseline is not None and result.value is not None \
                 and spec.baseline_from is None:
@@ -569,16 +573,20 @@ class MetricRunner:
     def _predeploy_baseline(self, instance: CheckInstance, query: str,
                             result: MetricResult) -> Baseline:
         deploy_id = self._deploy_id()
-        found = self.state.deploy(instance.env.name, deploy_id).get("values", {}).get(
-            _baseline_id(instance))
+        try:
+            found = self.state.deploy(instance.env.name, deploy_id).get("values", {}).get(
+                _baseline_id(instance))
+        except CheckError as exc:
+            raise _NoBaseline(str(exc)) from None
         if not isinstance(found, dict) or not isinstance(found.get("value"), (int, float)):
             raise _NoBaseline(
                 f"no pre-deploy value of this check for deploy '{deploy_id}' in "
                 f"{self.state.folder}: run the pre-deploy gate (-m predeploy) with the same "
                 f"--deploy-id first, and carry the state dir from that job to this one")
-        if found.get("query") != query:
+        if not self.state.same_query(found, query):
             raise _NoBaseline(f"the pre-deploy run of deploy '{deploy_id}' measured another "
-                              f"query ({found.get('query')!r}); nothing to compare with")
+                              f"query (the check or its values changed); nothing to compare "
+                              f"with")
         baseline = Baseline(value=float(found["value"]),
                             recorded=f"in the pre-deploy run of deploy '{deploy_id}' at "
                                      f"{found.get('recorded')}",
@@ -592,14 +600,18 @@ class MetricRunner:
         deploy = self.context.deploy() if self.context.deploy else None
         started = deploy.started if deploy else None
         if started is None and deploy is not None and deploy.id:
-            recorded = self.state.deploy(instance.env.name, deploy.id).get("started")
-            started = datetime.datetime.fromisoformat(recorded) \
-                if isinstance(recorded, str) else None
+            try:
+                recorded = self.state.deploy(instance.env.name, deploy.id).get("started")
+                started = datetime.datetime.fromisoformat(recorded) \
+                    if isinstance(recorded, str) else None
+            except (CheckError, ValueError) as exc:
+                raise _NoBaseline(f"cannot read when the deploy started: {exc}") from None
         if started is None:
             raise _NoBaseline("no deploy start to compare before: pass --deploy-started, or "
                               "run the pre-deploy gate of this deploy with the same --deploy-id "
                               "(it records when the deploy may start) and carry the state dir")
-        end = started.timestamp()
+        # Never later than now: a window "before the deploy" holds nothing after it.
+        end = min(started.timestamp(), self.wall())
         begin = end - spec.before_deploy
         source = instance.env.metric_source(spec.source)
         step = spec.step or max(1.0, spec.before_deploy / 60)

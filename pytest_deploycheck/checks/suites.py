@@ -240,7 +240,7 @@ def instances(check: Check, env: Environment) -> list[CheckInstance]:
                                   (check.line_of("parametrize"),
                                    f"{check.where}.parametrize")),
                     set(instance.base_scope()), env, check.file)
-        if check.service and not check.spec.calls() and check.service not in env.services:
+        if check.service and check.spec.calls() == [] and check.service not in env.services:
             key = "service" if "service" in check.key_lines else None
             raise ConfigError(f"unknown service '{check.service}' in environment '{env.name}'"
                               f"{suggest(check.service, env.services)}; its services: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from ..gate import OK_VERDICTS, EnvGate, RollbackRun
+from ..gate import OK_VERDICTS, EnvGate, RollbackRun, verified
 
 # A line and its terminal markup (``red``, ``green``, ``bold``).
 Line = tuple[str, dict[str, bool]]
@@ -101,8 +101,7 @@ def _rollback_lines(run: RollbackRun | None) -> Iterator[Line]:
             text += f" ({result.message})"
         yield text, {}
     for found in run.verification or ():
-        label = "VERIFIED" if found["outcome"] in ("passed", "skipped", "warned") \
-            else "NOT VERIFIED"
+        label = "VERIFIED" if verified(found) else "NOT VERIFIED"
         yield (f"    {label} {found['id']}: {found['outcome']}"
                + (f" ({found['message']})" if found.get("message") else "")), {}
     if run.reaction is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,13 @@ from ..errors import CheckError
 from .durable import write_json_atomic
 
 FORMAT_VERSION = 1
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+
 # Deploys whose pre-deploy values and start are kept per environment (the newest).
 KEPT_DEPLOYS = 20
 
@@ -45,12 +53,15 @@ class StateStore:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {"version": FORMAT_VERSION, "baselines": {}}
+            return {"version": FORMAT_VERSION, "baselines": {}, "deploys": {}}
         except (OSError, ValueError) as exc:
             raise CheckError(f"cannot read the state file {path}: {exc}; delete it to start "
                              f"over (baselines are recorded again by the next passing run)"
                              ) from None
-        if not isinstance(document, dict) or not isinstance(document.get("baselines"), dict):
+        if not isinstance(document, dict) or not isinstance(document.get("baselines"), dict) \
+                or not isinstance(document.setdefault("deploys", {}), dict) \
+                or not all(isinstance(one, dict) and isinstance(one.get("values", {}), dict)
+                           for one in document["deploys"].values()):
             raise CheckError(f"the state file {path} is not a deploycheck state file; delete it "
                              f"to start over")
         return document
@@ -64,9 +75,15 @@ class StateStore:
 
     def deploy(self, env: str, deploy_id: str) -> dict[str, Any]:
         """What the runs of deploy ``deploy_id`` recorded in ``env``: ``started`` (when its
-        pre-deploy gate passed) and ``values`` (each check's pre-deploy value)."""
-        entry = self._read(env).get("deploys", {}).get(deploy_id)
+        pre-deploy gate first passed) and ``values`` (each check's first passing pre-deploy
+        value, its query kept as a digest: the file travels between CI jobs, and a query may
+        hold a secret)."""
+        entry = self._read(env)["deploys"].get(deploy_id)
         return entry if isinstance(entry, dict) else {}
+
+    @staticmethod
+    def same_query(found: dict[str, Any], query: str) -> bool:
+        return found.get("query_sha256") == _digest(query)
 
     def record_deploy(self, env: str, deploy_id: str, *, started: str | None = None,
                       value: tuple[str, float, str] | None = None) -> None:
@@ -77,12 +94,14 @@ class StateStore:
             document = self._read(env)
             deploys = document.setdefault("deploys", {})
             entry = deploys.pop(deploy_id, {})
+            # The first record stands: a pre-deploy run repeated after the deploy (same id)
+            # must not make what came after it the "before".
             if started is not None:
-                entry["started"] = started
+                entry.setdefault("started", started)
             if value is not None:
                 check_id, number, query = value
-                entry.setdefault("values", {})[check_id] = {
-                    "value": number, "recorded": recorded, "query": query}
+                entry.setdefault("values", {}).setdefault(check_id, {
+                    "value": number, "recorded": recorded, "query_sha256": _digest(query)})
             deploys[deploy_id] = entry  # last written, last in order
             for old in list(deploys)[:-KEPT_DEPLOYS]:
                 del deploys[old]

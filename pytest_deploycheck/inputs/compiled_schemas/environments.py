@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "cc7297a6a2f1b82aebf205c006c322b9c1ac321e87230d40a95cc81c5ba94010"
+SCHEMA_SHA256 = "51a42efadf31210d12c1c5fc62cce8b75bc73754b0f5c5f498bff9daa20a3e50"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -202,6 +202,93 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
                 for data__announce_x, data__announce_item in enumerate(data__announce):
                     if not isinstance(data__announce_item, (dict)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".announce[{data__announce_x}]".format(**locals()) + " must be object")
+        if "rollout" in data_keys:
+            data_keys.remove("rollout")
+            data__rollout = data["rollout"]
+            if not isinstance(data__rollout, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout must be object")
+            data__rollout_is_dict = isinstance(data__rollout, dict)
+            if data__rollout_is_dict:
+                data__rollout__missing_keys = set(['stages']) - data__rollout.keys()
+                if data__rollout__missing_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout must contain ")
+                data__rollout_keys = set(data__rollout.keys())
+                if "stages" in data__rollout_keys:
+                    data__rollout_keys.remove("stages")
+                    data__rollout__stages = data__rollout["stages"]
+                    if not isinstance(data__rollout__stages, (list, tuple)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages must be array")
+                    data__rollout__stages_is_list = isinstance(data__rollout__stages, (list, tuple))
+                    if data__rollout__stages_is_list:
+                        data__rollout__stages_len = len(data__rollout__stages)
+                        if data__rollout__stages_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages must contain at least 1 items")
+                        for data__rollout__stages_x, data__rollout__stages_item in enumerate(data__rollout__stages):
+                            if not isinstance(data__rollout__stages_item, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}]".format(**locals()) + " must be object")
+                            data__rollout__stages_item_is_dict = isinstance(data__rollout__stages_item, dict)
+                            if data__rollout__stages_item_is_dict:
+                                data__rollout__stages_item__missing_keys = set(['name', 'action']) - data__rollout__stages_item.keys()
+                                if data__rollout__stages_item__missing_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}]".format(**locals()) + " must contain ")
+                                data__rollout__stages_item_keys = set(data__rollout__stages_item.keys())
+                                if "name" in data__rollout__stages_item_keys:
+                                    data__rollout__stages_item_keys.remove("name")
+                                    data__rollout__stages_item__name = data__rollout__stages_item["name"]
+                                    if not isinstance(data__rollout__stages_item__name, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].name".format(**locals()) + " must be string")
+                                    if isinstance(data__rollout__stages_item__name, str):
+                                        data__rollout__stages_item__name_len = len(data__rollout__stages_item__name)
+                                        if data__rollout__stages_item__name_len < 1:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].name".format(**locals()) + " must be longer than or equal to 1 characters")
+                                if "action" in data__rollout__stages_item_keys:
+                                    data__rollout__stages_item_keys.remove("action")
+                                    data__rollout__stages_item__action = data__rollout__stages_item["action"]
+                                    if not isinstance(data__rollout__stages_item__action, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].action".format(**locals()) + " must be object")
+                                if "wait" in data__rollout__stages_item_keys:
+                                    data__rollout__stages_item_keys.remove("wait")
+                                    data__rollout__stages_item__wait = data__rollout__stages_item["wait"]
+                                    if not isinstance(data__rollout__stages_item__wait, (str, int, float, Decimal)) or isinstance(data__rollout__stages_item__wait, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].wait".format(**locals()) + " must be string or number")
+                                if "markers" in data__rollout__stages_item_keys:
+                                    data__rollout__stages_item_keys.remove("markers")
+                                    data__rollout__stages_item__markers = data__rollout__stages_item["markers"]
+                                    data__rollout__stages_item__markers_any_of_count1 = 0
+                                    if not data__rollout__stages_item__markers_any_of_count1:
+                                        try:
+                                            if not isinstance(data__rollout__stages_item__markers, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers".format(**locals()) + " must be string")
+                                            if isinstance(data__rollout__stages_item__markers, str):
+                                                data__rollout__stages_item__markers_len = len(data__rollout__stages_item__markers)
+                                                if data__rollout__stages_item__markers_len < 1:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers".format(**locals()) + " must be longer than or equal to 1 characters")
+                                            data__rollout__stages_item__markers_any_of_count1 += 1
+                                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                    if not data__rollout__stages_item__markers_any_of_count1:
+                                        try:
+                                            if not isinstance(data__rollout__stages_item__markers, (list, tuple)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers".format(**locals()) + " must be array")
+                                            data__rollout__stages_item__markers_is_list = isinstance(data__rollout__stages_item__markers, (list, tuple))
+                                            if data__rollout__stages_item__markers_is_list:
+                                                data__rollout__stages_item__markers_len = len(data__rollout__stages_item__markers)
+                                                if data__rollout__stages_item__markers_len < 1:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers".format(**locals()) + " must contain at least 1 items")
+                                                for data__rollout__stages_item__markers_x, data__rollout__stages_item__markers_item in enumerate(data__rollout__stages_item__markers):
+                                                    if not isinstance(data__rollout__stages_item__markers_item, (str)):
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers[{data__rollout__stages_item__markers_x}]".format(**locals()) + " must be string")
+                                                    if isinstance(data__rollout__stages_item__markers_item, str):
+                                                        data__rollout__stages_item__markers_item_len = len(data__rollout__stages_item__markers_item)
+                                                        if data__rollout__stages_item__markers_item_len < 1:
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers[{data__rollout__stages_item__markers_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
+                                            data__rollout__stages_item__markers_any_of_count1 += 1
+                                        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                                    if not data__rollout__stages_item__markers_any_of_count1:
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}].markers".format(**locals()) + " cannot be validated by any definition")
+                                if data__rollout__stages_item_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout.stages[{data__rollout__stages_x}]".format(**locals()) + " must not contain "+str(data__rollout__stages_item_keys)+" properties")
+                if data__rollout_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rollout must not contain "+str(data__rollout_keys)+" properties")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -248,14 +335,14 @@ def validate____defs_blackout(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_days(data, custom_formats={}, name_prefix=None):
-    data_any_of_count1 = 0
-    if not data_any_of_count1:
+    data_any_of_count2 = 0
+    if not data_any_of_count2:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
-            data_any_of_count1 += 1
+            data_any_of_count2 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count1:
+    if not data_any_of_count2:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -265,9 +352,9 @@ def validate____defs_days(data, custom_formats={}, name_prefix=None):
                 for data_x, data_item in enumerate(data):
                     if not isinstance(data_item, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be string")
-            data_any_of_count1 += 1
+            data_any_of_count2 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count1:
+    if not data_any_of_count2:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -360,8 +447,8 @@ def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_command(data, custom_formats={}, name_prefix=None):
-    data_any_of_count2 = 0
-    if not data_any_of_count2:
+    data_any_of_count3 = 0
+    if not data_any_of_count3:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -369,9 +456,9 @@ def validate____defs_command(data, custom_formats={}, name_prefix=None):
                 data_len = len(data)
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count2 += 1
+            data_any_of_count3 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count2:
+    if not data_any_of_count3:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -383,9 +470,9 @@ def validate____defs_command(data, custom_formats={}, name_prefix=None):
                 for data_x, data_item in enumerate(data):
                     if not isinstance(data_item, (str, int, float, Decimal)) or isinstance(data_item, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be string or number")
-            data_any_of_count2 += 1
+            data_any_of_count3 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count2:
+    if not data_any_of_count3:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
