@@ -197,8 +197,8 @@ def test_repo_suites_pass_against_local(project: Project, monkeypatch: pytest.Mo
     copy_repo_suites(project)
     monkeypatch.setenv("DEMO_PORT", str(free_port()))
     result = runpytest(project.pytester, "--env=local")
-    result.assert_outcomes(passed=18)
-    result.stdout.fnmatch_lines(["*deploycheck*", "local: passed (18 passed, 0 failed, 0 skipped)"])
+    result.assert_outcomes(passed=20, deselected=1)
+    result.stdout.fnmatch_lines(["*deploycheck*", "local: passed (20 passed, 0 failed, 0 skipped)"])
 
 
 def test_repo_checklist_blocks_a_deploy(project: Project, demo: DemoServer,
@@ -211,9 +211,9 @@ def test_repo_checklist_blocks_a_deploy(project: Project, demo: DemoServer,
                     "workflow runs delayed"], check=True, capture_output=True)
     (project.path / "hotfix.py").write_text("print('untested')\n")
     result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "predeploy")
-    result.assert_outcomes(passed=1, failed=4, deselected=13)
+    result.assert_outcomes(passed=2, failed=4, deselected=15)
     result.stdout.fnmatch_lines([
-        "local: blocked (1 passed, 4 failed, 0 skipped)",
+        "local: blocked (2 passed, 4 failed, 0 skipped)",
         "  FAILED *backup verified[[]local[]]*",
         "         exit code 1, expected 0",
         "  FAILED *release version given[[]local[]]*",
@@ -309,7 +309,7 @@ def test_repo_metric_checks_catch_a_rising_error_rate(project: Project, demo: De
     for _ in range(8):
         httpx.get(f"http://127.0.0.1:{demo.server_port}/v1/workflows")
     result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "metric")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["  query: error_rate", "  rule: < 1%",
                                  "  measurement 1 at *: breach (1 of 1 samples breach < 1% *)",
                                  "  FAILED 1 breaches (failure_limit 0)*"])
@@ -371,3 +371,61 @@ def test_readme_rollback_targets_example_rolls_back_only_the_failed_service(
         ("roll back the api", "failed"), ("redeploy the previous tag", "succeeded"),
         ("maintenance mode", "succeeded"), ("roll back the web front end", "skipped"),
         ("tell the channel", "succeeded")]
+
+
+def _demo(port: int, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pytest_deploycheck.demo", *args, "--port", str(port)],
+                   check=True, capture_output=True)
+
+
+def test_readme_whole_deploy_on_the_demo(project: Project, demo: DemoServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's command sequence, then each of its failure paths, on the demo."""
+    example, = readme_examples("whole-deploy")
+    assert "-m predeploy" in example and "deploy --port 8765 --version 1.2.4" in example
+    copy_repo_suites(project)
+    port = demo.server_port
+    monkeypatch.setenv("DEMO_PORT", str(port))
+    monkeypatch.setenv("DEPLOY_VERSION", "1.2.4")
+    monkeypatch.setenv("DEPLOYCHECK_DEPLOY_ID", "demo-1")
+    monkeypatch.setenv("DEPLOY_ACTOR", "alice")
+    pre = runpytest(project.pytester, "--env=local", "suites", "--no-start", "-m", "predeploy",
+                    "--gate-report=.deploycheck/gate.json")
+    assert json.loads((project.path / ".deploycheck" / "gate.json").read_text())["verdict"] == "passed", \
+        pre.stdout.str()
+    _demo(port, "deploy", "--version", "1.2.4")
+    post = runpytest(project.pytester, "--env=local", "suites", "--no-start", "-m",
+                     "postdeploy", "--gate-report=.deploycheck/gate.json")
+    assert json.loads((project.path / ".deploycheck" / "gate.json").read_text())["verdict"] == "passed", \
+        post.stdout.str()
+    log = (project.path / ".deploycheck" / "deploys.log").read_text().splitlines()
+    assert re.fullmatch(r"demo-1: deploying 1\.2\.4 \(\w{7}\) by alice", log[0]), log
+    assert log[1] == "demo-1: predeploy passed, p99  ms (before: )", log
+    assert re.fullmatch(r"demo-1: postdeploy passed, p99 [\d.]+ ms \(before: [\d.]+\)",
+                        log[2]), log
+
+    # A regression against the pre-deploy snapshot: rolled back, and verified.
+    _demo(port, "rollback")
+    monkeypatch.setenv("DEPLOYCHECK_DEPLOY_ID", "demo-2")
+    runpytest(project.pytester, "--env=local", "suites", "--no-start", "-m", "predeploy")
+    _demo(port, "deploy", "--version", "1.2.4", "--latency-ms", "300")
+    post = runpytest(project.pytester, "--env=local", "suites", "--no-start", "-m",
+                     "postdeploy", "--gate-report=.deploycheck/gate.json")
+    report = json.loads((project.path / ".deploycheck" / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back", post.stdout.str()
+    assert "deploy-comparison::p99 within 100 ms of before the deploy[local]" in \
+        report["rollback"]["triggered_by"]
+    assert [v["outcome"] for v in report["rollback"]["verification"]] == ["passed"]
+
+    # A rollback that does not verify: it goes back to 1.2.4, not 1.2.3.
+    monkeypatch.setenv("DEPLOYCHECK_DEPLOY_ID", "demo-3")
+    monkeypatch.setenv("DEPLOY_VERSION", "1.2.5")
+    _demo(port, "deploy", "--version", "1.2.4")
+    runpytest(project.pytester, "--env=local", "suites", "--no-start", "-m", "predeploy")
+    _demo(port, "deploy", "--version", "1.2.5", "--unhealthy", "database")
+    post = runpytest(project.pytester, "--env=local", "suites", "--no-start", "-m",
+                     "postdeploy", "--gate-report=.deploycheck/gate.json")
+    report = json.loads((project.path / ".deploycheck" / "gate.json").read_text())
+    assert report["verdict"] == "rollback_failed", post.stdout.str()
+    post.stdout.fnmatch_lines(["    NOT VERIFIED deploy-comparison::the previous release is "
+                               "live again[[]local[]]: failed*"])

@@ -123,9 +123,15 @@ class MetricSpec:
 
     type: str = "metric"
 
-    # A metric query only reads (a ``command`` source is a query too), and waits by design.
-    read_only = True
+    # A metric query waits by design.
     waits = True
+
+    @property
+    def read_only(self) -> bool:
+        """A metric query only reads (a ``command`` source is a query too); but one that
+        compares with its pre-deploy companion runs at its item, after the companion (which
+        comes first) has recorded, when a run has both."""
+        return self.baseline_from != "predeploy"
 
     @property
     def template_names(self) -> frozenset[str]:
