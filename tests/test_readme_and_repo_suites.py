@@ -429,3 +429,24 @@ def test_readme_whole_deploy_on_the_demo(project: Project, demo: DemoServer,
     assert report["verdict"] == "rollback_failed", post.stdout.str()
     post.stdout.fnmatch_lines(["    NOT VERIFIED deploy-comparison::the previous release is "
                                "live again[[]local[]]: failed*"])
+
+
+def test_repo_staged_rollout_on_the_demo(project: Project, demo: DemoServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    copy_repo_suites(project)
+    monkeypatch.setenv("DEMO_PORT", str(demo.server_port))
+    monkeypatch.setenv("DEPLOY_VERSION", "1.2.4")
+    result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "rollout")
+    result.assert_outcomes(passed=3, deselected=21)
+    assert demo.state.version == "1.2.4"
+    _demo(demo.server_port, "rollback")  # 1.2.3 again, as before the rollout
+    # A slow canary at half the traffic: the stage fails, the demo goes back, verified.
+    monkeypatch.setenv("DEMO_CANARY_LATENCY_MS", "800")
+    result = runpytest(project.pytester, "--env=local", "--no-start", "-m", "rollout", "-rs",
+                       "--gate-report=.deploycheck/gate.json")
+    result.assert_outcomes(passed=1, failed=1, skipped=1, deselected=21)
+    report = json.loads((project.path / ".deploycheck" / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    assert report["rollback"]["triggered_by"] == ["rollout::50%[local]"]
+    assert [v["outcome"] for v in report["rollback"]["verification"]] == ["passed"]
+    result.stdout.fnmatch_lines(["SKIPPED * stage '50%' failed: the rollout stopped there"])
