@@ -247,7 +247,7 @@ def test_html_report_from_a_demo_run(project: Project, demo: DemoServer,
     copy_repo_suites(project)
     result = runpytest(project.pytester, "--env=local", "--no-start", "-p", "xdist", "-n", "2",
                        "--alluredir=allure-results", "--clean-alluredir")
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=20)
     page = project.path / "out" / "gate.html"
     assert htmlreport.main([str(project.path / "allure-results"), "-o", str(page),
                             "--name", "Deploy 1.2.3"]) == 0
