@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import getpass
 import os
 import time
 from collections.abc import Mapping
@@ -59,6 +60,14 @@ class BrokenResult:
         return {}
 
 
+def _login() -> str:
+    """Who runs this, when no CI variable says who deploys (a root shell may have no USER)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return ""
+
+
 def display_path(path: Path, rootdir: Path) -> str:
     try:
         return path.relative_to(rootdir).as_posix()
@@ -104,7 +113,7 @@ class DeployRun:
             commit = settings.deploy_commit.value or self._head()
             self._deploy = Deploy(
                 id=settings.deploy_id.value or commit, version=settings.deploy_version.value,
-                commit=commit, actor=settings.deploy_actor.value,
+                commit=commit, actor=settings.deploy_actor.value or _login(),
                 started=settings.deploy_started.value)
         return self._deploy
 

@@ -51,7 +51,7 @@ def test_the_post_deploy_value_is_compared_with_the_pre_deploy_one(
                     *workers)
     pre.assert_outcomes(passed=1, deselected=0 if workers else 1)
     pre.stdout.fnmatch_lines(["*PASSED*", "  NOTE *recent errors (before the deploy)[[]prod[]]: "
-                                          "recorded 10 as deploy 'd1''s pre-deploy value"])
+                                          "recorded 10 as the pre-deploy value of deploy 'd1'"])
     errors(project, "14")  # same or a little more: passes
     post = runpytest(project.pytester, "--env=prod", "-m", "postdeploy", "--deploy-id=d1",
                      *workers)
@@ -173,7 +173,10 @@ def test_a_repeated_pre_deploy_run_keeps_the_first_value(project: Project) -> No
     errors(project, "10")
     runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
     errors(project, "40")
-    runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
+    again = runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--deploy-id=d1")
+    again.stdout.fnmatch_lines(["  NOTE *: the pre-deploy value of deploy 'd1' stays 10, "
+                                "recorded earlier (measured 40 now; a new deploy needs a new "
+                                "id)"])
     post = runpytest(project.pytester, "--env=prod", "-m", "postdeploy", "--deploy-id=d1")
     post.assert_outcomes(failed=1, deselected=1)
     state = (project.path / ".deploycheck" / "prod.json").read_text()

@@ -550,14 +550,17 @@ class MetricRunner:
         key = _baseline_id(instance, spec.records_for)
         try:
             deploy_id = self._deploy_id()
-            self.state.record_deploy(instance.env.name, deploy_id,
-                                     value=(key, result.value, query))
+            kept = self.state.record_deploy(instance.env.name, deploy_id,
+                                            value=(key, result.value, query))
         except (_NoBaseline, OSError, CheckError) as exc:
             # Unrecorded, the post-deploy run would have nothing to compare with.
             result.outcome, result.failure = "failed", "error"
             result.reason = f"could not record the pre-deploy value: {exc}"
             return
-        note = f"recorded {_num(result.value)} as deploy '{deploy_id}''s pre-deploy value"
+        note = f"recorded {_num(result.value)} as the pre-deploy value of deploy " \
+               f"'{deploy_id}'" if kept == result.value else \
+               f"the pre-deploy value of deploy '{deploy_id}' stays {_num(kept)}, recorded " \
+               f"earlier (measured {_num(result.value)} now; a new deploy needs a new id)"
         result.note = f"{result.note}; {note}" if result.note else note
 
     def _baseline(self, instance: CheckInstance, spec: MetricSpec, query: str,

@@ -86,9 +86,11 @@ class StateStore:
         return found.get("query_sha256") == _digest(query)
 
     def record_deploy(self, env: str, deploy_id: str, *, started: str | None = None,
-                      value: tuple[str, float, str] | None = None) -> None:
+                      value: tuple[str, float, str] | None = None) -> Any:
         """Record for deploy ``deploy_id`` when it started, or a check's (id, value, query)
-        measured before it; only the last :data:`KEPT_DEPLOYS` deploys are kept."""
+        measured before it; only the last :data:`KEPT_DEPLOYS` deploys are kept. Returns the
+        value that stands for the check (an earlier one stays)."""
+        kept: Any = None
         recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         with self._locked():
             document = self._read(env)
@@ -100,12 +102,14 @@ class StateStore:
                 entry.setdefault("started", started)
             if value is not None:
                 check_id, number, query = value
-                entry.setdefault("values", {}).setdefault(check_id, {
-                    "value": number, "recorded": recorded, "query_sha256": _digest(query)})
+                kept = entry.setdefault("values", {}).setdefault(check_id, {
+                    "value": number, "recorded": recorded, "query_sha256": _digest(query)}
+                )["value"]
             deploys[deploy_id] = entry  # last written, last in order
             for old in list(deploys)[:-KEPT_DEPLOYS]:
                 del deploys[old]
             self._write(self._file(env), document)
+        return kept
 
     def record(self, env: str, check_id: str, value: float, query: str) -> Baseline:
         recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
