@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .actions import ActionContext
-from .checks.base import CheckInstance, CheckResult, CheckRunner, RunContext
+from .checks.base import Check, CheckInstance, CheckResult, CheckRunner, RunContext
 from .checks.conditions import ChangedFiles, skip_reason
 from .checks.registry import CHECK_TYPES
 from .checks.suites import instances, load_suite
@@ -103,6 +103,7 @@ class DeployRun:
         self._file: EnvironmentsFile | None = None
         self._deploy: Deploy | None = None
         self._started = datetime.datetime.now(datetime.UTC)
+        self._loaded: list[Check] | None = None
         self.context.deploy = self.deploy
 
     def deploy(self) -> Deploy:
@@ -203,38 +204,43 @@ class DeployRun:
         """Run a stage of ``env_name``'s rollout: its action, its wait, then the post-deploy
         checks with its markers, one after the other."""
         env = self.environment(env_name)
-        names = self.environments_file().names
-        made: list[CheckInstance] = []
-        for path in self.suite_files():
-            suite = load_suite(path, display_path(path, self.rootdir), names)
-            for check in stage_checks(stage, suite.checks):
-                made += instances(check, env)
+        made = [instance for check in stage_checks(stage, self._checks())
+                for instance in instances(check, env)]
         context = ActionContext(env_name, [], self.settings.state_dir.value / "no-failures.json",
                                 self.redactor, vars=env.vars, phase="postdeploy",
-                                deploy=self.deploy().facts(datetime.datetime.now(datetime.UTC),
-                                                           self._started))
-        alone = replace(self.context, sleep=time.sleep)
-        runners = {name: kind.runner(alone) for name, kind in CHECK_TYPES.items()}
+                                deploy=self.deploy_facts())
+        runners = self._runners_of_their_own()
         return run_stage(stage, context, made, lambda one: self.run_check(one, runners))
+
+    def deploy_facts(self) -> dict[str, Any]:
+        """``deploy.*`` of action templates and the report, now."""
+        return self.deploy().facts(datetime.datetime.now(datetime.UTC), self._started)
+
+    def _checks(self) -> list[Check]:
+        """Every check of the run's suite files, read once (the gate runs some of them itself:
+        post-rollback checks, a rollout stage's); raises :class:`ConfigError`."""
+        if self._loaded is None:
+            names = self.environments_file().names
+            self._loaded = [check for path in self.suite_files() for check in
+                            load_suite(path, display_path(path, self.rootdir), names).checks]
+        return self._loaded
+
+    def _runners_of_their_own(self) -> dict[str, CheckRunner]:
+        """Runners for checks the gate runs after the run's own: the engine may have stopped
+        by then (its sleep cancels a retry), so they wait on their own."""
+        alone = replace(self.context, sleep=time.sleep)
+        return {name: kind.runner(alone) for name, kind in CHECK_TYPES.items()}
 
     def verify_rollback(self, env_name: str) -> list[dict[str, Any]]:
         """Run ``env_name``'s post-rollback checks (``phase: postrollback``) against what was
         rolled back to, one after the other; what each found, as the gate report keeps it. A
         suite that cannot be read is a failed verification naming it."""
         found: list[dict[str, Any]] = []
-        # The run's engine may have stopped by now (its sleep then cancels a retry): these
-        # checks wait on their own.
-        alone = replace(self.context, sleep=time.sleep)
-        runners = {name: kind.runner(alone) for name, kind in CHECK_TYPES.items()}
+        runners = self._runners_of_their_own()
         try:
             env = self.environment(env_name)
-            names = self.environments_file().names
-            made = []
-            for path in self.suite_files():
-                suite = load_suite(path, display_path(path, self.rootdir), names)
-                for check in suite.checks:
-                    if check.phase == "postrollback":
-                        made += [(check, one) for one in instances(check, env)]
+            made = [(check, one) for check in self._checks() if check.phase == "postrollback"
+                    for one in instances(check, env)]
         except DeploycheckError as exc:
             return [{"id": "post-rollback checks", "outcome": "failed", "duration": 0.0,
                      "message": self.redactor.redact(str(exc))}]

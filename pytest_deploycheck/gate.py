@@ -9,7 +9,6 @@ so every decision is made in one process, also under xdist, however many checks 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import shutil
 import signal
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from .actions import Action, ActionContext, ActionResult, RollbackStep
-from .deploy import PHASES, Deploy, phase_label
+from .deploy import PHASES, phase_label
 from .environments import Environment
 from .errors import DeploycheckError
 from .runtime.durable import append_json_line, write_json_atomic
@@ -380,7 +379,7 @@ class Gate:
     def __init__(self, *, mode: str, environment: Callable[[str], Environment],
                  redactor: Redactor, state_dir: Path, audit_log: Path | None = None,
                  hook: RollbackHook | None = None,
-                 deploy: Callable[[], Deploy] | None = None,
+                 facts: Callable[[], dict[str, Any]] | None = None,
                  verify: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
         self.mode = mode
         # Runs an environment's post-rollback checks after its rollback actions succeeded.
@@ -391,9 +390,8 @@ class Gate:
         # The phases -m selects (none named: every phase), for an environment whose checks
         # never reported (a suite that failed to collect).
         self.selected_phases: list[str] = list(PHASES[:2])
-        # The deploy's facts, asked when an action first needs them (git may be asked).
-        self._deploy = deploy
-        self._started_at = dt.datetime.now(dt.UTC)
+        # The deploy's facts (``deploy.*``), asked when an action needs them (git may be).
+        self._facts = facts
         self.environment = environment
         self.redactor = redactor
         self.state_dir = state_dir
@@ -476,11 +474,7 @@ class Gate:
         try:
             with _signals_held(run.signals):
                 self._run_actions(run, environment, context, data, reported_at)
-                if self.mode == "auto" and run.succeeded and self.verify is not None:
-                    run.verification = self.verify(env_name) or None
-                    if run.verification is not None:
-                        self.audit("rollback_verification", env=env_name,
-                                   checks=run.verification)
+                self._verify(run, env_name)
         except RollbackInterrupted:  # between two actions: what ran is recorded
             run.interrupted = True
         if run.signals:
@@ -529,18 +523,14 @@ class Gate:
                     skipped = next((i for i, a in enumerate(run.actions) if a.outcome ==
                                     "skipped" and a.name == step.action.name), None)
                     before = len(run.actions)
-                    result = self._run_one(run, step.action, context)
-                    if result.outcome == "failed" and step.fallback:
-                        result.recovered = self._run_fallback(run, step, context)
+                    goes_on = self._run_step(run, step, context)
                     if skipped is not None:
                         ran = run.actions[before:]
                         del run.actions[before:]
                         run.actions[skipped:skipped + 1] = ran
-                    if result.outcome == "interrupted" or (result.outcome == "failed"
-                                                           and not result.recovered):
+                    if not goes_on:
                         return
-                if self.mode == "auto" and run.succeeded and self.verify is not None:
-                    run.verification = self.verify(env_name) or None
+                self._verify(run, env_name)
         except RollbackInterrupted:
             run.interrupted = True
 
@@ -557,11 +547,7 @@ class Gate:
                 run.actions.append(result)
                 self.audit("rollback_action", env=env_name, **result.to_json())
                 continue
-            result = self._run_one(run, step.action, context)
-            if result.outcome == "failed" and step.fallback:
-                result.recovered = self._run_fallback(run, step, context)
-            if result.outcome == "interrupted" or (result.outcome == "failed"
-                                                   and not result.recovered):
+            if not self._run_step(run, step, context):
                 break
         else:
             if self.mode == "auto" and self.hook is not None:
@@ -571,6 +557,22 @@ class Gate:
                     hooked.started = started
                     run.actions.append(hooked)
                     self.audit("rollback_action", env=env_name, **hooked.to_json())
+
+    def _run_step(self, run: RollbackRun, step: RollbackStep, context: ActionContext) -> bool:
+        """Run a rollback action, and its fallback actions when it fails; whether the
+        rollback goes on (it stops at an action that failed unrecovered, or was stopped)."""
+        result = self._run_one(run, step.action, context)
+        if result.outcome == "failed" and step.fallback:
+            result.recovered = self._run_fallback(run, step, context)
+        return not (result.outcome == "interrupted"
+                    or (result.outcome == "failed" and not result.recovered))
+
+    def _verify(self, run: RollbackRun, env_name: str) -> None:
+        """After actions that succeeded, run the environment's post-rollback checks."""
+        if self.mode == "auto" and run.succeeded and self.verify is not None:
+            run.verification = self.verify(env_name) or None
+            if run.verification is not None:
+                self.audit("rollback_verification", env=env_name, checks=run.verification)
 
     def _run_one(self, run: RollbackRun, action: Action, context: ActionContext,
                  fallback_for: str = "") -> ActionResult:
@@ -724,9 +726,8 @@ class Gate:
         return gate.phases() or self.selected_phases
 
     def deploy_facts(self) -> dict[str, Any]:
-        """``deploy.*`` of templates and the report (empty facts when nobody gave any)."""
-        deploy = self._deploy() if self._deploy else Deploy("", "", "", "", None)
-        return deploy.facts(dt.datetime.now(dt.UTC), self._started_at)
+        """``deploy.*`` of templates and the report (none without a run to ask)."""
+        return self._facts() if self._facts else {}
 
     def _context(self, gate: EnvGate, environment: Environment,
                  failures: list[dict[str, Any]], failures_file: Path,

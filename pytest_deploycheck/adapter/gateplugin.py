@@ -36,7 +36,7 @@ class GatePlugin:
         self.gate = Gate(mode=settings.rollback.value, environment=run.environment,
                          redactor=run.redactor, state_dir=settings.state_dir.value,
                          audit_log=settings.audit_log.value, hook=self._rollback_hook,
-                         deploy=run.deploy, verify=run.verify_rollback)
+                         facts=run.deploy_facts, verify=run.verify_rollback)
         option = config.option
         self.gate.quiet = bool(option.collectonly or getattr(option, "setuponly", False)
                                or getattr(option, "setupplan", False))
@@ -132,9 +132,7 @@ class GatePlugin:
         phases: dict[str, dict[str, str]] = {}
         for nodeid in ids:
             file, _, rest = nodeid.partition("::")
-            inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
-            env = next((name for name in sorted(self.run.selected, key=len, reverse=True)
-                        if inner == name or inner.startswith(f"{name}-")), None)
+            env = self._env_of(rest)
             if env is None:
                 continue
             if not file.endswith((".yaml", ".yml")):
@@ -150,6 +148,13 @@ class GatePlugin:
             check = rest.rpartition("[")[0]
             if check in phases[file]:
                 yield env, phases[file][check]
+
+    def _env_of(self, rest: str) -> str | None:
+        """The selected environment an item id names (``...::check[prod-eu]``: the longest
+        selected name its bracket starts with), or None."""
+        inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
+        return next((name for name in sorted(self.run.selected, key=len, reverse=True)
+                     if inner == name or inner.startswith(f"{name}-")), None)
 
     def _guessed_phase(self) -> str:
         """The phase -m names, else a Python check's default (post-deploy)."""
@@ -269,9 +274,7 @@ class GatePlugin:
 
         nodeid = report.nodeid
         file, _, rest = nodeid.partition("::")
-        inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
-        env = next((name for name in sorted(self.run.selected, key=len, reverse=True)
-                    if inner == name or inner.startswith(f"{name}-")), None)
+        env = self._env_of(rest)
         crashed = report.when == xdist.CRASH_PHASE
         if env is None:
             if crashed:

@@ -126,8 +126,10 @@ class SuiteNode(_ShowsConfigErrors):
                                                      instance=instance)
                         for marker in marks:
                             item.add_marker(marker)
-                        item.unneeded = skip_reason(check.conditions, instance.scope(),
-                                                    run.environ, run.changes)
+                        # The scope renders parametrize values: only for a check with if:.
+                        item.unneeded = skip_reason(
+                            check.conditions, instance.scope(), run.environ, run.changes
+                        ) if check.conditions else None
                         if item.unneeded:
                             item.add_marker(pytest.mark.skip(reason=item.unneeded))
                         item.user_properties += junit_properties(env_name, check.kind)
