@@ -49,6 +49,13 @@ def run_stage(stage: Stage, context: ActionContext, instances: Sequence[CheckIns
     (its checks in the environment). It fails on a failed action and on any check that did
     not pass (an inconclusive one too: a stage goes on only on evidence)."""
     started = time.monotonic()
+    if stage.markers and not instances:
+        # A typo in markers would let the rollout go on without evidence: nothing moves.
+        skipped = ActionResult(stage.action.name, stage.action.type, "skipped", "not run")
+        return StageResult("failed", f"stage '{stage.name}': its markers "
+                           f"({', '.join(stage.markers)}) select no post-deploy check in "
+                           f"environment '{context.env}'; its action did not run", skipped, [],
+                           0.0)
     try:
         action = stage.action.run(context)
     except Exception as exc:  # the user's own code: the stage fails, the run goes on

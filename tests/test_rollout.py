@@ -86,6 +86,18 @@ def test_a_gate_run_never_moves_traffic(project: Project) -> None:
     assert not [line for line in log(project) if line.startswith("stage")]
 
 
+def test_markers_that_select_no_check_fail_the_stage(project: Project) -> None:
+    """A typo in markers must not let the rollout go on without evidence."""
+    project.environments(ENVIRONMENTS.replace("markers: canary}", "markers: canery}", 1))
+    project.suite("canary.yaml", SUITE.replace("@LIMIT@", "100"))
+    result = runpytest(project.pytester, "--env=prod", "-m", "rollout",
+                       "--gate-report=gate.json")
+    result.assert_outcomes(failed=1, skipped=3, deselected=2)
+    result.stdout.fnmatch_lines(["*stage '1%': its markers (canery) select no post-deploy "
+                                 "check in environment 'prod'*"])
+    assert log(project) == ["rollback"]  # the stage moved nothing
+
+
 def test_a_failing_stage_action_fails_the_stage(project: Project) -> None:
     project.environments(ENVIRONMENTS.replace('echo 5 > percent; echo stage 5% >> rollout.log',
                                               'exit 7'))
