@@ -9,7 +9,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from .jsondoc import MAX_DEPTH
 
@@ -149,6 +149,8 @@ class Redactor:
             self.add_capability_url(url)
         if parts.password:
             self.add(parts.password)
+            # And decoded, as the client sends it (``p%40ss`` is the password ``p@ss``).
+            self.add(unquote(parts.password))
         if parts.username and parts.password:
             pair = f"{parts.username}:{parts.password}"
             self.add(pair)

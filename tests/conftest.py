@@ -22,6 +22,7 @@ import pytest_deploycheck.adapter.yamlitems  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from db_servers import PostgreSQL, start_postgresql, stop_postgresql
 from metric_servers import (
     DatadogServer,
     Prometheus,
@@ -62,6 +63,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
                            backfill=openmetrics(time.time()))
     yield srv
     stop_prometheus(srv)
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQL]:
+    """A real PostgreSQL on 127.0.0.1 with a database ``app`` (see ``db_servers``)."""
+    srv = start_postgresql()
+    yield srv
+    stop_postgresql(srv)
 
 
 @pytest.fixture

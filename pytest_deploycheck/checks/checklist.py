@@ -152,13 +152,13 @@ class _ChecklistType:
                 "files/[]", "files/[]/path", "git/path", "git/branch", "git/tag",
                 "git/up_to_date", "manual"),
         program_text=("command", "command/[]"))
-    keys = frozenset(checklist.KEYS)
+    keys = frozenset((*checklist.KEYS, "expect"))
 
     def keys_for(self, kind: str) -> frozenset[str]:
         # A command is evidence for any kind of check (`kubectl rollout status` after a
         # deploy is a health check); the other entries are pre-deploy checklist items.
         if kind == "checklist":
-            return self.keys
+            return frozenset(checklist.KEYS)
         return frozenset(checklist.COMMAND_KEYS) if kind in ("health", "smoke") else frozenset()
 
     def parse(self, node: YamlMap, at: ParseContext) -> ChecklistSpec | None:

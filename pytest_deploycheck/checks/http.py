@@ -64,6 +64,7 @@ from .base import (
     Templates,
     check_names,
 )
+from .sql import EXPECT_KEYS as SQL_EXPECT_KEYS
 
 if TYPE_CHECKING:
     from ..environments import Environment
@@ -318,6 +319,10 @@ def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
         if key in expect:
             raise error_at(f"'{key}' is an expectation of a checklist command, not of a request",
                        expect, key, f"{where}.expect")
+    for key in SQL_EXPECT_KEYS:
+        if key in expect:
+            raise error_at(f"'{key}' is an expectation of a sql check, not of a request",
+                           expect, key, f"{where}.expect")
     raw = node["request"]
     request = _request(raw, f"{where}.request", default_service[0])
     # As in Tavern, an answer is expected to succeed unless the check says otherwise: a health

@@ -159,7 +159,7 @@ class MetricSpec:
         used = self.template_names
         check_names(dict.fromkeys(used, (check.line_of("query"), f"{where}.query")), known, env,
                     check.file)
-        problem = None if used else source.query_error(self.query)
+        problem = source.query_error(self.query)
         if problem:
             raise ConfigError(f"{problem} (for source '{self.source}', {source.describe()})",
                               file=check.file, line=check.line_of("query"), key=f"{where}.query")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import checklist, http, metric
+from . import checklist, http, metric, sql
 from .base import CheckType
 
 CHECK_TYPES: Mapping[str, CheckType] = {
-    one.name: one for one in (metric.TYPE, checklist.TYPE, http.TYPE)}
+    one.name: one for one in (sql.TYPE, metric.TYPE, checklist.TYPE, http.TYPE)}

@@ -18,6 +18,7 @@ from .base import (
     KINDS,
     Check,
     CheckInstance,
+    CheckType,
     ParamSet,
     ParseContext,
     check_names,
@@ -75,6 +76,16 @@ def _kind_keys(node: YamlMap, where: str) -> None:
             raise error_at(f"'{key}' does not apply to a {kind} check", node, key, where)
 
 
+def _foreign_keys(node: YamlMap, where: str, check_type: CheckType) -> None:
+    """A key of another check type that the one running the check would not read (``query``
+    beside ``sql``) is an error, not silently ignored."""
+    for key in node:
+        if key in _KIND_KEYS and key not in check_type.keys:
+            raise error_at(f"'{key}' does not apply to a {check_type.name} check (it has "
+                           f"{' and '.join(sorted(check_type.keys & set(node)))})", node, key,
+                           where)
+
+
 def _environments(node: YamlMap, key: str, where: str, known: Sequence[str] | None
                   ) -> tuple[str, ...] | None:
     """``envs`` or ``skip_envs`` of a suite or check (None when absent), every name one of
@@ -108,6 +119,7 @@ def _check(node: YamlMap, where: str, suite: YamlMap, suite_name: str, file: str
         if spec is not None:
             break
     assert spec is not None
+    _foreign_keys(node, where, check_type)
     envs = _environments(node, "envs", where, known)
     skip_envs = _environments(node, "skip_envs", where, known)
     phase = node.get("phase", suite.get("phase", kind.phase))

@@ -109,6 +109,16 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
     return value
 
 
+def tokens(text: str) -> list[tuple[int, int, str | None]]:
+    """(start, end, name) of each template of ``text``; name None for a literal ``{{``."""
+    return [(m.start(), m.end(), m.group(1)) for m in _TOKEN.finditer(text)]
+
+
+def lookup(name: str, scope: Mapping[str, Any]) -> Any:
+    """The value of template ``name`` in ``scope``; raises :class:`CheckError` when undefined."""
+    return _lookup(name, scope)
+
+
 def template_problem(text: str) -> str | None:
     """Why ``text`` has a ``{{`` that is not a template this module renders, or None.
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from ..errors import ConfigError
 from ..inputs.validation import suggest, validate
 from ..inputs.yamlfile import YamlMap
-from . import command, datadog, http, prometheus
+from . import command, datadog, http, prometheus, sql
 from .base import (
     Fetch,
     Fetched,
@@ -30,7 +30,7 @@ __all__ = ["SOURCE_TYPES", "Fetch", "Fetched", "MetricQueryError", "MetricSource
 
 
 SOURCE_TYPES: Mapping[str, SourceType] = {
-    "prometheus": prometheus, "datadog": datadog, "http": http, "command": command,
+    "prometheus": prometheus, "datadog": datadog, "http": http, "command": command, "sql": sql,
 }
 
 

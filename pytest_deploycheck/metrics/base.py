@@ -97,8 +97,8 @@ class MetricSource(Protocol):
         ...
 
     def query_error(self, query: str) -> str | None:
-        """Why ``query`` can never work, when the source can tell before asking (at
-        collection); ``None`` otherwise."""
+        """Why ``query`` (with its ``{{ }}`` templates unrendered) can never work, when the
+        source can tell before asking (at collection); ``None`` otherwise."""
         ...
 
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..inputs.endpoints import Service, parse_endpoint
 from ..inputs.expectations import JsonPathError, compile_jmespath, evaluate, missing_element
+from ..inputs.templating import names_in
 from ..inputs.yamlfile import YamlMap
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
@@ -50,6 +51,8 @@ class HttpSource:
         return f"http {self.endpoint.url}"
 
     def query_error(self, query: str) -> str | None:
+        if names_in(query):
+            return None  # a JMESPath once rendered
         try:
             compile_jmespath(query)
         except ValueError as exc:

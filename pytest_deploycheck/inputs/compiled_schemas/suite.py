@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "4d681eef1509f4e6520381e8e768670978d83c134c32918d68abb3fb44d0dff0"
+SCHEMA_SHA256 = "12c71e59c5b3e0413f41da8d13e04fe33868fffd9faa95f8d4186644d6e45813"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -204,6 +204,37 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
                     validate____defs_step(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+        if "sql" in data_keys:
+            data_keys.remove("sql")
+            data__sql = data["sql"]
+            if not isinstance(data__sql, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql must be object")
+            data__sql_is_dict = isinstance(data__sql, dict)
+            if data__sql_is_dict:
+                data__sql__missing_keys = set(['source', 'query']) - data__sql.keys()
+                if data__sql__missing_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql must contain ")
+                data__sql_keys = set(data__sql.keys())
+                if "source" in data__sql_keys:
+                    data__sql_keys.remove("source")
+                    data__sql__source = data__sql["source"]
+                    if not isinstance(data__sql__source, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql.source must be string")
+                    if isinstance(data__sql__source, str):
+                        data__sql__source_len = len(data__sql__source)
+                        if data__sql__source_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql.source must be longer than or equal to 1 characters")
+                if "query" in data__sql_keys:
+                    data__sql_keys.remove("query")
+                    data__sql__query = data__sql["query"]
+                    if not isinstance(data__sql__query, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql.query must be string")
+                    if isinstance(data__sql__query, str):
+                        data__sql__query_len = len(data__sql__query)
+                        if data__sql__query_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql.query must be longer than or equal to 1 characters")
+                if data__sql_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".sql must not contain "+str(data__sql_keys)+" properties")
         if "source" in data_keys:
             data_keys.remove("source")
             data__source = data["source"]
@@ -583,6 +614,42 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
             data_keys.remove("status")
             data__status = data["status"]
             validate____defs_status(data__status, custom_formats, (name_prefix or "data") + ".status")
+        if "rows" in data_keys:
+            data_keys.remove("rows")
+            data__rows = data["rows"]
+            data__rows_any_of_count3 = 0
+            if not data__rows_any_of_count3:
+                try:
+                    if not isinstance(data__rows, (int)) and not (isinstance(data__rows, float) and data__rows.is_integer()) or isinstance(data__rows, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be integer")
+                    if isinstance(data__rows, (int, float, Decimal)) and not isinstance(data__rows, bool):
+                        if data__rows < 0:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be bigger than or equal to 0")
+                    data__rows_any_of_count3 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__rows_any_of_count3:
+                try:
+                    if not isinstance(data__rows, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be string")
+                    data__rows_any_of_count3 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__rows_any_of_count3:
+                try:
+                    if not isinstance(data__rows, (list, tuple)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be array")
+                    data__rows_is_list = isinstance(data__rows, (list, tuple))
+                    if data__rows_is_list:
+                        data__rows_len = len(data__rows)
+                        for data__rows_x, data__rows_item in enumerate(data__rows):
+                            if not isinstance(data__rows_item, (list, tuple)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows[{data__rows_x}]".format(**locals()) + " must be array")
+                    data__rows_any_of_count3 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__rows_any_of_count3:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows cannot be validated by any definition")
+        if "value" in data_keys:
+            data_keys.remove("value")
+            data__value = data["value"]
         if "json" in data_keys:
             data_keys.remove("json")
             data__json = data["json"]
@@ -647,14 +714,14 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "exit_code" in data_keys:
             data_keys.remove("exit_code")
             data__exitcode = data["exit_code"]
-            data__exitcode_any_of_count3 = 0
-            if not data__exitcode_any_of_count3:
+            data__exitcode_any_of_count4 = 0
+            if not data__exitcode_any_of_count4:
                 try:
                     if not isinstance(data__exitcode, (int)) and not (isinstance(data__exitcode, float) and data__exitcode.is_integer()) or isinstance(data__exitcode, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code must be integer")
-                    data__exitcode_any_of_count3 += 1
+                    data__exitcode_any_of_count4 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__exitcode_any_of_count3:
+            if not data__exitcode_any_of_count4:
                 try:
                     if not isinstance(data__exitcode, (list, tuple)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code must be array")
@@ -666,9 +733,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         for data__exitcode_x, data__exitcode_item in enumerate(data__exitcode):
                             if not isinstance(data__exitcode_item, (int)) and not (isinstance(data__exitcode_item, float) and data__exitcode_item.is_integer()) or isinstance(data__exitcode_item, bool):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code[{data__exitcode_x}]".format(**locals()) + " must be integer")
-                    data__exitcode_any_of_count3 += 1
+                    data__exitcode_any_of_count4 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__exitcode_any_of_count3:
+            if not data__exitcode_any_of_count4:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code cannot be validated by any definition")
         if "stdout" in data_keys:
             data_keys.remove("stdout")
@@ -685,23 +752,23 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_status(data, custom_formats={}, name_prefix=None):
-    data_any_of_count4 = 0
-    if not data_any_of_count4:
+    data_any_of_count5 = 0
+    if not data_any_of_count5:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
-            data_any_of_count4 += 1
+            data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count4:
+    if not data_any_of_count5:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^([1-5]xx|[1-5][0-9][0-9]|.*[{][{].*[}][}].*)$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^([1-5]xx|[1-5][0-9][0-9]|.*[{][{].*[}][}].*)$")
-            data_any_of_count4 += 1
+            data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count4:
+    if not data_any_of_count5:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -713,9 +780,9 @@ def validate____defs_status(data, custom_formats={}, name_prefix=None):
                 for data_x, data_item in enumerate(data):
                     if not isinstance(data_item, (int, str)) and not (isinstance(data_item, float) and data_item.is_integer()) or isinstance(data_item, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be integer or string")
-            data_any_of_count4 += 1
+            data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count4:
+    if not data_any_of_count5:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -807,8 +874,8 @@ def validate____defs_retry(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
-    data_any_of_count5 = 0
-    if not data_any_of_count5:
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -828,9 +895,9 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
                             data_value_len = len(data_value)
                             if data_value_len < 1:
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must contain at least 1 items")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -847,9 +914,9 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
                         data_item_len = len(data_item)
                         if data_item_len < 1:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must contain at least 1 properties")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -859,14 +926,14 @@ def validate____defs_duration(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_condition(data, custom_formats={}, name_prefix=None):
-    data_any_of_count6 = 0
-    if not data_any_of_count6:
+    data_any_of_count7 = 0
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (str, bool)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or boolean")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -876,8 +943,8 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                 if "changed" in data_keys:
                     data_keys.remove("changed")
                     data__changed = data["changed"]
-                    data__changed_any_of_count7 = 0
-                    if not data__changed_any_of_count7:
+                    data__changed_any_of_count8 = 0
+                    if not data__changed_any_of_count8:
                         try:
                             if not isinstance(data__changed, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be string")
@@ -885,9 +952,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                                 data__changed_len = len(data__changed)
                                 if data__changed_len < 1:
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be longer than or equal to 1 characters")
-                            data__changed_any_of_count7 += 1
+                            data__changed_any_of_count8 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__changed_any_of_count7:
+                    if not data__changed_any_of_count8:
                         try:
                             if not isinstance(data__changed, (list, tuple)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be array")
@@ -903,9 +970,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                                         data__changed_item_len = len(data__changed_item)
                                         if data__changed_item_len < 1:
                                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed[{data__changed_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
-                            data__changed_any_of_count7 += 1
+                            data__changed_any_of_count8 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__changed_any_of_count7:
+                    if not data__changed_any_of_count8:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed cannot be validated by any definition")
                 if "base" in data_keys:
                     data_keys.remove("base")
@@ -926,9 +993,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".env_var must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
