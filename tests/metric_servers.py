@@ -82,9 +82,11 @@ class Prometheus:
 
 
 def start_prometheus(folder: Path, *, backfill: str | None = None,
-                     scrape: str | None = None, scrape_interval: str = "1s") -> Prometheus:
+                     scrape: str | None = None, scrape_interval: str = "1s",
+                     rules: dict[str, Any] | None = None) -> Prometheus:
     """Start ``prometheus`` on 127.0.0.1 with its data in ``folder``; optionally backfilled
-    with OpenMetrics text and/or scraping ``scrape`` (``host:port``)."""
+    with OpenMetrics text, scraping ``scrape`` (``host:port``) and/or evaluating alerting
+    ``rules`` (a rules file's document) every ``scrape_interval``."""
     if shutil.which("prometheus") is None or shutil.which("promtool") is None:
         raise RuntimeError("prometheus is not installed: apt-get install -y prometheus "
                            "(./dev test installs it)")
@@ -100,6 +102,9 @@ def start_prometheus(folder: Path, *, backfill: str | None = None,
     if scrape is not None:
         config["scrape_configs"] = [{"job_name": "demo",  # type: ignore[list-item]
                                      "static_configs": [{"targets": [scrape]}]}]
+    if rules is not None:
+        (folder / "rules.yml").write_text(json.dumps(rules))
+        config["rule_files"] = [str(folder / "rules.yml")]  # type: ignore[assignment]
     (folder / "prometheus.yml").write_text(json.dumps(config))
     port = free_port()
     log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
@@ -144,6 +149,7 @@ class DatadogServer(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _DatadogHandler)
+        self.monitors: list[dict[str, Any]] = []  # what GET /api/v1/monitor lists
         # query -> series, each (scope, value) with one point every 10 s over [from, to]
         self.series: dict[str, list[tuple[str, float | None]]] = {}
         self.requests: list[dict[str, str]] = []
@@ -173,12 +179,16 @@ class _DatadogHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         args = {k: v[0] for k, v in parse_qs(parts.query).items()}
         self.server.requests.append(args)
-        if parts.path != "/api/v1/query":
+        if parts.path not in ("/api/v1/query", "/api/v1/monitor"):
             self._send(404, {"errors": ["Not Found"]})
             return
         if self.headers.get("DD-API-KEY") != DD_API_KEY or \
                 self.headers.get("DD-APPLICATION-KEY") != DD_APP_KEY:
             self._send(403, {"errors": ["Forbidden"]})
+            return
+        if parts.path == "/api/v1/monitor":  # paged as Datadog pages it: page from 0
+            page, size = int(args.get("page", 0)), int(args.get("page_size", 100))
+            self._send(200, self.server.monitors[page * size:(page + 1) * size])
             return
         if not {"from", "to", "query"} <= set(args):
             self._send(400, {"errors": ["The parameters 'from', 'to' and 'query' are required"]})
@@ -210,3 +220,66 @@ def start_datadog() -> DatadogServer:
     server = DatadogServer()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+@dataclass
+class Alertmanager:
+    url: str
+    process: subprocess.Popen[bytes]
+    folder: Path
+
+    def post(self, path: str, body: Any) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            text = answer.read()
+        return json.loads(text) if text else None
+
+    def states(self) -> dict[str, str]:
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as answer:
+            return {a["labels"]["alertname"]: a["status"]["state"]
+                    for a in json.loads(answer.read())}
+
+
+def start_alertmanager(folder: Path) -> Alertmanager:
+    """Debian's ``prometheus-alertmanager`` on 127.0.0.1, alone (no cluster), routing every
+    alert to a receiver that sends nothing."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        raise RuntimeError("Alertmanager is not installed: apt-get install -y "
+                           "prometheus-alertmanager (./dev test installs it)")
+    config = {"route": {"receiver": "nobody", "group_wait": "0s"},
+              "receivers": [{"name": "nobody"}]}
+    (folder / "alertmanager.yml").write_text(json.dumps(config))
+    port = free_port()
+    log = open(folder / "alertmanager.log", "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [binary, f"--config.file={folder / 'alertmanager.yml'}",
+         f"--storage.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--cluster.listen-address="],
+        stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("alertmanager did not start:\n"
+                               + (folder / "alertmanager.log").read_text()[-2000:])
+        time.sleep(0.1)
+    return Alertmanager(url=url, process=process, folder=folder)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

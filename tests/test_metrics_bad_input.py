@@ -71,7 +71,7 @@ def assert_error(project: Project, message: str) -> None:
     (check("query: up", 'threshold: "< 1"', "request: {path: /}"),
      "suites/bad.yaml:6: checks[[]0[]].request: 'request' does not apply to a metric check"),
     ("service: api\nchecks:\n  - {name: h, kind: health, request: {path: /}, threshold: '< 1'}\n",
-     "suites/bad.yaml:3: checks[[]0[]].threshold: 'threshold' does not apply to a health check"),
+     "suites/bad.yaml:3: checks[[]0[]].threshold: 'threshold' does not apply to a health check with 'request'"),
     (check("query: up", 'threshold: "< 1"', "source: defualt"),
      "suites/bad.yaml:6: checks[[]0[]].source: unknown metric source 'defualt' in environment 'test' "
      "(did you mean 'default'?); its sources: default, stats"),
@@ -96,7 +96,7 @@ def test_bad_metric_check_is_a_collection_error(project: Project, suite: str,
 @pytest.mark.parametrize(("source", "message"), [
     ("{type: promethus, url: 'http://x'}",
      "environments.yaml:4: environments.test.metrics.default.type: unknown metric source type "
-     "'promethus' (did you mean 'prometheus'?); known: prometheus, datadog, http, command"),
+     "'promethus' (did you mean 'prometheus'?); known: prometheus, datadog, http, command, sql, alertmanager"),
     ("{url: 'http://x'}",
      "environments.yaml:4: environments.test.metrics.default: missing required key 'type'"),
     ("{type: prometheus, url: 'http://x', tiemout: 1s}",

@@ -254,7 +254,7 @@ def test_sql_check_before_the_deploy_blocks(project: Project) -> None:
     ('{name: a, kind: health, sql: {source: db, query: "SELECT 1"}, query: "up"}',
      "checks[0].query: 'query' does not apply to a health check"),
     ('{name: a, kind: health, sql: {source: db, query: "SELECT 1"}, request: {url: "http://127.0.0.1:9/"}}',
-     "checks[0].request: 'request' does not apply to a sql check*"),
+     "checks[0].request: 'request' does not apply to a health check with 'sql'"),
     ('{name: a, kind: health, sql: {source: db, query: "SELECT 1 WHERE x = \'{{ v }}\'"}}',
      "checks[0].sql.query: '{{ v }}' is bound as a parameter: write it without quotes around it"),
     ('{name: a, kind: health, sql: {source: db, query: "SELECT 1"}, expect: {rows: "lots"}}',

@@ -81,9 +81,9 @@ def _foreign_keys(node: YamlMap, where: str, check_type: CheckType) -> None:
     beside ``sql``) is an error, not silently ignored."""
     for key in node:
         if key in _KIND_KEYS and key not in check_type.keys:
-            raise error_at(f"'{key}' does not apply to a {check_type.name} check (it has "
-                           f"{' and '.join(sorted(check_type.keys & set(node)))})", node, key,
-                           where)
+            has = " and ".join(f"'{one}'" for one in sorted(check_type.keys & set(node)))
+            raise error_at(f"'{key}' does not apply to a {node['kind']} check with {has}",
+                           node, key, where)
 
 
 def _environments(node: YamlMap, key: str, where: str, known: Sequence[str] | None

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from ..errors import ConfigError
 from ..inputs.validation import suggest, validate
 from ..inputs.yamlfile import YamlMap
-from . import command, datadog, http, prometheus, sql
+from . import alertmanager, command, datadog, http, prometheus, sql
 from .base import (
+    Alert,
+    AlertSource,
     Fetch,
     Fetched,
     MetricQueryError,
@@ -25,12 +27,13 @@ from .base import (
     SourceType,
 )
 
-__all__ = ["SOURCE_TYPES", "Fetch", "Fetched", "MetricQueryError", "MetricSource", "NoHistory",
-           "Sample", "Series", "SourceContext", "parse_source"]
+__all__ = ["SOURCE_TYPES", "Alert", "AlertSource", "Fetch", "Fetched", "MetricQueryError",
+           "MetricSource", "NoHistory", "Sample", "Series", "SourceContext", "parse_source"]
 
 
 SOURCE_TYPES: Mapping[str, SourceType] = {
     "prometheus": prometheus, "datadog": datadog, "http": http, "command": command, "sql": sql,
+    "alertmanager": alertmanager,
 }
 
 

@@ -112,6 +112,55 @@ class MetricSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Alert:
+    """An alert or monitor a source reports, in one shape whatever the source: ``labels``
+    include ``alertname`` (a Datadog monitor's name, with its tags as labels)."""
+
+    name: str
+    labels: Mapping[str, str]
+    state: str
+    since: str  # when it started, as the source wrote it ("" when unknown)
+    summary: str  # its summary or description annotation, or message
+
+    def describe(self) -> str:
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(self.labels.items())
+                           if k != "alertname")
+        since = f" since {self.since}" if self.since else ""
+        summary = f": {self.summary}" if self.summary else ""
+        return f"{self.state} {self.name} {{{labels}}}{since}{summary}"
+
+
+class AlertSource(Protocol):
+    """A source that also lists alerts (``alerts`` checks): Prometheus, Alertmanager, Datadog."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def alert_states(self) -> tuple[str, ...]:
+        """The states its alerts can be in; the first ``default_states`` count by default."""
+        ...
+
+    @property
+    def default_states(self) -> tuple[str, ...]: ...
+
+    def describe(self) -> str: ...
+
+    def alerts(self, timeout: float, fetch: Fetch) -> list[Alert]:
+        """Every alert the source reports now, in any state; raises
+        :class:`MetricQueryError` when it cannot tell."""
+        ...
+
+
+def text_of(value: Any) -> str:
+    """A label or annotation value from an answer, as text."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def number(value: Any, what: str) -> float:
     """A sample value from an answer: a number, or a numeric string like ``"0.5"`` or ``"NaN"``.
 

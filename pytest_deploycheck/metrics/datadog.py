@@ -15,6 +15,7 @@ from ..inputs.endpoints import Service, parse_endpoint
 from ..inputs.located import duration_at
 from ..inputs.yamlfile import YamlMap
 from .base import (
+    Alert,
     Fetch,
     Fetched,
     MetricQueryError,
@@ -23,6 +24,7 @@ from .base import (
     SourceContext,
     number,
     snippet,
+    text_of,
 )
 
 DEFAULT_SITE = "datadoghq.com"
@@ -86,6 +88,65 @@ class DatadogSource:
         # Datadog chooses the resolution itself; ``step`` has no equivalent in this API.
         params = {"from": str(int(start)), "to": str(int(end)), "query": query}
         return parse_answer(fetch(self.endpoint, "/api/v1/query", params, self.keys, timeout))
+
+
+    alert_states = ("Alert", "Warn", "No Data", "OK", "Ignored", "Skipped", "Unknown")
+    default_states = ("Alert",)
+
+    def alerts(self, timeout: float, fetch: Fetch) -> list[Alert]:
+        """Every monitor (``/api/v1/monitor``, a page of up to 1000 at a time), as an alert
+        in its ``overall_state``; a muted monitor (``options.silenced``) is left out, as a
+        silence is in Alertmanager."""
+        out: list[Alert] = []
+        for page in range(MAX_MONITOR_PAGES):
+            params = {"page": str(page), "page_size": str(MONITOR_PAGE)}
+            answer = fetch(self.endpoint, "/api/v1/monitor", params, self.keys, timeout)
+            _raise_for_status(answer)
+            body = answer.json("Datadog")
+            if not isinstance(body, list):
+                raise MetricQueryError(f"Datadog /api/v1/monitor answered {answer.status} "
+                                       f"with unexpected JSON: {snippet(body)}")
+            out += [monitor for item in body if (monitor := _monitor(item)) is not None]
+            if len(body) < MONITOR_PAGE:
+                return out
+        raise MetricQueryError(f"Datadog has more than {MAX_MONITOR_PAGES * MONITOR_PAGE} "
+                               f"monitors: name the ones to check with 'match'")
+
+
+MONITOR_PAGE = 1000
+MAX_MONITOR_PAGES = 10
+
+
+def _monitor(item: Any) -> Alert | None:
+    if not isinstance(item, dict) or not isinstance(item.get("overall_state"), str):
+        raise MetricQueryError(f"a Datadog monitor without an overall_state: {snippet(item)}")
+    options = item.get("options")
+    if isinstance(options, dict) and options.get("silenced"):
+        return None
+    labels = {"alertname": text_of(item.get("name", "")), "id": text_of(item.get("id", ""))}
+    for tag in item.get("tags") or []:
+        key, _, value = text_of(tag).partition(":")
+        labels.setdefault(key, value)
+    return Alert(name=labels["alertname"], labels=labels, state=item["overall_state"],
+                 since=text_of(item.get("overall_state_modified") or ""),
+                 summary=text_of(item.get("message") or "").strip().splitlines()[0]
+                 if item.get("message") else "")
+
+
+def _raise_for_status(answer: Fetched) -> None:
+    if answer.status == 429:
+        reset = answer.headers.get("x-ratelimit-reset", "?")
+        limit = answer.headers.get("x-ratelimit-limit", "?")
+        period = answer.headers.get("x-ratelimit-period", "?")
+        raise MetricQueryError(f"Datadog rate limit reached ({limit} requests per {period}s); "
+                               f"it resets in {reset}s")
+    if answer.status >= 300:
+        body = answer.json("Datadog")
+        errors = body.get("errors") if isinstance(body, dict) else None
+        errors = errors if isinstance(errors, list) else [errors or snippet(body)]
+        hint = " (check api_key and app_key)" if answer.status in (401, 403) else ""
+        raise MetricQueryError(f"Datadog answered {answer.status}: "
+                               f"{'; '.join(map(str, errors))}{hint}")
 
 
 def parse_answer(answer: Fetched) -> list[Series]:

@@ -14,6 +14,7 @@ from typing import Any
 from ..inputs.endpoints import Service, parse_endpoint
 from ..inputs.yamlfile import YamlMap
 from .base import (
+    Alert,
     Fetch,
     Fetched,
     MetricQueryError,
@@ -22,6 +23,7 @@ from .base import (
     SourceContext,
     number,
     snippet,
+    text_of,
 )
 
 SCHEMA: Mapping[str, Any] = {
@@ -42,6 +44,14 @@ SCHEMA: Mapping[str, Any] = {
 
 
 def parse(name: str, node: YamlMap, context: SourceContext) -> PrometheusSource:
+    endpoint, auth = parse_auth(name, node, context)
+    return PrometheusSource(name=name, endpoint=endpoint, auth=auth)
+
+
+def parse_auth(name: str, node: YamlMap, context: SourceContext
+               ) -> tuple[Service, dict[str, str]]:
+    """The endpoint and basic-auth header of a source that speaks Prometheus' way (also
+    Alertmanager)."""
     endpoint = parse_endpoint(f"metrics.{name}", node, node.file, context.where,
                               context.timeout, context.base_dir)
     if ("username" in node) != ("password" in node):
@@ -51,7 +61,7 @@ def parse(name: str, node: YamlMap, context: SourceContext) -> PrometheusSource:
     if "username" in node:
         pair = f"{node['username']}:{node['password']}".encode()
         auth["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-    return PrometheusSource(name=name, endpoint=endpoint, auth=auth)
+    return endpoint, auth
 
 
 def labels_of(metric: Mapping[str, str]) -> str:
@@ -83,6 +93,24 @@ class PrometheusSource:
         return self._get(fetch, "/api/v1/query_range",
                          {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
                           "step": f"{step:g}"}, timeout)
+
+    alert_states = ("firing", "pending")
+    default_states = ("firing",)
+
+    def alerts(self, timeout: float, fetch: Fetch) -> list[Alert]:
+        """The alerting rules' alerts (``/api/v1/alerts``): pending and firing."""
+        answer = fetch(self.endpoint, "/api/v1/alerts", {}, self.auth, timeout)
+        body = answer.json("Prometheus")
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or body.get("status") != "success" or answer.status >= 300:
+            raise MetricQueryError(f"Prometheus answered {answer.status} to /api/v1/alerts: "
+                                   f"{snippet(body)}")
+        found = data.get("alerts") if isinstance(data, dict) else None
+        if not isinstance(found, list):
+            raise MetricQueryError(f"Prometheus /api/v1/alerts has no list of alerts: "
+                                   f"{snippet(body)}")
+        return [alert_of(item, str(item.get("state", "")) if isinstance(item, dict) else "",
+                         "activeAt") for item in found]
 
     def _get(self, fetch: Fetch, path: str, params: dict[str, str],
              timeout: float) -> list[Series]:
@@ -139,6 +167,20 @@ def parse_answer(answer: Fetched) -> list[Series]:
             samples = tuple(_sample(pair) for pair in values)
         out.append(Series(labels_of(metric), samples))
     return out
+
+
+def alert_of(item: Any, state: str, since_key: str) -> Alert:
+    """An alert of Prometheus' or Alertmanager's API (labels, annotations, a start time)."""
+    labels = item.get("labels") if isinstance(item, dict) else None
+    if not isinstance(labels, dict):
+        raise MetricQueryError(f"an alert without labels: {snippet(item)}")
+    assert isinstance(item, dict)
+    annotations = item.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    text = {str(k): text_of(v) for k, v in labels.items()}
+    summary = annotations.get("summary") or annotations.get("description") or ""
+    return Alert(name=text.get("alertname", ""), labels=text, state=state,
+                 since=str(item.get(since_key) or ""), summary=text_of(summary))
 
 
 def _sample(pair: Any) -> Sample:

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "12c71e59c5b3e0413f41da8d13e04fe33868fffd9faa95f8d4186644d6e45813"
+SCHEMA_SHA256 = "a53a92130688b8e2380db181b2d03965b47711af836161167c340256dc6a2305"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -204,6 +204,84 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
                     validate____defs_step(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+        if "alerts" in data_keys:
+            data_keys.remove("alerts")
+            data__alerts = data["alerts"]
+            if not isinstance(data__alerts, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts must be object")
+            data__alerts_is_dict = isinstance(data__alerts, dict)
+            if data__alerts_is_dict:
+                data__alerts__missing_keys = set(['source']) - data__alerts.keys()
+                if data__alerts__missing_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts must contain ")
+                data__alerts_keys = set(data__alerts.keys())
+                if "source" in data__alerts_keys:
+                    data__alerts_keys.remove("source")
+                    data__alerts__source = data__alerts["source"]
+                    if not isinstance(data__alerts__source, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.source must be string")
+                    if isinstance(data__alerts__source, str):
+                        data__alerts__source_len = len(data__alerts__source)
+                        if data__alerts__source_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.source must be longer than or equal to 1 characters")
+                if "match" in data__alerts_keys:
+                    data__alerts_keys.remove("match")
+                    data__alerts__match = data__alerts["match"]
+                    validate____defs_stringmap(data__alerts__match, custom_formats, (name_prefix or "data") + ".alerts.match")
+                if "ignore" in data__alerts_keys:
+                    data__alerts_keys.remove("ignore")
+                    data__alerts__ignore = data__alerts["ignore"]
+                    if not isinstance(data__alerts__ignore, (list, tuple)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore must be array")
+                    data__alerts__ignore_is_list = isinstance(data__alerts__ignore, (list, tuple))
+                    if data__alerts__ignore_is_list:
+                        data__alerts__ignore_len = len(data__alerts__ignore)
+                        for data__alerts__ignore_x, data__alerts__ignore_item in enumerate(data__alerts__ignore):
+                            data__alerts__ignore_item_any_of_count1 = 0
+                            if not data__alerts__ignore_item_any_of_count1:
+                                try:
+                                    if not isinstance(data__alerts__ignore_item, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore[{data__alerts__ignore_x}]".format(**locals()) + " must be string")
+                                    if isinstance(data__alerts__ignore_item, str):
+                                        data__alerts__ignore_item_len = len(data__alerts__ignore_item)
+                                        if data__alerts__ignore_item_len < 1:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore[{data__alerts__ignore_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
+                                    data__alerts__ignore_item_any_of_count1 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if not data__alerts__ignore_item_any_of_count1:
+                                try:
+                                    if not isinstance(data__alerts__ignore_item, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore[{data__alerts__ignore_x}]".format(**locals()) + " must be object")
+                                    data__alerts__ignore_item_is_dict = isinstance(data__alerts__ignore_item, dict)
+                                    if data__alerts__ignore_item_is_dict:
+                                        data__alerts__ignore_item_len = len(data__alerts__ignore_item)
+                                        if data__alerts__ignore_item_len < 1:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore[{data__alerts__ignore_x}]".format(**locals()) + " must contain at least 1 properties")
+                                        data__alerts__ignore_item_keys = set(data__alerts__ignore_item.keys())
+                                        for data__alerts__ignore_item_key in data__alerts__ignore_item_keys:
+                                            if data__alerts__ignore_item_key not in []:
+                                                data__alerts__ignore_item_value = data__alerts__ignore_item.get(data__alerts__ignore_item_key)
+                                                if not isinstance(data__alerts__ignore_item_value, (str, int, float, Decimal, bool)):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore[{data__alerts__ignore_x}].{data__alerts__ignore_item_key}".format(**locals()) + " must be string or number or boolean")
+                                    data__alerts__ignore_item_any_of_count1 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if not data__alerts__ignore_item_any_of_count1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.ignore[{data__alerts__ignore_x}]".format(**locals()) + " cannot be validated by any definition")
+                if "states" in data__alerts_keys:
+                    data__alerts_keys.remove("states")
+                    data__alerts__states = data__alerts["states"]
+                    if not isinstance(data__alerts__states, (list, tuple)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.states must be array")
+                    data__alerts__states_is_list = isinstance(data__alerts__states, (list, tuple))
+                    if data__alerts__states_is_list:
+                        data__alerts__states_len = len(data__alerts__states)
+                        if data__alerts__states_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.states must contain at least 1 items")
+                        for data__alerts__states_x, data__alerts__states_item in enumerate(data__alerts__states):
+                            if not isinstance(data__alerts__states_item, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts.states[{data__alerts__states_x}]".format(**locals()) + " must be string")
+                if data__alerts_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".alerts must not contain "+str(data__alerts_keys)+" properties")
         if "sql" in data_keys:
             data_keys.remove("sql")
             data__sql = data["sql"]
@@ -471,8 +549,8 @@ def validate____defs_git(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_file(data, custom_formats={}, name_prefix=None):
-    data_any_of_count1 = 0
-    if not data_any_of_count1:
+    data_any_of_count2 = 0
+    if not data_any_of_count2:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -480,9 +558,9 @@ def validate____defs_file(data, custom_formats={}, name_prefix=None):
                 data_len = len(data)
                 if data_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count1 += 1
+            data_any_of_count2 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count1:
+    if not data_any_of_count2:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -507,9 +585,39 @@ def validate____defs_file(data, custom_formats={}, name_prefix=None):
                     validate____defs_duration(data__maxage, custom_formats, (name_prefix or "data") + ".max_age")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count1 += 1
+            data_any_of_count2 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count1:
+    if not data_any_of_count2:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
+    return data
+
+def validate____defs_command(data, custom_formats={}, name_prefix=None):
+    data_any_of_count3 = 0
+    if not data_any_of_count3:
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+            if isinstance(data, str):
+                data_len = len(data)
+                if data_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
+            data_any_of_count3 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count3:
+        try:
+            if not isinstance(data, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+            data_is_list = isinstance(data, (list, tuple))
+            if data_is_list:
+                data_len = len(data)
+                if data_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
+                for data_x, data_item in enumerate(data):
+                    if not isinstance(data_item, (str, int, float, Decimal)) or isinstance(data_item, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be string or number")
+            data_any_of_count3 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count3:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -524,36 +632,6 @@ def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
                 data_value = data.get(data_key)
                 if not isinstance(data_value, (str, int, float, Decimal, bool)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string or number or boolean")
-    return data
-
-def validate____defs_command(data, custom_formats={}, name_prefix=None):
-    data_any_of_count2 = 0
-    if not data_any_of_count2:
-        try:
-            if not isinstance(data, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
-            if isinstance(data, str):
-                data_len = len(data)
-                if data_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
-            data_any_of_count2 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count2:
-        try:
-            if not isinstance(data, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
-            data_is_list = isinstance(data, (list, tuple))
-            if data_is_list:
-                data_len = len(data)
-                if data_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
-                for data_x, data_item in enumerate(data):
-                    if not isinstance(data_item, (str, int, float, Decimal)) or isinstance(data_item, bool):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be string or number")
-            data_any_of_count2 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count2:
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_step(data, custom_formats={}, name_prefix=None):
@@ -617,23 +695,23 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "rows" in data_keys:
             data_keys.remove("rows")
             data__rows = data["rows"]
-            data__rows_any_of_count3 = 0
-            if not data__rows_any_of_count3:
+            data__rows_any_of_count4 = 0
+            if not data__rows_any_of_count4:
                 try:
                     if not isinstance(data__rows, (int)) and not (isinstance(data__rows, float) and data__rows.is_integer()) or isinstance(data__rows, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be integer")
                     if isinstance(data__rows, (int, float, Decimal)) and not isinstance(data__rows, bool):
                         if data__rows < 0:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be bigger than or equal to 0")
-                    data__rows_any_of_count3 += 1
+                    data__rows_any_of_count4 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__rows_any_of_count3:
+            if not data__rows_any_of_count4:
                 try:
                     if not isinstance(data__rows, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be string")
-                    data__rows_any_of_count3 += 1
+                    data__rows_any_of_count4 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__rows_any_of_count3:
+            if not data__rows_any_of_count4:
                 try:
                     if not isinstance(data__rows, (list, tuple)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be array")
@@ -643,9 +721,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         for data__rows_x, data__rows_item in enumerate(data__rows):
                             if not isinstance(data__rows_item, (list, tuple)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows[{data__rows_x}]".format(**locals()) + " must be array")
-                    data__rows_any_of_count3 += 1
+                    data__rows_any_of_count4 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__rows_any_of_count3:
+            if not data__rows_any_of_count4:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows cannot be validated by any definition")
         if "value" in data_keys:
             data_keys.remove("value")
@@ -714,14 +792,14 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "exit_code" in data_keys:
             data_keys.remove("exit_code")
             data__exitcode = data["exit_code"]
-            data__exitcode_any_of_count4 = 0
-            if not data__exitcode_any_of_count4:
+            data__exitcode_any_of_count5 = 0
+            if not data__exitcode_any_of_count5:
                 try:
                     if not isinstance(data__exitcode, (int)) and not (isinstance(data__exitcode, float) and data__exitcode.is_integer()) or isinstance(data__exitcode, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code must be integer")
-                    data__exitcode_any_of_count4 += 1
+                    data__exitcode_any_of_count5 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__exitcode_any_of_count4:
+            if not data__exitcode_any_of_count5:
                 try:
                     if not isinstance(data__exitcode, (list, tuple)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code must be array")
@@ -733,9 +811,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         for data__exitcode_x, data__exitcode_item in enumerate(data__exitcode):
                             if not isinstance(data__exitcode_item, (int)) and not (isinstance(data__exitcode_item, float) and data__exitcode_item.is_integer()) or isinstance(data__exitcode_item, bool):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code[{data__exitcode_x}]".format(**locals()) + " must be integer")
-                    data__exitcode_any_of_count4 += 1
+                    data__exitcode_any_of_count5 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__exitcode_any_of_count4:
+            if not data__exitcode_any_of_count5:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code cannot be validated by any definition")
         if "stdout" in data_keys:
             data_keys.remove("stdout")
@@ -752,23 +830,23 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_status(data, custom_formats={}, name_prefix=None):
-    data_any_of_count5 = 0
-    if not data_any_of_count5:
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^([1-5]xx|[1-5][0-9][0-9]|.*[{][{].*[}][}].*)$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^([1-5]xx|[1-5][0-9][0-9]|.*[{][{].*[}][}].*)$")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -780,9 +858,9 @@ def validate____defs_status(data, custom_formats={}, name_prefix=None):
                 for data_x, data_item in enumerate(data):
                     if not isinstance(data_item, (int, str)) and not (isinstance(data_item, float) and data_item.is_integer()) or isinstance(data_item, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be integer or string")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -874,8 +952,8 @@ def validate____defs_retry(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
-    data_any_of_count6 = 0
-    if not data_any_of_count6:
+    data_any_of_count7 = 0
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -895,9 +973,9 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
                             data_value_len = len(data_value)
                             if data_value_len < 1:
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must contain at least 1 items")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -914,9 +992,9 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
                         data_item_len = len(data_item)
                         if data_item_len < 1:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must contain at least 1 properties")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -926,14 +1004,14 @@ def validate____defs_duration(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_condition(data, custom_formats={}, name_prefix=None):
-    data_any_of_count7 = 0
-    if not data_any_of_count7:
+    data_any_of_count8 = 0
+    if not data_any_of_count8:
         try:
             if not isinstance(data, (str, bool)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or boolean")
-            data_any_of_count7 += 1
+            data_any_of_count8 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count8:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -943,8 +1021,8 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                 if "changed" in data_keys:
                     data_keys.remove("changed")
                     data__changed = data["changed"]
-                    data__changed_any_of_count8 = 0
-                    if not data__changed_any_of_count8:
+                    data__changed_any_of_count9 = 0
+                    if not data__changed_any_of_count9:
                         try:
                             if not isinstance(data__changed, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be string")
@@ -952,9 +1030,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                                 data__changed_len = len(data__changed)
                                 if data__changed_len < 1:
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be longer than or equal to 1 characters")
-                            data__changed_any_of_count8 += 1
+                            data__changed_any_of_count9 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__changed_any_of_count8:
+                    if not data__changed_any_of_count9:
                         try:
                             if not isinstance(data__changed, (list, tuple)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be array")
@@ -970,9 +1048,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                                         data__changed_item_len = len(data__changed_item)
                                         if data__changed_item_len < 1:
                                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed[{data__changed_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
-                            data__changed_any_of_count8 += 1
+                            data__changed_any_of_count9 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__changed_any_of_count8:
+                    if not data__changed_any_of_count9:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed cannot be validated by any definition")
                 if "base" in data_keys:
                     data_keys.remove("base")
@@ -993,9 +1071,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".env_var must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count7 += 1
+            data_any_of_count8 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count8:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
