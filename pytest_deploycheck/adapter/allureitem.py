@@ -20,7 +20,8 @@ from ..report.svgchart import line_chart
 from ..secrets import Redactor
 from .yamlitems import CheckItem
 
-_MEDIA = {"text": allure.attachment_type.TEXT, "csv": allure.attachment_type.CSV}
+_MEDIA = {"text": allure.attachment_type.TEXT, "csv": allure.attachment_type.CSV,
+          "png": allure.attachment_type.PNG}
 
 
 class _StepFailed(AssertionError):

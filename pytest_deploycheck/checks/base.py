@@ -71,10 +71,11 @@ def applies_to(envs: tuple[str, ...] | None, skip_envs: tuple[str, ...], env: st
 
 @dataclass(frozen=True)
 class Attachment:
-    """A text attachment, already redacted; ``media`` is ``text`` or ``csv``."""
+    """An attachment: text already redacted (``media`` ``text`` or ``csv``), or the bytes of a
+    ``png`` image (a browser check's screenshot)."""
 
     name: str
-    content: str
+    content: str | bytes
     media: str = "text"
 
 

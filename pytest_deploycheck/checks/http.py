@@ -323,6 +323,9 @@ def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
         if key in expect:
             raise error_at(f"'{key}' is an expectation of a sql check, not of a request",
                            expect, key, f"{where}.expect")
+    if "request" not in node:
+        raise error_at("a step needs 'request' (or, in a browser check, 'browser')", node, None,
+                       where)
     raw = node["request"]
     request = _request(raw, f"{where}.request", default_service[0])
     # As in Tavern, an answer is expected to succeed unless the check says otherwise: a health

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import alerts, checklist, http, metric, sql
+from . import alerts, browser, checklist, http, metric, sql
 from .base import CheckType
 
 CHECK_TYPES: Mapping[str, CheckType] = {
-    one.name: one for one in (sql.TYPE, alerts.TYPE, metric.TYPE, checklist.TYPE,
-                                    http.TYPE)}
+    one.name: one for one in (sql.TYPE, alerts.TYPE, browser.TYPE, metric.TYPE,
+                                    checklist.TYPE, http.TYPE)}

@@ -3,6 +3,7 @@
     python -m pytest_deploycheck.demo --port 8765             # serve (the default command)
     python -m pytest_deploycheck.demo fault --port 8765 --unhealthy database
     python -m pytest_deploycheck.demo fault --port 8765 --backup-age-hours 30 --incident "DB slow"
+    python -m pytest_deploycheck.demo fault --port 8765 --page-error   # /app throws in the browser
     python -m pytest_deploycheck.demo deploy --port 8765 --version 2.0.0 --error-rate 0.5
     python -m pytest_deploycheck.demo rollback --port 8765
 """
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                              help="make the latest backup this many hours old")
             cmd.add_argument("--incident", action="append", default=None,
                              help="open an incident with this title on /v1/incidents")
+            cmd.add_argument("--page-error", action="store_true", default=None,
+                             help="make the /app page throw in the browser")
         if name == "fault":
             cmd.add_argument("--clear", action="store_true", help="remove every fault")
         if name == "deploy":
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         payload["backup_age_hours"] = args.backup_age_hours
     if args.incident is not None:
         payload["incidents"] = args.incident
+    if args.page_error:
+        payload["page_error"] = True
     if args.command == "deploy":
         payload["version"] = args.version
         return _call(args.host, args.port, "POST", "/admin/deploy", payload)

@@ -6,11 +6,13 @@ Faults and versions change at run time through ``/admin/...`` (or the ``fault``,
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import secrets
 import threading
 import time
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,11 +37,12 @@ class Faults:
     latency_ms: int = 0
     backup_age_hours: float = 0.0  # how old the latest backup is (0: taken at start)
     incidents: list[str] = field(default_factory=list)  # open incidents on the status API
+    page_error: bool = False  # the /app page throws in the browser after it renders
 
     def to_json(self) -> dict[str, Any]:
         return {"unhealthy": sorted(self.unhealthy), "error_rate": self.error_rate,
                 "latency_ms": self.latency_ms, "backup_age_hours": self.backup_age_hours,
-                "incidents": list(self.incidents)}
+                "incidents": list(self.incidents), "page_error": self.page_error}
 
 
 @dataclass
@@ -118,6 +121,33 @@ def _page(title: str, body: str) -> str:
             f"<a href='/console/settings'>Settings</a></nav><h1>{title}</h1>{body}</body></html>")
 
 
+# The browser front end: /app lists the workflows it fetches from the API (so a broken API
+# shows as a failed request), with a sign-in form that posts to /app/login. With the
+# ``page_error`` fault its script throws once it has rendered, as a bad front-end release does.
+_APP = """<!doctype html><html><head><title>Workflows - Demo App</title>
+<link rel="icon" href="data:,"></head><body>
+<h1>Workflows</h1><p id="user">USER</p><ul id="workflows"></ul>
+<form id="login" method="post" action="/app/login">
+<input name="user" id="user-name" placeholder="user"><button type="submit">Sign in</button>
+</form>
+<script>
+fetch("/v1/workflows").then(r => r.json()).then(data => {
+  for (const w of data.items) {
+    const li = document.createElement("li"); li.textContent = w.name;
+    document.getElementById("workflows").appendChild(li);
+  }
+  document.body.dataset.ready = "yes";
+  if (THROW) { throw new TypeError("workflows.map is not a function"); }
+});
+if (THROW) { undefinedRenderer.render(); }
+</script></body></html>"""
+
+
+def _app(user: str, throw: bool) -> str:
+    shown = f"Signed in as {html.escape(user)}" if user else "Not signed in"
+    return _APP.replace("USER", shown).replace("THROW", "true" if throw else "false")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real services do
     server: DemoServer
@@ -143,12 +173,20 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if path == "/app/login" and method == "POST":  # a form, not JSON
+            user = urllib.parse.parse_qs(raw.decode(errors="replace")).get("user", [""])[0]
+            self.send_response(303)
+            self.send_header("Location", "/app?" + urllib.parse.urlencode({"user": user}))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            state.record("/app", 303, time.perf_counter() - started)
+            return
         try:
             payload = json.loads(raw) if raw else {}
         except ValueError:
             payload = None
         route, status, body, ctype = self._route(method, path, payload)
-        if route.startswith("/v1") or route in ("/health", "/console"):
+        if route.startswith("/v1") or route in ("/health", "/console", "/app"):
             if state.faults.latency_ms:
                 time.sleep(state.faults.latency_ms / 1000)
             if route.startswith("/v1") and state.inject_error():
@@ -188,6 +226,9 @@ class Handler(BaseHTTPRequestHandler):
             return "/metrics", 200, state.metrics(), "text"
         if path.startswith("/admin/"):
             return self._admin(method, path, payload)
+        if path == "/app" and method == "GET":
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            return "/app", 200, _app(query.get("user", [""])[0], state.faults.page_error), "html"
         if path in ("/", "/console", "/console/workflows", "/console/settings") and method == "GET":
             title = {"/": "Dashboard", "/console": "Dashboard", "/console/workflows": "Workflows",
                      "/console/settings": "Settings"}[path]
@@ -288,6 +329,7 @@ def _faults(payload: Any, base: Faults) -> Faults:
                   error_rate=float(data.get("error_rate", base.error_rate)),
                   latency_ms=int(data.get("latency_ms", base.latency_ms)),
                   backup_age_hours=float(data.get("backup_age_hours", base.backup_age_hours)),
+                  page_error=bool(data.get("page_error", base.page_error)),
                   incidents=[str(i) for i in (incidents if isinstance(incidents, list)
                                               else [incidents])])
 

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "a53a92130688b8e2380db181b2d03965b47711af836161167c340256dc6a2305"
+SCHEMA_SHA256 = "79d2e07f50cadc96472bf47e444553669cb2cc9810a87514036ebd2e26923409"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -204,6 +204,10 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
                     validate____defs_step(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+        if "browser" in data_keys:
+            data_keys.remove("browser")
+            data__browser = data["browser"]
+            validate____defs_page(data__browser, custom_formats, (name_prefix or "data") + ".browser")
         if "alerts" in data_keys:
             data_keys.remove("alerts")
             data__alerts = data["alerts"]
@@ -634,14 +638,118 @@ def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string or number or boolean")
     return data
 
+def validate____defs_page(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data_keys = set(data.keys())
+        if "url" in data_keys:
+            data_keys.remove("url")
+            data__url = data["url"]
+            if not isinstance(data__url, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".url must be string")
+            if isinstance(data__url, str):
+                data__url_len = len(data__url)
+                if data__url_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".url must be longer than or equal to 1 characters")
+        if "path" in data_keys:
+            data_keys.remove("path")
+            data__path = data["path"]
+            if not isinstance(data__path, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".path must be string")
+            if isinstance(data__path, str):
+                data__path_len = len(data__path)
+                if data__path_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".path must be longer than or equal to 1 characters")
+        if "service" in data_keys:
+            data_keys.remove("service")
+            data__service = data["service"]
+            if not isinstance(data__service, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".service must be string")
+            if isinstance(data__service, str):
+                data__service_len = len(data__service)
+                if data__service_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".service must be longer than or equal to 1 characters")
+        if "wait_for" in data_keys:
+            data_keys.remove("wait_for")
+            data__waitfor = data["wait_for"]
+            data__waitfor_any_of_count4 = 0
+            if not data__waitfor_any_of_count4:
+                try:
+                    if not isinstance(data__waitfor, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for must be string")
+                    if isinstance(data__waitfor, str):
+                        data__waitfor_len = len(data__waitfor)
+                        if data__waitfor_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for must be longer than or equal to 1 characters")
+                    data__waitfor_any_of_count4 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__waitfor_any_of_count4:
+                try:
+                    if not isinstance(data__waitfor, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for must be object")
+                    data__waitfor_is_dict = isinstance(data__waitfor, dict)
+                    if data__waitfor_is_dict:
+                        data__waitfor__missing_keys = set(['text']) - data__waitfor.keys()
+                        if data__waitfor__missing_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for must contain ")
+                        data__waitfor_keys = set(data__waitfor.keys())
+                        if "text" in data__waitfor_keys:
+                            data__waitfor_keys.remove("text")
+                            data__waitfor__text = data__waitfor["text"]
+                            if not isinstance(data__waitfor__text, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for.text must be string")
+                            if isinstance(data__waitfor__text, str):
+                                data__waitfor__text_len = len(data__waitfor__text)
+                                if data__waitfor__text_len < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for.text must be longer than or equal to 1 characters")
+                        if data__waitfor_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for must not contain "+str(data__waitfor_keys)+" properties")
+                    data__waitfor_any_of_count4 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__waitfor_any_of_count4:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".wait_for cannot be validated by any definition")
+        if "max_load" in data_keys:
+            data_keys.remove("max_load")
+            data__maxload = data["max_load"]
+            validate____defs_duration(data__maxload, custom_formats, (name_prefix or "data") + ".max_load")
+        if "no_console_errors" in data_keys:
+            data_keys.remove("no_console_errors")
+            data__noconsoleerrors = data["no_console_errors"]
+            if not isinstance(data__noconsoleerrors, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".no_console_errors must be boolean")
+        if "fill" in data_keys:
+            data_keys.remove("fill")
+            data__fill = data["fill"]
+            validate____defs_stringmap(data__fill, custom_formats, (name_prefix or "data") + ".fill")
+        if "click" in data_keys:
+            data_keys.remove("click")
+            data__click = data["click"]
+            if not isinstance(data__click, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".click must be string")
+            if isinstance(data__click, str):
+                data__click_len = len(data__click)
+                if data__click_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".click must be longer than or equal to 1 characters")
+        if "submit" in data_keys:
+            data_keys.remove("submit")
+            data__submit = data["submit"]
+            if not isinstance(data__submit, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".submit must be string")
+            if isinstance(data__submit, str):
+                data__submit_len = len(data__submit)
+                if data__submit_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".submit must be longer than or equal to 1 characters")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
 def validate____defs_step(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
-        data__missing_keys = set(['request']) - data.keys()
-        if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
         data_keys = set(data.keys())
         if "name" in data_keys:
             data_keys.remove("name")
@@ -652,6 +760,10 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
             data_keys.remove("request")
             data__request = data["request"]
             validate____defs_request(data__request, custom_formats, (name_prefix or "data") + ".request")
+        if "browser" in data_keys:
+            data_keys.remove("browser")
+            data__browser = data["browser"]
+            validate____defs_page(data__browser, custom_formats, (name_prefix or "data") + ".browser")
         if "expect" in data_keys:
             data_keys.remove("expect")
             data__expect = data["expect"]
@@ -695,23 +807,23 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "rows" in data_keys:
             data_keys.remove("rows")
             data__rows = data["rows"]
-            data__rows_any_of_count4 = 0
-            if not data__rows_any_of_count4:
+            data__rows_any_of_count5 = 0
+            if not data__rows_any_of_count5:
                 try:
                     if not isinstance(data__rows, (int)) and not (isinstance(data__rows, float) and data__rows.is_integer()) or isinstance(data__rows, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be integer")
                     if isinstance(data__rows, (int, float, Decimal)) and not isinstance(data__rows, bool):
                         if data__rows < 0:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be bigger than or equal to 0")
-                    data__rows_any_of_count4 += 1
+                    data__rows_any_of_count5 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__rows_any_of_count4:
+            if not data__rows_any_of_count5:
                 try:
                     if not isinstance(data__rows, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be string")
-                    data__rows_any_of_count4 += 1
+                    data__rows_any_of_count5 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__rows_any_of_count4:
+            if not data__rows_any_of_count5:
                 try:
                     if not isinstance(data__rows, (list, tuple)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows must be array")
@@ -721,9 +833,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         for data__rows_x, data__rows_item in enumerate(data__rows):
                             if not isinstance(data__rows_item, (list, tuple)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows[{data__rows_x}]".format(**locals()) + " must be array")
-                    data__rows_any_of_count4 += 1
+                    data__rows_any_of_count5 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__rows_any_of_count4:
+            if not data__rows_any_of_count5:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".rows cannot be validated by any definition")
         if "value" in data_keys:
             data_keys.remove("value")
@@ -792,14 +904,14 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "exit_code" in data_keys:
             data_keys.remove("exit_code")
             data__exitcode = data["exit_code"]
-            data__exitcode_any_of_count5 = 0
-            if not data__exitcode_any_of_count5:
+            data__exitcode_any_of_count6 = 0
+            if not data__exitcode_any_of_count6:
                 try:
                     if not isinstance(data__exitcode, (int)) and not (isinstance(data__exitcode, float) and data__exitcode.is_integer()) or isinstance(data__exitcode, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code must be integer")
-                    data__exitcode_any_of_count5 += 1
+                    data__exitcode_any_of_count6 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__exitcode_any_of_count5:
+            if not data__exitcode_any_of_count6:
                 try:
                     if not isinstance(data__exitcode, (list, tuple)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code must be array")
@@ -811,9 +923,9 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
                         for data__exitcode_x, data__exitcode_item in enumerate(data__exitcode):
                             if not isinstance(data__exitcode_item, (int)) and not (isinstance(data__exitcode_item, float) and data__exitcode_item.is_integer()) or isinstance(data__exitcode_item, bool):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code[{data__exitcode_x}]".format(**locals()) + " must be integer")
-                    data__exitcode_any_of_count5 += 1
+                    data__exitcode_any_of_count6 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
-            if not data__exitcode_any_of_count5:
+            if not data__exitcode_any_of_count6:
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".exit_code cannot be validated by any definition")
         if "stdout" in data_keys:
             data_keys.remove("stdout")
@@ -830,23 +942,23 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_status(data, custom_formats={}, name_prefix=None):
-    data_any_of_count6 = 0
-    if not data_any_of_count6:
+    data_any_of_count7 = 0
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^([1-5]xx|[1-5][0-9][0-9]|.*[{][{].*[}][}].*)$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^([1-5]xx|[1-5][0-9][0-9]|.*[{][{].*[}][}].*)$")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -858,9 +970,9 @@ def validate____defs_status(data, custom_formats={}, name_prefix=None):
                 for data_x, data_item in enumerate(data):
                     if not isinstance(data_item, (int, str)) and not (isinstance(data_item, float) and data_item.is_integer()) or isinstance(data_item, bool):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be integer or string")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -952,8 +1064,8 @@ def validate____defs_retry(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
-    data_any_of_count7 = 0
-    if not data_any_of_count7:
+    data_any_of_count8 = 0
+    if not data_any_of_count8:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -973,9 +1085,9 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
                             data_value_len = len(data_value)
                             if data_value_len < 1:
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must contain at least 1 items")
-            data_any_of_count7 += 1
+            data_any_of_count8 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count8:
         try:
             if not isinstance(data, (list, tuple)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
@@ -992,9 +1104,9 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
                         data_item_len = len(data_item)
                         if data_item_len < 1:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must contain at least 1 properties")
-            data_any_of_count7 += 1
+            data_any_of_count8 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count7:
+    if not data_any_of_count8:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -1004,14 +1116,14 @@ def validate____defs_duration(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_condition(data, custom_formats={}, name_prefix=None):
-    data_any_of_count8 = 0
-    if not data_any_of_count8:
+    data_any_of_count9 = 0
+    if not data_any_of_count9:
         try:
             if not isinstance(data, (str, bool)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or boolean")
-            data_any_of_count8 += 1
+            data_any_of_count9 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count8:
+    if not data_any_of_count9:
         try:
             if not isinstance(data, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -1021,8 +1133,8 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                 if "changed" in data_keys:
                     data_keys.remove("changed")
                     data__changed = data["changed"]
-                    data__changed_any_of_count9 = 0
-                    if not data__changed_any_of_count9:
+                    data__changed_any_of_count10 = 0
+                    if not data__changed_any_of_count10:
                         try:
                             if not isinstance(data__changed, (str)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be string")
@@ -1030,9 +1142,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                                 data__changed_len = len(data__changed)
                                 if data__changed_len < 1:
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be longer than or equal to 1 characters")
-                            data__changed_any_of_count9 += 1
+                            data__changed_any_of_count10 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__changed_any_of_count9:
+                    if not data__changed_any_of_count10:
                         try:
                             if not isinstance(data__changed, (list, tuple)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed must be array")
@@ -1048,9 +1160,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                                         data__changed_item_len = len(data__changed_item)
                                         if data__changed_item_len < 1:
                                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed[{data__changed_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
-                            data__changed_any_of_count9 += 1
+                            data__changed_any_of_count10 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-                    if not data__changed_any_of_count9:
+                    if not data__changed_any_of_count10:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".changed cannot be validated by any definition")
                 if "base" in data_keys:
                     data_keys.remove("base")
@@ -1071,9 +1183,9 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".env_var must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
-            data_any_of_count8 += 1
+            data_any_of_count9 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count8:
+    if not data_any_of_count9:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
