@@ -209,3 +209,30 @@ def test_a_metric_check_on_alertmanager_is_refused(project: Project) -> None:
     project.suite("s.yaml", 'checks:\n  - {name: a, kind: metric, source: am, query: up, threshold: "> 0"}\n')
     assert_bad_input(project, "checks[[]0].query: an alertmanager source lists alerts (for 'alerts' "
                               "checks) and has no metrics*", "--env=prod")
+
+
+def test_an_alerts_check_retries_until_the_alert_resolves(project: Project,
+                                                          datadog: DatadogServer) -> None:
+    import threading
+
+    datadog.monitors = [{"id": 1, "name": "API error rate", "overall_state": "Alert",
+                         "tags": ["service:api"]}]
+    environments(project, f'dd: {{type: datadog, url: "{datadog.url}", api_key: {DD_API_KEY}, '
+                          f'app_key: {DD_APP_KEY}}}')
+    project.suite("alerts.yaml", """\
+        checks:
+          - {name: settles, kind: health, alerts: {source: dd}, retry: {until: 20s, interval: 0.2s}}
+        """)
+
+    def resolve() -> None:
+        datadog.monitors = [{**datadog.monitors[0], "overall_state": "OK"}]
+
+    timer = threading.Timer(1.5, resolve)
+    timer.start()
+    try:
+        result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    finally:
+        timer.cancel()
+    result.assert_outcomes(passed=1)
+    (check,) = json.loads((project.path / "gate.json").read_text())["checks"]
+    assert check["duration"] >= 0.5  # it waited for the monitor to recover

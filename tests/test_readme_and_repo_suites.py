@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, copy_repo_suites, free_port, git, runpytest
-from metric_servers import Prometheus
+from db_servers import PostgreSQL
+from metric_servers import Prometheus, start_alertmanager, stop_process
 from pytest_deploycheck.demo.server import DemoServer
 from servers import LoopbackServer
 
@@ -94,6 +95,62 @@ def test_readme_metric_example_passes_against_prometheus(
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["  NOTE *p99 under 500ms while we watch[[]production[]]: no "
                                  "baseline yet: recorded 0.236964 as the baseline"])
+
+
+def test_readme_evidence_example_against_postgresql_alertmanager_and_chromium(
+        project: Project, postgresql: PostgreSQL, demo: DemoServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's SQL, alerts and browser checks, as written, against a real PostgreSQL (a
+    read-only role on an ``orders`` database), a real Alertmanager and the demo in Chromium;
+    then the demo's page throws and a critical alert fires, and exactly those checks fail."""
+    import datetime as dt
+
+    import psycopg
+
+    with psycopg.connect(postgresql.url("postgres"), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE orders")
+        admin.execute("CREATE ROLE deploy_ro LOGIN PASSWORD 'ro-pw-5150'")
+    with psycopg.connect(postgresql.url("orders"), autocommit=True) as owner:
+        owner.execute("""
+            CREATE TABLE schema_migrations (version text, applied_at timestamptz);
+            INSERT INTO schema_migrations VALUES ('001', now()), ('002', now());
+            CREATE TABLE orders (id int, region text);
+            INSERT INTO orders VALUES (1, 'eu'), (2, 'us');
+            GRANT SELECT ON ALL TABLES IN SCHEMA public TO deploy_ro;
+        """)
+    alertmanager = start_alertmanager(tmp_path)
+    try:
+        ends = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        alertmanager.post("/api/v2/alerts", [{"labels": {"alertname": "Watchdog",
+                                                         "severity": "critical"},
+                                              "endsAt": ends}])
+        for name, value in {"WEB_URL": f"http://127.0.0.1:{demo.server_port}",
+                            "DB_PASSWORD": "ro-pw-5150", "DB_HOST": f"127.0.0.1:{postgresql.port}",
+                            "ALERTMANAGER_URL": alertmanager.url}.items():
+            monkeypatch.setenv(name, value)
+        (project.path / "environments.yaml").write_text(readme_examples("evidence-environments")[0])
+        project.suite("post-deploy-evidence.yaml", readme_examples("evidence-suite")[0])
+        result = runpytest(project.pytester, "--env=production")
+        result.assert_outcomes(passed=5)
+        result.stdout.fnmatch_lines(["  NOTE *no critical alerts[[]production[]]: ignored: Watchdog"])
+
+        demo.state.faults.page_error = True
+        alertmanager.post("/api/v2/alerts", [{"labels": {"alertname": "OrdersStuck",
+                                                         "severity": "page"},
+                                              "annotations": {"summary": "no order in 10m"},
+                                              "endsAt": ends}])
+        result = runpytest(project.pytester, "--env=production")
+        result.assert_outcomes(passed=2, failed=3)
+        out = result.stdout.str()
+        assert "ro-pw-5150" not in out
+        result.stdout.fnmatch_lines([
+            "*FAILED*no critical alerts[[]production[]]*",
+            "*1 alert(s) active/unprocessed: OrdersStuck",
+            "*FAILED*the app renders without errors[[]production[]]*",
+            "*uncaught exception: ReferenceError: undefinedRenderer is not defined",
+            "*FAILED*sign in works[[]production[]]*"])
+    finally:
+        stop_process(alertmanager.process)
 
 
 def readme_checklist_project(project: Project, server: LoopbackServer) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from .base import (
     Templates,
 )
 from .metric import PoolFetch
+from .retry import Retry, own_retry, run_retrying
 
 if TYPE_CHECKING:
     from ..environments import Environment
@@ -59,6 +60,7 @@ class AlertsSpec:
     match: Matcher
     ignore: tuple[Matcher, ...]
     states: tuple[str, ...] | None  # None: the source's default
+    retry: Retry | None = None  # until the alerts resolve
     type: str = "alerts"
 
     read_only = True
@@ -114,6 +116,7 @@ class AlertsResult:
     error: str
     duration: float
     note: str = ""
+    attempts: int = 1
 
     @property
     def firing(self) -> list[Alert]:
@@ -121,6 +124,7 @@ class AlertsResult:
 
     def details(self) -> dict[str, Any]:
         return {"source": self.source, "duration": self.duration, "error": self.error or None,
+                "attempts": self.attempts,
                 "firing": [alert.describe() for alert in self.firing],
                 "ignored": [a.name for verdict, a in self.judged if verdict == "ignored"]}
 
@@ -131,6 +135,8 @@ class AlertsResult:
         if len(firing) > SHOWN_ALERTS:
             lines.append(f"  ({len(firing) - SHOWN_ALERTS} more)")
         lines.append(f"  FAILED {self.reason}")
+        if self.attempts > 1:
+            lines.append(f"  (last of {self.attempts} attempts)")
         return redactor.redact("\n".join(lines))
 
 
@@ -151,10 +157,20 @@ def judge(spec: AlertsSpec, states: tuple[str, ...], alerts: list[Alert]
 
 
 class AlertsRunner:
-    def __init__(self, pool: ClientPool) -> None:
-        self.pool = pool
+    def __init__(self, pool: ClientPool, sleep: Callable[[float], None]) -> None:
+        self.pool, self.sleep = pool, sleep
 
     def run(self, instance: CheckInstance) -> AlertsResult:
+        spec = instance.check.spec
+        assert isinstance(spec, AlertsSpec)
+        result: AlertsResult
+        started = time.monotonic()
+        result, attempts = run_retrying(lambda: self._once(instance), lambda r: r.outcome,
+                                        spec.retry, instance.check.timeout, self.sleep)
+        result.attempts, result.duration = attempts, time.monotonic() - started
+        return result
+
+    def _once(self, instance: CheckInstance) -> AlertsResult:
         check = instance.check
         spec = check.spec
         assert isinstance(spec, AlertsSpec)
@@ -193,7 +209,7 @@ class _AlertsType:
 
     name = "alerts"
     templates = Templates(values=())
-    keys = frozenset(("alerts",))
+    keys = frozenset(("alerts", "retry"))
 
     def keys_for(self, kind: str) -> frozenset[str]:
         return self.keys
@@ -220,10 +236,11 @@ class _AlertsType:
         return AlertsSpec(
             source=alerts["source"],
             match=_matcher(alerts.get("match", {}), alerts, "match", where),
-            ignore=tuple(ignore), states=tuple(states) if states is not None else None)
+            ignore=tuple(ignore), states=tuple(states) if states is not None else None,
+            retry=own_retry(node, at.where))
 
     def runner(self, context: RunContext) -> AlertsRunner:
-        return AlertsRunner(context.pool)
+        return AlertsRunner(context.pool, context.sleep)
 
 
 def _matcher(labels: Mapping[str, Any], node: Any, key: str | int, where: str) -> Matcher:

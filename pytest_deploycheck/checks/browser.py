@@ -34,6 +34,7 @@ from .base import (
     Templates,
     check_names,
 )
+from .retry import Retry, own_retry, run_retrying
 
 if TYPE_CHECKING:
     from ..environments import Environment
@@ -70,6 +71,7 @@ class Page:
 class BrowserSpec:
     pages: tuple[Page, ...]
     allow_write: bool
+    retry: Retry | None = None
     type: str = "browser"
 
     waits = False
@@ -138,11 +140,12 @@ class BrowserResult:
     run: BrowserRun | None
     duration: float
     note: str = ""
+    attempts: int = 1
 
     def details(self) -> dict[str, Any]:
         pages = [{"url": seen.url, "status": seen.status, "load_time": seen.load_time,
                   "problems": seen.problems} for seen in (self.run.pages if self.run else [])]
-        return {"pages": pages, "duration": self.duration,
+        return {"pages": pages, "duration": self.duration, "attempts": self.attempts,
                 "console": list(self.run.console[-50:]) if self.run else []}
 
     def render(self, instance: CheckInstance, redactor: Redactor) -> str:
@@ -154,14 +157,26 @@ class BrowserResult:
                              f"{len(self.run.console)}):")
                 lines += [f"    {line[:300]}" for line in self.run.console[-CONSOLE_SHOWN:]]
         lines.append(f"  FAILED {self.reason}")
+        if self.attempts > 1:
+            lines.append(f"  (last of {self.attempts} attempts)")
         return redactor.redact("\n".join(lines))
 
 
 class BrowserRunner:
     def __init__(self, context: RunContext) -> None:
-        self.environ = context.environ
+        self.environ, self.sleep = context.environ, context.sleep
 
     def run(self, instance: CheckInstance) -> BrowserResult:
+        spec = instance.check.spec
+        assert isinstance(spec, BrowserSpec)
+        result: BrowserResult
+        started = time.monotonic()
+        result, attempts = run_retrying(lambda: self._once(instance), lambda r: r.outcome,
+                                        spec.retry, instance.check.timeout, self.sleep)
+        result.attempts, result.duration = attempts, time.monotonic() - started
+        return result
+
+    def _once(self, instance: CheckInstance) -> BrowserResult:
         check, env = instance.check, instance.env
         spec = check.spec
         assert isinstance(spec, BrowserSpec)
@@ -211,7 +226,7 @@ class _BrowserType:
     name = "browser"
     templates = Templates(values=("browser/url", "browser/path", "browser/fill/*",
                                   "browser/wait_for/text"))
-    keys = frozenset(("browser", "steps", "allow_write"))
+    keys = frozenset(("browser", "steps", "allow_write", "retry"))
 
     def keys_for(self, kind: str) -> frozenset[str]:
         return self.keys
@@ -242,7 +257,8 @@ class _BrowserType:
         if pages[0].url is None and pages[0].path is None:
             raise at.error("the first page needs 'path' (on a service) or 'url'", node,
                            "browser" if "browser" in node else "steps")
-        return BrowserSpec(pages=pages, allow_write=bool(node.get("allow_write", False)))
+        return BrowserSpec(pages=pages, allow_write=bool(node.get("allow_write", False)),
+                           retry=own_retry(node, at.where))
 
     def runner(self, context: RunContext) -> BrowserRunner:
         return BrowserRunner(context)

@@ -64,6 +64,7 @@ from .base import (
     Templates,
     check_names,
 )
+from .retry import Retry, parse_retry, retrying
 from .sql import EXPECT_KEYS as SQL_EXPECT_KEYS
 
 if TYPE_CHECKING:
@@ -87,14 +88,6 @@ class Request:
     has_json: bool
     body: str | None
     timeout: float | None
-
-
-@dataclass(frozen=True)
-class Retry:
-    until: float | None
-    interval: float
-    attempts: int | None
-    stop_if: Expectation | None
 
 
 @dataclass(frozen=True)
@@ -297,16 +290,9 @@ def _save(node: YamlMap | None, where: str) -> dict[str, Any]:
 
 
 def _retry(node: YamlMap | None, where: str, base_dir: Path) -> Retry | None:
-    if node is None:
-        return None
-    retry = Retry(until=duration_at(node, "until", where),
-                  interval=duration_at(node, "interval", where) or 1.0,
-                  attempts=node.get("attempts"),
-                  stop_if=parse_expectation(node["stop_if"], f"{where}.stop_if", base_dir)
-                  if "stop_if" in node else None)
-    if retry.until is None and retry.attempts is None:
-        raise error_at("retry needs 'until' or 'attempts'", node, None, where)
-    return retry
+    stop_if = parse_expectation(node["stop_if"], f"{where}.stop_if", base_dir) \
+        if node is not None and "stop_if" in node else None
+    return parse_retry(node, where, stop_if)
 
 
 def _step(node: YamlMap, where: str, name: str, default_service: ServiceRef,
@@ -556,25 +542,7 @@ class HttpCheckRunner:
 
     def _retrying(self, once: Callable[[], tuple[bool, bool]], retry: Retry | None,
                   deadline: float | None) -> int:
-        """Call ``once`` (returning ok, give-up) until it succeeds or ``retry`` runs out.
-
-        Returns how many attempts were made. Never sleeps past ``retry.until`` or ``deadline``.
-        """
-        start = self.clock()
-        until = start + retry.until if retry and retry.until is not None else None
-        attempts = 0
-        while True:
-            attempts += 1
-            ok, stop = once()
-            if ok or stop or retry is None:
-                return attempts
-            if retry.attempts is not None and attempts >= retry.attempts:
-                return attempts
-            now = self.clock()
-            limits = [limit for limit in (until, deadline) if limit is not None]
-            if limits and now >= min(limits):
-                return attempts
-            self.sleep(max(min([retry.interval, *(limit - now for limit in limits)]), 0.0))
+        return retrying(once, retry, deadline, self.clock, self.sleep)
 
     def _steps(self, instance: CheckInstance, retry: Retry | None, deadline: float | None,
                attempt: _Attempt) -> tuple[bool, bool]:

@@ -25,7 +25,7 @@ from ..inputs.located import error_at, threshold_at
 from ..inputs.templating import names_in
 from ..inputs.yamlfile import YamlList, YamlMap
 from ..metrics.sql import SqlSource
-from ..runtime.sql import Bound, Rows, bind, plain, quoted_template
+from ..runtime.sql import Bound, Rows, bind, plain, quoted_template, statement_problem
 from ..secrets import Redactor
 from ..units import Threshold, format_duration, parse_threshold
 from .base import (
@@ -39,6 +39,7 @@ from .base import (
     Templates,
     check_names,
 )
+from .retry import Retry, own_retry, run_retrying
 
 if TYPE_CHECKING:
     from ..environments import Environment
@@ -56,6 +57,7 @@ class SqlSpec:
     value: Any
     has_value: bool
     threshold: Threshold | None
+    retry: Retry | None = None
     type: str = "sql"
 
     # A query only reads: the transaction is read-only whatever the statement.
@@ -126,9 +128,11 @@ class SqlResult:
     error: str
     duration: float
     note: str = ""
+    attempts: int = 1
 
     def details(self) -> dict[str, Any]:
         return {"source": self.source, "query": self.query, "duration": self.duration,
+                "attempts": self.attempts,
                 "rows": len(self.found.rows) if self.found else None,
                 "value": self.value, "error": self.error or None}
 
@@ -144,6 +148,8 @@ class SqlResult:
                          f"{format_duration(self.duration)}")
             lines += _table(self.found)
         lines.append(f"  FAILED {self.reason}")
+        if self.attempts > 1:
+            lines.append(f"  (last of {self.attempts} attempts)")
         return redactor.redact("\n".join(lines))
 
 
@@ -195,9 +201,19 @@ def judge(spec: SqlSpec, found: Rows) -> str | None:
 
 class SqlRunner:
     def __init__(self, context: RunContext) -> None:
-        self.redactor = context.redactor
+        self.sleep = context.sleep
 
     def run(self, instance: CheckInstance) -> SqlResult:
+        spec = instance.check.spec
+        assert isinstance(spec, SqlSpec)
+        result: SqlResult
+        started = time.monotonic()
+        result, attempts = run_retrying(lambda: self._once(instance), lambda r: r.outcome,
+                                        spec.retry, instance.check.timeout, self.sleep)
+        result.attempts, result.duration = attempts, time.monotonic() - started
+        return result
+
+    def _once(self, instance: CheckInstance) -> SqlResult:
         check = instance.check
         spec = check.spec
         assert isinstance(spec, SqlSpec)
@@ -228,7 +244,7 @@ class _SqlType:
     name = "sql"
     # Templates of the query become parameters of the statement.
     templates = Templates(values=("sql/query",))
-    keys = frozenset(("sql", "expect", "threshold"))
+    keys = frozenset(("sql", "expect", "threshold", "retry"))
 
     def keys_for(self, kind: str) -> frozenset[str]:
         return self.keys
@@ -239,6 +255,9 @@ class _SqlType:
         sql = node["sql"]
         inner = at.inner("sql")
         query = sql["query"]
+        problem = statement_problem(query)
+        if problem:
+            raise error_at(problem, sql, "query", inner)
         quoted = quoted_template(query)
         if quoted:
             raise error_at(f"'{{{{ {quoted} }}}}' is bound as a parameter: write it without "
@@ -254,7 +273,7 @@ class _SqlType:
             rows=_rows(expect, at.inner("expect")) if "rows" in expect else None,
             value=plain(expect.get("value")), has_value="value" in expect,
             threshold=threshold_at(node, "threshold", at.where) if "threshold" in node
-            else None)
+            else None, retry=own_retry(node, at.where))
 
     def runner(self, context: RunContext) -> SqlRunner:
         return SqlRunner(context)

@@ -18,7 +18,15 @@ from typing import Any
 from ..inputs.located import duration_at
 from ..inputs.templating import names_in
 from ..inputs.yamlfile import YamlMap
-from ..runtime.sql import Bound, Rows, SqlError, describe, run_query, url_problem
+from ..runtime.sql import (
+    Bound,
+    Rows,
+    SqlError,
+    describe,
+    run_query,
+    statement_problem,
+    url_problem,
+)
 from .base import Fetch, MetricQueryError, NoHistory, Sample, Series, SourceContext, number
 
 SCHEMA: Mapping[str, Any] = {
@@ -53,6 +61,9 @@ class SqlSource:
         return f"sql {describe(self.url)}"
 
     def query_error(self, query: str) -> str | None:
+        problem = statement_problem(query)
+        if problem:
+            return problem
         if names_in(query):
             return "a metric query of a sql source takes no {{ }} templates (their values " \
                    "would be pasted into SQL); a sql check (sql: {source, query}) binds them " \

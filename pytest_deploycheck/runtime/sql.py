@@ -80,6 +80,29 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+_COMMENT = re.compile(r"\s*(?:--[^\n]*\n?|/\*.*?\*/)", re.S)
+# Statements that ask: the read-only transaction refuses writes, but not a server-side COPY TO
+# a file, and SQLite's read-only mode does not stop ATTACH or VACUUM INTO creating files.
+QUERY_KEYWORDS = ("select", "with", "values", "table", "show")
+
+
+def statement_problem(query: str) -> str | None:
+    """Why ``query`` is not a query a check may run, or None."""
+    text = query
+    while True:
+        stripped = _COMMENT.match(text)
+        if not stripped or not stripped.group(0):
+            break
+        text = text[stripped.end():]
+    first = re.match(r"\s*(\w+)", text)
+    keyword = first.group(1).lower() if first else ""
+    if keyword not in QUERY_KEYWORDS:
+        shown = keyword.upper() or "an empty statement"
+        return f"{shown} is not a query: a check runs one SELECT, WITH, VALUES, TABLE or " \
+               f"SHOW statement"
+    return None
+
+
 def describe(url: str) -> str:
     """``url`` without its password (``postgresql://app@db:5432/orders``)."""
     parts = urlsplit(url)
@@ -129,6 +152,9 @@ def _parameter(value: Any) -> Any:
 
 def run_query(url: str, bound: Bound, timeout: float, base_dir: Path) -> Rows:
     """Run ``bound`` read-only against ``url`` within ``timeout`` seconds."""
+    problem = statement_problem(bound.pieces[0])
+    if problem:
+        raise SqlError(problem)
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         return _sqlite(url, bound, timeout, base_dir)
