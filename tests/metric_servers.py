@@ -115,29 +115,28 @@ def start_prometheus(folder: Path, *, backfill: str | None = None,
         stdout=log, stderr=subprocess.STDOUT)
     log.close()
     url = f"http://127.0.0.1:{port}"
+    wait_ready(url, process, folder / "prometheus.log")
+    return Prometheus(url=url, process=process, folder=folder, started=time.time())
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``url``/-/ready answers 200 (Prometheus and Alertmanager both have it)."""
     deadline = time.monotonic() + 30
     while True:
         try:
             with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
                 if answer.status == 200:
-                    break
+                    return
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("prometheus did not start:\n"
-                               + (folder / "prometheus.log").read_text()[-2000:])
+            raise RuntimeError(f"{process.args[0]} did not start:\n" + log.read_text()[-2000:])
         time.sleep(0.1)
-    return Prometheus(url=url, process=process, folder=folder, started=time.time())
 
 
 def stop_prometheus(prometheus: Prometheus) -> None:
-    prometheus.process.terminate()
-    try:
-        prometheus.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        prometheus.process.kill()
-        prometheus.process.wait()
+    stop_process(prometheus.process)
 
 
 class DatadogServer(ThreadingHTTPServer):
@@ -260,19 +259,7 @@ def start_alertmanager(folder: Path) -> Alertmanager:
         stdout=log, stderr=subprocess.STDOUT)
     log.close()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("alertmanager did not start:\n"
-                               + (folder / "alertmanager.log").read_text()[-2000:])
-        time.sleep(0.1)
+    wait_ready(url, process, folder / "alertmanager.log")
     return Alertmanager(url=url, process=process, folder=folder)
 
 

@@ -36,6 +36,7 @@ from .base import (
     ParseContext,
     RunContext,
     Templates,
+    source_at,
 )
 from .metric import PoolFetch
 from .retry import Retry, own_retry, run_retrying
@@ -69,11 +70,7 @@ class AlertsSpec:
 
     def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
         where = f"{check.where}.alerts"
-        try:
-            source = env.metric_source(self.source)
-        except ConfigError as exc:
-            raise ConfigError(exc.message, file=check.file, line=check.line_of("alerts"),
-                              key=f"{where}.source") from None
+        source = source_at(env, self.source, check, "alerts", f"{where}.source")
         states = getattr(source, "alert_states", None)
         if states is None:
             raise ConfigError(f"source '{self.source}' in environment '{env.name}' is "
@@ -163,12 +160,8 @@ class AlertsRunner:
     def run(self, instance: CheckInstance) -> AlertsResult:
         spec = instance.check.spec
         assert isinstance(spec, AlertsSpec)
-        result: AlertsResult
-        started = time.monotonic()
-        result, attempts = run_retrying(lambda: self._once(instance), lambda r: r.outcome,
-                                        spec.retry, instance.check.timeout, self.sleep)
-        result.attempts, result.duration = attempts, time.monotonic() - started
-        return result
+        return run_retrying(lambda: self._once(instance), spec.retry, instance.check.timeout,
+                            self.sleep)
 
     def _once(self, instance: CheckInstance) -> AlertsResult:
         check = instance.check

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..deploy import Deploy
     from ..environments import Environment
     from ..inputs.yamlfile import YamlMap
+    from ..metrics import MetricSource
     from ..runtime.clients import ClientPool
     from ..runtime.state import StateStore
     from .conditions import Condition
@@ -354,3 +355,14 @@ def check_names(used: Mapping[str, tuple[int, str]], known: set[str], env: Envir
             raise ConfigError(f"template '{{{{ {name} }}}}' is not defined in environment "
                               f"'{env.name}'; defined: {', '.join(sorted(known))}",
                               file=file, line=line, key=key)
+
+
+def source_at(env: Environment, name: str, check: Check, line_key: str, key: str
+              ) -> MetricSource:
+    """The metric source ``name`` of ``env``; an unknown one is an error at the check's
+    ``line_key`` line, under key path ``key``."""
+    try:
+        return env.metric_source(name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=check.file, line=check.line_of(line_key),
+                          key=key) from None

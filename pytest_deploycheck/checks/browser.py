@@ -169,12 +169,8 @@ class BrowserRunner:
     def run(self, instance: CheckInstance) -> BrowserResult:
         spec = instance.check.spec
         assert isinstance(spec, BrowserSpec)
-        result: BrowserResult
-        started = time.monotonic()
-        result, attempts = run_retrying(lambda: self._once(instance), lambda r: r.outcome,
-                                        spec.retry, instance.check.timeout, self.sleep)
-        result.attempts, result.duration = attempts, time.monotonic() - started
-        return result
+        return run_retrying(lambda: self._once(instance), spec.retry, instance.check.timeout,
+                            self.sleep)
 
     def _once(self, instance: CheckInstance) -> BrowserResult:
         check, env = instance.check, instance.env

@@ -50,6 +50,7 @@ from .base import (
     RunContext,
     Templates,
     check_names,
+    source_at,
 )
 
 AGGREGATES: Mapping[str, Callable[[Sequence[float]], float]] = {
@@ -140,11 +141,7 @@ class MetricSpec:
     def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
         """The source exists in ``env`` and can answer the query; its names are known."""
         where = check.where
-        try:
-            source = env.metric_source(self.source)
-        except ConfigError as exc:
-            raise ConfigError(exc.message, file=check.file, line=check.line_of("source"),
-                              key=f"{where}.source") from None
+        source = source_at(env, self.source, check, "source", f"{where}.source")
         if self.baseline_from == "before_deploy" and not source.history:
             raise ConfigError(f"'before_deploy' needs a source with history, and "
                               f"'{self.source}' in environment '{env.name}' is "

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..inputs.located import duration_at, error_at
 from ..inputs.yamlfile import YamlMap
 
 DEFAULT_INTERVAL = 1.0
-_R = TypeVar("_R")
+_R = TypeVar("_R", bound="Retried")
 
 
 @dataclass(frozen=True)
@@ -72,18 +72,28 @@ def own_retry(node: YamlMap, where: str) -> Retry | None:
     return parse_retry(retry, f"{where}.retry")
 
 
-def run_retrying(once: Callable[[], _R], outcome: Callable[[_R], str], retry: Retry | None,
-                 timeout: float | None, sleep: Callable[[float], None],
-                 clock: Callable[[], float] = time.monotonic) -> tuple[_R, int]:
-    """The last result of ``once`` retried by ``retry`` until its ``outcome`` is ``passed``
-    (``inconclusive`` is not retried: it will not change by waiting), and the attempts made."""
+class Retried(Protocol):
+    """A result a retried check returns: its outcome, and where the retries are recorded."""
+
+    outcome: str
+    attempts: int
+    duration: float
+
+
+def run_retrying(once: Callable[[], _R], retry: Retry | None, timeout: float | None,
+                 sleep: Callable[[float], None],
+                 clock: Callable[[], float] = time.monotonic) -> _R:
+    """The last result of ``once``, retried by ``retry`` until its outcome is ``passed``
+    (``inconclusive`` is not retried: it will not change by waiting), with the attempts made
+    and the time they all took."""
     last: list[_R] = []
 
     def attempt() -> tuple[bool, bool]:
         last[:] = [once()]
-        state = outcome(last[0])
-        return state == "passed", state == "inconclusive"
+        return last[0].outcome == "passed", last[0].outcome == "inconclusive"
 
-    deadline = clock() + timeout if timeout is not None else None
+    started = clock()
+    deadline = started + timeout if timeout is not None else None
     attempts = retrying(attempt, retry, deadline, clock, sleep)
-    return last[0], attempts
+    last[0].attempts, last[0].duration = attempts, clock() - started
+    return last[0]

@@ -38,6 +38,7 @@ from .base import (
     RunContext,
     Templates,
     check_names,
+    source_at,
 )
 from .retry import Retry, own_retry, run_retrying
 
@@ -70,11 +71,7 @@ class SqlSpec:
 
     def resolve(self, check: Check, env: Environment, known: set[str]) -> None:
         where = check.where
-        try:
-            source = env.metric_source(self.source)
-        except ConfigError as exc:
-            raise ConfigError(exc.message, file=check.file, line=check.line_of("sql"),
-                              key=f"{where}.sql.source") from None
+        source = source_at(env, self.source, check, "sql", f"{where}.sql.source")
         if not isinstance(source, SqlSource):
             raise ConfigError(f"source '{self.source}' in environment '{env.name}' is "
                               f"{source.describe()}, not a database: a sql check needs a "
@@ -206,12 +203,8 @@ class SqlRunner:
     def run(self, instance: CheckInstance) -> SqlResult:
         spec = instance.check.spec
         assert isinstance(spec, SqlSpec)
-        result: SqlResult
-        started = time.monotonic()
-        result, attempts = run_retrying(lambda: self._once(instance), lambda r: r.outcome,
-                                        spec.retry, instance.check.timeout, self.sleep)
-        result.attempts, result.duration = attempts, time.monotonic() - started
-        return result
+        return run_retrying(lambda: self._once(instance), spec.retry, instance.check.timeout,
+                            self.sleep)
 
     def _once(self, instance: CheckInstance) -> SqlResult:
         check = instance.check
