@@ -103,15 +103,23 @@ def _workers_share_the_rootdir(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .adapter.yamlitems import RUN_KEY
-    from .deployrun import DeployRun
+    from .adapter.keys import IDLE_KEY, RUN_KEY, SETTINGS_KEY
     from .settings import resolve
 
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     settings = _usage(lambda: resolve(config, Path(config.rootpath),
                                       Path(config.invocation_params.dir)), config)
-    config.stash[RUN_KEY] = DeployRun(settings, Path(config.rootpath))
+    config.stash[SETTINGS_KEY] = settings
+    root = Path(config.rootpath)
+    if not settings.env.value and settings.gate_report.value is None and \
+            not any((root / folder).is_dir() for folder in settings.suites.value):
+        # A virtualenv shared with other tests: nothing to gate, nothing to load or print.
+        config.stash[IDLE_KEY] = True
+        return
+    from .deployrun import DeployRun
+
+    config.stash[RUN_KEY] = DeployRun(settings, root)
     from .adapter.markeritems import RedactedWarnings
 
     config.pluginmanager.register(RedactedWarnings(config.stash[RUN_KEY].redactor),
@@ -154,9 +162,19 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
 
 
 def _run(config: pytest.Config) -> DeployRun:
-    from .adapter.yamlitems import RUN_KEY
+    from .adapter.keys import RUN_KEY, SETTINGS_KEY
 
+    if RUN_KEY not in config.stash:  # an idle run whose test asks for a fixture of the plugin
+        from .deployrun import DeployRun
+
+        config.stash[RUN_KEY] = DeployRun(config.stash[SETTINGS_KEY], Path(config.rootpath))
     return config.stash[RUN_KEY]
+
+
+def _idle(config: pytest.Config) -> bool:
+    from .adapter.keys import IDLE_KEY
+
+    return config.stash.get(IDLE_KEY, False)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -192,12 +210,16 @@ def _usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
     return pytest.UsageError(message)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _idle(config):
+        return None
     return f"deploycheck: {_run(config).settings.describe()}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
+    if _idle(config):
+        return
     run = _run(config)
     from .adapter.markeritems import redact_live_output
 
@@ -220,7 +242,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix not in (".yaml", ".yml"):
+    if file_path.suffix not in (".yaml", ".yml") or _idle(parent.config):
         return None
     run = _run(parent.config)
     root = Path(parent.config.rootpath)
@@ -251,6 +273,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     # First, so that -m sees the kind markers of Python checks, and the rollout's stages.
+    if _idle(config):
+        return
     from .adapter.markeritems import prepare
     from .adapter.rolloutitems import stage_items
     from .adapter.yamlitems import keep_postrollback_for_the_gate, number_items
@@ -264,6 +288,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if _idle(item.config):
+        return (yield)
     from .adapter.markeritems import guard_call
 
     return (yield from guard_call(item))
@@ -271,6 +297,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
+    if _idle(config):
+        return
     run = _run(config)
     if run.suites_without_env:
         raise _usage_error(config, run.no_env_message())
@@ -294,6 +322,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if _idle(item.config):
+        return report
     from .adapter.markeritems import redact_report
     from .adapter.yamlitems import CheckItem
     from .gate import outcome_part
@@ -329,6 +359,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[None]
                                       ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if _idle(item.config):
+        return report
     from .adapter.markeritems import redact_xfail_reason
 
     redact_xfail_reason(report, _run(item.config).redactor)
@@ -338,6 +370,8 @@ def pytest_runtest_makereport_outcome(item: pytest.Item, call: pytest.CallInfo[N
 @pytest.hookimpl(tryfirst=True)
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object
                               ) -> list[str] | None:
+    if _idle(config):
+        return None
     from .adapter.markeritems import masked_comparison
 
     return masked_comparison(config, op, left, right)
@@ -347,7 +381,7 @@ def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, righ
 def pytest_make_collect_report(collector: pytest.Collector
                                ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     report = yield
-    if report.failed or report.skipped:
+    if (report.failed or report.skipped) and not _idle(collector.config):
         from .adapter.markeritems import redact_report, syntax_error_text
 
         if report.failed and isinstance(collector, (pytest.Module, pytest.Directory)):
@@ -415,8 +449,13 @@ def _allure(item: pytest.Item, when: str, info: CheckInfo) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from .adapter.yamlitems import RUN_KEY
+    from .adapter.keys import RUN_KEY
 
+    if _idle(config):
+        run = config.stash.get(RUN_KEY, None)  # made for a fixture a test asked for
+        if run is not None:
+            run.close()
+        return
     run = config.stash.get(RUN_KEY, None)
     try:
         _unstarted_report(config, run)

@@ -48,3 +48,72 @@ def test_missing_env_under_xdist_fails_the_run(project: Project,
     result = runpytest(project.pytester, "-n", "2")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["no environment selected, but suites were collected*"])
+
+
+UNIT_TESTS = """\
+    import sys
+
+    import pytest
+
+
+    @pytest.mark.smoke
+    def test_unit_marked_smoke():
+        # Nothing of the plugin beyond its options and markers was loaded for this run.
+        assert "pytest_deploycheck.deployrun" not in sys.modules
+        assert "httpx" not in sys.modules
+
+
+    def test_plain():
+        assert True
+    """
+
+
+def test_a_run_of_other_tests_loads_and_prints_nothing_of_the_plugin(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A virtualenv shared with unit tests: no environment, no suites folder."""
+    monkeypatch.delenv("DEPLOYCHECK_ENV", raising=False)
+    pytester.makepyfile(test_unit=UNIT_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:allure_pytest")
+    result.assert_outcomes(passed=2)
+    assert "deploycheck:" not in result.stdout.str()  # no header (pytest lists the plugin)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "smoke")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_unit_tests_marked_smoke_are_no_gate(project: Project,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the environment set for the whole virtualenv (a variable or the ini file), a run
+    that selects only plain tests is no gate; asked for on the command line it is one, and
+    nothing to check there is inconclusive."""
+    project.environments("environments:\n  staging: {}\n")
+    project.suite("s.yaml", "checks:\n  - {name: up, kind: health, request: {url: 'http://127.0.0.1:9/'}}\n")
+    project.pytester.makepyfile(test_unit="""\
+        import pytest
+
+        @pytest.mark.smoke
+        def test_unit_marked_smoke():
+            assert True
+        """)
+    monkeypatch.setenv("DEPLOYCHECK_ENV", "staging")
+    for workers in ("0", "2"):
+        result = runpytest(project.pytester, "-p", "xdist", "-n", workers, "-m", "smoke")
+        # (xdist's workers deselect: its controller does not count them)
+        result.assert_outcomes(passed=1, deselected=1 if workers == "0" else 0)
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.fnmatch_lines(["deploycheck: no check selected for staging (from "
+                                     "environment variable DEPLOYCHECK_ENV): no gate"])
+        assert "inconclusive" not in result.stdout.str()
+    result = runpytest(project.pytester, "--env=staging", "-m", "smoke")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["staging: inconclusive (0 passed, 0 failed, 0 skipped)"])
+    monkeypatch.delenv("DEPLOYCHECK_ENV")
+    (project.path / "suites" / "s.yaml").unlink()
+    project.pytester.makepyfile(test_env="""\
+        def test_needs_an_environment(deploy_env):
+            pass
+        """)
+    (project.path / "suites").rmdir()
+    result = runpytest(project.pytester, "test_env.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*deploy_env needs an environment: pass --env NAME*"])

@@ -63,6 +63,11 @@ class GatePlugin:
         self.locations: dict[str, tuple[str, int | None, str]] = {}  # nodeid -> logstart's
         self.signalled = False  # Ctrl-C or SIGTERM, not a stop on failures
         self.worker_errors: list[str] = []  # xdist workers that died
+        # Whether any selected item is a check (a suite's, or a test run per environment): a
+        # run of plain tests alone, with the environment set by ini or variable (a virtualenv
+        # shared with unit tests marked smoke), is no gate.
+        self.checks_selected = False
+        self.no_gate = ""
 
     # --- feeding the gate -------------------------------------------------------------------
 
@@ -82,6 +87,7 @@ class GatePlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expected.update(item.nodeid for item in session.items)
+        self._note_checks(item.nodeid for item in session.items)
         if session.testsfailed:  # collection errors: nothing will run, nothing starts
             return
         from .markeritems import item_phase
@@ -91,6 +97,7 @@ class GatePlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.expected.update(ids)
+        self._note_checks(ids)
         # Before xdist hands out the first item (it schedules once every worker collected):
         # announcements go out before any check of their phase starts.
         if not self.collection_errors:
@@ -148,6 +155,13 @@ class GatePlugin:
             check = rest.rpartition("[")[0]
             if check in phases[file]:
                 yield env, phases[file][check]
+
+    def _note_checks(self, ids: Iterable[str]) -> None:
+        for nodeid in ids:
+            file, _, rest = nodeid.partition("::")
+            if file.endswith((".yaml", ".yml")) or self._env_of(rest) is not None:
+                self.checks_selected = True
+                return
 
     def _env_of(self, rest: str) -> str | None:
         """The selected environment an item id names (``...::check[prod-eu]``: the longest
@@ -347,6 +361,15 @@ class GatePlugin:
                 self.config.option.collectonly:
             return
         self.finished = True
+        settings = self.run.settings
+        if self.run.selected and not self.checks_selected and settings.env.source != "--env" and \
+                settings.gate_report.value is None and not self.collection_errors and \
+                not self.internal_errors and not self.worker_errors:
+            # Only plain tests ran, and nobody asked for a gate on the command line: their
+            # own outcome is the run's. (`--env` asks for one: then no check is inconclusive.)
+            self.no_gate = (f"deploycheck: no check selected for {', '.join(self.run.selected)} "
+                            f"(from {settings.env.source}): no gate")
+            return
         # Every selected environment gets a verdict, also one no check ran against.
         errors = self.collection_errors + self.internal_errors + self.worker_errors + \
             self._not_run(session)
@@ -487,6 +510,8 @@ class GatePlugin:
     # --- telling ----------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.no_gate:
+            terminalreporter.write_line(self.no_gate)
         if not self.gate.envs:
             return
         redactor = self.run.redactor

@@ -25,7 +25,8 @@ from ..metrics import Sample
 from ..runtime.watchdog import interrupt_after
 from ..secrets import Redactor
 from ..units import format_duration
-from .yamlitems import ORDER_KEY, RUN_KEY, junit_properties
+from .keys import RUN_KEY
+from .yamlitems import ORDER_KEY, junit_properties
 
 MARKER = "deploycheck"
 CHECK_KEY = pytest.StashKey[PythonCheck]()

@@ -22,7 +22,8 @@ from ..errors import DeploycheckError
 from ..gate import CheckInfo, check_info
 from ..runtime.durable import write_json_atomic
 from . import xdist
-from .yamlitems import ORDER_KEY, RUN_KEY, CheckFailed, junit_properties
+from .keys import RUN_KEY
+from .yamlitems import ORDER_KEY, CheckFailed, junit_properties
 
 # Within one process (without xdist): the stage that failed, per environment.
 FAILED_KEY = pytest.StashKey[dict[str, str]]()

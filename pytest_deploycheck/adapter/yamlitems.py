@@ -12,13 +12,13 @@ import pytest
 from ..checks.base import CheckInstance, CheckResult, markers
 from ..checks.conditions import skip_reason
 from ..checks.suites import Suite, claim_ids, instances, load_suite
-from ..deployrun import DeployRun, display_path
+from ..deployrun import display_path
 from ..errors import DeploycheckError, UsageProblem
 from ..gate import CheckInfo, check_info
 from ..inputs.yamlfile import gc_paused
 from . import xdist
+from .keys import RUN_KEY
 
-RUN_KEY = pytest.StashKey[DeployRun]()
 # The id of every collected YAML check -> the file and line that define it (see claim_ids).
 CHECK_IDS_KEY = pytest.StashKey[dict[str, tuple[str, int]]]()
 # An item's index in the collected order, for reports (see gate.CheckRecord.order).
