@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -29,6 +29,15 @@ from .secrets import Redactor
 from .units import utc_iso
 
 OK_VERDICTS = frozenset({"passed", "passed_with_warnings"})
+# Best to worst: what one word says of several environments' verdicts (its worst).
+VERDICT_ORDER = ("passed", "passed_with_warnings", "inconclusive", "blocked", "rolled_back",
+                 "rollback_skipped", "failed", "rollback_failed")
+
+
+def overall_verdict(verdicts: Iterable[str]) -> str:
+    """The worst of ``verdicts`` (an unknown one counts as the worst)."""
+    rank = {name: index for index, name in enumerate(VERDICT_ORDER)}
+    return max(verdicts, key=lambda v: rank.get(v, len(rank)), default="inconclusive")
 # How bad an item's outcome is, to keep the worst of its setup, call and teardown reports.
 _RANK = {"passed": 0, "skipped": 1, "warned": 2, "inconclusive": 3, "failed": 4}
 

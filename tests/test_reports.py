@@ -227,6 +227,53 @@ def test_github_warning_annotation_and_junit_properties(project: Project,
     assert '<property name="deploycheck_kind" value="health" />' in xml
 
 
+def test_github_outputs_annotation_limits_and_titled_summaries(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """$GITHUB_OUTPUT gets verdict, failed and report; 14 failures give 10 error annotations,
+    the ones that roll back first, and a notice for the rest; file paths are relative to the
+    workspace when the rootdir sits below it; two gates in one job get two titled summaries."""
+    workspace = project.path.parent
+    output, summary = tmp_path / "output", tmp_path / "summary.md"
+    for name, value in {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output),
+                        "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(workspace),
+                        "GITHUB_REPOSITORY": "acme/api", "GITHUB_RUN_ID": "99"}.items():
+        monkeypatch.setenv(name, value)
+    project.simple(server.url, """
+        service: api
+        checks:
+          - {name: blocking, kind: health, on_fail: block, parametrize: {n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]}, request: {path: /status/503}}
+          - {name: rolling, kind: smoke, parametrize: {n: [1, 2]}, request: {path: /status/500}}
+        """)
+    result = runpytest(project.pytester, "--env=test", "--gate-report=gate.json")
+    result.assert_outcomes(failed=14)
+    errors = [line for line in result.stdout.lines if line.startswith("::error")]
+    assert len(errors) == 10
+    prefix = f"{project.path.name}/suites/checks.yaml"
+    assert errors[0].startswith(f"::error file={prefix},line=5,title=smoke check failed")
+    assert errors[1].startswith(f"::error file={prefix},line=5,title=smoke check failed")
+    assert "health check failed" in errors[2]
+    result.stdout.fnmatch_lines(["::notice title=deploycheck::4 more failures and 0 more "
+                                 "warnings than GitHub shows here*"])
+    lines = output.read_text().splitlines()
+    assert lines == ["verdict=blocked", "failed=14",
+                     f"report={project.path / 'gate.json'}"]
+    project.suite("checks.yaml", """
+        service: api
+        phase: predeploy
+        checks:
+          - {name: ready, kind: checklist, request: {path: /ok}}
+        """)
+    result = runpytest(project.pytester, "--env=test", "-m", "predeploy")
+    result.assert_outcomes(passed=1)
+    assert output.read_text().splitlines()[-2:] == ["verdict=passed", "failed=0"]
+    titles = [line for line in summary.read_text().splitlines() if line.startswith("## ")]
+    assert [t.rsplit(" (", 1)[0] for t in titles] == [
+        "## deploycheck: post-deploy gate of test", "## deploycheck: pre-deploy gate of test"]
+    assert "The gate report and evidence: [https://github.com/acme/api/actions/runs/99]" in \
+        summary.read_text()
+
+
 def report_data(page: Path) -> str:
     """The data a single-file Allure 3 report embeds (base64 in ``d("name", "...")`` calls),
     decoded."""

@@ -68,6 +68,7 @@ class GatePlugin:
         # shared with unit tests marked smoke), is no gate.
         self.checks_selected = False
         self.no_gate = ""
+        self.started = time.monotonic()  # for the summary's duration
 
     # --- feeding the gate -------------------------------------------------------------------
 
@@ -408,7 +409,8 @@ class GatePlugin:
                                      f"{exc.__class__.__name__}: {exc}")
         # A reporter's failure is no failure of the gate: warned about, and a non-zero exit.
         for what, write in (("Allure results", self._write_allure_files),
-                            ("the GitHub step summary", self._github_summary)):
+                            ("the GitHub step summary", self._github_summary),
+                            ("$GITHUB_OUTPUT", self._github_output)):
             try:
                 write()
             except Exception as exc:
@@ -495,17 +497,40 @@ class GatePlugin:
         path = os.environ.get("GITHUB_STEP_SUMMARY")
         if os.environ.get("GITHUB_ACTIONS") != "true" or not path:
             return
-        from ..report.github import step_summary
+        from ..report.github import step_summary, summary_title
 
         repository = None
         if os.environ.get("GITHUB_REPOSITORY") and os.environ.get("GITHUB_SHA"):
             repository = (f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
                           f"{os.environ['GITHUB_REPOSITORY']}/blob/{os.environ['GITHUB_SHA']}")
+        title = summary_title(self.gate.envs, time.monotonic() - self.started)
+        run_url = None
+        if os.environ.get("GITHUB_REPOSITORY") and os.environ.get("GITHUB_RUN_ID"):
+            run_url = (f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
+                       f"{os.environ['GITHUB_REPOSITORY']}/actions/runs/"
+                       f"{os.environ['GITHUB_RUN_ID']}")
+        report_url = os.environ.get("DEPLOYCHECK_REPORT_URL") or run_url
         try:
             with open(path, "a", encoding="utf-8") as out:
-                out.write(self.run.redactor.redact(step_summary(self.gate.envs, repository)))
+                out.write(self.run.redactor.redact(step_summary(
+                    self.gate.envs, repository, title, report_url)))
         except OSError as exc:
             self.problems.append(f"cannot append to $GITHUB_STEP_SUMMARY {path}: {exc}")
+
+    def _github_output(self) -> None:
+        """With ``$GITHUB_OUTPUT`` set (any step of a GitHub job): ``verdict``, ``failed`` and
+        ``report`` for the steps after it (``steps.gate.outputs.verdict``)."""
+        path = os.environ.get("GITHUB_OUTPUT")
+        if not path:
+            return
+        from ..report.github import outputs
+
+        report = self.run.settings.gate_report.value
+        try:
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(outputs(self.gate.envs, report))
+        except OSError as exc:
+            self.problems.append(f"cannot append to $GITHUB_OUTPUT {path}: {exc}")
 
     # --- telling ----------------------------------------------------------------------------
 
@@ -525,11 +550,12 @@ class GatePlugin:
         for line, markup in gate_lines(self.gate.envs, self.collection_errors):
             write(line, **markup)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            from ..report.github import workflow_commands
+            from ..report.github import workflow_commands, workspace_prefix
 
             # Workflow commands on stdout: GitHub shows them at the checks' lines.
             try:
-                lines = workflow_commands(self.gate.envs)
+                lines = workflow_commands(self.gate.envs, workspace_prefix(
+                    str(self.config.rootpath), os.environ.get("GITHUB_WORKSPACE")))
             except Exception as exc:  # a reporter's failure: warned about, exit non-zero
                 lines = []
                 self.problems.append(f"cannot write the GitHub annotations: "

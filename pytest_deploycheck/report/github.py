@@ -4,9 +4,12 @@ Markdown summary for ``$GITHUB_STEP_SUMMARY`` (SPEC §6)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from ..actions import ActionResult
-from ..gate import OK_VERDICTS, EnvGate
+from ..deploy import PHASES
+from ..gate import OK_VERDICTS, EnvGate, overall_verdict
+from ..units import format_duration
 
 
 def _data(text: str) -> str:
@@ -18,39 +21,100 @@ def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def workflow_commands(envs: Mapping[str, EnvGate]) -> list[str]:
+# GitHub shows at most 10 error and 10 warning annotations of a step (50 of a job); more are
+# dropped without a word, so the most important go first and a notice counts the rest.
+MAX_ANNOTATIONS = 10
+_ON_FAIL_ORDER = {"rollback": 0, "block": 1, "warn": 2}
+
+
+def workflow_commands(envs: Mapping[str, EnvGate], prefix: str = "") -> list[str]:
     """``::error`` for each failed check (``::warning`` for a warning) at its file and line,
-    and one ``::error`` for each rollback that failed."""
-    lines = []
+    and one ``::error`` for each rollback that failed and each error that left an environment
+    unevaluated: those first, then the failures that roll back, then those that block; at most
+    :data:`MAX_ANNOTATIONS` of each level, and a notice saying how many more there are.
+    ``prefix`` is the rootdir's path in the workspace (``services/api/``), which GitHub's
+    file paths are relative to."""
+    errors: list[tuple[int, str]] = []
+    warnings: list[str] = []
     for env, gate in envs.items():
-        for record in gate.ordered():
-            if record.outcome not in ("failed", "warned"):
-                continue
-            level = "error" if record.outcome == "failed" else "warning"
-            what = "failed" if record.outcome == "failed" else "warning"
-            title = f"{record.kind} check {what} in {env}: {record.name} (on_fail: " \
-                    f"{record.on_fail})"
-            lines.append(f"::{level} file={_property(record.file)},line={record.line},"
-                         f"title={_property(title)}::{_data(record.message or what)}")
         rollback = gate.rollback
         if rollback is not None and rollback.mode == "auto" and rollback.problem \
                 and not rollback.vetoed_by:
-            message = rollback.problem
-            lines.append(f"::error title={_property(f'rollback of {env} failed')}::"
-                         f"{_data(message)}")
+            errors.append((-2, f"::error title={_property(f'rollback of {env} failed')}::"
+                               f"{_data(rollback.problem)}"))
         for error in gate.errors:
             # A suite that failed to collect, an internal error, items that never ran.
-            lines.append(f"::error title={_property(f'{env}: not evaluated')}::{_data(error)}")
+            errors.append((-1, f"::error title={_property(f'{env}: not evaluated')}::"
+                               f"{_data(error)}"))
+        for record in gate.ordered():
+            if record.outcome not in ("failed", "warned"):
+                continue
+            what = "failed" if record.outcome == "failed" else "warning"
+            title = f"{record.kind} check {what} in {env}: {record.name} (on_fail: " \
+                    f"{record.on_fail})"
+            where = f"file={_property(prefix + record.file)},line={record.line}," \
+                    f"title={_property(title)}"
+            if record.outcome == "failed":
+                errors.append((_ON_FAIL_ORDER.get(record.on_fail, 3),
+                               f"::error {where}::{_data(record.message or what)}"))
+            else:
+                warnings.append(f"::warning {where}::{_data(record.message or what)}")
+    errors.sort(key=lambda pair: pair[0])  # stable: in the order the checks were decided
+    lines = [line for _, line in errors[:MAX_ANNOTATIONS]] + warnings[:MAX_ANNOTATIONS]
+    more_errors = max(len(errors) - MAX_ANNOTATIONS, 0)
+    more_warnings = max(len(warnings) - MAX_ANNOTATIONS, 0)
+    if more_errors or more_warnings:
+        lines.append(f"::notice title=deploycheck::{more_errors} more failures and "
+                     f"{more_warnings} more warnings than GitHub shows here: see the step "
+                     f"summary or the gate report")
     return lines
+
+
+def workspace_prefix(rootdir: str, workspace: str | None) -> str:
+    """The rootdir's path inside ``$GITHUB_WORKSPACE`` with a trailing slash ("" when they are
+    the same, or the rootdir is elsewhere)."""
+    if not workspace:
+        return ""
+    root, base = Path(rootdir).resolve(), Path(workspace).resolve()
+    if root == base or not root.is_relative_to(base):
+        return ""
+    return root.relative_to(base).as_posix() + "/"
+
+
+def outputs(envs: Mapping[str, EnvGate], report: Path | None) -> str:
+    """``$GITHUB_OUTPUT`` lines: ``verdict`` (the worst environment's), ``failed`` (failed
+    checks), ``report`` (the gate report's path, when written)."""
+    verdict = overall_verdict(gate.verdict or gate.decide() for gate in envs.values())
+    failed = sum(gate.counts()["failed"] for gate in envs.values())
+    lines = [f"verdict={verdict}", f"failed={failed}"]
+    if report is not None:
+        lines.append(f"report={report}")
+    return "\n".join(lines) + "\n"
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
-def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None) -> str:
+def summary_title(envs: Mapping[str, EnvGate], seconds: float) -> str:
+    """``deploycheck: post-deploy gate of production (1m 5s)``: two gates in one job (before
+    and after the deploy) get summaries told apart."""
+    phases = sorted({phase for gate in envs.values() for phase in gate.phases()},
+                    key=PHASES.index)
+    named = " and ".join(_PHASE_NAMES.get(phase, phase) for phase in phases) or "gate"
+    return f"deploycheck: {named} gate of {', '.join(envs)} ({format_duration(seconds)})"
+
+
+_PHASE_NAMES = {"predeploy": "pre-deploy", "postdeploy": "post-deploy",
+                "postrollback": "post-rollback"}
+
+
+def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None,
+                 title: str = "deploycheck", report_url: str | None = None) -> str:
     """A Markdown section per environment: verdict, counts, failures, warnings, rollback."""
-    out = ["## deploycheck", ""]
+    out = [f"## {title}", ""]
+    if report_url:
+        out += [f"The gate report and evidence: [{report_url}]({report_url})", ""]
     out += ["| environment | verdict | passed | failed | skipped | warnings |",
             "|---|---|---|---|---|---|"]
     for env, gate in envs.items():
