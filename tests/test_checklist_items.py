@@ -352,3 +352,32 @@ def test_bad_checklist_input_names_file_line_and_key(project: Project, body: str
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_release_tag_checkout_is_on_the_branch_that_contains_it(project: Project) -> None:
+    """CI checks out a release tag (a detached HEAD): ``branch: main`` holds when main (or
+    origin/main) contains the commit, and fails for a commit main does not have."""
+    from conftest import git
+
+    project.environments("environments:\n  prod: {}\n")
+    project.suite("pre.yaml", """\
+        checks:
+          - {name: from main, kind: checklist, git: {clean: true, branch: main, up_to_date: origin/main}}
+        """)
+    (project.path / ".gitignore").write_text(".deploycheck/\n")
+    origin = project.path.parent / f"{project.path.name}-origin.git"
+    git(project.path.parent, "init", "-q", "--bare", "-b", "main", str(origin))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"],
+                 ["tag", "v1.2.3"], ["remote", "add", "origin", str(origin)],
+                 ["push", "-q", "origin", "main"], ["fetch", "-q", "origin"],
+                 ["checkout", "-q", "v1.2.3"], ["branch", "-D", "main"]):
+        git(project.path, *args)
+    result = runpytest(project.pytester, "--env=prod", "-m", "predeploy", "-rA")
+    result.assert_outcomes(passed=1)
+    git(project.path, "checkout", "-q", "-b", "feature")
+    (project.path / "x.txt").write_text("x\n")
+    for args in (["add", "-A"], ["commit", "-q", "-m", "not released"], ["checkout", "-q", "--detach"]):
+        git(project.path, *args)
+    result = runpytest(project.pytester, "--env=prod", "-m", "predeploy")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAILED branch: detached HEAD, in no branch matching main"])

@@ -1,10 +1,11 @@
 """``git:`` entries: the state of the working tree a deploy is made from.
 
 ``clean`` (nothing modified or untracked), ``branch`` and ``tag`` (glob patterns; the tag must
-point at HEAD) and ``up_to_date`` (HEAD is neither behind nor ahead of a remote-tracking ref:
-the branch's upstream for ``true``, or the ref given). Nothing is fetched: the check judges the
-last fetched state, so CI should fetch first. A folder that is not a git repository skips the
-item with that reason.
+point at HEAD; a detached HEAD, as a release tag's checkout, is on a branch that contains it)
+and ``up_to_date`` (HEAD is neither behind nor ahead of a remote-tracking ref: the branch's
+upstream for ``true``, or the ref given). Nothing is fetched: the check judges the last fetched
+state, so CI should fetch first. A folder that is not a git repository skips the item with that
+reason.
 """
 
 from __future__ import annotations
@@ -81,13 +82,21 @@ class GitEntry:
                 lines.append("  ok clean")
         current = git.lines("symbolic-ref", "--short", "-q", "HEAD", check=False)
         head = current[0] if current else None
-        if branch is not None:
-            if head is None:
-                problems.append(f"HEAD is detached, expected branch {branch}")
-            elif not fnmatch.fnmatchcase(head, branch):
+        if branch is not None and head is None:
+            # A tag or a CI checkout: detached, and fine when a matching branch (local or
+            # remote-tracking) contains the commit.
+            holders = self._branches_containing_head(git, branch)
+            if holders:
+                lines.append(f"  ok branch: detached HEAD, contained in {', '.join(holders)}")
+            else:
+                problems.append(f"HEAD is detached and no branch matching {branch} contains it")
+                lines.append(f"  FAILED branch: detached HEAD, in no branch matching {branch}")
+        elif branch is not None:
+            assert head is not None
+            if not fnmatch.fnmatchcase(head, branch):
                 problems.append(f"on branch {head}, expected {branch}")
-            lines.append(f"  {'ok' if head and fnmatch.fnmatchcase(head, branch) else 'FAILED'}"
-                         f" branch: {head or '(detached HEAD)'}, expected {branch}")
+            lines.append(f"  {'ok' if fnmatch.fnmatchcase(head, branch) else 'FAILED'}"
+                         f" branch: {head}, expected {branch}")
         if tag is not None:
             tags = git.lines("tag", "--points-at", "HEAD")
             matching = [t for t in tags if fnmatch.fnmatchcase(t, tag)]
@@ -112,6 +121,23 @@ class GitEntry:
         if unavailable:
             return Outcome("skipped", unavailable)
         return Outcome("passed", "", data={"branch": head})
+
+    @staticmethod
+    def _branches_containing_head(git: _Git, pattern: str) -> list[str]:
+        """The branches matching ``pattern`` that contain HEAD (``origin/main`` matches
+        ``main``)."""
+        found = git.lines("for-each-ref", "--contains", "HEAD", "--format=%(refname)",
+                          "refs/heads", "refs/remotes", check=False)
+        holders = []
+        for ref in found:
+            if ref.startswith("refs/heads/"):
+                name = shown = ref.removeprefix("refs/heads/")
+            else:
+                shown = ref.removeprefix("refs/remotes/")
+                name = shown.partition("/")[2]
+            if name != "HEAD" and fnmatch.fnmatchcase(name, pattern):
+                holders.append(shown)
+        return holders[:MAX_LISTED]
 
     @staticmethod
     def _upstream(git: _Git, head: str | None) -> str | None:
