@@ -117,9 +117,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # A virtualenv shared with other tests: nothing to gate, nothing to load or print.
         config.stash[IDLE_KEY] = True
         return
+    from .adapter.gateplugin import run_outputs
     from .deployrun import DeployRun
 
     config.stash[RUN_KEY] = DeployRun(settings, root)
+    config.stash[RUN_KEY].context.own_outputs = run_outputs(config, settings)
     from .adapter.markeritems import RedactedWarnings
 
     config.pluginmanager.register(RedactedWarnings(config.stash[RUN_KEY].redactor),

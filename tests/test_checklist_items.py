@@ -381,3 +381,22 @@ def test_a_release_tag_checkout_is_on_the_branch_that_contains_it(project: Proje
     result = runpytest(project.pytester, "--env=prod", "-m", "predeploy")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAILED branch: detached HEAD, in no branch matching main"])
+
+
+def test_a_clean_tree_stays_clean_of_what_the_run_writes(project: Project) -> None:
+    """The gate report, audit log, Allure results and JUnit file of the run itself, written
+    into the repository (a CI workspace), do not make it unclean; anything else does."""
+    project.environments("environments:\n  prod: {}\n")
+    project.suite("pre.yaml", "checks:\n  - {name: clean, kind: checklist, git: {clean: true}}\n")
+    (project.path / ".gitignore").write_text(".deploycheck/\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        git(project.path, *args)
+    out = ["--gate-report=gate/gate.json", "--audit-log=gate/audit.jsonl",
+           "--alluredir=gate/allure-results", "--junitxml=junit.xml"]
+    for _ in range(2):  # the second run finds the first one's files too
+        result = runpytest(project.pytester, "--env=prod", "-m", "predeploy", *out)
+        result.assert_outcomes(passed=1)
+    (project.path / "gate" / "notes.txt").write_text("left behind\n")
+    result = runpytest(project.pytester, "--env=prod", "-m", "predeploy", *out)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAILED clean: 1 changed or untracked:", "*?? gate/notes.txt"])

@@ -24,6 +24,7 @@ from ..errors import DeploycheckError
 from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
 from ..report.terminal import gate_lines
 from ..runtime.durable import write_json_atomic
+from ..settings import Settings
 from ..units import utc_iso
 from . import xdist
 
@@ -575,6 +576,17 @@ class GatePlugin:
                 write(f"  NOTE --ack '{ack}' matched {nodeid}, which passed without it")
         for problem in self.problems:
             write(f"  ERROR {problem}", red=True)
+
+def run_outputs(config: pytest.Config, settings: Settings) -> tuple[Path, ...]:
+    """What this run writes into the project: its gate report, audit log and state dir, and
+    the Allure results and JUnit file of the plugins it drives (relative to where pytest was
+    started, as they parse them)."""
+    invoked = Path(config.invocation_params.dir)
+    found = [settings.gate_report.value, settings.audit_log.value, settings.state_dir.value,
+             getattr(config.option, "allure_report_dir", None),
+             getattr(config.option, "xmlpath", None)]
+    return tuple(invoked / Path(str(one)).expanduser() for one in found if one)
+
 
 # Why the run ended before its gate ran (a usage error, an internal error at configure time),
 # for the report written then.

@@ -32,6 +32,7 @@ class Context:
     rootdir: Path
     environ: Mapping[str, str]
     redactor: Redactor
+    own_outputs: tuple[Path, ...] = ()  # what the run writes (see RunContext)
 
     def acknowledged_by(self, *, explicit_only: bool = False) -> str | None:
         """The ``--ack`` value naming this item (``all`` counts unless ``explicit_only``)."""

@@ -62,16 +62,16 @@ class GitEntry:
                 return Outcome("skipped", f"not a git repository: {folder}")
             if inside.exit_code != 0:
                 raise GitFailed(f"git cannot read {folder}: {_last_line(inside)}")
-            return self._judge(git, folder, branch, tag, remote)
+            return self._judge(git, folder, branch, tag, remote, context.own_outputs)
         except GitFailed as exc:
             return Outcome("failed", str(exc), [f"  repository: {folder}"])
 
     def _judge(self, git: _Git, folder: Path, branch: str | None, tag: str | None,
-               remote: bool | str) -> Outcome:
+               remote: bool | str, own_outputs: tuple[Path, ...]) -> Outcome:
         lines, problems = [f"  repository: {folder}"], []
         unavailable = ""
         if self.clean:
-            dirty = git.lines("status", "--porcelain=v1", "--untracked-files=normal")
+            dirty = self._changes(git, own_outputs)
             if dirty:
                 problems.append(f"working tree not clean ({len(dirty)} changed or untracked)")
                 lines.append(f"  FAILED clean: {len(dirty)} changed or untracked:")
@@ -121,6 +121,25 @@ class GitEntry:
         if unavailable:
             return Outcome("skipped", unavailable)
         return Outcome("passed", "", data={"branch": head})
+
+    @staticmethod
+    def _changes(git: _Git, own_outputs: tuple[Path, ...]) -> list[str]:
+        """``git status`` lines of what is changed or untracked, but for what this run writes
+        itself (its gate report and Allure results in the working tree)."""
+        if not own_outputs:
+            return git.lines("status", "--porcelain=v1", "--untracked-files=normal")
+        top = git.lines("rev-parse", "--show-toplevel")[0]
+        root = Path(top).resolve()
+        mine = [path.resolve() for path in own_outputs]
+        kept = []
+        # Every untracked file on its own, so that a folder holding the run's outputs and
+        # something else still shows the something else.
+        for line in git.lines("status", "--porcelain=v1", "--untracked-files=all"):
+            path = root / line[3:].strip('"').split(" -> ")[-1]
+            if not (line.startswith("??") and
+                    any(path == one or path.is_relative_to(one) for one in mine)):
+                kept.append(line)
+        return kept
 
     @staticmethod
     def _branches_containing_head(git: _Git, pattern: str) -> list[str]:

@@ -151,6 +151,9 @@ class RunContext:
     progress: Callable[[str], None] | None = None
     # The deploy the run gates (its id keys what a pre-deploy run recorded for it).
     deploy: Callable[[], Deploy] | None = None
+    # What this run writes (gate report, audit log, state dir, Allure and JUnit output): a
+    # working tree "clean" before the run is clean whatever the run itself adds.
+    own_outputs: tuple[Path, ...] = ()
 
 
 # --- the interface of a kind ----------------------------------------------------------------

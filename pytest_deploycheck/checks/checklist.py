@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,13 +117,17 @@ def ack_ids(instance: CheckInstance) -> tuple[str, ...]:
 
 
 class ChecklistRunner:
-    def __init__(self, redactor: Redactor, rootdir: Path, environ: Mapping[str, str],
-                 deploy_time: dt.datetime | None, acks: frozenset[str]) -> None:
-        self.redactor = redactor
-        self.rootdir = rootdir
-        self.environ = environ
-        self.deploy_time = deploy_time
-        self.acks = acks
+    def __init__(self, context: RunContext) -> None:
+        self.redactor = context.redactor
+        self.rootdir = context.rootdir
+        self.environ = context.environ
+        self.deploy_time = context.deploy_time
+        self.acks = context.acks
+        self.context = context
+
+    @property
+    def own_outputs(self) -> tuple[Path, ...]:
+        return self.context.own_outputs
 
     def run(self, instance: CheckInstance) -> ChecklistResult:
         check = instance.check
@@ -136,7 +139,8 @@ class ChecklistRunner:
             env=instance.env, scope=instance.scope(),
             timeout=check.timeout if check.timeout is not None else instance.env.timeout,
             now=now, deploy_time=self.deploy_time or now, acks=self.acks, ids=ids,
-            rootdir=self.rootdir, environ=self.environ, redactor=self.redactor)
+            rootdir=self.rootdir, environ=self.environ, redactor=self.redactor,
+            own_outputs=self.own_outputs)
         started = time.monotonic()
         found = spec.entry.run(context)
         return ChecklistResult(spec.entry.key, found, time.monotonic() - started, ids)
@@ -168,8 +172,7 @@ class _ChecklistType:
         return ChecklistSpec(entry) if entry is not None else None
 
     def runner(self, context: RunContext) -> ChecklistRunner:
-        return ChecklistRunner(context.redactor, context.rootdir, context.environ,
-                               context.deploy_time, context.acks)
+        return ChecklistRunner(context)
 
 
 TYPE = _ChecklistType()
