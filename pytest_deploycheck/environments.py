@@ -234,8 +234,9 @@ def _parse_environment(name: str, doc: YamlMap, source: EnvironmentsFile,
                                          timeout, source.path.parent)
                 for svc_name, svc in doc.get("services", YamlMap()).items()}
     metrics = {
-        src: parse_source(src, node, SourceContext(f"{where}.metrics.{src}", source.path.parent,
-                                                   timeout))
+        src: parse_source(src, node, SourceContext(
+            f"{where}.metrics.{src}", source.path.parent, timeout,
+            protected=name if doc.get("protected", False) else None))
         for src, node in doc.get("metrics", YamlMap()).items()}
     start: list[StartProcess] = []
     for index, proc in enumerate(doc.get("start", YamlList())):

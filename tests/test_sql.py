@@ -113,7 +113,8 @@ def test_queries_are_read_only_whatever_they_say(project: Project,
     result = runpytest(project.pytester, "--env=prod")
     out = result.stdout.str()
     result.assert_outcomes(passed=2, failed=2)
-    assert "in a read-only transaction: checks only read" in out
+    assert "DECLARE CURSOR must not contain data-modifying statements in WITH: checks only " \
+           "read" in out
     assert "cannot insert multiple commands into a prepared statement: a check runs one " \
            "statement" in out
     assert workflows(postgresql) == before
@@ -264,9 +265,13 @@ def test_sql_check_before_the_deploy_blocks(project: Project) -> None:
     ('{name: a, kind: metric, source: db, query: "SELECT {{ env }}", threshold: "< 1"}',
      "checks[0].query: a metric query of a sql source takes no {{ }} templates*"),
     ('{name: a, kind: health, sql: {source: db, query: "DELETE FROM jobs"}}',
-     "checks[0].sql.query: DELETE is not a query: a check runs one SELECT, WITH, VALUES, TABLE or SHOW statement"),
+     "checks[0].sql.query: DELETE is not a query: a check runs one SELECT, WITH, VALUES or TABLE statement"),
     ('{name: a, kind: health, sql: {source: db, query: " /* x */ -- y\\n COPY (SELECT 1) TO \'/tmp/x\'"}}',
      "checks[0].sql.query: COPY is not a query*"),
+    ('{name: a, kind: health, sql: {source: db, query: "/* /* */ SELECT */ COPY (SELECT 1) TO PROGRAM \'id\'"}}',
+     "checks[0].sql.query: COPY is not a query*"),
+    ('{name: a, kind: health, sql: {source: db, query: "SHOW server_version"}}',
+     "checks[0].sql.query: SHOW is not a query*"),
     ('{name: a, kind: health, sql: {source: db, query: "ATTACH DATABASE \'/tmp/x.db\' AS x"}}',
      "checks[0].sql.query: ATTACH is not a query*"),
     ('{name: a, kind: metric, source: db, query: "VACUUM INTO \'/tmp/x.db\'", threshold: "< 1"}',
@@ -332,3 +337,102 @@ def test_a_sql_check_retries_until_the_data_is_there(project: Project) -> None:
     result.stdout.fnmatch_lines(["  FAILED value: 0, expected 1", "  (last of 3 attempts)"])
     checks = {c["name"]: c for c in json.loads((project.path / "gate.json").read_text())["checks"]}
     assert checks["the migration has run"]["duration"] >= 0.5  # it waited for the row
+
+
+def test_a_database_that_stops_answering_fails_at_the_timeout(project: Project,
+                                                              postgresql: PostgreSQL) -> None:
+    """A proxy that passes the login, then swallows the query (a frozen failover): the check
+    fails at its timeout and a little more, instead of hanging the run."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def pipe(source: socket.socket, target: socket.socket, swallow: bytes | None) -> None:
+        frozen = False
+        while not stop.is_set():
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            frozen = frozen or (swallow is not None and swallow in data)
+            if not frozen:
+                target.sendall(data)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", postgresql.port))
+            threading.Thread(target=pipe, args=(client, upstream, b"DECLARE"), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client, None), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = postgresql.url().replace(f":{postgresql.port}/", f":{port}/")
+        project.environments(f"""\
+            environments:
+              prod:
+                metrics:
+                  db: {{type: sql, url: "{url}", timeout: 2s}}
+            """)
+        project.suite("db.yaml", 'checks:\n  - {name: frozen, kind: health, sql: {source: db, query: "SELECT 1"}}\n')
+        started = time.monotonic()
+        result = runpytest(project.pytester, "--env=prod")
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*did not answer within 7s (the query's timeout and 5s more)*"])
+    assert took < 15, took
+
+
+def test_a_protected_environment_refuses_a_superuser_session(project: Project,
+                                                             postgresql: PostgreSQL) -> None:
+    """A superuser's functions write whatever the query says (COPY TO PROGRAM, replication
+    slots): a protected environment wants a read-only role."""
+    project.environments(f"""\
+        environments:
+          production:
+            protected: true
+            metrics:
+              db: {{type: sql, url: "{postgresql.url()}"}}
+        """)
+    project.suite("db.yaml", 'checks:\n  - {name: read, kind: health, sql: {source: db, query: "SELECT 1"}}\n')
+    result = runpytest(project.pytester, "--env=production")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*environment 'production' is protected, and 'deploy' is a "
+                                 "superuser*connect as a read-only role*"])
+
+
+def test_json_equality_and_a_missing_driver(project: Project, monkeypatch: pytest.MonkeyPatch,
+                                            postgresql: PostgreSQL) -> None:
+    """``value: 0`` is not ``false``; ``(SELECT ...)`` is a query; without psycopg the check
+    is inconclusive and rolls nothing back."""
+    import sys
+
+    environments(project, postgresql.url(), """\
+            rollback:
+              - {name: undo, command: "touch rolled-back"}
+        """.replace("            ", "    ", 1))
+    project.suite("db.yaml", """\
+        checks:
+          - {name: false is not 0, kind: health, sql: {source: db, query: "SELECT false"}, expect: {value: 0}}
+          - {name: in parentheses, kind: health, on_fail: warn, sql: {source: db, query: "(SELECT 1)"}, expect: {value: 1}}
+        """)
+    result = runpytest(project.pytester, "--env=prod")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*value: false, expected 0"])
+    (project.path / "rolled-back").unlink()
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    result.stdout.fnmatch_lines(["*PostgreSQL needs psycopg: pip install 'pytest-deploycheck[[]sql]'*"])
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == "inconclusive"
+    assert not (project.path / "rolled-back").exists()

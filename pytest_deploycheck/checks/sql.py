@@ -25,7 +25,15 @@ from ..inputs.located import error_at, threshold_at
 from ..inputs.templating import names_in
 from ..inputs.yamlfile import YamlList, YamlMap
 from ..metrics.sql import SqlSource
-from ..runtime.sql import Bound, Rows, bind, plain, quoted_template, statement_problem
+from ..runtime.sql import (
+    Bound,
+    DriverUnavailable,
+    Rows,
+    bind,
+    plain,
+    quoted_template,
+    statement_problem,
+)
 from ..secrets import Redactor
 from ..units import Threshold, format_duration, parse_threshold
 from .base import (
@@ -169,6 +177,15 @@ def _csv(found: Rows) -> str:
     return out.getvalue()
 
 
+def same(found: Any, expected: Any) -> bool:
+    """Equal as JSON values are: ``false`` is not ``0``, nor ``1.0`` ``true``."""
+    if isinstance(found, (tuple, list)) and isinstance(expected, (tuple, list)):
+        return len(found) == len(expected) and all(map(same, found, expected))
+    if isinstance(found, bool) or isinstance(expected, bool):
+        return isinstance(found, bool) and isinstance(expected, bool) and found == expected
+    return bool(found == expected)
+
+
 def judge(spec: SqlSpec, found: Rows) -> str | None:
     """Why ``found`` does not meet ``spec``'s expectations, or None."""
     count = len(found.rows)
@@ -176,7 +193,7 @@ def judge(spec: SqlSpec, found: Rows) -> str | None:
         return f"rows: {count}, expected {spec.rows}"
     if isinstance(spec.rows, Threshold) and not spec.rows.check(count):
         return f"rows: {count}, expected {spec.rows}"
-    if isinstance(spec.rows, tuple) and found.rows != spec.rows:
+    if isinstance(spec.rows, tuple) and not same(found.rows, spec.rows):
         return (f"rows differ: expected {json.dumps([list(r) for r in spec.rows])}, got "
                 f"{json.dumps([list(r) for r in found.rows[:SHOWN_ROWS]], default=str)}")
     if not spec.has_value and spec.threshold is None:
@@ -185,7 +202,7 @@ def judge(spec: SqlSpec, found: Rows) -> str | None:
         return (f"expected a single value (one row of one column), got {count} row(s) of "
                 f"{len(found.columns)} column(s)")
     value = found.rows[0][0]
-    if spec.has_value and value != spec.value:
+    if spec.has_value and not same(value, spec.value):
         return f"value: {json.dumps(value, default=str)}, expected {json.dumps(spec.value)}"
     if spec.threshold is not None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -220,7 +237,9 @@ class SqlRunner:
             bound = bind(spec.query, instance.scope())
             found = source.rows(bound, timeout)
         except CheckError as exc:
-            return SqlResult("failed", str(exc), shown, bound.shown(), None, str(exc),
+            # A driver that is not installed says nothing of the deploy: nothing rolls back.
+            outcome = "inconclusive" if isinstance(exc, DriverUnavailable) else "failed"
+            return SqlResult(outcome, str(exc), shown, bound.shown(), None, str(exc),
                              time.monotonic() - started)
         duration = time.monotonic() - started
         problem = judge(spec, found)

@@ -192,9 +192,11 @@ def snippet(value: Any) -> str:
 
 @dataclass(frozen=True)
 class SourceContext(At):
-    """Where a source's configuration sits, and the timeout it inherits from its environment."""
+    """Where a source's configuration sits, the timeout it inherits from its environment, and
+    the environment's name when it is protected."""
 
     timeout: float
+    protected: str | None = None
 
 
 class SourceType(Protocol):

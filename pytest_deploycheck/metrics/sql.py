@@ -46,7 +46,8 @@ def parse(name: str, node: YamlMap, context: SourceContext) -> SqlSource:
     if problem:
         raise context.error(problem, node, "url")
     return SqlSource(name=name, url=node["url"], base_dir=context.base_dir,
-                     timeout=duration_at(node, "timeout", context.where, context.timeout))
+                     timeout=duration_at(node, "timeout", context.where, context.timeout),
+                     protected=context.protected)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class SqlSource:
     url: str
     base_dir: Path  # what a relative SQLite path is relative to: the environments file's folder
     timeout: float
+    protected: str | None = None  # the environment, when protected: no superuser sessions
     history: bool = False
 
     def describe(self) -> str:
@@ -72,7 +74,7 @@ class SqlSource:
 
     def rows(self, bound: Bound, timeout: float) -> Rows:
         """The rows of ``bound``; raises :class:`~..runtime.sql.SqlError`."""
-        return run_query(self.url, bound, timeout, self.base_dir)
+        return run_query(self.url, bound, timeout, self.base_dir, self.protected)
 
     def instant(self, query: str, at: float, timeout: float, fetch: Fetch) -> list[Series]:
         try:

@@ -23,6 +23,7 @@ import datetime as dt
 import decimal
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ MAX_ROWS = 10_000  # rows read of an answer; a check that needs more counts them
 class SqlError(CheckError):
     """The database could not answer: unreachable, refused the login or the statement, timed
     out. The message never carries the connection string's password."""
+
+
+class DriverUnavailable(SqlError):
+    """The database's driver is not installed: nothing is known, and it is no deploy's fault."""
 
 
 @dataclass(frozen=True)
@@ -80,26 +85,44 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-_COMMENT = re.compile(r"\s*(?:--[^\n]*\n?|/\*.*?\*/)", re.S)
 # Statements that ask: the read-only transaction refuses writes, but not a server-side COPY TO
 # a file, and SQLite's read-only mode does not stop ATTACH or VACUUM INTO creating files.
-QUERY_KEYWORDS = ("select", "with", "values", "table", "show")
+# (PostgreSQL runs the query as a cursor, which takes only SELECT, VALUES and TABLE forms.)
+QUERY_KEYWORDS = ("select", "with", "values", "table")
+
+
+def _skip_comments(text: str) -> str:
+    """``text`` from its first token: comments and blanks skipped, ``/* */`` nested as
+    PostgreSQL nests them, and opening parentheses (``(SELECT 1)``)."""
+    index = 0
+    while index < len(text):
+        if text[index].isspace() or text[index] == "(":
+            index += 1
+        elif text.startswith("--", index):
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end + 1
+        elif text.startswith("/*", index):
+            depth, index = 1, index + 2
+            while index < len(text) and depth:
+                if text.startswith("/*", index):
+                    depth, index = depth + 1, index + 2
+                elif text.startswith("*/", index):
+                    depth, index = depth - 1, index + 2
+                else:
+                    index += 1
+        else:
+            break
+    return text[index:]
 
 
 def statement_problem(query: str) -> str | None:
     """Why ``query`` is not a query a check may run, or None."""
-    text = query
-    while True:
-        stripped = _COMMENT.match(text)
-        if not stripped or not stripped.group(0):
-            break
-        text = text[stripped.end():]
-    first = re.match(r"\s*(\w+)", text)
+    first = re.match(r"(\w+)", _skip_comments(query))
     keyword = first.group(1).lower() if first else ""
     if keyword not in QUERY_KEYWORDS:
         shown = keyword.upper() or "an empty statement"
-        return f"{shown} is not a query: a check runs one SELECT, WITH, VALUES, TABLE or " \
-               f"SHOW statement"
+        return f"{shown} is not a query: a check runs one SELECT, WITH, VALUES or TABLE " \
+               f"statement"
     return None
 
 
@@ -150,15 +173,41 @@ def _parameter(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
 
-def run_query(url: str, bound: Bound, timeout: float, base_dir: Path) -> Rows:
-    """Run ``bound`` read-only against ``url`` within ``timeout`` seconds."""
+def run_query(url: str, bound: Bound, timeout: float, base_dir: Path,
+              protected: str | None = None) -> Rows:
+    """Run ``bound`` read-only against ``url`` within ``timeout`` seconds; ``protected`` names
+    the environment when it is protected (PostgreSQL then refuses a superuser's session).
+
+    The driver waits on the server, which keeps the statement timeout; a server that stops
+    answering altogether (a frozen connection) is given up on here, :data:`GRACE` seconds
+    later: the query runs in a thread of its own, left to end with the connection.
+    """
     problem = statement_problem(bound.pieces[0])
     if problem:
         raise SqlError(problem)
-    scheme = urlsplit(url).scheme
-    if scheme == "sqlite":
+    if urlsplit(url).scheme == "sqlite":
         return _sqlite(url, bound, timeout, base_dir)
-    return _postgresql(url, bound, timeout)
+    done: list[Rows | BaseException] = []
+    finished = threading.Event()
+
+    def query() -> None:
+        try:
+            done.append(_postgresql(url, bound, timeout, protected))
+        except BaseException as exc:  # handed to the caller
+            done.append(exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=query, name="deploycheck-sql", daemon=True).start()
+    if not finished.wait(timeout + GRACE):
+        raise SqlError(f"{describe(url)} did not answer within {timeout + GRACE:g}s (the "
+                       f"query's timeout and {GRACE:g}s more): the connection was given up")
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]
+
+
+GRACE = 5.0  # seconds past the statement timeout for the server's own answer (a cancel)
 
 
 def plain(value: Any) -> Any:
@@ -183,28 +232,35 @@ def _rows(columns: Sequence[str], fetched: list[Any], more: bool) -> Rows:
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
-def _postgresql(url: str, bound: Bound, timeout: float) -> Rows:
+def _postgresql(url: str, bound: Bound, timeout: float, protected: str | None) -> Rows:
     try:
         import psycopg
     except ImportError:
-        raise SqlError(f"PostgreSQL needs psycopg: {INSTALL_HINT}") from None
+        raise DriverUnavailable(f"PostgreSQL needs psycopg: {INSTALL_HINT}") from None
     text = "%s".join(piece.replace("%", "%%") for piece in bound.pieces)
     millis = max(1, int(timeout * 1000))
     try:
-        # libpq takes whole seconds, at least 2, for the connection.
+        # libpq takes whole seconds, at least 2, for the connection; tcp_user_timeout ends a
+        # connection whose peer stopped acknowledging (a frozen failover).
         with psycopg.connect(url, connect_timeout=max(2, int(timeout + 0.999)),
                              options=f"-c default_transaction_read_only=on "
                                      f"-c statement_timeout={millis}",
+                             tcp_user_timeout=millis + 2000,
                              application_name="pytest-deploycheck") as connection:
+            if protected and connection.info.parameter_status("is_superuser") == "on":
+                raise SqlError(f"environment '{protected}' is protected, and "
+                               f"{connection.info.user!r} is a superuser, whose functions may "
+                               f"write whatever the query says: connect as a read-only role "
+                               f"(GRANT pg_read_all_data)")
             connection.read_only = True
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute(text, bound.values, prepare=True)
-                    if cursor.description is None:
-                        raise SqlError("the statement returned no rows (a check runs one "
-                                       "SELECT)")
+                # A server-side cursor: DECLARE takes one SELECT, VALUES or TABLE query (no
+                # second statement, no data-modifying WITH), and rows come a batch at a time.
+                with connection.cursor(name="deploycheck") as cursor:
+                    cursor.itersize = 1000
+                    cursor.execute(text, bound.values)
                     fetched = cursor.fetchmany(MAX_ROWS + 1)
-                    columns = [column.name for column in cursor.description]
+                    columns = [column.name for column in cursor.description or ()]
             finally:
                 connection.rollback()
     except psycopg.Error as exc:
@@ -223,6 +279,10 @@ def _postgresql_reason(exc: Exception, url: str, timeout: float) -> str:
         return f"{text}: checks only read (the query runs in a read-only transaction)"
     if "multiple commands" in text:
         return f"{text}: a check runs one statement"
+    if "data-modifying" in text:
+        return f"{text}: checks only read"
+    if "syntax error" in text and isinstance(exc, psycopg.errors.SyntaxError):
+        return f"{text} (a check runs one SELECT, VALUES or TABLE query)"
     if isinstance(exc, psycopg.OperationalError):
         return f"cannot query {describe(url)}: {text}"
     return text
