@@ -236,3 +236,36 @@ def test_an_alerts_check_retries_until_the_alert_resolves(project: Project,
     result.assert_outcomes(passed=1)
     (check,) = json.loads((project.path / "gate.json").read_text())["checks"]
     assert check["duration"] >= 0.5  # it waited for the monitor to recover
+
+
+def test_partial_mutes_misspelt_matches_and_unknown_states(project: Project,
+                                                           datadog: DatadogServer,
+                                                           server: LoopbackServer) -> None:
+    """A monitor muted for one scope still alerts; a `match` naming a label no alert has warns
+    instead of passing quietly; a state the source does not have fails the check."""
+    datadog.monitors = [
+        {"id": 1, "name": "API error rate", "overall_state": "Alert", "tags": ["service:api"],
+         "options": {"silenced": {"host:canary-1": None}}},
+        {"id": 2, "name": "Disk", "overall_state": "alert", "tags": ["service:db"]},
+    ]
+    environments(project, f'dd: {{type: datadog, url: "{datadog.url}", api_key: {DD_API_KEY}, '
+                          f'app_key: {DD_APP_KEY}}}')
+    project.suite("alerts.yaml", """\
+        checks:
+          - {name: api, kind: health, alerts: {source: dd, match: {service: api}}}
+          - {name: misspelt, kind: health, alerts: {source: dd, match: {servce: api}, ignore: [Disk]}}
+          - {name: strange state, kind: health, alerts: {source: dd, match: {service: db}}}
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=1, failed=2)
+    assert "FAILED 1 alert(s) Alert: API error rate" in out
+    assert "no alert has the label 'servce' that 'match' names (misspelt?)" in out
+    assert "alert Disk is in state 'alert', which datadog" in out
+
+
+def test_an_ignore_entry_that_matches_any_name_is_refused(project: Project) -> None:
+    environments(project, 'prom: {type: prometheus, url: "http://127.0.0.1:9"}')
+    project.suite("s.yaml", "checks:\n  - {name: a, kind: health, alerts: {source: prom, ignore: [{alertname: '.+', severity: '.+'}]}}\n")
+    assert_bad_input(project, "checks[[]0].alerts.ignore[[]0]: this entry ignores every alert*",
+                     "--env=prod")

@@ -109,7 +109,8 @@ class AlertsResult:
     outcome: str
     reason: str
     source: str
-    judged: list[tuple[str, Alert]]  # (counted | ignored | not matched | other state, alert)
+    # (counted | ignored | not matched | other state | unknown state, alert)
+    judged: list[tuple[str, Alert]]
     error: str
     duration: float
     note: str = ""
@@ -137,16 +138,18 @@ class AlertsResult:
         return redactor.redact("\n".join(lines))
 
 
-def judge(spec: AlertsSpec, states: tuple[str, ...], alerts: list[Alert]
-          ) -> list[tuple[str, Alert]]:
+def judge(spec: AlertsSpec, states: tuple[str, ...], known: tuple[str, ...],
+          alerts: list[Alert]) -> list[tuple[str, Alert]]:
     out = []
     for alert in alerts:
-        if alert.state not in states:
-            verdict = "other state"
-        elif not matches(spec.match, alert):
+        if not matches(spec.match, alert):
             verdict = "not matched"
         elif any(matches(one, alert) for one in spec.ignore):
             verdict = "ignored"
+        elif alert.state not in known:
+            verdict = "unknown state"
+        elif alert.state not in states:
+            verdict = "other state"
         else:
             verdict = "counted"
         out.append((verdict, alert))
@@ -179,8 +182,16 @@ class AlertsRunner:
         except MetricQueryError as exc:
             return AlertsResult("failed", f"cannot list alerts: {exc}", shown, [], str(exc),
                                 time.monotonic() - started)
-        judged = judge(spec, states, found)
+        judged = judge(spec, states, alert_source.alert_states, found)
         result = AlertsResult("passed", "", shown, judged, "", time.monotonic() - started)
+        strange = [alert for verdict, alert in judged if verdict == "unknown state"]
+        if strange:
+            # Not knowing what a state means, the check cannot say nothing fires.
+            result.outcome = "failed"
+            result.reason = (f"alert {strange[0].name or '(no name)'} is in state "
+                             f"{strange[0].state!r}, which {source.describe()} does not have "
+                             f"({', '.join(alert_source.alert_states)})")
+            return result
         firing = result.firing
         ignored = sorted({alert.name for verdict, alert in judged if verdict == "ignored"})
         if firing:
@@ -188,11 +199,19 @@ class AlertsRunner:
             result.outcome = "failed"
             result.reason = (f"{len(firing)} alert(s) {'/'.join(states)}: "
                              f"{', '.join(names[:SHOWN_ALERTS])}")
-        unmatched = [alert for verdict, alert in judged if verdict == "not matched"]
+        unmatched = [alert for verdict, alert in judged
+                     if verdict == "not matched" and alert.state in states]
         notes = [f"ignored: {', '.join(ignored)}"] if ignored else []
         if unmatched and not firing:  # a misspelt label in `match` would hide every alert
             notes.append(f"{len(unmatched)} {'/'.join(states)} alert(s) left out by 'match': "
                          f"{', '.join(sorted({alert.name for alert in unmatched}))}")
+            labels = {label for alert in found for label in alert.labels}
+            absent = sorted(set(spec.match) - labels)
+            if absent:
+                result.outcome = "warned"
+                result.reason = (f"no alert has the label {absent[0]!r} that 'match' names "
+                                 f"(misspelt?), so 'match' leaves out every alert; labels "
+                                 f"seen: {', '.join(sorted(labels)[:15])}")
         result.note = "; ".join(notes)
         return result
 
@@ -220,7 +239,7 @@ class _AlertsType:
             else:
                 ignore.append(_matcher(entry, alerts["ignore"], index, f"{where}.ignore"))
         for index, one in enumerate(ignore):
-            if all(pattern.fullmatch("") and pattern.fullmatch("any value")
+            if all(all(pattern.fullmatch(sample) for sample in _ANY_LABEL_VALUES)
                    for pattern in one.values()):
                 raise error_at("this entry ignores every alert, so the check could never fail; "
                                "name the alerts to ignore", alerts["ignore"], index,
@@ -246,5 +265,8 @@ def _matcher(labels: Mapping[str, Any], node: Any, key: str | int, where: str) -
                            where) from None
     return out
 
+
+# Values any label may have: an ignore entry whose patterns match them all ignores everything.
+_ANY_LABEL_VALUES = ("a", "HighErrorRate", "critical", "db-1", "us-east-1", "Any value 42")
 
 TYPE = _AlertsType()

@@ -7,6 +7,7 @@ the source's ``lookback`` (default 5m). ``site`` picks the regional API (``datad
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +99,14 @@ class DatadogSource:
         in its ``overall_state``; a muted monitor (``options.silenced``) is left out, as a
         silence is in Alertmanager."""
         out: list[Alert] = []
+        deadline = time.monotonic() + timeout  # for every page together
         for page in range(MAX_MONITOR_PAGES):
             params = {"page": str(page), "page_size": str(MONITOR_PAGE)}
-            answer = fetch(self.endpoint, "/api/v1/monitor", params, self.keys, timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MetricQueryError(f"Datadog's monitors did not all arrive within "
+                                       f"{timeout:g}s ({page} pages)")
+            answer = fetch(self.endpoint, "/api/v1/monitor", params, self.keys, left)
             _raise_for_status(answer)
             body = answer.json("Datadog")
             if not isinstance(body, list):
@@ -110,7 +116,7 @@ class DatadogSource:
             if len(body) < MONITOR_PAGE:
                 return out
         raise MetricQueryError(f"Datadog has more than {MAX_MONITOR_PAGES * MONITOR_PAGE} "
-                               f"monitors: name the ones to check with 'match'")
+                               f"monitors, more than an alerts check reads")
 
 
 MONITOR_PAGE = 1000
@@ -121,8 +127,9 @@ def _monitor(item: Any) -> Alert | None:
     if not isinstance(item, dict) or not isinstance(item.get("overall_state"), str):
         raise MetricQueryError(f"a Datadog monitor without an overall_state: {snippet(item)}")
     options = item.get("options")
-    if isinstance(options, dict) and options.get("silenced"):
-        return None
+    silenced = options.get("silenced") if isinstance(options, dict) else None
+    if isinstance(silenced, dict) and "*" in silenced:
+        return None  # muted as a whole; a mute of some scopes leaves the others alerting
     labels = {"alertname": text_of(item.get("name", "")), "id": text_of(item.get("id", ""))}
     for tag in item.get("tags") or []:
         key, _, value = text_of(tag).partition(":")
