@@ -113,8 +113,17 @@ def test_a_sign_in_form_over_two_steps(project: Project, demo: DemoServer) -> No
                                  "  FAILED wait for the text 'Signed in as carol': not within 2s"])
 
 
+PAGES = {
+    "/": (200, b"<html><body><p>hi</p><script>fetch('/track', {method: 'POST'})</script></body></html>"),
+    "/popup": (200, b"<html><body><p>hi</p><script>window.open('/')</script></body></html>"),
+    "/plain": (200, b"<html><body><p id=ok>no icon link here</p></body></html>"),
+    "/down": (503, b"<html><body><p id=ok>maintenance</p></body></html>"),
+    "/spin": (200, b"<html><body><p id=ok>hi</p><script>setTimeout(() => { while (true) {} }, 50)</script></body></html>"),
+}
+
+
 class _WritingPage(BaseHTTPRequestHandler):
-    """A page whose script POSTs as soon as it loads; counts the POSTs that arrive."""
+    """Pages (``PAGES``; /favicon.ico is not one of them); counts the POSTs that arrive."""
 
     posts = 0
 
@@ -122,8 +131,8 @@ class _WritingPage(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        body = b"<html><body><p>hi</p><script>fetch('/track', {method: 'POST'})</script></body></html>"
-        self.send_response(200)
+        status, body = PAGES.get(self.path, (404, b"not found"))
+        self.send_response(status)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -154,10 +163,14 @@ def test_a_protected_environment_refuses_what_a_page_writes(project: Project,
         service: web
         checks:
           - {name: page, kind: health, browser: {path: /}}
+          - {name: popup, kind: health, browser: {path: /popup}}
         """)
     result = runpytest(project.pytester, "--env=production")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*environment 'production' is protected: POST */track refused*"])
+    result.assert_outcomes(failed=2)
+    for page in ("/", "/popup"):  # the popup's script writes as the page's would
+        result.stdout.fnmatch_lines([f"*page 1: *{page} -> 200*",
+                                     "*environment 'production' is protected: POST */track "
+                                     "refused*"])
     assert _WritingPage.posts == 0
     project.suite("page.yaml", """\
         service: web
@@ -207,6 +220,11 @@ def test_without_chromium_or_playwright_the_gate_is_inconclusive(
     ('{name: a, kind: smoke, browser: {path: /, clik: p}}', "checks[0].browser.clik: unknown key*"),
     ('{name: a, kind: smoke, browser: {path: /, service: nope}}',
      "checks[0].browser.service: unknown service 'nope' in environment 'local'*"),
+    ('{name: a, kind: smoke, browser: {path: ok}}',
+     "checks[0].browser.path: a path starts with / ('ok' would be glued to the service's URL)"),
+    ('{name: a, kind: smoke, browser: {url: ok}}', "checks[0].browser.url: 'ok' is not an http(s) URL"),
+    ('{name: a, kind: smoke, steps: [{browser: {path: /}}, {browser: {click: "#go", max_load: 1s}}]}',
+     "checks[0].steps[1].browser.max_load: max_load times a page load: this page opens none*"),
     ('{name: a, kind: smoke, browser: {path: "/{{ nope }}"}}',
      "checks[0].browser.path: template '{{ nope }}' is not defined in environment 'local'*"),
 ])
@@ -215,3 +233,49 @@ def test_bad_browser_checks(project: Project, check: str, message: str) -> None:
         'environments:\n  local:\n    services: {web: {url: "http://127.0.0.1:9"}}\n')
     project.suite("s.yaml", f"service: web\nchecks:\n  - {check}\n")
     assert_bad_input(project, message.replace("[", "[[]"), "--env=local")
+
+
+def test_what_a_page_answers_and_what_the_browser_asks_for_itself(
+        project: Project, writing_page: str, tmp_path: Path) -> None:
+    """No /favicon.ico is no failure (the browser asks for it, not the page); a document that
+    answers 503 fails also with no_console_errors: false; a script that never yields fails at
+    the hard deadline instead of hanging; a Chromium that cannot start is inconclusive."""
+    import time
+
+    (project.path / "environments.yaml").write_text(
+        f'environments:\n  prod:\n    services: {{web: {{url: "{writing_page}"}}}}\n'
+        f'    rollback:\n      - {{name: undo, command: "echo undo >> rollbacks.log"}}\n')
+    project.suite("page.yaml", """\
+        service: web
+        checks:
+          - {name: no icon, kind: health, browser: {path: /plain, wait_for: "#ok"}}
+          - {name: down, kind: health, browser: {path: /down, wait_for: "#ok", no_console_errors: false}}
+          - {name: spins, kind: health, timeout: 1s, browser: {path: /spin}}
+        """)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=prod")
+    took = time.monotonic() - started
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*FAILED the page answered 503",
+                                 "*FAILED the pages did not finish within *s (a script that "
+                                 "never yields?): the browser was killed"])
+    assert took < 60, took
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\necho 'error while loading shared libraries: libnss3.so' >&2\nexit 127\n")
+    fake.chmod(0o755)
+    (project.path / "rollbacks.log").unlink()
+    project.suite("page.yaml", """\
+        service: web
+        checks:
+          - {name: no icon, kind: health, browser: {path: /plain}}
+        """)
+    import os
+
+    os.environ["DEPLOYCHECK_CHROMIUM"] = str(fake)
+    try:
+        result = runpytest(project.pytester, "--env=prod", "--gate-report=gate.json")
+    finally:
+        del os.environ["DEPLOYCHECK_CHROMIUM"]
+    result.stdout.fnmatch_lines(["*cannot start Chromium at */chromium: *apt-get install -y chromium*"])
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] == "inconclusive"
+    assert not (project.path / "rollbacks.log").exists()

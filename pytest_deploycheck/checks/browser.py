@@ -12,7 +12,7 @@ so a sign-in on the first page carries to the next. How pages are driven and jud
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,6 @@ from ..inputs.located import duration_at, error_at
 from ..inputs.templating import names_in, render
 from ..inputs.yamlfile import YamlMap
 from ..runtime.browser import BrowserRun, BrowserUnavailable, PageStep, run_pages
-from ..runtime.clients import SAFE_METHODS
 from ..secrets import Redactor
 from .base import (
     Attachment,
@@ -181,23 +180,14 @@ class BrowserRunner:
             steps = [_rendered(page, instance) for page in spec.pages]
         except CheckError as exc:
             return BrowserResult("failed", str(exc), None, time.monotonic() - started)
-        refuse = _refuse(env.name) if env.protected and not spec.allow_write else None
+        protected = env.name if env.protected and not spec.allow_write else None
         try:
-            run = run_pages(steps, check.timeout or DEFAULT_TIMEOUT, self.environ, refuse)
+            run = run_pages(steps, check.timeout or DEFAULT_TIMEOUT, self.environ, protected)
         except BrowserUnavailable as exc:
             # Not the deploy's fault: nothing is known, and nothing is rolled back for it.
             return BrowserResult("inconclusive", str(exc), None, time.monotonic() - started)
         return BrowserResult("failed" if run.failure else "passed", run.failure or "", run,
                              run.duration)
-
-
-def _refuse(env: str) -> Callable[[str, str], str | None]:
-    def refuse(method: str, url: str) -> str | None:
-        if method in SAFE_METHODS:
-            return None
-        return f"environment '{env}' is protected: {method} {url} refused (set " \
-               f"'allow_write: true' on the check if the page must write)"
-    return refuse
 
 
 def _rendered(page: Page, instance: CheckInstance) -> PageStep:
@@ -270,6 +260,14 @@ def _page(node: YamlMap, where: str, default_service: str | None) -> Page:
                        "page, or use 'url'", node, "path", where)
     if "service" in node and "path" not in node:
         raise error_at("'service' goes with 'path'", node, "service", where)
+    if "path" in node and not str(node["path"]).startswith(("/", "{{")):
+        raise error_at(f"a path starts with / ({node['path']!r} would be glued to the "
+                       f"service's URL)", node, "path", where)
+    if "url" in node and not str(node["url"]).startswith(("http://", "https://", "{{")):
+        raise error_at(f"{node['url']!r} is not an http(s) URL", node, "url", where)
+    if "max_load" in node and not ({"url", "path", "submit"} & set(node)):
+        raise error_at("max_load times a page load: this page opens none (give it 'path', "
+                       "'url' or 'submit')", node, "max_load", where)
     wait_for = node.get("wait_for")
     wait_text = None
     if isinstance(wait_for, dict):
