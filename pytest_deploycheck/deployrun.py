@@ -19,6 +19,7 @@ from .checks.suites import instances, load_suite
 from .deploy import Deploy
 from .environments import Environment, EnvironmentsFile, Stage
 from .errors import ConfigError, DeploycheckError, UsageProblem
+from .inputs.interpolation import LintEnviron
 from .rollout import StageResult, run_stage, stage_checks
 from .runtime.clients import ClientPool
 from .runtime.commands import run_command
@@ -86,7 +87,8 @@ class DeployRun:
                  environ: Mapping[str, str] = os.environ) -> None:
         self.settings = settings
         self.rootdir = rootdir
-        self.environ = environ
+        # Linting checks the files without the secrets of the environments they describe.
+        self.environ = LintEnviron(environ) if settings.lint.value else environ
         self.redactor = Redactor()
         self.engine = Engine(settings.concurrency.value)
         self.pool = ClientPool(keepalive=settings.concurrency.value, redactor=self.redactor)

@@ -111,6 +111,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = _usage(lambda: resolve(config, Path(config.rootpath),
                                       Path(config.invocation_params.dir)), config)
     config.stash[SETTINGS_KEY] = settings
+    if settings.lint.value and not config.option.collectonly:
+        raise _usage_error(config, "--deploycheck-lint checks the files and runs nothing: use "
+                                   "it with --collect-only")
     root = Path(config.rootpath)
     if not settings.env.value and settings.gate_report.value is None and \
             not any((root / folder).is_dir() for folder in settings.suites.value):

@@ -72,6 +72,9 @@ DECLARATIONS: tuple[Declaration, ...] = (
     # Who deploys: read from CI (or DEPLOY_ACTOR); no option, as nobody types their own name.
     Declaration("deploy_actor", "who deploys",
                 env_var=("DEPLOY_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER")),
+    Declaration("lint", "with --collect-only: check the suites and the selected environments "
+                "without resolving unset ${VAR}s (a pull request's job without production "
+                "secrets)", option="--deploycheck-lint", flag=True, default=False),
     Declaration("concurrency", "how many side-effect-free checks (health, GET-only smoke, metric) "
                 "may run at once in one process; 1 runs every check at its item, in order",
                 option="--deploycheck-concurrency", ini="deploycheck_concurrency", default="32",
@@ -139,6 +142,7 @@ class Settings:
     deploy_started: Setting  # datetime.datetime | None
     deploy_actor: Setting  # str
     concurrency: Setting  # int, at least 1
+    lint: Setting  # bool
 
     def describe(self) -> str:
         def show(value: Any) -> str:
@@ -151,7 +155,7 @@ class Settings:
 
         shown = ["env", "environments", "suites", "state_dir", "no_start", "rollback",
                  "concurrency"]
-        shown += [name for name in ("rollback_fast", "gate_report", "audit_log", "ack",
+        shown += [name for name in ("lint", "rollback_fast", "gate_report", "audit_log", "ack",
                                     "deploy_time", "deploy_id", "deploy_version",
                                     "deploy_commit", "deploy_started")
                   if getattr(self, name).value]
@@ -219,6 +223,7 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     # An id may contain commas (check names do), so --ack values are not split.
     "rollback": lambda value, base: rollback_mode(value),
     "rollback_fast": lambda value, base: bool(value),
+    "lint": lambda value, base: bool(value),
     "gate_report": lambda value, base: base / value if value else None,
     "audit_log": lambda value, base: base / value if value else None,
     "ack": lambda value, base: frozenset(str(v).strip() for v in value or () if str(v).strip()),

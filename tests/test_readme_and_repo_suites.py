@@ -507,3 +507,32 @@ def test_repo_staged_rollout_on_the_demo(project: Project, demo: DemoServer,
     assert report["rollback"]["triggered_by"] == ["rollout::50%[local]"]
     assert [v["outcome"] for v in report["rollback"]["verification"]] == ["passed"]
     result.stdout.fnmatch_lines(["SKIPPED * stage '50%' failed: the rollout stopped there"])
+
+
+def test_the_repo_suites_lint_for_production_without_its_secrets(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pull request's job: production's suites and environment checked with none of its
+    variables set; an error in a suite is reported once, at its line."""
+    for name in ("PROD_API_URL", "PROD_API_TOKEN", "PROD_CONSOLE_URL", "DEPLOY_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    copy_repo_suites(project)
+    result = runpytest(project.pytester, "--env=production", "--collect-only", "-q",
+                       "--deploycheck-lint", "suites")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "tests collected" in result.stdout.str()
+    result = runpytest(project.pytester, "--env=production", "--collect-only", "suites")
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*environment variable * is not set*",
+                                 "the same error as suites/* (above)"])
+    (project.path / "suites" / "api-smoke.yaml").write_text(
+        (project.path / "suites" / "api-smoke.yaml").read_text().replace(
+            "kind: smoke", "kind: smok", 1))
+    result = runpytest(project.pytester, "--env=production", "--collect-only",
+                       "--deploycheck-lint", "suites")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["suites/api-smoke.yaml:*kind*smok*"])
+    assert "not set" not in result.stdout.str()
+    result = runpytest(project.pytester, "--env=production", "--deploycheck-lint", "suites")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--deploycheck-lint checks the files and runs nothing: use "
+                                 "it with --collect-only"])

@@ -68,12 +68,24 @@ def _error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
     return None
 
 
+_SHOWN_ERRORS = pytest.StashKey[dict[str, str]]()
+
+
 class _ShowsConfigErrors(pytest.Collector):
-    """A collector whose bad-input errors show as their message, without a traceback."""
+    """A collector whose bad-input errors show as their message, without a traceback; an
+    error already shown for another file (a broken environment every suite uses) is not
+    repeated in full."""
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> Any:
-        return _error_text(excinfo) or super().repr_failure(excinfo)
+        text = _error_text(excinfo)
+        if text is None:
+            return super().repr_failure(excinfo)
+        shown = self.config.stash.setdefault(_SHOWN_ERRORS, {})
+        first = shown.setdefault(text, self.nodeid)
+        if first != self.nodeid:
+            return f"the same error as {first} (above)"
+        return text
 
 
 class SuiteFile(pytest.File, _ShowsConfigErrors):

@@ -19,6 +19,16 @@ from .yamlfile import YamlList, YamlMap
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
 
 
+class LintEnviron(dict[str, str]):
+    """The environment of a lint run (``--deploycheck-lint``): a variable that is not set reads
+    as a placeholder, a URL (``https://prod-api-url.unset.invalid``, valid where most such
+    variables stand), so that the files are checked without production's secrets."""
+
+    @staticmethod
+    def placeholder(name: str) -> str:
+        return f"https://{name.lower().replace('_', '-')}.unset.invalid"
+
+
 def interpolate_string(text: str, environ: Mapping[str, str], redactor: Redactor, *,
                        file: str, line: int, key: str) -> str:
     """Substitute variable references in ``text``; ``$$`` stands for a literal ``$``."""
@@ -30,6 +40,8 @@ def interpolate_string(text: str, environ: Mapping[str, str], redactor: Redactor
         value = environ.get(name)
         if form == ":-" and not value:
             value = arg
+        elif not value and isinstance(environ, LintEnviron):
+            value = environ.placeholder(name)
         elif value is None or (form == ":?" and not value):
             hint = f": {arg}" if form == ":?" and arg else ""
             raise ConfigError(f"environment variable {name} is not set{hint}", file=file,
