@@ -262,3 +262,27 @@ def test_unreadable_state_file_fails_the_check_with_advice(project: Project,
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAILED cannot read the state file *test.json: *; delete it "
                                  "to start over*"])
+
+
+def test_a_baseline_on_a_fresh_runner_says_the_state_dir_was_empty(project: Project) -> None:
+    """On a CI runner made for the job nothing can compare: the note says why and what to do;
+    with the state dir kept, a new check's first value is only "no baseline yet"."""
+    project.environments("environments:\n  prod:\n    metrics:\n      default: {type: command, command: 'echo 5'}\n")
+    project.suite("m.yaml", """\
+        checks:
+          - {name: queue, kind: metric, query: q, threshold: "< 10", baseline: {relative: "<= +10%"}}
+        """)
+    result = runpytest(project.pytester, "--env=prod")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["  NOTE *queue[[]prod[]]: no baseline: the state dir */.deploycheck "
+                                 "was empty (a fresh CI runner? carry it between runs: README, "
+                                 "'Baselines in CI'); recorded 5 as the baseline"])
+    project.suite("m.yaml", """\
+        checks:
+          - {name: queue, kind: metric, query: q, threshold: "< 10", baseline: {relative: "<= +10%"}}
+          - {name: depth, kind: metric, query: d, threshold: "< 10", baseline: {relative: "<= +10%"}}
+        """)
+    result = runpytest(project.pytester, "--env=prod")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["  NOTE *depth[[]prod[]]: no baseline yet: recorded 5 as the baseline"])
+    assert "was empty" not in result.stdout.str()

@@ -651,6 +651,9 @@ class MetricRunner:
             return
         if baseline is None:
             prefix = f"{result.note}; " if result.note else "no baseline yet: "
+            if self.state.empty_at_start and not result.note:
+                prefix = (f"no baseline: the state dir {self.state.folder} was empty (a fresh "
+                          f"CI runner? carry it between runs: README, 'Baselines in CI'); ")
             result.note = f"{prefix}recorded {_num(result.value)} as the baseline"
 
     def _measure(self, source: MetricSource, spec: MetricSpec, query: str,

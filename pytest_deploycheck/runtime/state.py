@@ -44,6 +44,9 @@ class StateStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # Whether the run started with nothing recorded: on a CI runner made for the job, no
+        # baseline can ever compare unless the folder travels between runs.
+        self.empty_at_start = not any(folder.glob("*.json")) if folder.is_dir() else True
 
     def _file(self, env: str) -> Path:
         return self.folder / f"{env}.json"
