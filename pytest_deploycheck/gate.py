@@ -31,7 +31,7 @@ from .units import utc_iso
 OK_VERDICTS = frozenset({"passed", "passed_with_warnings"})
 # Best to worst: what one word says of several environments' verdicts (its worst).
 VERDICT_ORDER = ("passed", "passed_with_warnings", "inconclusive", "blocked", "rolled_back",
-                 "rollback_skipped", "failed", "rollback_failed")
+                 "rollback_deferred", "rollback_skipped", "failed", "rollback_failed")
 
 
 def overall_verdict(verdicts: Iterable[str]) -> str:
@@ -165,6 +165,7 @@ class CheckRecord:
                 "file": self.file, "line": self.line, "nodeid": self.nodeid,
                 "acknowledged": self.acknowledged,
                 **({"unneeded": self.unneeded} if self.unneeded else {}),
+                **({"services": self.services} if self.services else {}),
                 **({"value": self.value} if self.value is not None else {}),
                 **({"baseline": self.baseline} if self.baseline is not None else {})}
 
@@ -348,6 +349,8 @@ class EnvGate:
         if self.rollback is not None:
             if self.rollback.vetoed_by:
                 return "blocked"
+            if self.rollback.mode == "defer":
+                return "rollback_deferred"  # a shard: the merge of the shards decides
             if self.rollback.mode != "auto":
                 return "rollback_skipped"
             if not self.rollback.ran:
@@ -466,7 +469,7 @@ class Gate:
         self.audit("rollback_decision", env=env_name, mode=self.mode,
                    triggered_by=run.triggered_by,
                    **({"services": run.services} if run.services is not None else {}))
-        if self.mode == "off":
+        if self.mode in ("off", "defer"):
             return run
         if environment is None:
             run.actions.append(ActionResult("resolve environment", "config", "failed", problem))
@@ -686,7 +689,9 @@ class Gate:
                     if r.outcome == "failed"]
         context = None
         for notify in environment.notify:
-            if self.quiet or not notify.wanted(gate.verdict, self._phases(gate)):
+            # A shard's verdict is not the gate's: the merge of the shards notifies.
+            if self.quiet or self.mode == "defer" or \
+                    not notify.wanted(gate.verdict, self._phases(gate)):
                 continue
             if context is None:
                 path = self.state_dir / f"{gate.env}.notify-failures.{self.run_id}.json"

@@ -44,8 +44,10 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration("no_start", "do not start the environments' start: processes (already running)",
                 option="--no-start", flag=True, default=False),
     Declaration("rollback", "what a failed rollback gate does: auto (run the environment's "
-                "rollback actions), dry-run (print and record them) or off", option="--rollback",
-                ini="deploycheck_rollback", default="auto", metavar="auto|dry-run|off"),
+                "rollback actions), dry-run (print and record them), off, or defer (a shard of "
+                "a gate: record the decision, run nothing, notify nobody; python -m "
+                "pytest_deploycheck merge decides)", option="--rollback",
+                ini="deploycheck_rollback", default="auto", metavar="auto|dry-run|off|defer"),
     Declaration("rollback_fast", "start the rollback at the first failed rollback-gate check, "
                 "then stop the run", option="--rollback-fast", flag=True, default=False),
     Declaration("gate_report", "write the gate verdict as JSON to this file",
@@ -130,7 +132,7 @@ class Settings:
     suites: Setting  # tuple[str, ...]
     state_dir: Setting  # Path
     no_start: Setting  # bool
-    rollback: Setting  # str: auto | dry-run | off
+    rollback: Setting  # str: auto | dry-run | off | defer
     rollback_fast: Setting  # bool
     gate_report: Setting  # Path | None
     audit_log: Setting  # Path | None
@@ -194,7 +196,7 @@ def deploy_started(value: Any) -> dt.datetime | None:
     return moment
 
 
-ROLLBACK_MODES = ("auto", "dry-run", "off")
+ROLLBACK_MODES = ("auto", "dry-run", "off", "defer")
 
 
 def rollback_mode(value: Any) -> str:

@@ -20,9 +20,10 @@ LAYERS = (
     {"deployrun"},
     {"gate"},
     {"report"},
+    {"cli"},
     {"adapter"},
     {"plugin", "hookspecs", "htmlreport"},
-    {"demo"},
+    {"demo", "__main__", "webhook"},
 )
 PYTEST_SIDE = ("plugin", "hookspecs", "adapter")
 

@@ -264,7 +264,7 @@ class GatePlugin:
             outcome, message = "passed", ""
         record = CheckRecord.from_info(report.nodeid, info, outcome=outcome, message=message,
                                        duration=report.duration, crashed=crashed)
-        if self.gate.record(record) and self.fast and self.gate.mode != "off":
+        if self.gate.record(record) and self.fast and self.gate.mode not in ("off", "defer"):
             self._roll_back_now(record)
 
     def _note_unused_acks(self, report: pytest.TestReport, info: CheckInfo) -> None:

@@ -101,6 +101,8 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
                                           f"triggered by {triggered}")
         elif rollback.mode == "off":
             status, message = "skipped", f"rollback off (--rollback off); triggered by {triggered}"
+        elif rollback.mode == "defer":
+            status, message = "skipped", f"deferred to the merge; triggered by {triggered}"
         elif rollback.mode == "dry-run":
             status, message = "skipped", f"dry run; triggered by {triggered}"
         elif not rollback.ran:

@@ -77,9 +77,10 @@ def _rollback_lines(run: RollbackRun | None) -> Iterator[Line]:
         yield (f"  ROLLBACK vetoed by {', '.join(run.vetoed_by)} (on_fail: block after the "
                f"deploy); triggered by {', '.join(run.triggered_by)}"), {"red": True}
         return
-    if run.mode == "off":
-        yield (f"  ROLLBACK skipped (--rollback off); triggered by "
-               f"{', '.join(run.triggered_by)}"), {}
+    if run.mode in ("off", "defer"):
+        why = "skipped (--rollback off)" if run.mode == "off" else \
+            "deferred to the merge of the shards (--rollback defer)"
+        yield f"  ROLLBACK {why}; triggered by {', '.join(run.triggered_by)}", {}
         return
     if not run.ran:
         what = "no rollback actions" if not run.actions else \

@@ -1,0 +1,29 @@
+"""``python -m pytest_deploycheck COMMAND``: what a deploy needs beside a pytest run.
+
+    init [--url URL] [--env NAME]     write a first environments.yaml and suite that pass
+    merge REPORTS... [--env NAME]     one verdict from the gate reports of sharded runs
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = ("init", "merge")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    if args[0] == "init":
+        from .cli import init
+
+        return init.main(args[1:])
+    from .cli import merge
+
+    return merge.main(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The command line beside pytest: ``python -m pytest_deploycheck COMMAND`` (see ``__main__``)."""

@@ -1,0 +1,107 @@
+"""Gates bigger than one job: shards run with ``--rollback defer``, then ``python -m
+pytest_deploycheck merge`` decides once, rolls back once and notifies once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, runpytest
+from servers import LoopbackServer
+
+
+def shard_project(project: Project, server: LoopbackServer) -> None:
+    project.environments(textwrap.dedent(f"""\
+        environments:
+          prod:
+            services: {{api: {{url: "{server.url}"}}}}
+            rollback:
+              - {{name: undo, command: "echo undo >> rollbacks.log"}}
+            notify:
+              - {{name: tell, command: "echo {{{{ verdict }}}} >> notified.log"}}
+        """))
+    project.suite("eu.yaml", """\
+        service: api
+        checks:
+          - {name: eu up, kind: health, request: {path: /ok}}
+        """)
+    project.suite("us.yaml", """\
+        service: api
+        checks:
+          - {name: us up, kind: health, request: {path: /ok}}
+          - {name: us checkout, kind: smoke, request: {path: /status/503}}
+        """)
+
+
+def merge(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_deploycheck", "merge", *args],
+                          cwd=project.path, capture_output=True, text=True, timeout=120)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_shards_defer_and_the_merge_decides_once(project: Project,
+                                                 server: LoopbackServer) -> None:
+    shard_project(project, server)
+    eu = runpytest(project.pytester, "--env=prod", "--rollback=defer", "--gate-report=eu.json",
+                   "suites/eu.yaml")
+    eu.assert_outcomes(passed=1)
+    us = runpytest(project.pytester, "--env=prod", "--rollback=defer", "--gate-report=us.json",
+                   "suites/us.yaml", "-p", "xdist", "-n", "2")
+    us.assert_outcomes(passed=1, failed=1)
+    us.stdout.fnmatch_lines(["prod: rollback_deferred (1 passed, 1 failed, 0 skipped)",
+                             "  ROLLBACK deferred to the merge of the shards (--rollback defer);*"])
+    assert json.loads((project.path / "us.json").read_text())["verdict"] == "rollback_deferred"
+    assert lines(project.path / "rollbacks.log") == lines(project.path / "notified.log") == []
+
+    done = merge(project, "eu.json", "us.json", "--shards", "2", "--gate-report", "gate.json",
+                 "--audit-log", "audit.jsonl")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "prod: rolled_back (2 passed, 1 failed, 0 skipped)" in done.stdout
+    assert lines(project.path / "rollbacks.log") == ["undo"]
+    assert lines(project.path / "notified.log") == ["rolled_back"]
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "rolled_back"
+    assert sorted(c["name"] for c in report["checks"]) == ["eu up", "us checkout", "us up"]
+    assert report["rollback"]["triggered_by"] == ["us::us checkout[prod]"]
+    events = [json.loads(line)["event"] for line in lines(project.path / "audit.jsonl")]
+    assert events.count("rollback_decision") == 1 and events.count("verdict") == 1
+
+
+def test_a_missing_or_unreadable_shard_is_never_a_pass(project: Project,
+                                                       server: LoopbackServer) -> None:
+    shard_project(project, server)
+    runpytest(project.pytester, "--env=prod", "--rollback=defer", "--gate-report=eu.json",
+              "suites/eu.yaml").assert_outcomes(passed=1)
+    done = merge(project, "eu.json", "--shards", "2", "--gate-report", "gate.json")
+    assert done.returncode == 1
+    assert "prod: blocked" in done.stdout
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked" and "1 of 2 shards sent no report" in report["errors"]
+    (project.path / "us.json").write_text('{"verdict": "pass')
+    done = merge(project, "eu.json", "us.json")
+    assert done.returncode == 1 and "prod: blocked" in done.stdout
+    assert "cannot read its report" in done.stdout
+    done = merge(project, "eu.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "prod: passed (1 passed, 0 failed, 0 skipped)" in done.stdout
+    # The shard notified nobody; each merge did, with its verdict.
+    assert lines(project.path / "notified.log") == ["blocked", "blocked", "passed"]
+
+
+def test_a_deferring_shard_runs_nothing_also_with_rollback_fast(project: Project,
+                                                                server: LoopbackServer) -> None:
+    shard_project(project, server)
+    result = runpytest(project.pytester, "--env=prod", "--rollback=defer", "--rollback-fast",
+                       "--gate-report=us.json", "suites/us.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert json.loads((project.path / "us.json").read_text())["verdict"] == "rollback_deferred"
+    assert lines(project.path / "rollbacks.log") == lines(project.path / "notified.log") == []
