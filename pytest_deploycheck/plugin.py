@@ -125,6 +125,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[RUN_KEY] = DeployRun(settings, root)
     config.stash[RUN_KEY].context.own_outputs = run_outputs(config, settings)
+    from .adapter.junit import keep_file_and_line
+
+    keep_file_and_line(config)
     from .adapter.markeritems import RedactedWarnings
 
     config.pluginmanager.register(RedactedWarnings(config.stash[RUN_KEY].redactor),

@@ -52,6 +52,9 @@ DECLARATIONS: tuple[Declaration, ...] = (
                 "then stop the run", option="--rollback-fast", flag=True, default=False),
     Declaration("gate_report", "write the gate verdict as JSON to this file",
                 option="--gate-report", ini="deploycheck_gate_report", metavar="PATH"),
+    Declaration("gate_dotenv", "write the verdict as a dotenv file (DEPLOYCHECK_VERDICT, "
+                "DEPLOYCHECK_FAILED, DEPLOYCHECK_REPORT): GitLab's artifacts:reports:dotenv",
+                option="--gate-dotenv", metavar="PATH"),
     Declaration("audit_log", "append one JSON line per gate decision and rollback action to "
                 "this file (flushed and fsynced)", option="--audit-log",
                 ini="deploycheck_audit_log", metavar="PATH"),
@@ -135,6 +138,7 @@ class Settings:
     rollback: Setting  # str: auto | dry-run | off | defer
     rollback_fast: Setting  # bool
     gate_report: Setting  # Path | None
+    gate_dotenv: Setting  # Path | None
     audit_log: Setting  # Path | None
     ack: Setting  # frozenset[str]
     deploy_time: Setting  # datetime.datetime | None
@@ -157,7 +161,8 @@ class Settings:
 
         shown = ["env", "environments", "suites", "state_dir", "no_start", "rollback",
                  "concurrency"]
-        shown += [name for name in ("lint", "rollback_fast", "gate_report", "audit_log", "ack",
+        shown += [name for name in ("lint", "rollback_fast", "gate_report", "gate_dotenv",
+                                    "audit_log", "ack",
                                     "deploy_time", "deploy_id", "deploy_version",
                                     "deploy_commit", "deploy_started")
                   if getattr(self, name).value]
@@ -227,6 +232,7 @@ _CONVERT: dict[str, Callable[[Any, Path], Any]] = {
     "rollback_fast": lambda value, base: bool(value),
     "lint": lambda value, base: bool(value),
     "gate_report": lambda value, base: base / value if value else None,
+    "gate_dotenv": lambda value, base: base / value if value else None,
     "audit_log": lambda value, base: base / value if value else None,
     "ack": lambda value, base: frozenset(str(v).strip() for v in value or () if str(v).strip()),
     "deploy_time": lambda value, base: deploy_time(value),

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -207,3 +208,41 @@ def test_the_action_reports_a_failing_gate_and_a_usage_error(workspace: Path,
     assert outputs == {"verdict": "blocked", "failed": "0",
                        "report": str(workspace / "deploycheck-report" / "gate-nowhere.json")}
     assert json.loads((workspace / outputs["report"]).read_text())["verdict"] == "blocked"
+
+
+def test_the_gitlab_example_runs_green_and_reports_junit_and_dotenv(workspace: Path,
+                                                                    tmp_path: Path) -> None:
+    """examples/gitlab-ci.yml's jobs, their scripts run here with the variables GitLab sets
+    (pytest-deploycheck installed already: before_script left out): the JUnit report has each
+    check's file and line with pytest's default junit_family, and the dotenv report parses
+    as GitLab parses it, carrying the verdict to the last job."""
+    pipeline = yaml.safe_load((REPO / "examples" / "gitlab-ci.yml").read_text())
+    port = free_port()
+    variables = {**{k: str(v) for k, v in pipeline["variables"].items()},
+                 "DEPLOY_ENV": "local", "CI_COMMIT_TAG": "1.2.3", "DEMO_PORT": str(port),
+                 "GITLAB_CI": "true", "CI": "true", "CI_PROJECT_DIR": str(workspace),
+                 "CI_PIPELINE_ID": "777", "CI_COMMIT_SHA": git(workspace, "rev-parse", "HEAD").strip()}
+    variables["DEPLOY_VERSION"] = variables["CI_COMMIT_TAG"]  # GitLab expands $CI_COMMIT_TAG
+    base = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "HOME": os.environ.get("HOME", "/root"), **variables}
+    dotenv: dict[str, str] = {}
+    for job in ("pre-deploy gate", "deploy", "post-deploy gate", "tell the release"):
+        spec = pipeline[job]
+        script = "\n".join(spec["script"])
+        done = subprocess.run(["bash", "-e", "-c", script], cwd=workspace,
+                              env={**base, **dotenv}, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, f"{job}: {done.stdout[-3000:]}{done.stderr[-2000:]}"
+        reports = spec.get("artifacts", {}).get("reports", {})
+        if "dotenv" in reports:
+            for line in (workspace / reports["dotenv"]).read_text().splitlines():
+                key, _, value = line.partition("=")
+                assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key), line
+                dotenv[key] = value
+        if "junit" in reports:
+            tree = ElementTree.parse(workspace / reports["junit"])
+            cases = tree.getroot().iter("testcase")
+            located = [(c.get("file"), c.get("line")) for c in cases]
+            assert located and all(f and f.startswith("suites/") and line for f, line in located)
+    assert dotenv["DEPLOYCHECK_VERDICT"] == "passed" and dotenv["DEPLOYCHECK_FAILED"] == "0"
+    assert done.stdout.strip() == "post-deploy gate of local ended passed (0 failed)"

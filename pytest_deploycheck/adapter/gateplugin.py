@@ -23,7 +23,7 @@ from ..deployrun import DeployRun, exception_line
 from ..errors import DeploycheckError
 from ..gate import OK_VERDICTS, CheckInfo, CheckRecord, Gate
 from ..report.terminal import gate_lines
-from ..runtime.durable import write_json_atomic
+from ..runtime.durable import write_json_atomic, write_text_atomic
 from ..settings import Settings
 from ..units import utc_iso
 from . import xdist
@@ -411,7 +411,8 @@ class GatePlugin:
         # A reporter's failure is no failure of the gate: warned about, and a non-zero exit.
         for what, write in (("Allure results", self._write_allure_files),
                             ("the GitHub step summary", self._github_summary),
-                            ("$GITHUB_OUTPUT", self._github_output)):
+                            ("$GITHUB_OUTPUT", self._github_output),
+                            ("the dotenv file", self._dotenv)):
             try:
                 write()
             except Exception as exc:
@@ -533,6 +534,19 @@ class GatePlugin:
         except OSError as exc:
             self.problems.append(f"cannot append to $GITHUB_OUTPUT {path}: {exc}")
 
+    def _dotenv(self) -> None:
+        """With ``--gate-dotenv``: the verdict as ``DEPLOYCHECK_*`` variables (GitLab)."""
+        path = self.run.settings.gate_dotenv.value
+        if path is None:
+            return
+        from ..report.github import outputs
+
+        try:
+            write_text_atomic(path, outputs(self.gate.envs, self.run.settings.gate_report.value,
+                                            "DEPLOYCHECK_"))
+        except OSError as exc:
+            self.problems.append(f"cannot write the dotenv file {path}: {exc}")
+
     # --- telling ----------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -611,11 +625,12 @@ def write_unstarted(config: pytest.Config, run: DeployRun | None) -> None:
     if run is not None:
         settings = run.settings
         values = {"env": settings.env.value, "gate_report": settings.gate_report.value,
-                  "audit_log": settings.audit_log.value}
+                  "audit_log": settings.audit_log.value,
+                  "gate_dotenv": settings.gate_dotenv.value}
     else:
         values = resolve_partial(config, Path(config.rootpath),
                                  Path(config.invocation_params.dir),
-                                 ("env", "gate_report", "audit_log"))
+                                 ("env", "gate_report", "audit_log", "gate_dotenv"))
     reason = config.stash.get(EARLY_END, "the run ended before its checks ran")
     redact = run.redactor.redact if run is not None else str
     reason = redact(reason.strip().splitlines()[0] if reason.strip() else reason)
@@ -623,6 +638,11 @@ def write_unstarted(config: pytest.Config, run: DeployRun | None) -> None:
     with contextlib.suppress(OSError):  # reported by pytest already; nothing more to say
         if values.get("gate_report") is not None:
             write_json_atomic(values["gate_report"], not_started_report(envs, reason))
+        if values.get("gate_dotenv") is not None:
+            from ..report.github import output_lines
+
+            write_text_atomic(values["gate_dotenv"], output_lines(
+                NOT_STARTED_VERDICT, 0, values.get("gate_report"), "DEPLOYCHECK_"))
         if values.get("audit_log") is not None:
             for env in envs or [None]:
                 append_json_line(values["audit_log"], {

@@ -81,14 +81,20 @@ def workspace_prefix(rootdir: str, workspace: str | None) -> str:
     return root.relative_to(base).as_posix() + "/"
 
 
-def outputs(envs: Mapping[str, EnvGate], report: Path | None) -> str:
-    """``$GITHUB_OUTPUT`` lines: ``verdict`` (the worst environment's), ``failed`` (failed
-    checks), ``report`` (the gate report's path, when written)."""
+def outputs(envs: Mapping[str, EnvGate], report: Path | None, prefix: str = "") -> str:
+    """``$GITHUB_OUTPUT`` lines (and, with ``prefix`` ``DEPLOYCHECK_``, a dotenv file's):
+    ``verdict`` (the worst environment's), ``failed`` (failed checks), ``report`` (the gate
+    report's path, when written)."""
     verdict = overall_verdict(gate.verdict or gate.decide() for gate in envs.values())
     failed = sum(gate.counts()["failed"] for gate in envs.values())
-    lines = [f"verdict={verdict}", f"failed={failed}"]
+    return output_lines(verdict, failed, report, prefix)
+
+
+def output_lines(verdict: str, failed: int, report: Path | None, prefix: str = "") -> str:
+    upper = str.upper if prefix else str
+    lines = [f"{prefix}{upper('verdict')}={verdict}", f"{prefix}{upper('failed')}={failed}"]
     if report is not None:
-        lines.append(f"report={report}")
+        lines.append(f"{prefix}{upper('report')}={report}")
     return "\n".join(lines) + "\n"
 
 

@@ -16,12 +16,16 @@ def write_json_atomic(path: Path, document: Any) -> None:
     The data is written to a temporary file in the same folder, synced, and renamed over
     ``path``.
     """
+    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, as :func:`write_json_atomic` does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2, sort_keys=True, default=str)
-            out.write("\n")
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
