@@ -537,3 +537,38 @@ def test_the_repo_suites_lint_for_production_without_its_secrets(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--deploycheck-lint checks the files and runs nothing: use "
                                  "it with --collect-only"])
+
+
+def test_readme_argo_and_flagger_recipes_ask_what_the_gate_answers(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipes' YAML parses; the Job's pytest command line is one the plugin accepts (run
+    here with --collect-only on this repository's suites); the web provider and Flagger ask
+    the webhook's /gate with the keys it reads and read the key it answers."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import yaml
+
+    job = yaml.safe_load(readme_examples("argo-job")[0])
+    (container,) = job["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"][
+        "containers"]
+    argv = [arg.replace("{{args.env}}", "local") for arg in container["command"]]
+    assert argv[0] == "pytest" and "--rollback=off" in argv
+    copy_repo_suites(project)
+    monkeypatch.setenv("DEPLOY_VERSION", "1.2.3")
+    argv = [arg if not arg.startswith("--gate-report=") else "--gate-report=gate.json"
+            for arg in argv[1:]]
+    result = runpytest(project.pytester, *argv, "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+
+    web = yaml.safe_load(readme_examples("argo-web")[0])["spec"]["metrics"][0]
+    url = urlsplit(web["provider"]["web"]["url"])
+    assert url.path == "/gate" and set(parse_qs(url.query)) == {"env", "markers"}
+    assert web["provider"]["web"]["jsonPath"] == "{$.passed}"
+    assert web["successCondition"] == "result == true"
+
+    canary = yaml.safe_load(readme_examples("flagger")[0])
+    (hook,) = canary["spec"]["analysis"]["webhooks"]
+    assert urlsplit(hook["url"]).path == "/gate" and set(hook["metadata"]) <= {"env", "markers", "args"}
+    from pytest_deploycheck.webhook import markers_ok
+
+    assert markers_ok(hook["metadata"]["markers"])
