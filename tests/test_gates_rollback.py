@@ -424,7 +424,7 @@ def test_a_bad_rollback_mode_is_a_usage_error(project: Project, server: Loopback
     result = runpytest(project.pytester, "--env=prod", "--rollback=maybe")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --rollback / deploycheck_rollback: 'maybe' is not one "
-                                 "of auto, dry-run, off"])
+                                 "of auto, dry-run, off, defer"])
 
 
 def test_gate_report_folder_is_made(project: Project, server: LoopbackServer) -> None:

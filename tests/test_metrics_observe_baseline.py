@@ -173,8 +173,8 @@ def test_first_run_records_the_baseline_and_says_so(project: Project,
     baseline_suite(project)
     result = runpytest(project.pytester, "--env=test")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["  NOTE *p99 no worse than last time[[]test[]]: no baseline "
-                                 "yet: recorded 0.25 as the baseline"])
+    result.stdout.fnmatch_lines(["  NOTE *p99 no worse than last time[[]test[]]: no baseline: "
+                                 "the state dir * was empty (*); recorded 0.25 as the baseline"])
     recorded = json.loads(state_file(project).read_text())["baselines"]
     assert recorded["watch::p99 no worse than last time"]["value"] == 0.25
     assert sorted(p.name for p in state_file(project).parent.iterdir()) == [".lock", "test.json"]

@@ -320,7 +320,8 @@ def test_the_example_workflow_passes_actionlint(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 problem(s) in 1 file(s)" in done.stdout
     text = example.read_text()
-    for step in ("-m predeploy", "./scripts/deploy.sh", "-m postdeploy",
+    for step in ("uses: pytest-deploycheck/pytest-deploycheck@", "markers: predeploy",
+                 "./scripts/deploy.sh", "markers: postdeploy",
                  "python -m pytest_deploycheck.htmlreport", "gh release upload"):
         assert step in text
     # The linter does fail on a broken workflow.
