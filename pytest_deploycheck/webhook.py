@@ -11,7 +11,8 @@ webhooks and Argo Rollouts' web metric provider.
   (Argo's web provider: ``jsonPath: "{$.passed}"``).
 - ``GET /healthz`` answers 200 while the server runs.
 
-What the network may choose is bounded: an environment among ``--env``, a marker expression
+What the network may choose is bounded: an environment among ``--env`` (any of the
+environments file without it), a marker expression
 of names, ``and``, ``or``, ``not`` and parentheses, and only the extra arguments listed with
 ``--allow-arg``; everything else of the pytest command line is the server's (after ``--``). A
 caller needs ``Authorization: Bearer <token>`` when ``--token-env`` names the variable holding
@@ -77,9 +78,11 @@ def markers_ok(text: str) -> bool:
 
 def command(server: Server, env: str, markers: str, args: list[str], report: Path) -> list[str]:
     """The pytest command line of one request, after checking what the request chose."""
-    if env not in server.envs:
+    if server.envs and env not in server.envs:
         raise Refused(400, f"environment {env!r} is not one this server gates "
                            f"({', '.join(server.envs)})")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", env):
+        raise Refused(400, f"environment {env!r}: a name of the environments file is needed")
     if markers and not markers_ok(markers):
         raise Refused(400, f"markers {markers!r}: names, and, or, not and parentheses only")
     refused = [arg for arg in args if arg not in server.allowed_args]
@@ -227,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--env", action="append", required=True, dest="envs",
-                        help="an environment callers may gate (repeatable)")
+    parser.add_argument("--env", action="append", default=[], dest="envs",
+                        help="an environment callers may gate (repeatable; default: any of the "
+                             "environments file)")
     parser.add_argument("--token-env", help="the variable holding the callers' bearer token")
     parser.add_argument("--allow-arg", action="append", default=[], dest="allowed",
                         help="an extra pytest argument callers may add (repeatable)")
@@ -249,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     httpd = ThreadingHTTPServer((args.host, args.port), handler)
     httpd.daemon_threads = True
     print(f"deploycheck webhook on http://{args.host}:{httpd.server_port} gating "
-          f"{', '.join(args.envs)}: pytest {' '.join(pytest_args)}", flush=True)
+          f"{', '.join(args.envs) or 'any environment'}: pytest {' '.join(pytest_args)}",
+          flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

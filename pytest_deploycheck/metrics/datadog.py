@@ -141,6 +141,7 @@ def _monitor(item: Any) -> Alert | None:
 
 
 def _raise_for_status(answer: Fetched) -> None:
+    """A rate limit or an error answer as a one-line :class:`MetricQueryError`."""
     if answer.status == 429:
         reset = answer.headers.get("x-ratelimit-reset", "?")
         limit = answer.headers.get("x-ratelimit-limit", "?")
@@ -149,30 +150,22 @@ def _raise_for_status(answer: Fetched) -> None:
                                f"it resets in {reset}s")
     if answer.status >= 300:
         body = answer.json("Datadog")
-        errors = body.get("errors") if isinstance(body, dict) else None
-        errors = errors if isinstance(errors, list) else [errors or snippet(body)]
+        if not isinstance(body, dict):
+            raise MetricQueryError(f"Datadog answered {answer.status} with unexpected JSON: "
+                                   f"{snippet(body)}")
+        errors = body.get("errors") or [body.get("error") or "no error text"]
+        errors = errors if isinstance(errors, list) else [errors]
         hint = " (check api_key and app_key)" if answer.status in (401, 403) else ""
         raise MetricQueryError(f"Datadog answered {answer.status}: "
                                f"{'; '.join(map(str, errors))}{hint}")
 
 
 def parse_answer(answer: Fetched) -> list[Series]:
-    if answer.status == 429:
-        reset = answer.headers.get("x-ratelimit-reset", "?")
-        limit = answer.headers.get("x-ratelimit-limit", "?")
-        period = answer.headers.get("x-ratelimit-period", "?")
-        raise MetricQueryError(f"Datadog rate limit reached ({limit} requests per {period}s); "
-                               f"it resets in {reset}s")
+    _raise_for_status(answer)
     body = answer.json("Datadog")
     if not isinstance(body, dict):
         raise MetricQueryError(f"Datadog answered {answer.status} with unexpected JSON: "
                                f"{snippet(body)}")
-    if answer.status >= 300:
-        errors = body.get("errors") or [body.get("error") or "no error text"]
-        errors = errors if isinstance(errors, list) else [errors]
-        hint = " (check api_key and app_key)" if answer.status in (401, 403) else ""
-        raise MetricQueryError(f"Datadog answered {answer.status}: "
-                               f"{'; '.join(map(str, errors))}{hint}")
     if body.get("status") not in (None, "ok"):
         raise MetricQueryError(f"Datadog refused the query: {body.get('error') or body}")
     found = body.get("series") or []
