@@ -707,8 +707,9 @@ class Gate:
 
     def announce(self, env_name: str, phase: str) -> None:
         """Run ``env_name``'s ``announce:`` actions for ``phase``, once per run and phase
-        (called as the phase's first check reports)."""
-        if self.quiet:
+        (called as the phase's first check reports); a deferring shard announces nothing (the
+        pipeline announces once, before its shards)."""
+        if self.quiet or self.mode == "defer":
             return
         try:
             environment = self.environment(env_name)

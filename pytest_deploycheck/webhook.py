@@ -28,9 +28,11 @@ import hmac
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,8 +96,8 @@ def command(server: Server, env: str, markers: str, args: list[str], report: Pat
             "-p", "no:cacheprovider"]
 
 
-def run_gate(server: Server, env: str, markers: str, args: list[str], caller: str
-             ) -> dict[str, Any]:
+def run_gate(server: Server, env: str, markers: str, args: list[str], caller: str,
+             still_there: Callable[[], bool] = lambda: True) -> dict[str, Any]:
     """Run the gate of one request (in its turn for ``env``); its gate report."""
     with tempfile.TemporaryDirectory(prefix="deploycheck-webhook-") as folder:
         report_path = Path(folder) / "gate.json"
@@ -109,6 +111,8 @@ def run_gate(server: Server, env: str, markers: str, args: list[str], caller: st
         with lock:
             with server.guard:
                 server.waiting[env] -= 1
+            if not still_there():
+                raise Refused(499, "the caller hung up while its request waited")
             # Killed at the timeout with everything it started (xdist workers, browsers).
             done = run_command(argv, timeout=server.timeout, cwd=server.cwd,
                                env={"DEPLOY_ACTOR": caller})
@@ -131,6 +135,7 @@ def verdict_of(report: dict[str, Any]) -> str:
 class Handler(BaseHTTPRequestHandler):
     server_version = "pytest-deploycheck-webhook"
     gate: Server  # set on the class made for one server
+    timeout = 30  # seconds a client may take to send its request (a slow one holds a thread)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -166,9 +171,13 @@ class Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/gate":
             self._send(404, {"error": "POST /gate"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(413, {"error": f"a payload is at most {MAX_BODY} bytes"})
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._send(400, {"error": "Content-Length is not a number"})
+            return
+        if not 0 <= length <= MAX_BODY:
+            self._send(413, {"error": f"a payload is 0 to {MAX_BODY} bytes"})
             return
         try:
             payload = json.loads(self.rfile.read(length) or b"{}")
@@ -194,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, {"error": "Authorization: Bearer <token> is required"})
             return
         try:
-            report = run_gate(self.gate, env, markers, args, caller)
+            report = run_gate(self.gate, env, markers, args, caller, self._still_there)
         except Refused as exc:
             self._audit(caller, env, markers, f"refused: {exc}")
             self._send(exc.status, {"error": str(exc)})
@@ -208,6 +217,20 @@ class Handler(BaseHTTPRequestHandler):
         failed = sum(1 for one in report.get("environments", [report])
                      for check in one.get("checks", []) if check.get("outcome") == "failed")
         self._send(200, {"verdict": verdict, "passed": passed, "failed": failed})
+
+    def _still_there(self) -> bool:
+        """Whether the caller still waits for the answer (one that hung up while its request
+        waited for its turn gets no gate run for nobody)."""
+        try:
+            self.connection.setblocking(False)
+            try:
+                return bool(self.connection.recv(1, socket.MSG_PEEK) != b"")
+            finally:
+                self.connection.setblocking(True)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
 
     def _audit(self, caller: str, env: str, markers: str, outcome: str) -> None:
         if self.gate.audit_log is None:
@@ -226,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in args_list:
         index = args_list.index("--")
         args_list, pytest_args = args_list[:index], args_list[index + 1:]
-    parser = argparse.ArgumentParser(prog="python -m pytest_deploycheck.webhook",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_deploycheck.webhook",
+        usage="%(prog)s [options] -- PYTEST_ARGS",
+        description="The deploy gate behind HTTP: POST /gate (Flagger's webhooks), GET /gate "
+                    "(Argo Rollouts' web provider), GET /healthz. Everything after -- is the "
+                    "pytest command line of every gate (the suites, --rollback=off, ...).")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (0.0.0.0 to serve a cluster's network)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--env", action="append", default=[], dest="envs",
                         help="an environment callers may gate (repeatable; default: any of the "

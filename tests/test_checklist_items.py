@@ -400,3 +400,15 @@ def test_a_clean_tree_stays_clean_of_what_the_run_writes(project: Project) -> No
     result = runpytest(project.pytester, "--env=prod", "-m", "predeploy", *out)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAILED clean: 1 changed or untracked:", "*?? gate/notes.txt"])
+
+
+def test_an_output_folder_holding_the_repository_hides_nothing(project: Project) -> None:
+    project.environments("environments:\n  prod: {}\n")
+    project.suite("pre.yaml", "checks:\n  - {name: clean, kind: checklist, git: {clean: true}}\n")
+    (project.path / ".gitignore").write_text(".deploycheck/\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        git(project.path, *args)
+    (project.path / "evil.sh").write_text("echo\n")
+    result = runpytest(project.pytester, "--env=prod", "-m", "predeploy", "--alluredir=.")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*?? evil.sh"])

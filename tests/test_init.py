@@ -48,3 +48,12 @@ def test_init_probes_and_refuses(project: Project, server: LoopbackServer) -> No
     done = init(project)
     assert done.returncode != 0 and "exist already (--force overwrites)" in done.stderr
     assert init(project, "--force").returncode == 0
+
+
+def test_init_writes_no_credentials(project: Project) -> None:
+    for url in ("http://admin:hunter2pw@127.0.0.1:9/", "http://127.0.0.1:9/?token=abc123secret"):
+        done = init(project, "--url", url)
+        assert done.returncode != 0 and "without credentials or a query" in done.stderr
+    done = init(project, "--url", "http://[::1")
+    assert done.returncode != 0 and "is not a URL" in done.stderr and "Traceback" not in done.stderr
+    assert not (project.path / "environments.yaml").exists()

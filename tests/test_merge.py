@@ -84,7 +84,7 @@ def test_a_missing_or_unreadable_shard_is_never_a_pass(project: Project,
     assert done.returncode == 1
     assert "prod: blocked" in done.stdout
     report = json.loads((project.path / "gate.json").read_text())
-    assert report["verdict"] == "blocked" and "1 of 2 shards sent no report" in report["errors"]
+    assert report["verdict"] == "blocked" and "1 of 2 shards sent no report of prod" in report["errors"]
     (project.path / "us.json").write_text('{"verdict": "pass')
     done = merge(project, "eu.json", "us.json")
     assert done.returncode == 1 and "prod: blocked" in done.stdout
@@ -105,3 +105,53 @@ def test_a_deferring_shard_runs_nothing_also_with_rollback_fast(project: Project
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert json.loads((project.path / "us.json").read_text())["verdict"] == "rollback_deferred"
     assert lines(project.path / "rollbacks.log") == lines(project.path / "notified.log") == []
+
+
+def test_the_merge_counts_shards_per_environment_and_never_rolls_back_twice(
+        project: Project, server: LoopbackServer) -> None:
+    shard_project(project, server)
+    args = ("--env=prod", "--rollback=defer", "--deploy-id=release-7")
+    runpytest(project.pytester, *args, "--gate-report=eu.json", "suites/eu.yaml")
+    runpytest(project.pytester, *args, "--gate-report=us.json", "suites/us.yaml")
+    # The same report twice (or by another path) is one shard: the second is missing.
+    done = merge(project, "eu.json", "./eu.json", "--shards", "2")
+    assert done.returncode == 1 and "prod: blocked" in done.stdout
+    assert "the same report as" in done.stdout and "1 of 2 shards sent no report of prod" in done.stdout
+    assert lines(project.path / "rollbacks.log") == []
+    # A merge rolls back once per deploy: the job run again does not roll back again.
+    for _ in range(2):
+        done = merge(project, "eu.json", "us.json", "--shards", "2")
+        assert done.returncode == 1
+    assert lines(project.path / "rollbacks.log") == ["undo"]
+    assert "a merge of deploy release-7 rolled prod back already" in done.stdout
+    # A shard that decided itself (no --rollback defer) rolled back: never again here.
+    runpytest(project.pytester, "--env=prod", "--deploy-id=release-8", "--gate-report=us.json",
+              "suites/us.yaml")
+    assert lines(project.path / "rollbacks.log") == ["undo", "undo"]
+    done = merge(project, "eu.json", "us.json")
+    assert "decided by the shard itself (run shards with --rollback defer)" in done.stdout
+    assert "the shards gated different deploys (release-7, release-8)" in done.stdout
+    assert lines(project.path / "rollbacks.log") == ["undo", "undo"]
+
+
+@pytest.mark.parametrize("report", [
+    '{"env": "prod", "verdict": "passed", "checks": 5, "errors": 5}',
+    '{"env": "prod", "verdict": "passed", "checks": [null, {"id": 1}]}',
+    '{"env": "prod", "verdict": "passed", "checks": [{"id": "a", "suite": "s", "name": "a", "kind": "health", "outcome": "error", "on_fail": "rollback", "line": 1e400}]}',
+    '{"env": "prod", "verdict": "inconclusive", "checks": []}',
+    '{"environments": []}',
+    '[1, 2]',
+])
+def test_a_hostile_shard_report_blocks_without_a_traceback(project: Project,
+                                                           server: LoopbackServer,
+                                                           report: str) -> None:
+    shard_project(project, server)
+    runpytest(project.pytester, "--env=prod", "--rollback=defer", "--gate-report=eu.json",
+              "suites/eu.yaml")
+    (project.path / "odd.json").write_text(report)
+    done = merge(project, "eu.json", "odd.json", "--gate-report", "gate.json")
+    assert done.returncode == 1, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] != "passed"
+    done = merge(project, "eu.json", "--environments", "nosuch.yaml")
+    assert done.returncode == 4 and "environments file not found" in done.stderr

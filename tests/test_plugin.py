@@ -117,3 +117,27 @@ def test_unit_tests_marked_smoke_are_no_gate(project: Project,
     result = runpytest(project.pytester, "test_env.py")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*deploy_env needs an environment: pass --env NAME*"])
+
+
+def test_a_python_check_with_more_parameters_keeps_the_run_a_gate(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check whose id reads test_x[eu-prod] (another parameter first) is a check: with the
+    environment from DEPLOYCHECK_ENV its failure is the gate's."""
+    project.environments("environments:\n  prod: {}\n")
+    project.pytester.makeconftest("""\
+        def pytest_generate_tests(metafunc):
+            if "region" in metafunc.fixturenames:
+                metafunc.parametrize("region", ["eu"])
+        """)
+    project.pytester.makepyfile(test_checks="""\
+        import pytest
+
+        @pytest.mark.deploycheck(kind="smoke")
+        def test_checkout(region, deploy_env):
+            assert False, "checkout is down"
+        """)
+    monkeypatch.setenv("DEPLOYCHECK_ENV", "prod")
+    result = runpytest(project.pytester, "--gate-report=gate.json")
+    assert "no gate" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["prod: failed (0 passed, 1 failed, 0 skipped)"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -572,3 +572,19 @@ def test_readme_argo_and_flagger_recipes_ask_what_the_gate_answers(
     from pytest_deploycheck.webhook import markers_ok
 
     assert markers_ok(hook["metadata"]["markers"])
+
+
+def test_lint_placeholders_stand_where_urls_hosts_and_numbers_stand(project: Project) -> None:
+    project.environments("""\
+        environments:
+          production:
+            timeout: "${PROD_TIMEOUT}"
+            services:
+              api: {url: "${PROD_API_URL}", timeout: "${API_TIMEOUT}"}
+            metrics:
+              db: {type: sql, url: "postgresql://deploy:${DB_PASSWORD}@${DB_HOST}:${DB_PORT}/app"}
+        """)
+    project.suite("s.yaml", "service: api\nchecks:\n  - {name: up, kind: health, request: {path: /}}\n")
+    result = runpytest(project.pytester, "--env=production", "--collect-only", "-q",
+                       "--deploycheck-lint")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()

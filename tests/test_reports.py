@@ -351,3 +351,21 @@ def test_executor_from_ci_variables(environ: dict[str, str], expected: dict | No
     from pytest_deploycheck.report.allure import executor
 
     assert executor(environ) == expected
+
+
+def test_github_output_takes_no_line_from_a_path_and_says_blocked_on_a_usage_error(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    project.simple(server.url, "service: api\nchecks:\n  - {name: up, kind: health, request: {path: /ok}}\n")
+    result = runpytest(project.pytester, "--env=test", "--gate-report=g\nverdict=passed\nx.json",
+                       "--gate-dotenv=verdict.env")
+    result.assert_outcomes(passed=1)
+    assert output.read_text().splitlines() == ["verdict=passed", "failed=0"]
+    output.write_text("")
+    result = runpytest(project.pytester, "--env=nowhere", "--gate-dotenv=verdict.env")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert output.read_text().splitlines() == ["verdict=blocked", "failed=0"]
+    assert (project.path / "verdict.env").read_text().splitlines() == [
+        "DEPLOYCHECK_VERDICT=blocked", "DEPLOYCHECK_FAILED=0"]

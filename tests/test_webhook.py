@@ -139,3 +139,17 @@ def test_callers_need_the_token_and_wait_their_turn(webhook: tuple[str, Path]) -
     slow.join()
     assert second.status_code == 409 and "is running" in second.json()["error"]
     assert answers[0].status_code == 200
+
+
+def test_a_hostile_body_is_refused_before_it_is_read(webhook: tuple[str, Path]) -> None:
+    import socket
+
+    url, _ = webhook
+    port = int(url.rsplit(":", 1)[1])
+    for length in ("-1", "abc", str(10**9)):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(f"POST /gate HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
+                               f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+            answer = connection.recv(4096).decode()
+        assert answer.split()[1] in ("400", "413"), answer
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200

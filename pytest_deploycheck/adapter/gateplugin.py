@@ -159,9 +159,13 @@ class GatePlugin:
                 yield env, phases[file][check]
 
     def _note_checks(self, ids: Iterable[str]) -> None:
+        """Whether ``ids`` hold a check: a suite's item, or a test whose parameters name a
+        selected environment anywhere (``test_x[eu-prod]``); in doubt, a gate."""
         for nodeid in ids:
             file, _, rest = nodeid.partition("::")
-            if file.endswith((".yaml", ".yml")) or self._env_of(rest) is not None:
+            inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
+            if file.endswith((".yaml", ".yml")) or any(
+                    f"-{name}-" in f"-{inner}-" for name in self.run.selected):
                 self.checks_selected = True
                 return
 
@@ -228,6 +232,8 @@ class GatePlugin:
             if problem not in self.problems:
                 self.problems.append(problem)
         sent = getattr(report, "deploycheck", None)
+        if sent:
+            self.checks_selected = True  # a check described itself: this run is a gate
         known = self.known.get(report.nodeid)
         if known is None:
             if not sent and report.failed:
@@ -638,11 +644,14 @@ def write_unstarted(config: pytest.Config, run: DeployRun | None) -> None:
     with contextlib.suppress(OSError):  # reported by pytest already; nothing more to say
         if values.get("gate_report") is not None:
             write_json_atomic(values["gate_report"], not_started_report(envs, reason))
-        if values.get("gate_dotenv") is not None:
-            from ..report.github import output_lines
+        from ..report.github import output_lines
 
+        if values.get("gate_dotenv") is not None:
             write_text_atomic(values["gate_dotenv"], output_lines(
                 NOT_STARTED_VERDICT, 0, values.get("gate_report"), "DEPLOYCHECK_"))
+        if os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
+                out.write(output_lines(NOT_STARTED_VERDICT, 0, values.get("gate_report")))
         if values.get("audit_log") is not None:
             for env in envs or [None]:
                 append_json_line(values["audit_log"], {

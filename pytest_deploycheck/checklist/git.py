@@ -130,7 +130,9 @@ class GitEntry:
             return git.lines("status", "--porcelain=v1", "--untracked-files=normal")
         top = git.lines("rev-parse", "--show-toplevel")[0]
         root = Path(top).resolve()
-        mine = [path.resolve() for path in own_outputs]
+        # An output folder that holds the repository (--alluredir=.) would hide everything.
+        mine = [path.resolve() for path in own_outputs
+                if path.resolve() != root and not root.is_relative_to(path.resolve())]
         kept = []
         # Every untracked file on its own, so that a folder holding the run's outputs and
         # something else still shows the something else.

@@ -86,8 +86,18 @@ def probe(url: str, timeout: float = 5.0) -> Probe:
 
 def write(folder: Path, env: str, url: str | None, force: bool) -> list[Path]:
     """Write the two files into ``folder``; returns their paths."""
-    if url is not None and urlsplit(url).scheme not in ("http", "https"):
-        raise SystemExit(f"init: {url!r} is not an http(s) URL")
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a bad port or address
+        except ValueError as exc:
+            raise SystemExit(f"init: {url!r} is not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SystemExit(f"init: {url!r} is not an http(s) URL")
+        if parts.username or parts.password or parts.query:
+            # The file is meant to be committed: credentials go in variables.
+            raise SystemExit("init: give the base URL without credentials or a query; the file "
+                             "it writes shows where a token goes (${API_TOKEN})")
     found = probe(url) if url else Probe("/health", "healthy")
     environments = folder / "environments.yaml"
     suite = folder / "suites" / "first.yaml"

@@ -21,12 +21,18 @@ _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\
 
 class LintEnviron(dict[str, str]):
     """The environment of a lint run (``--deploycheck-lint``): a variable that is not set reads
-    as a placeholder, a URL (``https://prod-api-url.unset.invalid``, valid where most such
-    variables stand), so that the files are checked without production's secrets."""
+    as a placeholder, so that the files are checked without production's secrets: a URL
+    (``https://prod-api-url.unset.invalid``) where a URL stands (a key or variable named like
+    one), a host name for a host, else ``1`` (a number, a duration, a port, a version, a token
+    all take it)."""
 
     @staticmethod
-    def placeholder(name: str) -> str:
-        return f"https://{name.lower().replace('_', '-')}.unset.invalid"
+    def placeholder(name: str, key: str = "") -> str:
+        where = f"{key.rpartition('.')[2]} {name}".lower()
+        host = f"{name.lower().replace('_', '-')}.unset.invalid"
+        if any(word in where for word in ("url", "ready", "endpoint", "hook")):
+            return f"https://{host}"
+        return host if "host" in where else "1"
 
 
 def interpolate_string(text: str, environ: Mapping[str, str], redactor: Redactor, *,
@@ -41,7 +47,7 @@ def interpolate_string(text: str, environ: Mapping[str, str], redactor: Redactor
         if form == ":-" and not value:
             value = arg
         elif not value and isinstance(environ, LintEnviron):
-            value = environ.placeholder(name)
+            value = environ.placeholder(name, key)
         elif value is None or (form == ":?" and not value):
             hint = f": {arg}" if form == ":?" and arg else ""
             raise ConfigError(f"environment variable {name} is not set{hint}", file=file,

@@ -93,7 +93,8 @@ def outputs(envs: Mapping[str, EnvGate], report: Path | None, prefix: str = "") 
 def output_lines(verdict: str, failed: int, report: Path | None, prefix: str = "") -> str:
     upper = str.upper if prefix else str
     lines = [f"{prefix}{upper('verdict')}={verdict}", f"{prefix}{upper('failed')}={failed}"]
-    if report is not None:
+    # A path with a line break would write a line of its own (verdict=passed): left out.
+    if report is not None and not any(c in str(report) for c in "\r\n"):
         lines.append(f"{prefix}{upper('report')}={report}")
     return "\n".join(lines) + "\n"
 
