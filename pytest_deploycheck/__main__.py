@@ -1,7 +1,9 @@
-"""``python -m pytest_deploycheck COMMAND``: what a deploy needs beside a pytest run.
+"""usage: python -m pytest_deploycheck COMMAND [--help]
+
+What a deploy needs beside a pytest run:
 
     init [--url URL] [--env NAME]     write a first environments.yaml and suite that pass
-    merge REPORTS... [--env NAME]     one verdict from the gate reports of sharded runs
+    merge REPORTS... [--shards N]     one verdict from the gate reports of sharded runs
 """
 
 from __future__ import annotations
