@@ -16,8 +16,9 @@ COMMANDS = ("init", "merge")
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
-        return 0 if args and args[0] in ("-h", "--help") else 2
+        asked = bool(args) and args[0] in ("-h", "--help")
+        print(__doc__, file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     if args[0] == "init":
         from .cli import init
 
