@@ -206,7 +206,9 @@ def test_schemas_mean_the_same_to_both_validators(name: str, schema: Mapping[str
     for keyword, where in _keywords(schema):
         assert keyword in SHARED_KEYWORDS, f"{name}: {keyword}"
         if keyword == "$ref":
-            assert set(where) == {"$ref"}, f"{name}: $ref with siblings {sorted(where)}"
+            # Draft 7 ignores what stands beside $ref: only a description (an annotation) may.
+            assert set(where) <= {"$ref", "description"}, \
+                f"{name}: $ref with siblings {sorted(where)}"
         if keyword == "items":
             assert isinstance(where["items"], Mapping), f"{name}: items as a list"
 
@@ -224,3 +226,31 @@ def test_generated_validators_are_current_and_used(name: str) -> None:
     # By module name: pytester's in-process runs may have imported the module anew since.
     assert validation._schema(name).check.__module__ == generated.__name__
     assert validation._generated(name, text + "\n") is None
+
+
+@pytest.mark.parametrize("name", ["suite", "environments"])
+def test_every_key_of_the_published_schemas_says_what_it_means(name: str) -> None:
+    """Editors show a key's description as its documentation: every key has one, and the
+    schema has the $id an editor's yaml-language-server line names."""
+    from pytest_deploycheck.inputs.validation import packaged_schema
+
+    schema = packaged_schema(name)
+    assert schema["$id"].endswith(f"/pytest_deploycheck/inputs/schemas/{name}.schema.json")
+    missing: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.get("properties", {}).items():
+                if not (isinstance(value, Mapping) and value.get("description")):
+                    missing.append(f"{where}.{key}")
+                walk(value, f"{where}.{key}")
+            for key, value in node.get("$defs", {}).items():
+                walk(value, f"$defs.{key}")
+            for key in ("items", "additionalProperties"):
+                walk(node.get(key), f"{where}[]")
+            for key in ("anyOf", "oneOf"):
+                for value in node.get(key, []):
+                    walk(value, where)
+
+    walk(schema, "")
+    assert missing == []

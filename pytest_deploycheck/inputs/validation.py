@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # What both drafts read alike: the keywords the schemas may use. Not ``const`` (a one-value
 # ``enum`` says the same): fastjsonschema 2.22 fails to compile it without detailed exceptions.
 SHARED_KEYWORDS = frozenset({
-    "$defs", "$ref", "$schema", "title", "description", "type", "enum", "properties",
+    "$defs", "$ref", "$schema", "$id", "title", "description", "type", "enum", "properties",
     "additionalProperties", "required", "propertyNames", "minProperties", "maxProperties",
     "items", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf", "allOf",

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "51a42efadf31210d12c1c5fc62cce8b75bc73754b0f5c5f498bff9daa20a3e50"
+SCHEMA_SHA256 = "deeadd6dd210e9f9ad295c93a71c59b58614e70f2b887262a7058a8ffc3e2b57"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -15,7 +15,7 @@ REGEX_PATTERNS = {
 
 NoneType = type(None)
 
-def validate(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -27,7 +27,7 @@ def validate(data, custom_formats={}, name_prefix=None):
         if "defaults" in data_keys:
             data_keys.remove("defaults")
             data__defaults = data["defaults"]
-            validate____defs_environment(data__defaults, custom_formats, (name_prefix or "data") + ".defaults")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_environment(data__defaults, custom_formats, (name_prefix or "data") + ".defaults")
         if "environments" in data_keys:
             data_keys.remove("environments")
             data__environments = data["environments"]
@@ -42,7 +42,7 @@ def validate(data, custom_formats={}, name_prefix=None):
                 for data__environments_key in data__environments_keys:
                     if data__environments_key not in []:
                         data__environments_value = data__environments.get(data__environments_key)
-                        validate____defs_environment(data__environments_value, custom_formats, (name_prefix or "data") + ".environments.{data__environments_key}".format(**locals()))
+                        validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_environment(data__environments_value, custom_formats, (name_prefix or "data") + ".environments.{data__environments_key}".format(**locals()))
                 if data__environments_len != 0:
                     data__environments_property_names = True
                     for data__environments_key in data__environments:
@@ -58,7 +58,7 @@ def validate(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_environment(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_environment(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -77,7 +77,7 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if "protected" in data_keys:
             data_keys.remove("protected")
             data__protected = data["protected"]
@@ -99,7 +99,7 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
                 for data__services_key in data__services_keys:
                     if data__services_key not in []:
                         data__services_value = data__services.get(data__services_key)
-                        validate____defs_service(data__services_value, custom_formats, (name_prefix or "data") + ".services.{data__services_key}".format(**locals()))
+                        validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_service(data__services_value, custom_formats, (name_prefix or "data") + ".services.{data__services_key}".format(**locals()))
         if "start" in data_keys:
             data_keys.remove("start")
             data__start = data["start"]
@@ -109,7 +109,7 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
             if data__start_is_list:
                 data__start_len = len(data__start)
                 for data__start_x, data__start_item in enumerate(data__start):
-                    validate____defs_start(data__start_item, custom_formats, (name_prefix or "data") + ".start[{data__start_x}]".format(**locals()))
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_start(data__start_item, custom_formats, (name_prefix or "data") + ".start[{data__start_x}]".format(**locals()))
         if "metrics" in data_keys:
             data_keys.remove("metrics")
             data__metrics = data["metrics"]
@@ -156,7 +156,7 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
                     if data__windows__allow_is_list:
                         data__windows__allow_len = len(data__windows__allow)
                         for data__windows__allow_x, data__windows__allow_item in enumerate(data__windows__allow):
-                            validate____defs_allowwindow(data__windows__allow_item, custom_formats, (name_prefix or "data") + ".windows.allow[{data__windows__allow_x}]".format(**locals()))
+                            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_allowwindow(data__windows__allow_item, custom_formats, (name_prefix or "data") + ".windows.allow[{data__windows__allow_x}]".format(**locals()))
                 if "blackout" in data__windows_keys:
                     data__windows_keys.remove("blackout")
                     data__windows__blackout = data__windows["blackout"]
@@ -166,7 +166,7 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
                     if data__windows__blackout_is_list:
                         data__windows__blackout_len = len(data__windows__blackout)
                         for data__windows__blackout_x, data__windows__blackout_item in enumerate(data__windows__blackout):
-                            validate____defs_blackout(data__windows__blackout_item, custom_formats, (name_prefix or "data") + ".windows.blackout[{data__windows__blackout_x}]".format(**locals()))
+                            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_blackout(data__windows__blackout_item, custom_formats, (name_prefix or "data") + ".windows.blackout[{data__windows__blackout_x}]".format(**locals()))
                 if data__windows_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".windows must not contain "+str(data__windows_keys)+" properties")
         if "rollback" in data_keys:
@@ -293,7 +293,7 @@ def validate____defs_environment(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_blackout(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_blackout(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -308,7 +308,7 @@ def validate____defs_blackout(data, custom_formats={}, name_prefix=None):
         if "days" in data_keys:
             data_keys.remove("days")
             data__days = data["days"]
-            validate____defs_days(data__days, custom_formats, (name_prefix or "data") + ".days")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_days(data__days, custom_formats, (name_prefix or "data") + ".days")
         if "start" in data_keys:
             data_keys.remove("start")
             data__start = data["start"]
@@ -334,7 +334,7 @@ def validate____defs_blackout(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_days(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_days(data, custom_formats={}, name_prefix=None):
     data_any_of_count2 = 0
     if not data_any_of_count2:
         try:
@@ -358,7 +358,7 @@ def validate____defs_days(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_allowwindow(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_allowwindow(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -367,7 +367,7 @@ def validate____defs_allowwindow(data, custom_formats={}, name_prefix=None):
         if "days" in data_keys:
             data_keys.remove("days")
             data__days = data["days"]
-            validate____defs_days(data__days, custom_formats, (name_prefix or "data") + ".days")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_days(data__days, custom_formats, (name_prefix or "data") + ".days")
         if "start" in data_keys:
             data_keys.remove("start")
             data__start = data["start"]
@@ -393,7 +393,7 @@ def validate____defs_allowwindow(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_start(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_start(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -410,7 +410,7 @@ def validate____defs_start(data, custom_formats={}, name_prefix=None):
         if "command" in data_keys:
             data_keys.remove("command")
             data__command = data["command"]
-            validate____defs_command(data__command, custom_formats, (name_prefix or "data") + ".command")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_command(data__command, custom_formats, (name_prefix or "data") + ".command")
         if "cwd" in data_keys:
             data_keys.remove("cwd")
             data__cwd = data["cwd"]
@@ -419,7 +419,7 @@ def validate____defs_start(data, custom_formats={}, name_prefix=None):
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
-            validate____defs_stringmap(data__env, custom_formats, (name_prefix or "data") + ".env")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_stringmap(data__env, custom_formats, (name_prefix or "data") + ".env")
         if "ready" in data_keys:
             data_keys.remove("ready")
             data__ready = data["ready"]
@@ -428,12 +428,12 @@ def validate____defs_start(data, custom_formats={}, name_prefix=None):
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_stringmap(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -446,7 +446,7 @@ def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string or number or boolean")
     return data
 
-def validate____defs_command(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_command(data, custom_formats={}, name_prefix=None):
     data_any_of_count3 = 0
     if not data_any_of_count3:
         try:
@@ -476,7 +476,7 @@ def validate____defs_command(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_service(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_service(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -493,11 +493,11 @@ def validate____defs_service(data, custom_formats={}, name_prefix=None):
         if "headers" in data_keys:
             data_keys.remove("headers")
             data__headers = data["headers"]
-            validate____defs_stringmap(data__headers, custom_formats, (name_prefix or "data") + ".headers")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_stringmap(data__headers, custom_formats, (name_prefix or "data") + ".headers")
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if "verify_tls" in data_keys:
             data_keys.remove("verify_tls")
             data__verifytls = data["verify_tls"]
@@ -507,7 +507,8 @@ def validate____defs_service(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_duration(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json___defs_duration(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str, int, float, Decimal)) or isinstance(data, bool):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or number")
     return data
+validate = validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_environments_schema_json

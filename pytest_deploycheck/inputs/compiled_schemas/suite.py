@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "79d2e07f50cadc96472bf47e444553669cb2cc9810a87514036ebd2e26923409"
+SCHEMA_SHA256 = "ff21c2c3fbf8d5f85671adabea7b2684aa5eb5a721b3af5931aa07b2c6dbdbb7"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -17,7 +17,7 @@ REGEX_PATTERNS = {
 
 NoneType = type(None)
 
-def validate(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -48,23 +48,23 @@ def validate(data, custom_formats={}, name_prefix=None):
         if "envs" in data_keys:
             data_keys.remove("envs")
             data__envs = data["envs"]
-            validate____defs_names(data__envs, custom_formats, (name_prefix or "data") + ".envs")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_names(data__envs, custom_formats, (name_prefix or "data") + ".envs")
         if "skip_envs" in data_keys:
             data_keys.remove("skip_envs")
             data__skipenvs = data["skip_envs"]
-            validate____defs_names(data__skipenvs, custom_formats, (name_prefix or "data") + ".skip_envs")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_names(data__skipenvs, custom_formats, (name_prefix or "data") + ".skip_envs")
         if "marks" in data_keys:
             data_keys.remove("marks")
             data__marks = data["marks"]
-            validate____defs_marks(data__marks, custom_formats, (name_prefix or "data") + ".marks")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_marks(data__marks, custom_formats, (name_prefix or "data") + ".marks")
         if "phase" in data_keys:
             data_keys.remove("phase")
             data__phase = data["phase"]
-            validate____defs_phase(data__phase, custom_formats, (name_prefix or "data") + ".phase")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_phase(data__phase, custom_formats, (name_prefix or "data") + ".phase")
         if "if" in data_keys:
             data_keys.remove("if")
             data__if = data["if"]
-            validate____defs_condition(data__if, custom_formats, (name_prefix or "data") + ".if")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_condition(data__if, custom_formats, (name_prefix or "data") + ".if")
         if "vars" in data_keys:
             data_keys.remove("vars")
             data__vars = data["vars"]
@@ -81,12 +81,12 @@ def validate(data, custom_formats={}, name_prefix=None):
                 if data__checks_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".checks must contain at least 1 items")
                 for data__checks_x, data__checks_item in enumerate(data__checks):
-                    validate____defs_check(data__checks_item, custom_formats, (name_prefix or "data") + ".checks[{data__checks_x}]".format(**locals()))
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_check(data__checks_item, custom_formats, (name_prefix or "data") + ".checks[{data__checks_x}]".format(**locals()))
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_check(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_check(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -112,11 +112,11 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
         if "phase" in data_keys:
             data_keys.remove("phase")
             data__phase = data["phase"]
-            validate____defs_phase(data__phase, custom_formats, (name_prefix or "data") + ".phase")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_phase(data__phase, custom_formats, (name_prefix or "data") + ".phase")
         if "if" in data_keys:
             data_keys.remove("if")
             data__if = data["if"]
-            validate____defs_condition(data__if, custom_formats, (name_prefix or "data") + ".if")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_condition(data__if, custom_formats, (name_prefix or "data") + ".if")
         if "description" in data_keys:
             data_keys.remove("description")
             data__description = data["description"]
@@ -130,15 +130,15 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
         if "envs" in data_keys:
             data_keys.remove("envs")
             data__envs = data["envs"]
-            validate____defs_names(data__envs, custom_formats, (name_prefix or "data") + ".envs")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_names(data__envs, custom_formats, (name_prefix or "data") + ".envs")
         if "skip_envs" in data_keys:
             data_keys.remove("skip_envs")
             data__skipenvs = data["skip_envs"]
-            validate____defs_names(data__skipenvs, custom_formats, (name_prefix or "data") + ".skip_envs")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_names(data__skipenvs, custom_formats, (name_prefix or "data") + ".skip_envs")
         if "marks" in data_keys:
             data_keys.remove("marks")
             data__marks = data["marks"]
-            validate____defs_marks(data__marks, custom_formats, (name_prefix or "data") + ".marks")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_marks(data__marks, custom_formats, (name_prefix or "data") + ".marks")
         if "on_fail" in data_keys:
             data_keys.remove("on_fail")
             data__onfail = data["on_fail"]
@@ -157,23 +157,23 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if "parametrize" in data_keys:
             data_keys.remove("parametrize")
             data__parametrize = data["parametrize"]
-            validate____defs_parametrize(data__parametrize, custom_formats, (name_prefix or "data") + ".parametrize")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_parametrize(data__parametrize, custom_formats, (name_prefix or "data") + ".parametrize")
         if "retry" in data_keys:
             data_keys.remove("retry")
             data__retry = data["retry"]
-            validate____defs_retry(data__retry, custom_formats, (name_prefix or "data") + ".retry")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_retry(data__retry, custom_formats, (name_prefix or "data") + ".retry")
         if "request" in data_keys:
             data_keys.remove("request")
             data__request = data["request"]
-            validate____defs_request(data__request, custom_formats, (name_prefix or "data") + ".request")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_request(data__request, custom_formats, (name_prefix or "data") + ".request")
         if "expect" in data_keys:
             data_keys.remove("expect")
             data__expect = data["expect"]
-            validate____defs_expect(data__expect, custom_formats, (name_prefix or "data") + ".expect")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_expect(data__expect, custom_formats, (name_prefix or "data") + ".expect")
         if "save" in data_keys:
             data_keys.remove("save")
             data__save = data["save"]
@@ -203,11 +203,11 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                 if data__steps_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items")
                 for data__steps_x, data__steps_item in enumerate(data__steps):
-                    validate____defs_step(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_step(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
         if "browser" in data_keys:
             data_keys.remove("browser")
             data__browser = data["browser"]
-            validate____defs_page(data__browser, custom_formats, (name_prefix or "data") + ".browser")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_page(data__browser, custom_formats, (name_prefix or "data") + ".browser")
         if "alerts" in data_keys:
             data_keys.remove("alerts")
             data__alerts = data["alerts"]
@@ -231,7 +231,7 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                 if "match" in data__alerts_keys:
                     data__alerts_keys.remove("match")
                     data__alerts__match = data__alerts["match"]
-                    validate____defs_stringmap(data__alerts__match, custom_formats, (name_prefix or "data") + ".alerts.match")
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_stringmap(data__alerts__match, custom_formats, (name_prefix or "data") + ".alerts.match")
                 if "ignore" in data__alerts_keys:
                     data__alerts_keys.remove("ignore")
                     data__alerts__ignore = data__alerts["ignore"]
@@ -363,7 +363,7 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
         if "step" in data_keys:
             data_keys.remove("step")
             data__step = data["step"]
-            validate____defs_duration(data__step, custom_formats, (name_prefix or "data") + ".step")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__step, custom_formats, (name_prefix or "data") + ".step")
         if "aggregate" in data_keys:
             data_keys.remove("aggregate")
             data__aggregate = data["aggregate"]
@@ -388,11 +388,11 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                 if "duration" in data__observe_keys:
                     data__observe_keys.remove("duration")
                     data__observe__duration = data__observe["duration"]
-                    validate____defs_duration(data__observe__duration, custom_formats, (name_prefix or "data") + ".observe.duration")
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__observe__duration, custom_formats, (name_prefix or "data") + ".observe.duration")
                 if "interval" in data__observe_keys:
                     data__observe_keys.remove("interval")
                     data__observe__interval = data__observe["interval"]
-                    validate____defs_duration(data__observe__interval, custom_formats, (name_prefix or "data") + ".observe.interval")
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__observe__interval, custom_formats, (name_prefix or "data") + ".observe.interval")
                 if "failure_limit" in data__observe_keys:
                     data__observe_keys.remove("failure_limit")
                     data__observe__failurelimit = data__observe["failure_limit"]
@@ -414,7 +414,7 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
         if "command" in data_keys:
             data_keys.remove("command")
             data__command = data["command"]
-            validate____defs_command(data__command, custom_formats, (name_prefix or "data") + ".command")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_command(data__command, custom_formats, (name_prefix or "data") + ".command")
         if "cwd" in data_keys:
             data_keys.remove("cwd")
             data__cwd = data["cwd"]
@@ -423,7 +423,7 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
-            validate____defs_stringmap(data__env, custom_formats, (name_prefix or "data") + ".env")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_stringmap(data__env, custom_formats, (name_prefix or "data") + ".env")
         if "env_vars" in data_keys:
             data_keys.remove("env_vars")
             data__envvars = data["env_vars"]
@@ -451,11 +451,11 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                 if data__files_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must contain at least 1 items")
                 for data__files_x, data__files_item in enumerate(data__files):
-                    validate____defs_file(data__files_item, custom_formats, (name_prefix or "data") + ".files[{data__files_x}]".format(**locals()))
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_file(data__files_item, custom_formats, (name_prefix or "data") + ".files[{data__files_x}]".format(**locals()))
         if "git" in data_keys:
             data_keys.remove("git")
             data__git = data["git"]
-            validate____defs_git(data__git, custom_formats, (name_prefix or "data") + ".git")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_git(data__git, custom_formats, (name_prefix or "data") + ".git")
         if "manual" in data_keys:
             data_keys.remove("manual")
             data__manual = data["manual"]
@@ -499,14 +499,14 @@ def validate____defs_check(data, custom_formats={}, name_prefix=None):
                 if "before_deploy" in data__baseline_keys:
                     data__baseline_keys.remove("before_deploy")
                     data__baseline__beforedeploy = data__baseline["before_deploy"]
-                    validate____defs_duration(data__baseline__beforedeploy, custom_formats, (name_prefix or "data") + ".baseline.before_deploy")
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__baseline__beforedeploy, custom_formats, (name_prefix or "data") + ".baseline.before_deploy")
                 if data__baseline_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".baseline must not contain "+str(data__baseline_keys)+" properties")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_git(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_git(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -552,7 +552,7 @@ def validate____defs_git(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_file(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_file(data, custom_formats={}, name_prefix=None):
     data_any_of_count2 = 0
     if not data_any_of_count2:
         try:
@@ -586,7 +586,7 @@ def validate____defs_file(data, custom_formats={}, name_prefix=None):
                 if "max_age" in data_keys:
                     data_keys.remove("max_age")
                     data__maxage = data["max_age"]
-                    validate____defs_duration(data__maxage, custom_formats, (name_prefix or "data") + ".max_age")
+                    validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__maxage, custom_formats, (name_prefix or "data") + ".max_age")
                 if data_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
             data_any_of_count2 += 1
@@ -595,7 +595,7 @@ def validate____defs_file(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_command(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_command(data, custom_formats={}, name_prefix=None):
     data_any_of_count3 = 0
     if not data_any_of_count3:
         try:
@@ -625,7 +625,7 @@ def validate____defs_command(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_stringmap(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -638,7 +638,7 @@ def validate____defs_stringmap(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string or number or boolean")
     return data
 
-def validate____defs_page(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_page(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -713,7 +713,7 @@ def validate____defs_page(data, custom_formats={}, name_prefix=None):
         if "max_load" in data_keys:
             data_keys.remove("max_load")
             data__maxload = data["max_load"]
-            validate____defs_duration(data__maxload, custom_formats, (name_prefix or "data") + ".max_load")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__maxload, custom_formats, (name_prefix or "data") + ".max_load")
         if "no_console_errors" in data_keys:
             data_keys.remove("no_console_errors")
             data__noconsoleerrors = data["no_console_errors"]
@@ -722,7 +722,7 @@ def validate____defs_page(data, custom_formats={}, name_prefix=None):
         if "fill" in data_keys:
             data_keys.remove("fill")
             data__fill = data["fill"]
-            validate____defs_stringmap(data__fill, custom_formats, (name_prefix or "data") + ".fill")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_stringmap(data__fill, custom_formats, (name_prefix or "data") + ".fill")
         if "click" in data_keys:
             data_keys.remove("click")
             data__click = data["click"]
@@ -745,7 +745,7 @@ def validate____defs_page(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_step(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_step(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -759,15 +759,15 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
         if "request" in data_keys:
             data_keys.remove("request")
             data__request = data["request"]
-            validate____defs_request(data__request, custom_formats, (name_prefix or "data") + ".request")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_request(data__request, custom_formats, (name_prefix or "data") + ".request")
         if "browser" in data_keys:
             data_keys.remove("browser")
             data__browser = data["browser"]
-            validate____defs_page(data__browser, custom_formats, (name_prefix or "data") + ".browser")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_page(data__browser, custom_formats, (name_prefix or "data") + ".browser")
         if "expect" in data_keys:
             data_keys.remove("expect")
             data__expect = data["expect"]
-            validate____defs_expect(data__expect, custom_formats, (name_prefix or "data") + ".expect")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_expect(data__expect, custom_formats, (name_prefix or "data") + ".expect")
         if "save" in data_keys:
             data_keys.remove("save")
             data__save = data["save"]
@@ -789,12 +789,12 @@ def validate____defs_step(data, custom_formats={}, name_prefix=None):
         if "retry" in data_keys:
             data_keys.remove("retry")
             data__retry = data["retry"]
-            validate____defs_retry(data__retry, custom_formats, (name_prefix or "data") + ".retry")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_retry(data__retry, custom_formats, (name_prefix or "data") + ".retry")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_expect(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_expect(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -803,7 +803,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
         if "status" in data_keys:
             data_keys.remove("status")
             data__status = data["status"]
-            validate____defs_status(data__status, custom_formats, (name_prefix or "data") + ".status")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_status(data__status, custom_formats, (name_prefix or "data") + ".status")
         if "rows" in data_keys:
             data_keys.remove("rows")
             data__rows = data["rows"]
@@ -941,7 +941,7 @@ def validate____defs_expect(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_status(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_status(data, custom_formats={}, name_prefix=None):
     data_any_of_count7 = 0
     if not data_any_of_count7:
         try:
@@ -976,7 +976,7 @@ def validate____defs_status(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_request(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_request(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -1008,7 +1008,7 @@ def validate____defs_request(data, custom_formats={}, name_prefix=None):
         if "headers" in data_keys:
             data_keys.remove("headers")
             data__headers = data["headers"]
-            validate____defs_stringmap(data__headers, custom_formats, (name_prefix or "data") + ".headers")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_stringmap(data__headers, custom_formats, (name_prefix or "data") + ".headers")
         if "params" in data_keys:
             data_keys.remove("params")
             data__params = data["params"]
@@ -1025,12 +1025,12 @@ def validate____defs_request(data, custom_formats={}, name_prefix=None):
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_retry(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_retry(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
@@ -1042,11 +1042,11 @@ def validate____defs_retry(data, custom_formats={}, name_prefix=None):
         if "until" in data_keys:
             data_keys.remove("until")
             data__until = data["until"]
-            validate____defs_duration(data__until, custom_formats, (name_prefix or "data") + ".until")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__until, custom_formats, (name_prefix or "data") + ".until")
         if "interval" in data_keys:
             data_keys.remove("interval")
             data__interval = data["interval"]
-            validate____defs_duration(data__interval, custom_formats, (name_prefix or "data") + ".interval")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data__interval, custom_formats, (name_prefix or "data") + ".interval")
         if "attempts" in data_keys:
             data_keys.remove("attempts")
             data__attempts = data["attempts"]
@@ -1058,12 +1058,12 @@ def validate____defs_retry(data, custom_formats={}, name_prefix=None):
         if "stop_if" in data_keys:
             data_keys.remove("stop_if")
             data__stopif = data["stop_if"]
-            validate____defs_expect(data__stopif, custom_formats, (name_prefix or "data") + ".stop_if")
+            validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_expect(data__stopif, custom_formats, (name_prefix or "data") + ".stop_if")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
 
-def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_parametrize(data, custom_formats={}, name_prefix=None):
     data_any_of_count8 = 0
     if not data_any_of_count8:
         try:
@@ -1110,12 +1110,12 @@ def validate____defs_parametrize(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_duration(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_duration(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str, int, float, Decimal)) or isinstance(data, bool):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string or number")
     return data
 
-def validate____defs_condition(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_condition(data, custom_formats={}, name_prefix=None):
     data_any_of_count9 = 0
     if not data_any_of_count9:
         try:
@@ -1189,12 +1189,12 @@ def validate____defs_condition(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_phase(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_phase(data, custom_formats={}, name_prefix=None):
     if not (isinstance(data, str) and data == 'predeploy' or isinstance(data, str) and data == 'postdeploy' or isinstance(data, str) and data == 'postrollback'):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['predeploy', 'postdeploy', 'postrollback']")
     return data
 
-def validate____defs_marks(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_marks(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (list, tuple)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
     data_is_list = isinstance(data, (list, tuple))
@@ -1208,7 +1208,7 @@ def validate____defs_marks(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
     return data
 
-def validate____defs_names(data, custom_formats={}, name_prefix=None):
+def validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json___defs_names(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (list, tuple)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
     data_is_list = isinstance(data, (list, tuple))
@@ -1218,3 +1218,4 @@ def validate____defs_names(data, custom_formats={}, name_prefix=None):
             if not isinstance(data_item, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be string")
     return data
+validate = validate_https___github_com_pytest_deploycheck_pytest_deploycheck_raw_main_pytest_deploycheck_inputs_schemas_suite_schema_json
