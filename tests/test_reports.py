@@ -174,6 +174,10 @@ def test_allure_results_under_xdist(project: Project, server: LoopbackServer,
 
     rollback = by_title(folder, "rollback of prod")
     assert rollback["status"] == "passed"
+    assert rollback["description"].startswith("**Verdict: rolled_back** (rolled back;")
+    assert "- `post-deploy::payments answer[prod]`: status: expected 2xx, got 503" in \
+        rollback["description"]
+    assert "- command `undo`: succeeded in " in rollback["description"]
     assert [s["name"] for s in rollback["steps"]] == [
         "command 'undo': succeeded", f"webhook 'webhook POST {hook}': succeeded"]
     assert "undoing prod" in attachment(folder, rollback["steps"][0], "output")

@@ -93,6 +93,7 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
     attachments they refer to: ``[(file name, content)]``, content a dict (a result) or text."""
     files: list[tuple[str, Any]] = []
     runs: list[tuple[str, str, list[ActionResult], str]] = []
+    descriptions: dict[str, str] = {}
     if gate.rollback is not None:
         rollback = gate.rollback
         triggered = ", ".join(rollback.triggered_by)
@@ -113,6 +114,7 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
         else:
             status, message = "failed", f"rollback failed: {rollback.problem}"
         runs.append((f"rollback of {gate.env}", status, rollback.actions, message))
+        descriptions[f"rollback of {gate.env}"] = _rollback_description(gate, message)
     if gate.notify:
         ok = all(a.outcome == "succeeded" for a in gate.notify)
         runs.append((f"notifications of {gate.env} ({gate.verdict})",
@@ -147,6 +149,7 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
             "uuid": result_uuid, "name": name, "fullName": f"deploycheck.{name}",
             "historyId": uuid.uuid5(uuid.NAMESPACE_URL, f"deploycheck:{name}").hex,
             "status": status, "statusDetails": {"message": message},
+            **({"description": descriptions[name]} if name in descriptions else {}),
             "stage": "finished", "start": min(times), "stop": max(times), "steps": steps,
             "labels": [{"name": "parentSuite", "value": gate.env},
                        {"name": "suite", "value": "deploy gate"},
@@ -158,6 +161,25 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
                            {"name": "verdict", "value": repr(gate.verdict or "")}],
         }))
     return files
+
+
+def _rollback_description(gate: EnvGate, message: str) -> str:
+    """What a release manager reads first on the rollback's result (Markdown): the verdict,
+    the checks that triggered it with their reasons, and each action's outcome and time."""
+    rollback = gate.rollback
+    assert rollback is not None
+    by_id = {record.id: record for record in gate.ordered()}
+    lines = [f"**Verdict: {gate.verdict or gate.decide()}** ({message})", "",
+             "Triggered by:", ""]
+    for check in rollback.triggered_by:
+        record = by_id.get(check)
+        reason = f": {record.message.splitlines()[0]}" if record and record.message else ""
+        lines.append(f"- `{check}`{reason}")
+    if rollback.actions:
+        lines += ["", "Actions:", ""]
+        lines += [f"- {action.type} `{action.name}`: {action.outcome} in "
+                  f"{action.duration:.2f}s" for action in rollback.actions]
+    return "\n".join(lines)
 
 
 def write_results(folder: Path, files: Iterable[tuple[str, Any]]) -> None:
