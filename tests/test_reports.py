@@ -373,3 +373,23 @@ def test_github_output_takes_no_line_from_a_path_and_says_blocked_on_a_usage_err
     assert output.read_text().splitlines() == ["verdict=blocked", "failed=0"]
     assert (project.path / "verdict.env").read_text().splitlines() == [
         "DEPLOYCHECK_VERDICT=blocked", "DEPLOYCHECK_FAILED=0"]
+
+
+def test_a_flow_that_fails_at_its_first_step_still_shows_its_steps(project: Project,
+                                                                  server: LoopbackServer) -> None:
+    project.simple(server.url, """
+        service: api
+        checks:
+          - name: checkout flow
+            kind: smoke
+            steps:
+              - {name: add to cart, request: {path: /status/503}}
+              - {name: pay, request: {path: /ok}}
+              - {name: receipt, request: {path: /ok}}
+        """)
+    result = runpytest(project.pytester, "--env=test", "--alluredir=allure-results")
+    result.assert_outcomes(failed=1)
+    flow = by_title(project.path / "allure-results", "checkout flow", "test")
+    assert [(s["name"].split(":")[0], s["status"]) for s in flow["steps"]] == [
+        ("add to cart", "failed"), ("pay", "skipped"), ("receipt", "skipped")]
+    assert flow["steps"][1]["name"] == "pay: not run (an earlier step failed)"

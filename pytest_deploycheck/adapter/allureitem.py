@@ -108,7 +108,9 @@ def _attach_step(step: EvidenceStep) -> None:
     try:
         with allure.step(step.title):
             attach(list(step.attachments))
+            if step.skipped:  # allure-pytest marks a step left by a skip as skipped
+                raise pytest.skip.Exception("not run", _use_item_location=False)
             if step.failure:
                 raise _StepFailed(step.failure)
-    except _StepFailed:
+    except (_StepFailed, pytest.skip.Exception):
         pass

@@ -92,11 +92,13 @@ class Chart:
 
 @dataclass(frozen=True)
 class EvidenceStep:
-    """A step of a check with its own attachments; ``failure`` says why it failed, if it did."""
+    """A step of a check with its own attachments; ``failure`` says why it failed, if it did;
+    ``skipped``: it never ran (an earlier step failed)."""
 
     title: str
     failure: str | None
     attachments: Sequence[Attachment]
+    skipped: bool = False
 
 
 Evidence = Attachment | Chart | EvidenceStep

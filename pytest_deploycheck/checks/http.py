@@ -174,7 +174,7 @@ class HttpSpec:
         """Each request and response; with several steps, one Allure step each."""
         if not isinstance(result, Result):
             return []
-        if len({e.step for e in result.exchanges}) <= 1:
+        if len(self.steps) <= 1:
             return [one for e in result.exchanges for one in _exchange_evidence(e, redactor)]
         steps: list[Evidence] = []
         for exchange in result.exchanges:
@@ -184,6 +184,10 @@ class HttpSpec:
                 f"{exchange.step}: {exchange.method} {redactor.redact(exchange.url)} -> {status}",
                 redactor.redact(failure) if failure else None,
                 _exchange_evidence(exchange, redactor)))
+        # A flow that stopped early still shows the steps it never got to.
+        ran = {exchange.step for exchange in result.exchanges}
+        steps += [EvidenceStep(f"{step.name}: not run (an earlier step failed)", None, [],
+                               skipped=True) for step in self.steps if step.name not in ran]
         return steps
 
 
