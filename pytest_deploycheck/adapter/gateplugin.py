@@ -163,16 +163,15 @@ class GatePlugin:
         selected environment anywhere (``test_x[eu-prod]``); in doubt, a gate."""
         for nodeid in ids:
             file, _, rest = nodeid.partition("::")
-            inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
             if file.endswith((".yaml", ".yml")) or any(
-                    f"-{name}-" in f"-{inner}-" for name in self.run.selected):
+                    f"-{name}-" in f"-{_params_of(rest)}-" for name in self.run.selected):
                 self.checks_selected = True
                 return
 
     def _env_of(self, rest: str) -> str | None:
         """The selected environment an item id names (``...::check[prod-eu]``: the longest
         selected name its bracket starts with), or None."""
-        inner = rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
+        inner = _params_of(rest)
         return next((name for name in sorted(self.run.selected, key=len, reverse=True)
                      if inner == name or inner.startswith(f"{name}-")), None)
 
@@ -596,6 +595,11 @@ class GatePlugin:
                 write(f"  NOTE --ack '{ack}' matched {nodeid}, which passed without it")
         for problem in self.problems:
             write(f"  ERROR {problem}", red=True)
+
+def _params_of(rest: str) -> str:
+    """The parameter id of an item id's name (``check[prod-eu]`` -> ``prod-eu``), or ""."""
+    return rest.rpartition("[")[2].rstrip("]") if rest.endswith("]") else ""
+
 
 def run_outputs(config: pytest.Config, settings: Settings) -> tuple[Path, ...]:
     """What this run writes into the project: its gate report, audit log and state dir, and

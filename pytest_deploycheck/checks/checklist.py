@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import checklist
@@ -118,16 +117,7 @@ def ack_ids(instance: CheckInstance) -> tuple[str, ...]:
 
 class ChecklistRunner:
     def __init__(self, context: RunContext) -> None:
-        self.redactor = context.redactor
-        self.rootdir = context.rootdir
-        self.environ = context.environ
-        self.deploy_time = context.deploy_time
-        self.acks = context.acks
-        self.context = context
-
-    @property
-    def own_outputs(self) -> tuple[Path, ...]:
-        return self.context.own_outputs
+        self.context = context  # read at each check: own_outputs is set after the runners
 
     def run(self, instance: CheckInstance) -> ChecklistResult:
         check = instance.check
@@ -135,12 +125,13 @@ class ChecklistRunner:
         assert isinstance(spec, ChecklistSpec)
         now = dt.datetime.now(dt.UTC)
         ids = ack_ids(instance)
+        run = self.context
         context = Context(
             env=instance.env, scope=instance.scope(),
             timeout=check.timeout if check.timeout is not None else instance.env.timeout,
-            now=now, deploy_time=self.deploy_time or now, acks=self.acks, ids=ids,
-            rootdir=self.rootdir, environ=self.environ, redactor=self.redactor,
-            own_outputs=self.own_outputs)
+            now=now, deploy_time=run.deploy_time or now, acks=run.acks, ids=ids,
+            rootdir=run.rootdir, environ=run.environ, redactor=run.redactor,
+            own_outputs=run.own_outputs)
         started = time.monotonic()
         found = spec.entry.run(context)
         return ChecklistResult(spec.entry.key, found, time.monotonic() - started, ids)

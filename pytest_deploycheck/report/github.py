@@ -91,12 +91,13 @@ def outputs(envs: Mapping[str, EnvGate], report: Path | None, prefix: str = "") 
 
 
 def output_lines(verdict: str, failed: int, report: Path | None, prefix: str = "") -> str:
-    upper = str.upper if prefix else str
-    lines = [f"{prefix}{upper('verdict')}={verdict}", f"{prefix}{upper('failed')}={failed}"]
+    """``verdict=...`` lines; with a ``prefix``, upper case (``DEPLOYCHECK_VERDICT``)."""
+    values = {"verdict": verdict, "failed": failed}
     # A path with a line break would write a line of its own (verdict=passed): left out.
     if report is not None and not any(c in str(report) for c in "\r\n"):
-        lines.append(f"{prefix}{upper('report')}={report}")
-    return "\n".join(lines) + "\n"
+        values["report"] = report
+    name = str.upper if prefix else str
+    return "".join(f"{prefix}{name(key)}={value}\n" for key, value in values.items())
 
 
 def _cell(text: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -300,6 +299,8 @@ def sqlite_path(url: str, base_dir: Path) -> Path:
 
 
 def _sqlite(url: str, bound: Bound, timeout: float, base_dir: Path) -> Rows:
+    import sqlite3  # here: a run without SQL checks does not load it
+
     path = sqlite_path(url, base_dir)
     if not path.is_file():
         raise SqlError(f"no SQLite database at {path}")
