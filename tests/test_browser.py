@@ -279,3 +279,38 @@ def test_what_a_page_answers_and_what_the_browser_asks_for_itself(
     result.stdout.fnmatch_lines(["*cannot start Chromium at */chromium: *apt-get install -y chromium*"])
     assert json.loads((project.path / "gate.json").read_text())["verdict"] == "inconclusive"
     assert not (project.path / "rollbacks.log").exists()
+
+
+def test_sigterm_while_a_page_spins_stops_the_browser_and_rolls_nothing_back(
+        project: Project, writing_page: str) -> None:
+    """CI cancelling the job in the middle of a browser check: the run ends promptly, the
+    browser's process group goes with it, the gate report is not a pass, nothing rolls back."""
+    import signal
+    import subprocess
+    import time
+
+    (project.path / "environments.yaml").write_text(
+        f'environments:\n  prod:\n    services: {{web: {{url: "{writing_page}"}}}}\n'
+        f'    rollback:\n      - {{name: undo, command: "echo undo >> rollbacks.log"}}\n')
+    project.suite("page.yaml", """\
+        service: web
+        checks:
+          - {name: spins, kind: health, timeout: 30s, browser: {path: /spin}}
+        """)
+    process = subprocess.Popen([sys.executable, "-m", "pytest", "--env=prod", "-p",
+                                "no:cacheprovider", "--gate-report=gate.json"],
+                               cwd=project.path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not subprocess.run(["pgrep", "-f", "deploycheck-browser-"], capture_output=True).stdout:
+        assert time.monotonic() < deadline, "the browser never started"
+        time.sleep(0.2)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) != 0
+    time.sleep(1)
+    assert subprocess.run(["pgrep", "-f", "deploycheck-browser-"],
+                          capture_output=True).stdout == b""
+    assert json.loads((project.path / "gate.json").read_text())["verdict"] not in (
+        "passed", "passed_with_warnings")
+    assert not (project.path / "rollbacks.log").exists()

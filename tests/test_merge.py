@@ -96,11 +96,13 @@ def test_a_missing_or_unreadable_shard_is_never_a_pass(project: Project,
     assert lines(project.path / "notified.log") == ["blocked", "blocked", "passed"]
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_deferring_shard_runs_nothing_also_with_rollback_fast(project: Project,
-                                                                server: LoopbackServer) -> None:
+                                                                server: LoopbackServer,
+                                                                workers: str) -> None:
     shard_project(project, server)
     result = runpytest(project.pytester, "--env=prod", "--rollback=defer", "--rollback-fast",
-                       "--gate-report=us.json", "suites/us.yaml")
+                       "--gate-report=us.json", "suites/us.yaml", "-p", "xdist", "-n", workers)
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert json.loads((project.path / "us.json").read_text())["verdict"] == "rollback_deferred"

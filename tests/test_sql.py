@@ -436,3 +436,34 @@ def test_json_equality_and_a_missing_driver(project: Project, monkeypatch: pytes
     result.stdout.fnmatch_lines(["*PostgreSQL needs psycopg: pip install 'pytest-deploycheck[[]sql]'*"])
     assert json.loads((project.path / "gate.json").read_text())["verdict"] == "inconclusive"
     assert not (project.path / "rolled-back").exists()
+
+
+def test_a_secret_bound_into_a_query_is_masked_where_the_query_is_shown(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure text and the Allure query attachment show the query with its parameters in
+    place: a secret among them is masked there as everywhere."""
+    sqlite_db(project.path / "jobs.db")
+    monkeypatch.setenv("JOBS_API_TOKEN", "tok-5f1e9a7c33")
+    project.environments("""\
+        environments:
+          prod:
+            vars: {token: "${JOBS_API_TOKEN}"}
+            metrics:
+              jobs: {type: sql, url: "sqlite:///jobs.db"}
+        """)
+    project.suite("jobs.yaml", """\
+        checks:
+          - name: owned by the token
+            kind: health
+            sql: {source: jobs, query: "SELECT count(*) FROM jobs WHERE queue = {{ token }}"}
+            expect: {value: 1}
+        """)
+    result = runpytest(project.pytester, "--env=prod", "--alluredir=allure",
+                       "--gate-report=gate.json", "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "queue = '***'" in out
+    written = "".join(path.read_text(errors="replace")
+                      for path in [*(project.path / "allure").iterdir(),
+                                   project.path / "gate.json", project.path / "junit.xml"])
+    assert "tok-5f1e9a7c33" not in out + written
