@@ -118,7 +118,8 @@ PAGES = {
     "/popup": (200, b"<html><body><p>hi</p><script>window.open('/')</script></body></html>"),
     "/plain": (200, b"<html><body><p id=ok>no icon link here</p></body></html>"),
     "/down": (503, b"<html><body><p id=ok>maintenance</p></body></html>"),
-    "/spin": (200, b"<html><body><p id=ok>hi</p><script>setTimeout(() => { while (true) {} }, 50)</script></body></html>"),
+    # Spins once loaded: the navigation ends, then no call of the browser ever returns.
+    "/spin": (200, b"<html><body><p id=ok>hi</p><script>addEventListener('load', () => setTimeout(() => { while (true) {} }, 50))</script></body></html>"),
 }
 
 
@@ -250,7 +251,7 @@ def test_what_a_page_answers_and_what_the_browser_asks_for_itself(
         checks:
           - {name: no icon, kind: health, browser: {path: /plain, wait_for: "#ok"}}
           - {name: down, kind: health, browser: {path: /down, wait_for: "#ok", no_console_errors: false}}
-          - {name: spins, kind: health, timeout: 1s, browser: {path: /spin}}
+          - {name: spins, kind: health, timeout: 3s, browser: {path: /spin}}
         """)
     started = time.monotonic()
     result = runpytest(project.pytester, "--env=prod")
