@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, copy_repo_suites, runpytest
+from conftest import Project, copy_repo_suites, prometheus_env, runpytest
 from metric_servers import Prometheus
 from pytest_deploycheck.demo.server import DemoServer
 from pytest_deploycheck.report import html as htmlreport
@@ -157,14 +157,17 @@ def test_allure_results_under_xdist(project: Project, server: LoopbackServer,
 
     failed = by_title(folder, "payments answer")
     assert failed["status"] == "failed"
-    assert "smoke check 'payments answer' failed in environment 'prod'" in \
-        failed["statusDetails"]["message"]
+    # The failure text as the terminal shows it: no internal exception name, no repeat of it
+    # as a "trace".
+    assert failed["statusDetails"]["message"].startswith(
+        "smoke check 'payments answer' failed in environment 'prod'\n  at suites/post.yaml:23")
+    assert "trace" not in failed["statusDetails"]
     assert attachment(folder, failed, "response").startswith("503 in ")
 
     metric = by_title(folder, "error ratio")
     samples = attachment(folder, metric, "samples").splitlines()
-    assert samples[0] == "time (UTC),series,value,verdict"
-    assert len(samples) > 5 and all(line.endswith(",ok") for line in samples[1:])
+    assert samples[0] == "time (UTC),series,value,verdict,rule broken"
+    assert len(samples) > 5 and all(line.endswith(",ok,") for line in samples[1:])
     chart = attachment(folder, metric, "chart")
     assert chart.startswith("<svg") and "<polyline" in chart and "&lt; 1%" in chart
     assert [a["type"] for a in metric["attachments"]] == ["text/plain", "text/csv",
@@ -184,6 +187,9 @@ def test_allure_results_under_xdist(project: Project, server: LoopbackServer,
     assert labels(rollback)["parentSuite"] == ["prod"]
 
     properties = (folder / "environment.properties").read_text().splitlines()
+    assert properties[:4] == ["prod.verdict=rolled_back", "prod.checks=4 passed, 1 failed, "
+                              "0 skipped", "staging.verdict=passed",
+                              "staging.checks=1 passed, 0 failed, 0 skipped"]
     assert "environment=prod, staging" in properties
     assert "prod.verdict=rolled_back" in properties and "staging.verdict=passed" in properties
     assert f"prod.api.url={server.url}" in properties
@@ -393,3 +399,53 @@ def test_a_flow_that_fails_at_its_first_step_still_shows_its_steps(project: Proj
     assert [(s["name"].split(":")[0], s["status"]) for s in flow["steps"]] == [
         ("add to cart", "failed"), ("pay", "skipped"), ("receipt", "skipped")]
     assert flow["steps"][1]["name"] == "pay: not run (an earlier step failed)"
+
+
+def test_allure_durations_are_the_checks_own(project: Project, server: LoopbackServer) -> None:
+    """Checks run ahead of their items (the pool) are not 0 s long in Allure: each result
+    spans its check's own requests."""
+    project.simple(server.url, """
+        service: api
+        checks:
+          - {name: slow one, kind: health, request: {path: /slow, params: {ms: "400"}}}
+          - {name: slow two, kind: health, request: {path: /slow, params: {ms: "400"}}}
+          - {name: slow three, kind: health, request: {path: /slow, params: {ms: "400"}}}
+        """)
+    result = runpytest(project.pytester, "--env=test", "--alluredir=allure-results",
+                       "--junitxml=junit.xml")
+    result.assert_outcomes(passed=3)
+    folder = project.path / "allure-results"
+    for name in ("slow one", "slow two", "slow three"):
+        found = by_title(folder, name, "test")
+        assert 400 <= found["stop"] - found["start"] < 5000, (name, found["start"],
+                                                              found["stop"])
+
+
+def test_a_baseline_breach_is_charted_against_its_limit(project: Project,
+                                                         prometheus: Prometheus) -> None:
+    """A value within its threshold but over the baseline's limit: its samples are breaches
+    in the CSV and on the chart, which draws the baseline's limit beside the threshold."""
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
+    project.suite("watch.yaml", """\
+        checks:
+          - name: p99 no worse than last time
+            kind: metric
+            query: dc_latency_seconds
+            threshold: "< 1s"
+            baseline: {relative: "<= +10%"}
+        """)
+    runpytest(project.pytester, "--env=test").assert_outcomes(passed=1)
+    state = project.path / ".deploycheck" / "test.json"
+    document = json.loads(state.read_text())
+    document["baselines"]["watch::p99 no worse than last time"]["value"] = 0.2
+    state.write_text(json.dumps(document))
+    result = runpytest(project.pytester, "--env=test", "--alluredir=allure-results")
+    result.assert_outcomes(failed=1)
+    folder = project.path / "allure-results"
+    check = by_title(folder, "p99 no worse than last time", "test")
+    samples = attachment(folder, check, "samples").splitlines()
+    assert samples[1].endswith(',0.25,BREACH,"value 0.25 breaches <= 0.22 (baseline 0.2 '
+                               '<= +10%)"'), samples
+    chart = attachment(folder, check, "chart")
+    assert "baseline limit: &lt;= 0.22 (baseline 0.2 &lt;= +10%)" in chart
+    assert "&lt; 1s" in chart and chart.count('class="breach"') == 1

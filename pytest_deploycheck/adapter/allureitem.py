@@ -8,6 +8,7 @@ so they are written by the worker that ran the item.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,10 +30,17 @@ class _StepFailed(AssertionError):
     status from the exception leaving it)."""
 
 
+# How Python names an exception in front of its message (``exconly()``); the plugin's own
+# exception types are internals a release manager should not have to read past.
+_INTERNAL_NAME = re.compile(r"^pytest_deploycheck(?:\.\w+)+: ")
+
+
 class _RedactedResults:
     """Masks the secrets in each Allure result and container just before allure-pytest writes
     it: it takes a failed test's message from the exception itself (a Python check's
-    ``assert`` shows the values compared), not from the report the plugin redacted."""
+    ``assert`` shows the values compared), not from the report the plugin redacted. A check's
+    failure text also loses the plugin's exception name, and its trace when that only repeats
+    the text (a YAML check has no Python traceback worth showing)."""
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
@@ -40,6 +48,12 @@ class _RedactedResults:
     @allure_commons.hookimpl(hookwrapper=True)
     def report_result(self, result: Any) -> Any:
         self.redactor.redact_in_place(result)
+        details = getattr(result, "statusDetails", None)
+        if details is not None and details.message:
+            message = _INTERNAL_NAME.sub("", details.message)
+            if message != details.message and (details.trace or "").strip() == message.strip():
+                details.trace = None
+            details.message = message
         yield
 
     @allure_commons.hookimpl(hookwrapper=True)
@@ -61,6 +75,17 @@ def enrich(item: pytest.Item, when: str, info: Mapping[str, Any], redactor: Reda
         describe(info, _item_labels(item))
     elif when == "call" and isinstance(item, CheckItem) and item.result is not None:
         attach(item.instance.check.spec.evidence(item.result, redactor))
+        if item.ran is not None:
+            _own_time(item, *item.ran)
+
+
+def _own_time(item: pytest.Item, started: float, stopped: float) -> None:
+    """The check's own start and stop on its result: it may have run ahead of its item (the
+    pool), and then pytest's call phase only collects its result, in no time."""
+    listener = item.config.pluginmanager.get_plugin("allure_listener")
+    result = listener.allure_logger.get_test(None) if listener is not None else None
+    if result is not None:
+        result.start, result.stop = int(started * 1000), int(stopped * 1000)
 
 
 def _item_labels(item: pytest.Item) -> dict[str, Any]:
@@ -98,7 +123,8 @@ def attach(evidence: list[Evidence]) -> None:
         if isinstance(one, Attachment):
             allure.attach(one.content, name=one.name, attachment_type=_MEDIA[one.media])
         elif isinstance(one, Chart):
-            allure.attach(line_chart(one.title, one.series, one.thresholds),
+            allure.attach(line_chart(one.title, one.series, one.thresholds, one.limits,
+                                      one.breaches, one.marks),
                           name=one.name, attachment_type=allure.attachment_type.SVG)
         elif isinstance(one, EvidenceStep):
             _attach_step(one)

@@ -476,13 +476,17 @@ class GatePlugin:
         from .. import __version__
         from ..report.allure import CATEGORIES, action_results, environment_properties, executor
         from ..report.allure import write_results as write
+        from ..report.terminal import counts_text
 
         redactor = self.run.redactor
-        properties = [("environment", ", ".join(self.gate.envs)),
-                      ("deploycheck", __version__), ("pytest", pytest.__version__)]
+        # The verdicts first: the report shows these first, and titles itself with them.
+        properties = [pair for name, gate in self.gate.envs.items()
+                      for pair in ((f"{name}.verdict", gate.verdict or gate.decide()),
+                                   (f"{name}.checks", counts_text(gate)))]
+        properties += [("environment", ", ".join(self.gate.envs)),
+                       ("deploycheck", __version__), ("pytest", pytest.__version__)]
         files: list[tuple[str, Any]] = [("categories.json", CATEGORIES)]
         for name, gate in self.gate.envs.items():
-            properties.append((f"{name}.verdict", gate.verdict or gate.decide()))
             if self.versions.get(name):
                 properties.append((f"{name}.version", ", ".join(self.versions[name])))
             with contextlib.suppress(DeploycheckError):  # an unresolvable environment: no URLs

@@ -68,7 +68,7 @@ class Prefetcher:
     def start(self, items: Sequence[pytest.Item]) -> None:
         for item in items:
             assert isinstance(item, CheckItem)
-            self.engine.submit(item.nodeid, functools.partial(self.run.run_check, item.instance),
+            self.engine.submit(item.nodeid, functools.partial(item.run_timed, self.run),
                                waiting=item.instance.check.spec.waits)
 
     # --- without xdist: the run loop ------------------------------------------------------

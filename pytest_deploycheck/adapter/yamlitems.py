@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from ..checks.base import CheckInstance, CheckResult, markers
 from ..checks.conditions import skip_reason
 from ..checks.suites import Suite, claim_ids, instances, load_suite
-from ..deployrun import display_path
+from ..deployrun import DeployRun, display_path
 from ..errors import DeploycheckError, UsageProblem
 from ..gate import CheckInfo, check_info
 from ..inputs.yamlfile import gc_paused
@@ -156,6 +157,7 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.instance = instance
         self.result: CheckResult | None = None
+        self.ran: tuple[float, float] | None = None  # when the check started and stopped
         self.warning = ""  # why an ``on_fail: warn`` check would have failed
         self.unneeded: str | None = None  # why its ``if:`` leaves it out
         self._static_info: CheckInfo | None = None
@@ -164,7 +166,7 @@ class CheckItem(pytest.Item):
         if self.unneeded:  # also when pytest's skipping plugin is off (-p no:skipping)
             pytest.skip(self.unneeded)
         run = self.config.stash[RUN_KEY]
-        result = run.engine.take(self.nodeid, functools.partial(run.run_check, self.instance))
+        result = run.engine.take(self.nodeid, functools.partial(self.run_timed, run))
         self.result = result
         if result.outcome == "warned" or (result.outcome == "failed"
                                           and self.instance.check.on_fail == "warn"):
@@ -176,6 +178,14 @@ class CheckItem(pytest.Item):
             pytest.skip(run.redactor.redact(result.reason))
         if result.outcome == "inconclusive":
             pytest.skip(run.redactor.redact(f"{INCONCLUSIVE}: {result.reason}"))
+
+    def run_timed(self, run: DeployRun) -> CheckResult:
+        """Run the check, keeping when it started and stopped (wall clock, for reports)."""
+        started = time.time()
+        try:
+            return run.run_check(self.instance)
+        finally:
+            self.ran = (started, time.time())
 
     def report_info(self, call: pytest.CallInfo[None]) -> CheckInfo:
         """The gate's view of one phase's report, as plain data (xdist sends it to the

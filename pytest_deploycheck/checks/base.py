@@ -82,12 +82,18 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Chart:
-    """A line chart of samples per series, with threshold lines (drawn by the report side)."""
+    """A line chart of samples per series (drawn by the report side): ``thresholds`` and
+    ``limits`` (a baseline's) as lines at ``(label, value)``, the samples that broke a rule
+    as ``breaches`` ``(time, value)``, and moments such as an observation's start as
+    ``marks`` ``(label, time)``."""
 
     name: str
     title: str
     series: Sequence[tuple[str, list[tuple[float, float]]]]
     thresholds: Sequence[tuple[str, float]]
+    limits: Sequence[tuple[str, float]] = ()
+    breaches: Sequence[tuple[float, float]] = ()
+    marks: Sequence[tuple[str, float]] = ()
 
 
 @dataclass(frozen=True)

@@ -176,25 +176,28 @@ class MetricSpec:
 
     def thresholds(self) -> list[tuple[str, float]]:
         """The rule's limits, as lines on a chart."""
-        rule = self.rule
-        if rule is None:
-            return []
-        return [(str(rule), float(getattr(rule, name))) for name in ("limit", "low", "high")
-                if isinstance(getattr(rule, name, None), (int, float))]
+        return _lines(self.rule)
 
     def evidence(self, result: CheckResult, redactor: Redactor) -> list[Evidence]:
         """The query and rules, every sample judged (CSV), and a chart of them."""
         if not isinstance(result, MetricResult):
             return []
-        rows = ["time (UTC),series,value,verdict"]
+        rows = ["time (UTC),series,value,verdict,rule broken"]
         series: dict[str, list[tuple[float, float]]] = {}
+        breaches: list[tuple[float, float]] = []
         for measurement in result.measurements:
             for judged in measurement.judged:
-                verdict = {True: "ok", False: "BREACH", None: "ignored"}[judged.ok]
+                # A sample within the threshold still breaches when its measurement's value
+                # broke the baseline's limit: it is what made that value.
+                broken = judged.failed_rule or (measurement.value_breach if judged.ok else "")
+                verdict = "ignored" if judged.ok is None else "BREACH" if broken else "ok"
                 rows.append(f"{utc_iso(judged.sample.timestamp, 'seconds')},"
-                            f"{_csv(judged.series)},{judged.sample.value!r},{verdict}")
-                series.setdefault(judged.series, []).append((judged.sample.timestamp,
-                                                             judged.sample.value))
+                            f"{_csv(judged.series)},{judged.sample.value!r},{verdict},"
+                            f"{_csv(broken) if broken else ''}")
+                point = (judged.sample.timestamp, judged.sample.value)
+                series.setdefault(judged.series, []).append(point)
+                if verdict == "BREACH":
+                    breaches.append(point)
         summary = [f"source: {result.source}", f"query: {result.query}",
                    f"rules: {', '.join(result.rules)}"]
         if result.baseline is not None:
@@ -204,7 +207,11 @@ class MetricSpec:
         return [Attachment("query", redactor.redact("\n".join([*summary, "", *errors]))),
                 Attachment("samples", redactor.redact("\n".join(rows)), "csv"),
                 Chart("chart", redactor.redact(result.query), sorted(series.items()),
-                      self.thresholds())]
+                      self.thresholds(), limits=[(f"baseline limit: {label}", value)
+                                                 for label, value in _lines(result.value_rule)],
+                      breaches=breaches,
+                      marks=[("observation start", result.measurements[0].at)]
+                      if result.observed and result.measurements else [])]
 
     def describe_rule(self) -> str:
         if self.rule is None:
@@ -215,6 +222,14 @@ class MetricSpec:
                      if self.aggregate else
                      f" (every sample of the last {format_duration(self.window)})")
         return f"{self.rule}{scope}"
+
+
+def _lines(rule: Rule | None) -> list[tuple[str, float]]:
+    """A rule's limits, as ``(label, value)`` lines on a chart."""
+    if rule is None:
+        return []
+    return [(str(rule), float(getattr(rule, name))) for name in ("limit", "low", "high")
+            if isinstance(getattr(rule, name, None), (int, float))]
 
 
 METRIC_KEYS = ("source", "query", "threshold", "between", "window", "step", "aggregate",
@@ -327,6 +342,7 @@ class Measurement:
     message: str = ""
     judged: list[Judged] = field(default_factory=list)
     value: float | None = None
+    value_breach: str = ""  # how the value broke the baseline's limit, if it did
 
 
 @dataclass
@@ -344,6 +360,7 @@ class MetricResult:
     duration: float
     observed: bool = False  # measured repeatedly (``observe``)
     note: str = ""
+    value_rule: Rule | None = None  # the baseline's limit on the value, when there was one
 
     @property
     def passed(self) -> bool:
@@ -510,6 +527,7 @@ class MetricRunner:
         if spec.baseline is not None and baseline is not None:
             value_rule = spec.baseline.threshold(baseline.value)
             result.rules.append(f"value {value_rule}")
+            result.value_rule = value_rule
         deadline = started + check.timeout if check.timeout is not None else None
         fetch = PoolFetch(self.pool, env)
 
@@ -716,7 +734,8 @@ class MetricRunner:
                             f"{utc_iso(worst.sample.timestamp)})")
         if value_rule is not None and measurement.value is not None \
                 and not value_rule.check(measurement.value):
-            problems.append(f"value {_num(measurement.value)} breaches {value_rule}")
+            measurement.value_breach = f"value {_num(measurement.value)} breaches {value_rule}"
+            problems.append(measurement.value_breach)
         if problems:
             measurement.status, measurement.message = "breach", "; ".join(problems)
         return measurement

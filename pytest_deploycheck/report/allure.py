@@ -17,26 +17,63 @@ from ..actions import ActionResult
 from ..gate import EnvGate
 from ..runtime.durable import write_json_atomic
 
-# Allure tries each category's regular expressions on a failed result's message; a result
-# falls in the first that matches. Infrastructure first: "cannot connect" says nothing about
-# the release.
-CATEGORIES: list[dict[str, Any]] = [
-    {"name": "Rollback failed", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": "(?s).*rollback failed.*"},
-    {"name": "Infrastructure errors (endpoint or metric source unreachable)",
-     "matchedStatuses": ["failed", "broken"],
-     "messageRegex": "(?s).*(cannot connect|connection (refused|reset)|timed out|"
-                     "name resolution|TLS|certificate verify|crashed|cannot run|"
-                     "answered \\d+ with a body that is not JSON|no data for).*"},
-    {"name": "Health gate failures", "matchedStatuses": ["failed"],
-     "messageRegex": "(?s).*health check '.*' failed in environment.*"},
-    {"name": "Smoke gate failures", "matchedStatuses": ["failed"],
-     "messageRegex": "(?s).*smoke check '.*' failed in environment.*"},
-    {"name": "Metric gate failures", "matchedStatuses": ["failed"],
-     "messageRegex": "(?s).*metric check '.*' failed in environment.*"},
-    {"name": "Pre-deploy checklist failures", "matchedStatuses": ["failed"],
-     "messageRegex": "(?s).*checklist check '.*' failed in environment.*"},
+# The categories a failed result falls in: the first whose statuses and message match, in
+# this order. Infrastructure first: "cannot connect" says nothing about the release. A kind's
+# failures by the kind (its ``subSuite`` label, or for Allure 2, which matches messages only,
+# the first line of the failure text).
+_INFRASTRUCTURE = ("cannot connect|connection (refused|reset)|timed out|name resolution|TLS|"
+                   "certificate verify|crashed|cannot run|"
+                   "answered \\d+ with a body that is not JSON|no data for")
+_CATEGORY_RULES: list[tuple[str, tuple[str, ...], str | None, str | None]] = [
+    # name, statuses, message (a regular expression), kind
+    ("Rollback failed", ("failed", "broken"), "rollback failed", None),
+    ("Infrastructure errors (endpoint or metric source unreachable)", ("failed", "broken"),
+     _INFRASTRUCTURE, None),
+    ("Health gate failures", ("failed",), None, "health"),
+    ("Smoke gate failures", ("failed",), None, "smoke"),
+    ("Metric gate failures", ("failed",), None, "metric"),
+    ("Pre-deploy checklist failures", ("failed",), None, "checklist"),
 ]
+
+# Allure 2's ``categories.json``: Java regular expressions, matching the whole message.
+CATEGORIES: list[dict[str, Any]] = [
+    {"name": name, "matchedStatuses": list(statuses),
+     "messageRegex": (f"(?s).*({message}).*" if message is not None else
+                      f"(?s).*{kind} check '.*' failed in environment.*")}
+    for name, statuses, message, kind in _CATEGORY_RULES]
+
+# Allure 3's categories (its configuration, not the results folder): JavaScript regular
+# expressions, searched in the message; kinds by label. Each category lists its failures by
+# environment.
+ALLURE3_CATEGORIES: list[dict[str, Any]] = [
+    {"name": name, "groupBy": [{"label": "parentSuite"}], "expand": True,
+     "matchers": {"statuses": list(statuses),
+                  **({"message": message} if message is not None else {}),
+                  **({"labels": {"subSuite": f"^{kind}$"}} if kind is not None else {})}}
+    for name, statuses, message, kind in _CATEGORY_RULES]
+
+# The report's tree: environment, suite, kind (the labels every check's result has).
+ALLURE3_GROUPING = ["parentSuite", "suite", "subSuite"]
+
+
+def allure3_config(name: str, output: str) -> dict[str, Any]:
+    """The Allure 3 configuration (``allurerc.json``) of a single-file report titled
+    ``name``, written to the folder ``output``."""
+    return {"name": name, "output": output,
+            "categories": {"rules": ALLURE3_CATEGORIES},
+            "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name,
+                                                "groupBy": ALLURE3_GROUPING}}}}
+
+
+def headline(title: str, properties: Iterable[tuple[str, str]]) -> str:
+    """The report's title with each environment's verdict: ``Deploy 1.2.3: local rolled_back
+    (11 passed, 7 failed, 1 skipped)``, from the run's ``environment.properties``."""
+    found = dict(properties)
+    verdicts = [f"{key.removesuffix('.verdict')} {value}"
+                + (f" ({found[key.removesuffix('verdict') + 'checks']})"
+                   if key.removesuffix("verdict") + "checks" in found else "")
+                for key, value in found.items() if key.endswith(".verdict")]
+    return f"{title}: {'; '.join(verdicts)}" if verdicts else title
 
 
 def executor(environ: Mapping[str, str]) -> dict[str, Any] | None:
@@ -82,6 +119,29 @@ def _property(text: str, key: bool = False) -> str:
 def environment_properties(properties: Iterable[tuple[str, str]]) -> str:
     return "".join(f"{_property(key, key=True)}={_property(value)}\n"
                    for key, value in properties)
+
+
+def read_properties(text: str) -> list[tuple[str, str]]:
+    """The ``(key, value)`` pairs of an ``environment.properties`` this module wrote."""
+    pairs = []
+    for line in text.splitlines():
+        key: list[str] = []
+        value: list[str] = []
+        escaped = False
+        target = key
+        for char in line:
+            if escaped:
+                target.append({"n": "\n", "r": "\r"}.get(char, char))
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "=" and target is key:
+                target = value
+            else:
+                target.append(char)
+        if target is value:
+            pairs.append(("".join(key), "".join(value)))
+    return pairs
 
 
 def _epoch_ms(seconds: float) -> int:

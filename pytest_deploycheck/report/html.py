@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .allure import allure3_config, headline, read_properties
+
 ALLURE_PACKAGE = "allure@3.18.0"
 TIMEOUT = 600  # seconds for an install or a generation
 
@@ -73,16 +75,18 @@ def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
 
 
 def generate(results: Path, output: Path, name: str = "Deploy gate") -> Path:
-    """Write the single-file report of ``results`` to ``output``; returns ``output``."""
+    """Write the single-file report of ``results`` to ``output``; returns ``output``. Its
+    title is ``name`` with each environment's verdict; its tree environment, suite, kind."""
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise ReportError(f"{results} holds no Allure results (run pytest with "
                           f"--alluredir={results})")
     cli = allure_cli()
+    properties = results / "environment.properties"
+    if properties.is_file():
+        name = headline(name, read_properties(properties.read_text(encoding="utf-8")))
     with tempfile.TemporaryDirectory(prefix="deploycheck-report-") as work:
         folder = Path(work)
-        config = {"name": name, "output": str(folder / "report"),
-                  "plugins": {"awesome": {"options": {"singleFile": True,
-                                                      "reportName": name}}}}
+        config = allure3_config(name, str(folder / "report"))
         (folder / "allurerc.json").write_text(json.dumps(config))
         _run([str(cli), "generate", str(results.resolve())], "allure generate", cwd=folder)
         page = folder / "report" / "index.html"

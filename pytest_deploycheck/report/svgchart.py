@@ -1,7 +1,9 @@
 """A small SVG line chart of metric series, for reports.
 
 A plotting library would weigh tens of megabytes for one kind of chart; this draws the series
-as polylines over time, with the thresholds as dashed lines and the value range on the axis.
+as polylines over time, on a grid of round values and clock times, with the thresholds as
+dashed red lines, a baseline's limits as dashed orange lines, the samples that broke a rule as
+red dots, and moments (an observation's start) as vertical lines.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 30, 40
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf")
+WIDTH, HEIGHT = 720, 300
+LEFT, RIGHT, TOP, BOTTOM = 70, 24, 34, 46
+COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+          "#7f7f7f", "#ff7f0e", "#d62728")
+THRESHOLD, LIMIT, BREACH, MARK = "#d62728", "#e07b00", "#d62728", "#555"
+TICKS = 5
 
 
 def _label(value: float) -> str:
@@ -25,12 +29,30 @@ def _clock(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%H:%M:%S")
 
 
+def ticks(low: float, high: float, count: int = TICKS) -> list[float]:
+    """Round values from ``low`` to ``high``, about ``count`` of them (steps of 1, 2, 2.5 or
+    5 times a power of ten)."""
+    raw = (high - low) / count
+    if not raw > 0 or not math.isfinite(raw):
+        return [low]
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [first + index * step for index in range(int((high - first) / step + 1e-9) + 1)]
+
+
 def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
-               thresholds: Sequence[tuple[str, float]] = ()) -> str:
+               thresholds: Sequence[tuple[str, float]] = (),
+               limits: Sequence[tuple[str, float]] = (),
+               breaches: Sequence[tuple[float, float]] = (),
+               marks: Sequence[tuple[str, float]] = ()) -> str:
     """An SVG document: each ``(label, [(unix_time, value), ...])`` as a line, each
-    ``(label, value)`` threshold as a dashed line. Non-finite values are left out."""
+    ``(label, value)`` threshold or limit as a dashed line, each breach ``(time, value)`` as a
+    red dot, each mark ``(label, time)`` as a vertical line. Non-finite values are left out."""
     points = [(t, v) for _, samples in series for t, v in samples if math.isfinite(v)]
-    values = [v for _, v in points] + [v for _, v in thresholds if math.isfinite(v)]
+    lines = [(label, value, THRESHOLD) for label, value in thresholds] + \
+            [(label, value, LIMIT) for label, value in limits]
+    lines = [line for line in lines if math.isfinite(line[1])]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
              f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
              f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
@@ -38,10 +60,14 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
     if not points:
         parts.append(f'<text x="{LEFT}" y="{HEIGHT // 2}">no samples</text></svg>')
         return "\n".join(parts)
-    t0, t1 = min(t for t, _ in points), max(t for t, _ in points)
+    times = [t for t, _ in points] + [t for _, t in marks if math.isfinite(t)]
+    t0, t1 = min(times), max(times)
+    values = [v for _, v in points] + [value for _, value, _ in lines]
     low, high = min(values), max(values)
     if high == low:  # a flat line still needs a scale
         low, high = low - (abs(low) or 1) * 0.1, high + (abs(high) or 1) * 0.1
+    else:  # room above and below, so that a line on the edge stays visible
+        low, high = low - (high - low) * 0.05, high + (high - low) * 0.05
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(t: float) -> float:
@@ -50,34 +76,57 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
     def y(v: float) -> float:
         return TOP + plot_h * (1 - (v - low) / (high - low))
 
+    for value in ticks(low, high):
+        parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" '
+                     f'y2="{y(value):.1f}" stroke="#e5e5e5"/>'
+                     f'<text x="{LEFT - 5}" y="{y(value) + 4:.1f}" text-anchor="end">'
+                     f'{_label(value)}</text>')
+    moments = [t0 + (t1 - t0) * index / (TICKS - 1) for index in range(TICKS)] \
+        if t1 > t0 else [t0]
+    for moment in moments:
+        parts.append(f'<line x1="{x(moment):.1f}" y1="{TOP + plot_h}" x2="{x(moment):.1f}" '
+                     f'y2="{TOP + plot_h + 4}" stroke="#444"/>'
+                     f'<text x="{x(moment):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
+                     f'{_clock(moment)}</text>')
     parts += [f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#444"/>',
               f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" '
               f'stroke="#444"/>',
-              f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{_label(high)}</text>',
-              f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">{_label(low)}</text>',
-              f'<text x="{LEFT}" y="{HEIGHT - 22}">{_clock(t0)}</text>',
-              f'<text x="{LEFT + plot_w}" y="{HEIGHT - 22}" text-anchor="end">{_clock(t1)} UTC'
-              f'</text>']
-    for label, value in thresholds:
-        if math.isfinite(value):
-            parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" '
-                         f'y2="{y(value):.1f}" stroke="#d62728" stroke-dasharray="5,4"/>'
-                         f'<text x="{LEFT + plot_w}" y="{y(value) - 3:.1f}" text-anchor="end" '
-                         f'fill="#d62728">{escape(label)}</text>')
+              f'<text x="{LEFT + plot_w}" y="{TOP + plot_h + 30}" text-anchor="end">UTC</text>']
+    for label, moment in marks:
+        if math.isfinite(moment):
+            parts.append(f'<line x1="{x(moment):.1f}" y1="{TOP}" x2="{x(moment):.1f}" '
+                         f'y2="{TOP + plot_h}" stroke="{MARK}" stroke-dasharray="2,3"/>'
+                         f'<text x="{x(moment) + 3:.1f}" y="{TOP + 10}" fill="{MARK}">'
+                         f'{escape(label)}</text>')
+    for label, value, color in lines:
+        parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" '
+                     f'y2="{y(value):.1f}" stroke="{color}" stroke-dasharray="6,4"/>'
+                     f'<text x="{LEFT + plot_w}" y="{y(value) - 3:.1f}" text-anchor="end" '
+                     f'fill="{color}">{escape(label)}</text>')
     legend_y = HEIGHT - 6
     for index, (label, samples) in enumerate(series):
         color = COLORS[index % len(COLORS)]
-        coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in samples if math.isfinite(v))
+        coords = [(x(t), y(v)) for t, v in samples if math.isfinite(v)]
         if coords:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" '
-                         f'points="{coords}"><title>{escape(label)}</title></polyline>')
-            if len(samples) == 1:
-                parts.append(f'<circle cx="{coords.split(",")[0]}" '
-                             f'cy="{coords.split(",")[1]}" r="3" fill="{color}"/>')
+                         f'points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in coords)}">'
+                         f'<title>{escape(label)}</title></polyline>')
+            if len(coords) == 1:
+                parts.append(f'<circle cx="{coords[0][0]:.1f}" cy="{coords[0][1]:.1f}" r="3" '
+                             f'fill="{color}"/>')
         if index < 4:
-            parts.append(f'<text x="{LEFT + 140 * index}" y="{legend_y}" fill="{color}">'
-                         f'{escape(label[:24] or "value")}</text>')
+            parts.append(f'<text x="{LEFT + 130 * index}" y="{legend_y}" fill="{color}">'
+                         f'{escape(label[:22] or "value")}</text>')
     if len(series) > 4:
-        parts.append(f'<text x="{LEFT + 560}" y="{legend_y}">+{len(series) - 4} more</text>')
+        parts.append(f'<text x="{LEFT + 520}" y="{legend_y}">+{len(series) - 4} more</text>')
+    for t, v in breaches:
+        if math.isfinite(v):
+            parts.append(f'<circle class="breach" cx="{x(t):.1f}" cy="{y(v):.1f}" r="4" '
+                         f'fill="{BREACH}"><title>breach: {_label(v)} at {_clock(t)} UTC'
+                         f'</title></circle>')
+    if breaches:
+        parts.append(f'<circle cx="{LEFT + plot_w - 70}" cy="{legend_y - 4}" r="4" '
+                     f'fill="{BREACH}"/><text x="{LEFT + plot_w - 62}" y="{legend_y}" '
+                     f'fill="{BREACH}">breach ({len(breaches)})</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -11,21 +11,26 @@ from ..gate import OK_VERDICTS, EnvGate, RollbackRun, verified
 Line = tuple[str, dict[str, bool]]
 
 
+def counts_text(gate: EnvGate) -> str:
+    """``11 passed, 7 failed, 1 skipped, 1 inconclusive``: how the gate's items ended."""
+    count = gate.counts()
+    counts = f"{count['passed'] + count['warned']} passed, {count['failed']} failed, " \
+             f"{count['skipped']} skipped"
+    if count["inconclusive"]:
+        counts += f", {count['inconclusive']} inconclusive"
+    if count["warned"]:
+        counts += f", {count['warned']} with warnings"
+    return counts
+
+
 def gate_lines(envs: Mapping[str, EnvGate], collection_errors: list[str]) -> Iterator[Line]:
     """The lines of every environment's gate, in the order they were decided."""
     for env, gate in envs.items():
         records = gate.ordered()
-        count = gate.counts()
         verdict = gate.verdict or gate.decide()
         ok = verdict in OK_VERDICTS
-        counts = f"{count['passed'] + count['warned']} passed, {count['failed']} failed, " \
-                 f"{count['skipped']} skipped"
-        if count["inconclusive"]:
-            counts += f", {count['inconclusive']} inconclusive"
-        if count["warned"]:
-            counts += f", {count['warned']} with warnings"
-        yield f"{env}: {verdict} ({counts})", ({"green": True, "bold": True} if ok
-                                               else {"red": True, "bold": True})
+        yield f"{env}: {verdict} ({counts_text(gate)})", ({"green": True, "bold": True} if ok
+                                                         else {"red": True, "bold": True})
         for error in gate.errors:
             label = "NOT COLLECTED" if error in collection_errors else "NOT EVALUATED"
             yield f"  {label} {error}", {"red": True}
@@ -33,7 +38,7 @@ def gate_lines(envs: Mapping[str, EnvGate], collection_errors: list[str]) -> Ite
             yield f"  no check ran against {env}", {}
         elif records and not gate.errors and all(r.unneeded for r in records):
             yield f"  no check was needed in {env} (each was left out by its if:)", {}
-        elif records and not gate.errors and count["skipped"] == len(records):
+        elif records and not gate.errors and gate.counts()["skipped"] == len(records):
             yield f"  no check ran against {env} (every check was skipped)", {}
         for result in gate.announce:
             yield (f"  ANNOUNCE {result.name}: {result.outcome}"
