@@ -187,9 +187,13 @@ def test_allure_results_under_xdist(project: Project, server: LoopbackServer,
     assert labels(rollback)["parentSuite"] == ["prod"]
 
     properties = (folder / "environment.properties").read_text().splitlines()
-    assert properties[:4] == ["prod.verdict=rolled_back", "prod.checks=4 passed, 1 failed, "
-                              "0 skipped", "staging.verdict=passed",
-                              "staging.checks=1 passed, 0 failed, 0 skipped"]
+    assert properties[:3] == ["prod.verdict=rolled_back",
+                              "prod.checks=4 passed, 1 failed, 0 skipped",
+                              "prod.rollback=rolled back"]
+    assert re.fullmatch(r"prod\.rollback\\ actions=undo: succeeded in \d\.\d\ds; webhook POST "
+                        r".*: succeeded in \d\.\d\ds", properties[3]), properties[3]
+    assert properties[4:6] == ["staging.verdict=passed",
+                               "staging.checks=1 passed, 0 failed, 0 skipped"]
     assert "environment=prod, staging" in properties
     assert "prod.verdict=rolled_back" in properties and "staging.verdict=passed" in properties
     assert f"prod.api.url={server.url}" in properties

@@ -474,32 +474,35 @@ class GatePlugin:
         if not folder:
             return
         from .. import __version__
-        from ..report.allure import CATEGORIES, action_results, environment_properties, executor
-        from ..report.allure import write_results as write
+        from ..report import allure
         from ..report.terminal import counts_text
 
         redactor = self.run.redactor
         # The verdicts first: the report shows these first, and titles itself with them.
         properties = [pair for name, gate in self.gate.envs.items()
                       for pair in ((f"{name}.verdict", gate.verdict or gate.decide()),
-                                   (f"{name}.checks", counts_text(gate)))]
+                                   (f"{name}.checks", counts_text(gate)),
+                                   *[(f"{name}.{key}", value) for key, value in
+                                     (allure.rollback_summary(gate.rollback) if gate.rollback
+                                      is not None else [])])]
         properties += [("environment", ", ".join(self.gate.envs)),
                        ("deploycheck", __version__), ("pytest", pytest.__version__)]
-        files: list[tuple[str, Any]] = [("categories.json", CATEGORIES)]
+        files: list[tuple[str, Any]] = [("categories.json", allure.CATEGORIES)]
         for name, gate in self.gate.envs.items():
             if self.versions.get(name):
                 properties.append((f"{name}.version", ", ".join(self.versions[name])))
             with contextlib.suppress(DeploycheckError):  # an unresolvable environment: no URLs
                 for service_name, service in self.run.environment(name).services.items():
                     properties.append((f"{name}.{service_name}.url", service.url))
-            files += action_results(gate, __version__)
-        files.append(("environment.properties", environment_properties(properties)))
-        found = executor(os.environ)
+            files += allure.action_results(gate, __version__)
+        files.append(("environment.properties", allure.environment_properties(properties)))
+        found = allure.executor(os.environ)
         if found is not None:
             files.append(("executor.json", found))
         try:
-            write(Path(folder), [(n, redactor.redact_data(c) if not isinstance(c, str)
-                                  else redactor.redact(c)) for n, c in files])
+            allure.write_results(Path(folder), [
+                (n, redactor.redact_data(c) if not isinstance(c, str) else redactor.redact(c))
+                for n, c in files])
         except OSError as exc:
             self.problems.append(f"cannot write Allure results to {folder}: {exc}")
 

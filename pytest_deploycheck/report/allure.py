@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..actions import ActionResult
-from ..gate import EnvGate
+from ..gate import EnvGate, RollbackRun, verified
 from ..runtime.durable import write_json_atomic
 
 # The categories a failed result falls in: the first whose statuses and message match, in
@@ -156,23 +156,7 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
     descriptions: dict[str, str] = {}
     if gate.rollback is not None:
         rollback = gate.rollback
-        triggered = ", ".join(rollback.triggered_by)
-        if rollback.vetoed_by:
-            status, message = "skipped", (f"vetoed by {', '.join(rollback.vetoed_by)}; "
-                                          f"triggered by {triggered}")
-        elif rollback.mode == "off":
-            status, message = "skipped", f"rollback off (--rollback off); triggered by {triggered}"
-        elif rollback.mode == "defer":
-            status, message = "skipped", f"deferred to the merge; triggered by {triggered}"
-        elif rollback.mode == "dry-run":
-            status, message = "skipped", f"dry run; triggered by {triggered}"
-        elif not rollback.ran:
-            status, message = "failed", (f"rollback failed: the environment has no rollback "
-                                         f"actions for this; triggered by {triggered}")
-        elif rollback.succeeded and not rollback.unverified:
-            status, message = "passed", f"rolled back; triggered by {triggered}"
-        else:
-            status, message = "failed", f"rollback failed: {rollback.problem}"
+        status, message = _rollback_status(rollback)
         runs.append((f"rollback of {gate.env}", status, rollback.actions, message))
         descriptions[f"rollback of {gate.env}"] = _rollback_description(gate, message)
     if gate.notify:
@@ -223,6 +207,37 @@ def action_results(gate: EnvGate, plugin_version: str) -> list[tuple[str, dict[s
     return files
 
 
+def _rollback_status(rollback: RollbackRun) -> tuple[str, str]:
+    """The rollback's Allure status, and what happened in a line."""
+    triggered = ", ".join(rollback.triggered_by)
+    if rollback.vetoed_by:
+        return "skipped", f"vetoed by {', '.join(rollback.vetoed_by)}; triggered by {triggered}"
+    if rollback.mode == "off":
+        return "skipped", f"rollback off (--rollback off); triggered by {triggered}"
+    if rollback.mode == "defer":
+        return "skipped", f"deferred to the merge; triggered by {triggered}"
+    if rollback.mode == "dry-run":
+        return "skipped", f"dry run; triggered by {triggered}"
+    if not rollback.ran:
+        return "failed", (f"rollback failed: the environment has no rollback actions for "
+                          f"this; triggered by {triggered}")
+    if rollback.succeeded and not rollback.unverified:
+        return "passed", f"rolled back; triggered by {triggered}"
+    return "failed", f"rollback failed: {rollback.problem}"
+
+
+def rollback_summary(rollback: RollbackRun) -> list[tuple[str, str]]:
+    """The rollback for the report's overview, in short values (it cuts long ones): what
+    happened, and each action that ran."""
+    _, message = _rollback_status(rollback)
+    found = [("rollback", message.split("; triggered by")[0]
+              + (" and verified" if rollback.verification and message.startswith("rolled back")
+                 else ""))]
+    ran = [f"{action.name}: {action.outcome} in {action.duration:.2f}s"
+           for action in rollback.actions if action.outcome != "skipped"]
+    return found + ([("rollback actions", "; ".join(ran))] if ran else [])
+
+
 def _rollback_description(gate: EnvGate, message: str) -> str:
     """What a release manager reads first on the rollback's result (Markdown): the verdict,
     the checks that triggered it with their reasons, and each action's outcome and time."""
@@ -239,6 +254,10 @@ def _rollback_description(gate: EnvGate, message: str) -> str:
         lines += ["", "Actions:", ""]
         lines += [f"- {action.type} `{action.name}`: {action.outcome} in "
                   f"{action.duration:.2f}s" for action in rollback.actions]
+    if rollback.verification:
+        lines += ["", "Verified by the post-rollback checks:", ""]
+        lines += [f"- `{found['id']}`: {'VERIFIED' if verified(found) else 'NOT VERIFIED'} "
+                  f"({found['outcome']})" for found in rollback.verification]
     return "\n".join(lines)
 
 
