@@ -128,6 +128,8 @@ class CheckRecord:
     # The item's place in the collected order: checks that ran concurrently finish in any
     # order, but reports list them as collected.
     order: int = 0
+    # An observation's measurements taken and planned, breaches, errors and seconds.
+    observation: dict[str, Any] | None = None
 
     @classmethod
     def from_info(cls, nodeid: str, info: CheckInfo, *, outcome: str, message: str,
@@ -143,7 +145,8 @@ class CheckRecord:
                    unneeded=info.get("unneeded", "") if outcome == "skipped" else "",
                    guessed=bool(info.get("guessed")),
                    value=info["details"].get("value"),
-                   baseline=info["details"].get("baseline"), order=info["order"])
+                   baseline=info["details"].get("baseline"), order=info["order"],
+                   observation=info["details"].get("observation"))
 
     def merge(self, other: CheckRecord) -> CheckRecord:
         """The worse of two reports of one item, keeping what either found out."""
@@ -154,6 +157,7 @@ class CheckRecord:
         worse.value = worse.value if worse.value is not None else better.value
         worse.baseline = worse.baseline if worse.baseline is not None else better.baseline
         worse.message = worse.message or better.message
+        worse.observation = worse.observation or better.observation
         worse.duration = self.duration + other.duration
         return worse
 
@@ -167,7 +171,8 @@ class CheckRecord:
                 **({"unneeded": self.unneeded} if self.unneeded else {}),
                 **({"services": self.services} if self.services else {}),
                 **({"value": self.value} if self.value is not None else {}),
-                **({"baseline": self.baseline} if self.baseline is not None else {})}
+                **({"baseline": self.baseline} if self.baseline is not None else {}),
+                **({"observation": self.observation} if self.observation else {})}
 
     def measured(self) -> dict[str, Any]:
         """What templates see of it as ``checks[NAME]`` (nothing measured reads as empty)."""

@@ -133,17 +133,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RedactedWarnings(config.stash[RUN_KEY].redactor),
                                   "deploycheck-warnings")
     _stop_on_sigterm(config)
+    run = config.stash[RUN_KEY]
     if not _is_worker(config):
-        from .adapter.gateplugin import GatePlugin, progress_writer
+        from .adapter.gateplugin import GatePlugin
         from .adapter.markeritems import RedactedTestIds
 
-        config.pluginmanager.register(RedactedTestIds(config.stash[RUN_KEY].redactor),
-                                      "deploycheck-test-ids")
-        config.pluginmanager.register(GatePlugin(config, config.stash[RUN_KEY]),
-                                      "deploycheck-gate")
-        if config.get_verbosity() >= 0:
-            run = config.stash[RUN_KEY]
-            run.context.progress = run.engine.relay(progress_writer(config))
+        config.pluginmanager.register(RedactedTestIds(run.redactor), "deploycheck-test-ids")
+        config.pluginmanager.register(GatePlugin(config, run), "deploycheck-gate")
+    # Progress of long observations: also under -q (a quiet run still watches for minutes);
+    # -qq silences it.
+    if config.get_verbosity() >= -1:
+        from .adapter import progress
+
+        if not _is_worker(config):
+            run.context.progress = run.engine.relay(progress.terminal_writer(config))
+            config.pluginmanager.register(progress.ProgressFollower(
+                progress.terminal_writer(config, captured=False), run.redactor),
+                "deploycheck-progress")
+        else:
+            run.context.progress = progress.file_writer(config, run.redactor)
 
 
 _SIGTERM_RESTORE = pytest.StashKey[Callable[[], None]]()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -38,6 +41,50 @@ def test_observe_measures_every_interval_and_shows_progress(project: Project,
         "    *measurement 2/3 ok*",
         "    *measurement 3/3 ok*"])
     assert 2 <= elapsed < 6
+
+
+def test_progress_shows_under_quiet_and_live_from_xdist_workers(project: Project,
+                                                              prometheus: Prometheus) -> None:
+    """Under -q, and from an xdist worker through the controller, each measurement's line
+    comes while the observation goes on, not at its end; -qq silences it."""
+    prometheus_env(project, prometheus.url, ", timeout: 1s")
+    project.suite("watch.yaml", """\
+        checks:
+          - name: p99 while we watch
+            kind: metric
+            query: dc_latency_seconds
+            threshold: "< 500ms"
+            observe: {duration: 3s, interval: 1s}
+        """)
+    summary = project.path / "summary.md"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GITHUB_ACTIONS", "true")
+        env.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        quiet = runpytest(project.pytester, "--env=test", "-q")
+    quiet.assert_outcomes(passed=1)
+    # ... and once finished, in the step summary.
+    assert "### test: observations" in summary.read_text()
+    assert re.search(r"\| watch::p99 while we watch\[test\] \| passed \| 4 of 4 \| 0 \| 0 \| "
+                     r"3(\.\d+)?s \|", summary.read_text()), summary.read_text()
+    quiet.stdout.fnmatch_lines(["    p99 while we watch[[]test[]]: measurement 1/4 ok *",
+                                "    *measurement 4/4 ok*"])
+    silent = runpytest(project.pytester, "--env=test", "-qq")
+    assert "measurement" not in silent.stdout.str()
+
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "xdist", "-n",
+               "2", "-q", "--env=test"]
+    started = time.monotonic()
+    with subprocess.Popen(command, cwd=project.path, stdout=subprocess.PIPE, text=True,
+                          stderr=subprocess.STDOUT) as run:
+        assert run.stdout is not None
+        arrivals = [(time.monotonic() - started, line) for line in run.stdout]
+    ended = time.monotonic() - started
+    assert run.returncode == 0, "".join(line for _, line in arrivals)
+    seen = [(at, line.strip()) for at, line in arrivals if "measurement" in line]
+    assert [line.split(": ")[1].split(" ")[1] for _, line in seen] == \
+        ["1/4", "2/4", "3/4", "4/4"], seen
+    # The first line arrived while the other three measurements were still to come.
+    assert seen[0][0] < ended - 2, (seen, ended)
 
 
 def test_observe_fails_once_breaches_pass_the_failure_limit(project: Project,

@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -707,19 +707,3 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return ""
-
-
-def progress_writer(config: pytest.Config) -> Callable[[str], None]:
-    """A function that shows a line on the terminal while a check runs (output is captured
-    then, so it writes with capturing suspended), for live progress of long observations."""
-
-    def write(line: str) -> None:
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if terminal is None:
-            return
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            terminal.ensure_newline()
-            terminal.write_line(f"    {line}")
-
-    return write

@@ -361,6 +361,8 @@ class MetricResult:
     observed: bool = False  # measured repeatedly (``observe``)
     note: str = ""
     value_rule: Rule | None = None  # the baseline's limit on the value, when there was one
+    # With ``observe``: measurements taken and planned, breaches, errors, seconds.
+    observation: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -409,7 +411,7 @@ class MetricResult:
                 "value": self.value, "failure": self.failure, "note": self.note,
                 "measurements": [{"at": m.at, "status": m.status, "value": m.value,
                                   "message": m.message} for m in self.measurements],
-                "samples": samples}
+                "samples": samples, "observation": self.observation}
 
 
 class PoolFetch:
@@ -782,6 +784,8 @@ class MetricRunner:
             if breaches > observe.failure_limit or errors > observe.error_limit:
                 break
         taken = len(result.measurements)
+        result.observation = {"taken": taken, "planned": observe.count, "breaches": breaches,
+                              "errors": errors, "seconds": round(self.clock() - start, 3)}
         summary = (f"{breaches} breaches (failure_limit {observe.failure_limit}) and {errors} "
                    f"errors (error_limit {observe.error_limit}) in {taken} measurements over "
                    f"{format_duration(self.clock() - start)}")

@@ -70,7 +70,9 @@ def _record(check: Any, env: str, order: int) -> CheckRecord:
             line=int(check.get("line", 0)), services=[str(one) for one in
                                                       check.get("services") or []],
             acknowledged=check.get("acknowledged"), unneeded=str(check.get("unneeded", "")),
-            value=check.get("value"), baseline=check.get("baseline"), order=order)
+            value=check.get("value"), baseline=check.get("baseline"), order=order,
+            observation=check["observation"] if isinstance(check.get("observation"), dict)
+            else None)
     except KeyError as exc:
         raise ValueError(f"a check without {exc}") from None
     except (TypeError, ValueError, OverflowError) as exc:

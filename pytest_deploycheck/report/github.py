@@ -144,6 +144,17 @@ def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None,
                 flag = "warning: " if record.outcome == "warned" else ""
                 out.append(f"| {_cell(record.id)} | {record.kind} | {record.on_fail} | {where} "
                            f"| {flag}{_cell(record.message)} |")
+        observed = [r for r in gate.ordered() if r.observation]
+        if observed:
+            out += ["", f"### {env}: observations", "",
+                    "| check | outcome | measurements | breaches | errors | over |",
+                    "|---|---|---|---|---|---|"]
+            for record in observed:
+                seen = record.observation or {}
+                out.append(f"| {_cell(record.id)} | {record.outcome} | {seen.get('taken')} of "
+                           f"{seen.get('planned')} | {seen.get('breaches')} | "
+                           f"{seen.get('errors')} | "
+                           f"{format_duration(float(seen.get('seconds') or 0))} |")
         if gate.errors:
             out += ["", f"### {env}: not evaluated", ""]
             out += [f"- {_cell(error)}" for error in gate.errors]
