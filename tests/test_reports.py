@@ -316,8 +316,22 @@ def test_html_report_from_a_demo_run(project: Project, demo: DemoServer,
     for name in ("health endpoint reports healthy", "login then fetch profile",
                  "error rate stays under 1% while we watch", "backup verified", "page loads"):
         assert name in data, name
-    assert "Deploy 1.2.3" in page.read_text()
+    assert "Deploy 1.2.3: local passed (20 passed, 0 failed, 0 skipped)" in page.read_text()
     assert page.stat().st_size > 100_000
+
+    # The same configuration, for running the Allure CLI yourself.
+    mine = project.path / "mine"
+    assert htmlreport.main([str(project.path / "allure-results"), "--allurerc",
+                            str(mine / "allurerc.json"), "--name", "Deploy 1.2.3"]) == 0
+    config = json.loads((mine / "allurerc.json").read_text())
+    assert config["name"] == "Deploy 1.2.3: local passed (20 passed, 0 failed, 0 skipped)"
+    assert config["plugins"]["awesome"]["options"]["groupBy"] == [
+        "parentSuite", "suite", "subSuite"]
+    done = subprocess.run([str(TOOLS / "node_modules" / ".bin" / "allure"), "generate",
+                           str(project.path / "allure-results")], cwd=mine, timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (mine / "allure-report" / "index.html").is_file()
 
     assert htmlreport.main([str(project.path / "nothing"), "-o", str(page)]) == 2
 

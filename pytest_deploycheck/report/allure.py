@@ -56,12 +56,12 @@ ALLURE3_CATEGORIES: list[dict[str, Any]] = [
 ALLURE3_GROUPING = ["parentSuite", "suite", "subSuite"]
 
 
-def allure3_config(name: str, output: str) -> dict[str, Any]:
-    """The Allure 3 configuration (``allurerc.json``) of a single-file report titled
-    ``name``, written to the folder ``output``."""
+def allure3_config(name: str, output: str, single_file: bool = True) -> dict[str, Any]:
+    """The Allure 3 configuration (``allurerc.json``) of a report titled ``name``, written
+    to the folder ``output``: one HTML file, or a folder of them."""
     return {"name": name, "output": output,
             "categories": {"rules": ALLURE3_CATEGORIES},
-            "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name,
+            "plugins": {"awesome": {"options": {"singleFile": single_file, "reportName": name,
                                                 "groupBy": ALLURE3_GROUPING}}}}
 
 

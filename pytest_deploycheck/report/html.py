@@ -81,9 +81,7 @@ def generate(results: Path, output: Path, name: str = "Deploy gate") -> Path:
         raise ReportError(f"{results} holds no Allure results (run pytest with "
                           f"--alluredir={results})")
     cli = allure_cli()
-    properties = results / "environment.properties"
-    if properties.is_file():
-        name = headline(name, read_properties(properties.read_text(encoding="utf-8")))
+    name = report_name(results, name)
     with tempfile.TemporaryDirectory(prefix="deploycheck-report-") as work:
         folder = Path(work)
         config = allure3_config(name, str(folder / "report"))
@@ -97,6 +95,23 @@ def generate(results: Path, output: Path, name: str = "Deploy gate") -> Path:
     return output
 
 
+def report_name(results: Path, name: str) -> str:
+    """``name`` with the verdicts of the run that wrote ``results``."""
+    properties = results / "environment.properties"
+    if not properties.is_file():
+        return name
+    return headline(name, read_properties(properties.read_text(encoding="utf-8")))
+
+
+def write_config(results: Path, path: Path, name: str) -> Path:
+    """The configuration of this report for running the Allure 3 CLI yourself (``allure
+    generate``, ``allure open``): ``allurerc.json`` beside where it runs."""
+    config = allure3_config(report_name(results, name), "allure-report", single_file=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_deploycheck.htmlreport",
@@ -108,10 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="Deploy gate", help="the report's title")
     parser.add_argument("--install-only", action="store_true",
                         help="install the Allure CLI when missing, and stop")
+    parser.add_argument("--allurerc", type=Path, metavar="PATH",
+                        help="write the report's Allure 3 configuration (title with the "
+                             "verdicts, tree by environment, suite and kind, categories) to "
+                             "PATH, for running the Allure CLI yourself, and stop")
     args = parser.parse_args(argv)
     try:
         if args.install_only:
             print(allure_cli())
+            return 0
+        if args.allurerc is not None:
+            print(f"wrote {write_config(args.results, args.allurerc, args.name)}")
             return 0
         page = generate(args.results, args.output, args.name)
     except ReportError as exc:
