@@ -67,6 +67,11 @@ def failing_demo_report(project: Project, demo: DemoServer,
     monkeypatch.setenv("DEPLOY_VERSION", "1.2.3")
     monkeypatch.setenv("DEPLOYCHECK_DEPLOY_ID", "release-1.2.3")
     monkeypatch.setenv("DEMO_PORT", str(demo.server_port))
+    for name, value in {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com",
+                        "GITHUB_REPOSITORY": "acme/api", "GITHUB_SHA": "0" * 40,
+                        "GITHUB_RUN_ID": "4242",
+                        "GITHUB_STEP_SUMMARY": str(project.path / "summary.md")}.items():
+        monkeypatch.setenv(name, value)
     httpx.post(f"{url}/admin/faults", json={"unhealthy": ["database"]}).raise_for_status()
     for _ in range(12):
         assert httpx.get(f"{url}/health").status_code == 503
@@ -155,3 +160,46 @@ def test_the_release_report_of_a_failing_deploy(project: Project, demo: DemoServ
     assert "command redeploy previous release: succeeded in" in body
     page.get_by_text("Description", exact=True).scroll_into_view_if_needed()
     shoot(page, tmp_path, "report-rollback")
+
+
+STYLE = """body { font: 14px/1.5 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif;
+  max-width: 1012px; margin: 24px auto; color: #1f2328; }
+table { border-collapse: collapse; margin: 8px 0 16px; }
+th, td { border: 1px solid #d1d9e0; padding: 6px 13px; text-align: left; }
+tr:nth-child(2n) { background: #f6f8fa; } code { background: #eff1f3; padding: 2px 4px; }
+h2, h3 { border-bottom: 1px solid #d1d9e0; padding-bottom: 4px; }"""
+
+
+def test_the_step_summary_of_a_failing_deploy(project: Project, demo: DemoServer,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              page: Page, tmp_path: Path) -> None:
+    """The job's step summary, as GitHub renders Markdown: the gate, its duration, the
+    failed checks with their reasons and lines, and the rollback's actions."""
+    import markdown
+
+    failing_demo_report(project, demo, monkeypatch)
+    text = (project.path / "summary.md").read_text()
+    html = tmp_path / "summary.html"
+    html.write_text(f"<html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>"
+                    f"{markdown.markdown(text, extensions=['tables'])}</body></html>")
+    page.goto(html.as_uri())
+    expect(page.get_by_role("heading", level=2)).to_contain_text(
+        "deploycheck: pre-deploy and post-deploy gate of local (")
+    rows = page.locator("table").first.locator("tr")
+    expect(rows.nth(1)).to_contain_text("local ❌ rolled_back")
+    failed = page.locator("h3", has_text="local: failed checks and warnings")
+    expect(failed).to_be_visible()
+    body = page.inner_text("body")
+    assert "control-plane-api::health endpoint reports healthy[local]\thealth\trollback\t" \
+        "suites/control-plane-health.yaml:6\tstatus: expected 200, got 503" in body, body
+    assert "local: rollback (auto)\n\nTriggered by 2 failed check(s): control-plane-api::" \
+        "health endpoint reports healthy[local], post-deploy-metrics::error rate stays under " \
+        "1% while we watch[local]." in body, body
+    assert "redeploy previous release\tcommand\tsucceeded\t" in body, body
+    assert "deploy-comparison::the previous release is live again[local]: VERIFIED (passed)" \
+        in body, body
+    assert "error rate stays under 1% while we watch[local]\tfailed\t1 of 3\t1\t0\t" in body
+    link = page.get_by_role("link", name="suites/control-plane-health.yaml:6")
+    assert link.get_attribute("href") == (
+        f"https://github.com/acme/api/blob/{'0' * 40}/suites/control-plane-health.yaml#L6")
+    shoot(page, tmp_path, "step-summary")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..actions import ActionResult
 from ..deploy import PHASES
-from ..gate import OK_VERDICTS, EnvGate, overall_verdict
+from ..gate import OK_VERDICTS, EnvGate, overall_verdict, verified
 from ..units import format_duration
 
 
@@ -159,9 +159,17 @@ def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None,
             out += ["", f"### {env}: not evaluated", ""]
             out += [f"- {_cell(error)}" for error in gate.errors]
         if gate.rollback is not None:
-            out += ["", f"### {env}: rollback ({gate.rollback.mode})", "",
-                    f"Triggered by {len(gate.rollback.triggered_by)} failed check(s).", ""]
-            out += _action_table(gate.rollback.actions)
+            rollback = gate.rollback
+            out += ["", f"### {env}: rollback ({rollback.mode})", "",
+                    f"Triggered by {len(rollback.triggered_by)} failed check(s): "
+                    + ", ".join(f"`{_cell(check)}`" for check in rollback.triggered_by) + ".",
+                    ""]
+            out += _action_table(rollback.actions)
+            if rollback.verification:
+                out += ["", "Verified by the post-rollback checks:", ""]
+                out += [f"- `{_cell(found['id'])}`: "
+                        f"{'VERIFIED' if verified(found) else 'NOT VERIFIED'} ({found['outcome']})"
+                        for found in rollback.verification]
         if gate.notify:
             out += ["", f"### {env}: notifications", "", *_action_table(gate.notify)]
     return "\n".join(out) + "\n"
