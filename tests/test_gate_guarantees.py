@@ -1,7 +1,8 @@
-"""What the gate guarantees (README "What the gate guarantees"): any order in which concurrent
-checks finish is safe, an exception anywhere in a check or in the run fails the gate, every
-failed or errored item counts, a reporter's failure is no check failure, the exit status
-follows the verdict in every mode, and no stale report survives a run that never started."""
+"""What the gate guarantees (docs/concepts/gates-and-rollback.md, "What the gate guarantees"):
+any order in which concurrent checks finish is safe, an exception anywhere in a check or in the
+run fails the gate, every failed or errored item counts, a reporter's failure is no check
+failure, the exit status follows the verdict in every mode, and no stale report survives a run
+that never started."""
 
 from __future__ import annotations
 

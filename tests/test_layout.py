@@ -1,5 +1,6 @@
-"""The package's layers (README, Layout of this repository): no module imports one from a layer
-above its own, there is no import circle, and only the pytest side imports pytest."""
+"""The package's layers (docs/design/layout.md, "Layout of this repository"): no module imports
+one from a layer above its own, there is no import circle, and only the pytest side imports
+pytest."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_deploycheck"
-# Bottom to top, as the README lists them; a module may import from its own layer and below.
+# Bottom to top, as docs/design/layout.md lists them; a module may import from its own layer
+# and below.
 LAYERS = (
     {"__init__", "errors", "units", "jsondoc", "secrets", "settings", "deploy"},
     {"inputs"},

@@ -1,4 +1,5 @@
-"""The README's examples and this repository's own suites, run for real."""
+"""The examples of the README and the documentation (docs/), and this repository's own suites,
+run for real."""
 
 from __future__ import annotations
 
@@ -19,11 +20,18 @@ from servers import LoopbackServer
 ROOT = Path(__file__).parent.parent
 
 
+def documents() -> list[Path]:
+    """Where examples are shown: the README and the documentation's pages."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
 def readme_examples(kind: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    """The fenced blocks after each ``<!-- readme-test: KIND -->`` marker of the README and the
+    documentation, in the order of :func:`documents`."""
     pattern = rf"<!-- readme-test: {kind} -->\n```\w+\n(.*?)```"
-    found = re.findall(pattern, text, flags=re.S)
-    assert found, f"no {kind} example in the README"
+    found = [example for path in documents()
+             for example in re.findall(pattern, path.read_text(), flags=re.S)]
+    assert found, f"no {kind} example in the README or docs/"
     return found
 
 
@@ -588,3 +596,45 @@ def test_lint_placeholders_stand_where_urls_hosts_and_numbers_stand(project: Pro
     result = runpytest(project.pytester, "--env=production", "--collect-only", "-q",
                        "--deploycheck-lint")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+
+
+def test_readme_example_suite_passes_against_the_demo(project: Project, demo: DemoServer) -> None:
+    """The one example the README shows, as written: three items, all passing."""
+    demo_environments(project, demo)
+    example, = readme_examples("readme-suite")
+    project.suite("control-plane-api.yaml", example)
+    result = runpytest(project.pytester, "--env=staging", "-m", "postdeploy")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["staging: passed (3 passed, 0 failed, 0 skipped)"])
+
+
+@pytest.mark.parametrize(("recipe", "env", "collected"), [
+    ("kubernetes", "production", "5/6 tests collected (1 deselected)"),  # the post-rollback check
+    ("railway", "production", "3 tests collected"),
+    ("vercel", "candidate", "3 tests collected"),
+    ("vercel", "production", "3 tests collected"),
+    ("feature-flag", "production", "4 tests collected"),  # with the pre-deploy companion
+])
+def test_platform_recipes_are_files_the_plugin_accepts(
+        project: Project, recipe: str, env: str, collected: str) -> None:
+    """The how-to recipes' environments file and suite, as written, pass the linter (every key,
+    template and ${VAR} checked, no secret needed) and give the items the recipe speaks of."""
+    environments, = readme_examples(f"{recipe}-environments")
+    suite, = readme_examples(f"{recipe}-suite")
+    (project.path / "environments.yaml").write_text(environments)
+    project.suite(f"{recipe}.yaml", suite)
+    result = runpytest(project.pytester, f"--env={env}", "--collect-only", "-q",
+                       "--deploycheck-lint")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines([f"{collected} in *"])
+
+
+def test_feature_flag_recipe_stages_are_items_of_a_rollout_run(project: Project) -> None:
+    environments, = readme_examples("feature-flag-environments")
+    (project.path / "environments.yaml").write_text(environments)
+    project.suite("checkout-v2.yaml", readme_examples("feature-flag-suite")[0])
+    result = runpytest(project.pytester, "--env=production", "--collect-only", "-q",
+                       "--deploycheck-lint", "-m", "rollout")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["*rollout::1%[[]production[]]", "*rollout::25%[[]production[]]",
+                                 "*rollout::100%[[]production[]]"])
