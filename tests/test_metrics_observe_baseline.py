@@ -322,8 +322,8 @@ def test_a_baseline_on_a_fresh_runner_says_the_state_dir_was_empty(project: Proj
     result = runpytest(project.pytester, "--env=prod")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["  NOTE *queue[[]prod[]]: no baseline: the state dir */.deploycheck "
-                                 "was empty (a fresh CI runner? carry it between runs: README, "
-                                 "'Baselines in CI'); recorded 5 as the baseline"])
+                                 "was empty (a fresh CI runner? carry it between runs: docs/how-to/"
+                                 "baselines-in-ci.md); recorded 5 as the baseline"])
     project.suite("m.yaml", """\
         checks:
           - {name: queue, kind: metric, query: q, threshold: "< 10", baseline: {relative: "<= +10%"}}

@@ -417,7 +417,7 @@ def test_readme_rollback_targets_example_rolls_back_only_the_failed_service(
     # The platforms' CLIs are stand-ins here: the api's rollback fails, its fallbacks run.
     example = (example.replace("https://api.example.com", f"{server.url}/status/503")
                .replace("https://www.example.com", server.url)
-               .replace("[railway, rollback, --service, api, --yes]", "'echo railway >> log; exit 1'")
+               .replace("[kubectl, rollout, undo, deployment/api]", "'echo kubectl >> log; exit 1'")
                .replace('"scripts/redeploy.sh {{ vars.previous_tag }}"',
                         '"echo redeploy {{ vars.previous_tag }} >> log"')
                .replace("[vercel, rollback, --yes]", "'echo vercel >> log'")
@@ -430,7 +430,7 @@ def test_readme_rollback_targets_example_rolls_back_only_the_failed_service(
     result = runpytest(project.pytester, "--env=production", "--gate-report=gate.json")
     result.assert_outcomes(passed=1, failed=1)
     assert (project.path / "log").read_text().splitlines() == [
-        "railway", "redeploy v1.2.2", 'rolled back production: ["s::api up[production]"]']
+        "kubectl", "redeploy v1.2.2", 'rolled back production: ["s::api up[production]"]']
     report = json.loads((project.path / "gate.json").read_text())
     assert report["verdict"] == "rolled_back"
     assert [(a["name"], a["outcome"]) for a in report["rollback"]["actions"]] == [

@@ -430,9 +430,10 @@ class GatePlugin:
         session.exitstatus = self._exit_status(session.exitstatus, verdicts)
 
     def _exit_status(self, status: int, verdicts: dict[str, str]) -> int:
-        """The README's exit-status table: 3 after an internal error, 1 for a verdict other
-        than passed (also when the run stopped on a failure: --rollback-fast, and -x or
-        --maxfail under xdist, which pytest reports as interrupted) or a reporter's failure."""
+        """The exit statuses of the docs (concepts/check-kinds.md): 3 after an internal
+        error, 1 for a verdict other than passed (also when the run stopped on a failure:
+        --rollback-fast, and -x or --maxfail under xdist, which pytest reports as
+        interrupted) or a reporter's failure."""
         ok = all(v in OK_VERDICTS for v in verdicts.values())
         if self.internal_errors and status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             return pytest.ExitCode.INTERNAL_ERROR

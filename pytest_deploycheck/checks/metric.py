@@ -673,7 +673,7 @@ class MetricRunner:
             prefix = f"{result.note}; " if result.note else "no baseline yet: "
             if self.state.empty_at_start and not result.note:
                 prefix = (f"no baseline: the state dir {self.state.folder} was empty (a fresh "
-                          f"CI runner? carry it between runs: README, 'Baselines in CI'); ")
+                          f"CI runner? carry it between runs: docs/how-to/baselines-in-ci.md); ")
             result.note = f"{prefix}recorded {_num(result.value)} as the baseline"
 
     def _measure(self, source: MetricSource, spec: MetricSpec, query: str,

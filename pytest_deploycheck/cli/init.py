@@ -21,7 +21,7 @@ PROBED = ("/health", "/healthz", "/status", "/")
 ENVIRONMENTS = """\
 # Environments the gate runs against (pytest --env=NAME). ${{VAR}} reads an environment
 # variable (${{VAR:-default}}, ${{VAR:?message}}); secrets belong there, never in this file.
-# The reference: README, "environments.yaml".
+# The reference: https://github.com/pytest-deploycheck/pytest-deploycheck/blob/main/docs/reference/environments-file.md
 environments:
   {env}:
     description: {description}
@@ -43,7 +43,8 @@ _DEMO_START = """\
 
 SUITE = """\
 # The first suite: checks become pytest items (pytest --env={env}). Add smoke checks of your
-# critical paths, metric checks, a pre-deploy checklist: README, "Suites".
+# critical paths, metric checks, a pre-deploy checklist:
+# https://github.com/pytest-deploycheck/pytest-deploycheck/blob/main/docs/concepts/suites.md
 suite: first
 service: api
 checks:
@@ -81,7 +82,7 @@ def probe(url: str, timeout: float = 5.0) -> Probe:
                 status = body.get("status") if isinstance(body, dict) else None
                 return Probe(path, status if isinstance(status, str) and status else None)
     raise SystemExit(f"init: {url} answered no health endpoint with 2xx ({', '.join(tried)}); "
-                     f"write the first check by hand (README, 'Suites')")
+                     f"write the first check by hand (docs/concepts/suites.md)")
 
 
 def write(folder: Path, env: str, url: str | None, force: bool) -> list[Path]:

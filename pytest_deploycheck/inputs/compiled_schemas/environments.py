@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "deeadd6dd210e9f9ad295c93a71c59b58614e70f2b887262a7058a8ffc3e2b57"
+SCHEMA_SHA256 = "b29de3b01a5ff1cdcb90ef1429cd1627c4c1dd09a8208f7479a1d598c7536e25"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
