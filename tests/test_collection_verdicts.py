@@ -226,6 +226,11 @@ PROMETHEUS_ANSWERS = {
                                                     "result": [{"metric": {}, "value": [1, "high"]}]}}),
     "time-word": _j({"status": "success", "data": {"resultType": "vector",
                                                    "result": [{"metric": {}, "value": ["now", "1"]}]}}),
+    # A sample at no time is no evidence (it passed "< 1"), nor at a time no date has.
+    "time-nan": _j({"status": "success", "data": {"resultType": "vector",
+                                                  "result": [{"metric": {}, "value": ["NaN", "0.5"]}]}}),
+    "time-far": _j({"status": "success", "data": {"resultType": "vector",
+                                                  "result": [{"metric": {}, "value": [1e20, "0.5"]}]}}),
     "values-none": _j({"status": "success", "data": {"resultType": "matrix",
                                                      "result": [{"metric": {}, "values": None}]}}),
     "scalar-null": _j({"status": "success", "data": {"resultType": "scalar", "result": None}}),
@@ -256,6 +261,7 @@ DATADOG_ANSWERS = {
     "pointlist-dict": _j({"status": "ok", "series": [{"scope": "a", "pointlist": {"a": 1}}]}),
     "point-word": _j({"status": "ok", "series": [{"scope": "a", "pointlist": [["now", 1.0]]}]}),
     "value-word": _j({"status": "ok", "series": [{"scope": "a", "pointlist": [[1000, "high"]]}]}),
+    "point-nan": _j({"status": "ok", "series": [{"scope": "a", "pointlist": [["NaN", 0.5]]}]}),
     "errors-500": (500, "application/json", json.dumps({"errors": "down"}).encode()),
 }
 

@@ -467,3 +467,97 @@ def test_a_baseline_breach_is_charted_against_its_limit(project: Project,
     chart = attachment(folder, check, "chart")
     assert "baseline limit: &lt;= 0.22 (baseline 0.2 &lt;= +10%)" in chart
     assert "&lt; 1s" in chart and chart.count('class="breach"') == 1
+
+
+def test_htmlreport_says_in_one_line_what_it_cannot_do(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder given as the file to write, a file in the way of a folder, an
+    environment.properties that is not UTF-8: one line and status 2, before any work."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "one-result.json").write_text("{}")
+    (results / "environment.properties").write_bytes(b"\xff\xfelocal.verdict=failed\n")
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    for argv in ([str(results), "--allurerc", str(tmp_path / "a-folder")],
+                 [str(results), "--allurerc", str(tmp_path / "a-file" / "allurerc.json")],
+                 [str(results), "-o", str(tmp_path / "a-file" / "gate.html")],
+                 [str(results), "-o", str(tmp_path / "a-folder")],
+                 [str(tmp_path / "no-results"), "--allurerc", str(tmp_path / "rc.json")]):
+        assert htmlreport.main(argv) == 2, argv
+        error = capsys.readouterr().err
+        assert error.startswith("deploycheck htmlreport: ") and error.count("\n") == 1, error
+    assert htmlreport.main([str(results), "--allurerc", str(tmp_path / "rc.json")]) == 0
+    name = json.loads((tmp_path / "rc.json").read_text())["name"]
+    assert name == "Deploy gate: \ufffd\ufffdlocal failed", name
+
+
+def test_the_step_summary_stays_plain_text_and_within_github_s_limit(
+        project: Project, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names with markup or control characters stay one table row of text; beyond 100 rows a
+    table says how many more there are (GitHub drops a summary over 1 MiB whole)."""
+    project.simple(server.url, """
+        service: api
+        checks:
+          - name: "one\\rtwo | `tick` <img src=x onerror=alert(1)>"
+            kind: smoke
+            request: {path: /status/503}
+          - name: many
+            kind: smoke
+            parametrize: {n: [NUMBERS]}
+            request: {path: /status/503}
+        """.replace("NUMBERS", ", ".join(str(n) for n in range(120))))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path / "summary.md"))
+    result = runpytest(project.pytester, "--env=test", "--rollback=off")
+    result.assert_outcomes(failed=121)
+    summary = (project.path / "summary.md").read_text()
+    assert "\r" not in summary and "<img" not in summary
+    assert "| checks::one two \\| \\`tick\\` &lt;img src=x onerror=alert(1)>[test] | smoke |" \
+        in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| checks::")]
+    assert len(rows) == 100, len(rows)
+    assert "| … 21 more failed checks and warnings: see the gate report |" in summary
+
+
+CATEGORY_CASES = [
+    # message, kind (subSuite), the category it belongs in
+    ("health check 'TLS certificate valid' failed in environment 'prod'\n  at s.yaml:3\n"
+     "  status: expected 200, got 500", "health", "Health gate failures"),
+    ("health check 'api up' failed in environment 'prod'\n  at s.yaml:3\n  GET http://x/\n"
+     "  cannot connect to x: connection refused", "health",
+     "Infrastructure errors (endpoint or metric source unreachable)"),
+    ("metric check 'p99' failed in environment 'prod'\n  at s.yaml:9\n  FAILED 1 breaches",
+     "metric", "Metric gate failures"),
+    ("ConnectError: cannot connect to http://x/", "smoke",
+     "Infrastructure errors (endpoint or metric source unreachable)"),
+    ("rollback failed: command 'undo' exited with 1", "rollback", "Rollback failed"),
+    ("smoke check 'rollback failed page' failed in environment 'prod'\n  at s.yaml:1\n"
+     "  status: expected 200, got 404", "smoke", "Smoke gate failures"),
+]
+
+
+def test_categories_file_each_failure_alike_in_allure_2_and_allure_3() -> None:
+    """The same failure falls in the same category with Allure 2's Java-style whole-message
+    expressions and with Allure 3's JavaScript ones (run by Node.js, as Allure 3 runs them)."""
+    from pytest_deploycheck.report.allure import ALLURE3_CATEGORIES, CATEGORIES
+
+    def allure2(message: str) -> str | None:
+        return next((c["name"] for c in CATEGORIES if "failed" in c["matchedStatuses"]
+                     and re.fullmatch(c["messageRegex"], message)), None)
+
+    script = """
+    const [rules, cases] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const match = (m, c) => (!m.statuses || m.statuses.includes("failed"))
+      && (!m.message || new RegExp(m.message).test(c.message))
+      && Object.entries(m.labels || {}).every(([k, v]) => new RegExp(v).test(c.labels[k] || ""));
+    console.log(JSON.stringify(cases.map(c => (rules.find(r => match(r.matchers, c)) || {}).name
+                                              || null)));
+    """
+    cases = [{"message": m, "labels": {"subSuite": kind}} for m, kind, _ in CATEGORY_CASES]
+    done = subprocess.run(["node", "-e", script], input=json.dumps([ALLURE3_CATEGORIES, cases]),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    expected = [name for _, _, name in CATEGORY_CASES]
+    assert json.loads(done.stdout) == expected
+    assert [allure2(message) for message, _, _ in CATEGORY_CASES] == expected

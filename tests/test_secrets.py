@@ -794,3 +794,36 @@ def test_a_multiline_secret_shown_line_by_line_is_masked(project: Project,
     output = result.stdout.str() + (project.path / "gate.json").read_text()
     assert "    ***" in result.stdout.str()
     assert "pl4nted" not in output.lower()
+
+
+@pytest.mark.parametrize("tenant", ["tenant-secret-998877", 'ten"ant-secret-998877'])
+def test_a_secret_in_a_series_label_is_masked_in_the_chart_and_the_samples(
+        project: Project, monkeypatch: pytest.MonkeyPatch, tenant: str) -> None:
+    """A metric series named by a label holding a secret (a tenant's token): masked in the
+    chart and in the samples CSV, also when the CSV's quoting doubles a '"' in it."""
+    import sqlite3
+
+    database = project.path / "metrics.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE t (tenant TEXT, v REAL)")
+        connection.execute("INSERT INTO t VALUES (?, 0.5)", (tenant,))
+    monkeypatch.setenv("TENANT_TOKEN", tenant)
+    project.environments(f"""\
+        environments:
+          test:
+            vars: {{tenant: "${{TENANT_TOKEN}}"}}
+            metrics: {{default: {{type: sql, url: "sqlite:///{database}"}}}}
+        """)
+    project.suite("m.yaml", """\
+        checks:
+          - {name: per tenant, kind: metric, query: "SELECT tenant, v FROM t", threshold: "< 0.1"}
+        """)
+    result = runpytest(project.pytester, "--env=test", "--alluredir=allure-results")
+    result.assert_outcomes(failed=1)
+    files = list((project.path / "allure-results").iterdir())
+    assert any(path.name.endswith(".svg") for path in files)
+    for path in files:
+        text = path.read_text()
+        for form in (tenant, tenant.replace('"', '""'), tenant.replace('"', "&quot;"),
+                     tenant[:12]):
+            assert form not in text, (path.name, form)

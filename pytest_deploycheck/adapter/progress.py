@@ -12,6 +12,7 @@ while a worker is busy with one long observation).
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 import threading
@@ -28,6 +29,14 @@ FOLDER_KEY = "deploycheck_progress"
 POLL = 0.25  # seconds between looks at the workers' files
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _one_line(text: str) -> str:
+    """One line of plain text: a check's name may hold newlines or terminal escapes."""
+    return _CONTROL.sub(" ", text)
+
+
 def terminal_writer(config: pytest.Config, captured: bool = True) -> Callable[[str], None]:
     """A function that shows a line on the terminal; ``captured``: also while a check's output
     is captured (from the thread running the checks: the controller's follower runs none)."""
@@ -39,7 +48,7 @@ def terminal_writer(config: pytest.Config, captured: bool = True) -> Callable[[s
             return
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             terminal.ensure_newline()
-            terminal.write_line(f"    {line}")
+            terminal.write_line(f"    {_one_line(line)}")
 
     return write
 
@@ -55,7 +64,7 @@ def file_writer(config: pytest.Config, redactor: Redactor) -> Callable[[str], No
     lock = threading.Lock()
 
     def write(line: str) -> None:
-        text = " ".join(redactor.redact(line).splitlines())
+        text = _one_line(redactor.redact(line))
         # Progress is never worth failing a check: a line that cannot be written is lost.
         with lock, contextlib.suppress(OSError), path.open("a", encoding="utf-8") as out:
             out.write(text + "\n")
@@ -83,6 +92,11 @@ class ProgressFollower:
                                             name="deploycheck-progress")
             self._thread.start()
         node.workerinput[FOLDER_KEY] = str(self.folder)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self) -> None:
+        """An item's lines before its outcome: its worker wrote them before reporting it."""
+        self.drain()
 
     def _follow(self) -> None:
         while not self._stop.wait(POLL):

@@ -191,11 +191,14 @@ class MetricSpec:
                 # broke the baseline's limit: it is what made that value.
                 broken = judged.failed_rule or (measurement.value_breach if judged.ok else "")
                 verdict = "ignored" if judged.ok is None else "BREACH" if broken else "ok"
+                # Masked before quoting: a secret with a '"' in it is doubled by the quoting,
+                # and no longer found afterwards. A series' labels may hold one (a tenant).
+                name = redactor.redact(judged.series)
                 rows.append(f"{utc_iso(judged.sample.timestamp, 'seconds')},"
-                            f"{_csv(judged.series)},{judged.sample.value!r},{verdict},"
-                            f"{_csv(broken) if broken else ''}")
+                            f"{_csv(name)},{judged.sample.value!r},{verdict},"
+                            f"{_csv(redactor.redact(broken)) if broken else ''}")
                 point = (judged.sample.timestamp, judged.sample.value)
-                series.setdefault(judged.series, []).append(point)
+                series.setdefault(name, []).append(point)
                 if verdict == "BREACH":
                     breaches.append(point)
         summary = [f"source: {result.source}", f"query: {result.query}",
@@ -207,7 +210,8 @@ class MetricSpec:
         return [Attachment("query", redactor.redact("\n".join([*summary, "", *errors]))),
                 Attachment("samples", redactor.redact("\n".join(rows)), "csv"),
                 Chart("chart", redactor.redact(result.query), sorted(series.items()),
-                      self.thresholds(), limits=[(f"baseline limit: {label}", value)
+                      self.thresholds(), limits=[(redactor.redact(f"baseline limit: {label}"),
+                                                  value)
                                                  for label, value in _lines(result.value_rule)],
                       breaches=breaches,
                       marks=[("observation start", result.measurements[0].at)]

@@ -185,6 +185,23 @@ def number(value: Any, what: str) -> float:
     return float(value)
 
 
+# The range of times a sample may have (Unix seconds): from 1970 to the year 9999, which
+# every date function can show.
+_LAST_TIME = 253402300799.0
+
+
+def timestamp(value: Any, what: str) -> float:
+    """A sample's time from an answer (Unix seconds): a finite number a date can be made of.
+
+    A sample at no valid time is a malformed answer, not evidence: raises
+    :class:`MetricQueryError` naming ``what``.
+    """
+    found = number(value, what)
+    if not (math.isfinite(found) and 0 <= found <= _LAST_TIME):
+        raise MetricQueryError(f"{what} is not a time: {snippet(value)}")
+    return found
+
+
 def snippet(value: Any) -> str:
     """The start of a value from an answer, for a one-line reason."""
     return json.dumps(value, default=str)[:80]

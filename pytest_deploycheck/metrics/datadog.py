@@ -26,6 +26,7 @@ from .base import (
     number,
     snippet,
     text_of,
+    timestamp,
 )
 
 DEFAULT_SITE = "datadoghq.com"
@@ -186,6 +187,7 @@ def _series(series: Any) -> Series:
                                    f"{snippet(point)}")
         if point[1] is None:  # Datadog marks buckets without data with null
             continue
-        samples.append(Sample(timestamp=number(point[0], "Datadog point time") / 1000,
+        samples.append(Sample(timestamp=timestamp(number(point[0], "Datadog point time") / 1000,
+                                                  "Datadog point time"),
                               value=number(point[1], "Datadog point value")))
     return Series(str(series.get("scope") or series.get("expression") or ""), tuple(samples))

@@ -24,6 +24,7 @@ from .base import (
     number,
     snippet,
     text_of,
+    timestamp,
 )
 
 SCHEMA: Mapping[str, Any] = {
@@ -186,5 +187,5 @@ def alert_of(item: Any, state: str, since_key: str) -> Alert:
 def _sample(pair: Any) -> Sample:
     if not (isinstance(pair, list) and len(pair) == 2):
         raise MetricQueryError(f"Prometheus sample is not [time, value]: {snippet(pair)}")
-    return Sample(timestamp=number(pair[0], "Prometheus sample time"),
+    return Sample(timestamp=timestamp(pair[0], "Prometheus sample time"),
                   value=number(pair[1], "Prometheus sample value"))

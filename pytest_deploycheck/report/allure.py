@@ -24,33 +24,38 @@ from ..runtime.durable import write_json_atomic
 _INFRASTRUCTURE = ("cannot connect|connection (refused|reset)|timed out|name resolution|TLS|"
                    "certificate verify|crashed|cannot run|"
                    "answered \\d+ with a body that is not JSON|no data for")
-_CATEGORY_RULES: list[tuple[str, tuple[str, ...], str | None, str | None]] = [
-    # name, statuses, message (a regular expression), kind
-    ("Rollback failed", ("failed", "broken"), "rollback failed", None),
-    ("Infrastructure errors (endpoint or metric source unreachable)", ("failed", "broken"),
-     _INFRASTRUCTURE, None),
-    ("Health gate failures", ("failed",), None, "health"),
-    ("Smoke gate failures", ("failed",), None, "smoke"),
-    ("Metric gate failures", ("failed",), None, "metric"),
-    ("Pre-deploy checklist failures", ("failed",), None, "checklist"),
+# A check's failure text starts with a line naming the check: its reason comes after that
+# line, so that a check named "TLS certificate valid" is not an infrastructure error by name.
+_HEADER = "[^\\n]*check '[^\\n]*' failed in environment '[^\\n]*'"
+
+
+def _rule(name: str, statuses: tuple[str, ...], allure2: str, allure3: dict[str, Any]
+          ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A category for Allure 2 (a Java regular expression matching the whole message) and
+    for Allure 3 (JavaScript regular expressions searched in the message, and labels; its
+    failures listed by environment)."""
+    return ({"name": name, "matchedStatuses": list(statuses), "messageRegex": allure2},
+            {"name": name, "groupBy": [{"label": "parentSuite"}], "expand": True,
+             "matchers": {"statuses": list(statuses), **allure3}})
+
+
+_RULES = [
+    _rule("Rollback failed", ("failed", "broken"), "(?s)rollback failed.*",
+          {"message": "^rollback failed"}),
+    _rule("Infrastructure errors (endpoint or metric source unreachable)", ("failed", "broken"),
+          f"(?s)(?:(?!{_HEADER}).*({_INFRASTRUCTURE}).*|[^\\n]*\\n.*({_INFRASTRUCTURE}).*)",
+          {"message": f"^(?!{_HEADER})[\\s\\S]*({_INFRASTRUCTURE})"
+                      f"|\\n[\\s\\S]*({_INFRASTRUCTURE})"}),
+    *(_rule(name, ("failed",), f"(?s){kind} check '[^\\n]*' failed in environment .*",
+            {"labels": {"subSuite": f"^{kind}$"}})
+      for name, kind in (("Health gate failures", "health"), ("Smoke gate failures", "smoke"),
+                         ("Metric gate failures", "metric"),
+                         ("Pre-deploy checklist failures", "checklist"))),
 ]
-
-# Allure 2's ``categories.json``: Java regular expressions, matching the whole message.
-CATEGORIES: list[dict[str, Any]] = [
-    {"name": name, "matchedStatuses": list(statuses),
-     "messageRegex": (f"(?s).*({message}).*" if message is not None else
-                      f"(?s).*{kind} check '.*' failed in environment.*")}
-    for name, statuses, message, kind in _CATEGORY_RULES]
-
-# Allure 3's categories (its configuration, not the results folder): JavaScript regular
-# expressions, searched in the message; kinds by label. Each category lists its failures by
-# environment.
-ALLURE3_CATEGORIES: list[dict[str, Any]] = [
-    {"name": name, "groupBy": [{"label": "parentSuite"}], "expand": True,
-     "matchers": {"statuses": list(statuses),
-                  **({"message": message} if message is not None else {}),
-                  **({"labels": {"subSuite": f"^{kind}$"}} if kind is not None else {})}}
-    for name, statuses, message, kind in _CATEGORY_RULES]
+# Allure 2's ``categories.json``, and Allure 3's categories (of its configuration: Allure 3
+# does not read that file).
+CATEGORIES: list[dict[str, Any]] = [allure2 for allure2, _ in _RULES]
+ALLURE3_CATEGORIES: list[dict[str, Any]] = [allure3 for _, allure3 in _RULES]
 
 # The report's tree: environment, suite, kind (the labels every check's result has).
 ALLURE3_GROUPING = ["parentSuite", "suite", "subSuite"]

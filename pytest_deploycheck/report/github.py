@@ -3,12 +3,13 @@ Markdown summary for ``$GITHUB_STEP_SUMMARY`` (SPEC §6)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..actions import ActionResult
 from ..deploy import PHASES
-from ..gate import OK_VERDICTS, EnvGate, overall_verdict, verified
+from ..gate import OK_VERDICTS, CheckRecord, EnvGate, overall_verdict, verified
 from ..units import format_duration
 
 
@@ -100,8 +101,25 @@ def output_lines(verdict: str, failed: int, report: Path | None, prefix: str = "
     return "".join(f"{prefix}{name(key)}={value}\n" for key, value in values.items())
 
 
+# GitHub drops a step summary over 1 MiB whole, verdicts included: the tables are cut first.
+MAX_ROWS = 100
+MAX_SUMMARY = 900_000  # characters (at most 4 bytes each in UTF-8 is still far under 1 MiB)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:300]
+    """``text`` as plain text in a Markdown table cell or list item: one line, without markup
+    (a check's name may hold ``|``, backticks or HTML)."""
+    text = _CONTROL.sub(" ", text)[:300]
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+            .replace("<", "&lt;"))
+
+
+def _rows(rows: list[str], what: str) -> list[str]:
+    """At most :data:`MAX_ROWS` of a table's rows, and a row saying how many more."""
+    if len(rows) <= MAX_ROWS:
+        return rows
+    return [*rows[:MAX_ROWS], f"| … {len(rows) - MAX_ROWS} more {what}: see the gate report |"]
 
 
 def summary_title(envs: Mapping[str, EnvGate], seconds: float) -> str:
@@ -137,42 +155,52 @@ def step_summary(envs: Mapping[str, EnvGate], repository_url: str | None = None,
         if problems:
             out += ["", f"### {env}: failed checks and warnings", "",
                     "| check | kind | on_fail | where | reason |", "|---|---|---|---|---|"]
+            rows = []
             for record in problems:
                 where = f"{record.file}:{record.line}"
                 if repository_url:
                     where = f"[{where}]({repository_url}/{record.file}#L{record.line})"
                 flag = "warning: " if record.outcome == "warned" else ""
-                out.append(f"| {_cell(record.id)} | {record.kind} | {record.on_fail} | {where} "
-                           f"| {flag}{_cell(record.message)} |")
+                rows.append(f"| {_cell(record.id)} | {record.kind} | {record.on_fail} | {where} "
+                            f"| {flag}{_cell(record.message)} |")
+            out += _rows(rows, "failed checks and warnings")
         observed = [r for r in gate.ordered() if r.observation]
         if observed:
             out += ["", f"### {env}: observations", "",
                     "| check | outcome | measurements | breaches | errors | over |",
                     "|---|---|---|---|---|---|"]
-            for record in observed:
-                seen = record.observation or {}
-                out.append(f"| {_cell(record.id)} | {record.outcome} | {seen.get('taken')} of "
-                           f"{seen.get('planned')} | {seen.get('breaches')} | "
-                           f"{seen.get('errors')} | "
-                           f"{format_duration(float(seen.get('seconds') or 0))} |")
+            out += _rows([_observation_row(record) for record in observed], "observations")
         if gate.errors:
             out += ["", f"### {env}: not evaluated", ""]
-            out += [f"- {_cell(error)}" for error in gate.errors]
+            out += [f"- {_cell(error)}" for error in gate.errors[:MAX_ROWS]]
         if gate.rollback is not None:
             rollback = gate.rollback
             out += ["", f"### {env}: rollback ({rollback.mode})", "",
                     f"Triggered by {len(rollback.triggered_by)} failed check(s): "
-                    + ", ".join(f"`{_cell(check)}`" for check in rollback.triggered_by) + ".",
+                    + ", ".join(_cell(check) for check in rollback.triggered_by[:MAX_ROWS])
+                    + (f" and {len(rollback.triggered_by) - MAX_ROWS} more"
+                       if len(rollback.triggered_by) > MAX_ROWS else "") + ".",
                     ""]
             out += _action_table(rollback.actions)
             if rollback.verification:
                 out += ["", "Verified by the post-rollback checks:", ""]
-                out += [f"- `{_cell(found['id'])}`: "
+                out += [f"- {_cell(found['id'])}: "
                         f"{'VERIFIED' if verified(found) else 'NOT VERIFIED'} ({found['outcome']})"
-                        for found in rollback.verification]
+                        for found in rollback.verification[:MAX_ROWS]]
         if gate.notify:
             out += ["", f"### {env}: notifications", "", *_action_table(gate.notify)]
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    if len(text) > MAX_SUMMARY:  # many environments: the verdicts come first and stay
+        text = text[:text.rfind("\n", 0, MAX_SUMMARY) + 1] + \
+            "\n… cut here to stay within GitHub's limit: see the gate report.\n"
+    return text
+
+
+def _observation_row(record: CheckRecord) -> str:
+    seen = record.observation or {}
+    return (f"| {_cell(record.id)} | {record.outcome} | {seen.get('taken')} of "
+            f"{seen.get('planned')} | {seen.get('breaches')} | {seen.get('errors')} | "
+            f"{format_duration(float(seen.get('seconds') or 0))} |")
 
 
 def _action_table(actions: Iterable[ActionResult]) -> list[str]:

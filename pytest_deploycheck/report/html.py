@@ -77,9 +77,8 @@ def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
 def generate(results: Path, output: Path, name: str = "Deploy gate") -> Path:
     """Write the single-file report of ``results`` to ``output``; returns ``output``. Its
     title is ``name`` with each environment's verdict; its tree environment, suite, kind."""
-    if not results.is_dir() or not any(results.glob("*-result.json")):
-        raise ReportError(f"{results} holds no Allure results (run pytest with "
-                          f"--alluredir={results})")
+    _check_results(results)
+    _check_writable(output)  # before minutes of work, not after
     cli = allure_cli()
     name = report_name(results, name)
     with tempfile.TemporaryDirectory(prefix="deploycheck-report-") as work:
@@ -90,25 +89,49 @@ def generate(results: Path, output: Path, name: str = "Deploy gate") -> Path:
         page = folder / "report" / "index.html"
         if not page.is_file():
             raise ReportError(f"allure generate wrote no {page.name}")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(page, output)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(page, output)
+        except OSError as exc:
+            raise ReportError(f"cannot write {output}: {exc.strerror or exc}") from None
     return output
+
+
+def _check_results(results: Path) -> None:
+    if not results.is_dir() or not any(results.glob("*-result.json")):
+        raise ReportError(f"{results} holds no Allure results (run pytest with "
+                          f"--alluredir={results})")
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise ReportError(f"{path} is a folder: give the file to write")
+    parent = next((folder for folder in path.parents if folder.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ReportError(f"cannot write {path}: {parent} is a file")
 
 
 def report_name(results: Path, name: str) -> str:
     """``name`` with the verdicts of the run that wrote ``results``."""
     properties = results / "environment.properties"
-    if not properties.is_file():
+    try:
+        text = properties.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # none (a run without environments), or unreadable: the name alone
         return name
-    return headline(name, read_properties(properties.read_text(encoding="utf-8")))
+    return headline(name, read_properties(text))
 
 
 def write_config(results: Path, path: Path, name: str) -> Path:
     """The configuration of this report for running the Allure 3 CLI yourself (``allure
     generate``, ``allure open``): ``allurerc.json`` beside where it runs."""
+    _check_results(results)
+    _check_writable(path)
     config = allure3_config(report_name(results, name), "allure-report", single_file=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from html import escape
 
@@ -23,6 +24,25 @@ TICKS = 5
 
 def _label(value: float) -> str:
     return f"{value:.4g}"
+
+
+def _text(text: str) -> str:
+    """``text`` for the SVG's XML: escaped, without the control characters XML refuses."""
+    return escape(_CONTROL.sub("", text))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# The times a chart can show (Unix seconds, from 1970 to the year 9999).
+_TIMES = (0.0, 253402300799.0)
+
+
+def _time(t: float) -> bool:
+    return math.isfinite(t) and _TIMES[0] <= t <= _TIMES[1]
+
+
+def _held(value: float) -> float:
+    """``value`` within ±1e300: the width of the value axis then stays a finite number."""
+    return max(-1e300, min(1e300, value))
 
 
 def _clock(timestamp: float) -> str:
@@ -49,18 +69,24 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
     """An SVG document: each ``(label, [(unix_time, value), ...])`` as a line, each
     ``(label, value)`` threshold or limit as a dashed line, each breach ``(time, value)`` as a
     red dot, each mark ``(label, time)`` as a vertical line. Non-finite values are left out."""
-    points = [(t, v) for _, samples in series for t, v in samples if math.isfinite(v)]
-    lines = [(label, value, THRESHOLD) for label, value in thresholds] + \
-            [(label, value, LIMIT) for label, value in limits]
-    lines = [line for line in lines if math.isfinite(line[1])]
+    # What can be drawn: finite values (held within a range whose width is finite too) at
+    # times a clock can show.
+    drawn = [(label, [(t, _held(v)) for t, v in samples if _time(t) and math.isfinite(v)])
+             for label, samples in series]
+    dots = [(t, _held(v)) for t, v in breaches if _time(t) and math.isfinite(v)]
+    moments_marked = [(label, t) for label, t in marks if _time(t)]
+    points = [point for _, samples in drawn for point in samples]
+    lines = [(label, _held(value), color) for pairs, color in ((thresholds, THRESHOLD),
+                                                                (limits, LIMIT))
+             for label, value in pairs if math.isfinite(value)]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
              f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
              f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-             f'<text x="{LEFT}" y="18" font-size="13">{escape(title)}</text>']
+             f'<text x="{LEFT}" y="18" font-size="13">{_text(title)}</text>']
     if not points:
         parts.append(f'<text x="{LEFT}" y="{HEIGHT // 2}">no samples</text></svg>')
         return "\n".join(parts)
-    times = [t for t, _ in points] + [t for _, t in marks if math.isfinite(t)]
+    times = [t for t, _ in points] + [t for _, t in moments_marked]
     t0, t1 = min(times), max(times)
     values = [v for _, v in points] + [value for _, value, _ in lines]
     low, high = min(values), max(values)
@@ -92,41 +118,39 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
               f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" '
               f'stroke="#444"/>',
               f'<text x="{LEFT + plot_w}" y="{TOP + plot_h + 30}" text-anchor="end">UTC</text>']
-    for label, moment in marks:
-        if math.isfinite(moment):
-            parts.append(f'<line x1="{x(moment):.1f}" y1="{TOP}" x2="{x(moment):.1f}" '
-                         f'y2="{TOP + plot_h}" stroke="{MARK}" stroke-dasharray="2,3"/>'
-                         f'<text x="{x(moment) + 3:.1f}" y="{TOP + 10}" fill="{MARK}">'
-                         f'{escape(label)}</text>')
+    for label, moment in moments_marked:
+        parts.append(f'<line x1="{x(moment):.1f}" y1="{TOP}" x2="{x(moment):.1f}" '
+                     f'y2="{TOP + plot_h}" stroke="{MARK}" stroke-dasharray="2,3"/>'
+                     f'<text x="{x(moment) + 3:.1f}" y="{TOP + 10}" fill="{MARK}">'
+                     f'{_text(label)}</text>')
     for label, value, color in lines:
         parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" '
                      f'y2="{y(value):.1f}" stroke="{color}" stroke-dasharray="6,4"/>'
                      f'<text x="{LEFT + plot_w}" y="{y(value) - 3:.1f}" text-anchor="end" '
-                     f'fill="{color}">{escape(label)}</text>')
+                     f'fill="{color}">{_text(label)}</text>')
     legend_y = HEIGHT - 6
-    for index, (label, samples) in enumerate(series):
+    for index, (label, samples) in enumerate(drawn):
         color = COLORS[index % len(COLORS)]
-        coords = [(x(t), y(v)) for t, v in samples if math.isfinite(v)]
+        coords = [(x(t), y(v)) for t, v in samples]
         if coords:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" '
                          f'points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in coords)}">'
-                         f'<title>{escape(label)}</title></polyline>')
+                         f'<title>{_text(label)}</title></polyline>')
             if len(coords) == 1:
                 parts.append(f'<circle cx="{coords[0][0]:.1f}" cy="{coords[0][1]:.1f}" r="3" '
                              f'fill="{color}"/>')
         if index < 4:
             parts.append(f'<text x="{LEFT + 130 * index}" y="{legend_y}" fill="{color}">'
-                         f'{escape(label[:22] or "value")}</text>')
-    if len(series) > 4:
-        parts.append(f'<text x="{LEFT + 520}" y="{legend_y}">+{len(series) - 4} more</text>')
-    for t, v in breaches:
-        if math.isfinite(v):
-            parts.append(f'<circle class="breach" cx="{x(t):.1f}" cy="{y(v):.1f}" r="4" '
-                         f'fill="{BREACH}"><title>breach: {_label(v)} at {_clock(t)} UTC'
-                         f'</title></circle>')
-    if breaches:
+                         f'{_text(label[:22] or "value")}</text>')
+    if len(drawn) > 4:
+        parts.append(f'<text x="{LEFT + 520}" y="{legend_y}">+{len(drawn) - 4} more</text>')
+    for t, v in dots:
+        parts.append(f'<circle class="breach" cx="{x(t):.1f}" cy="{y(v):.1f}" r="4" '
+                     f'fill="{BREACH}"><title>breach: {_label(v)} at {_clock(t)} UTC'
+                     f'</title></circle>')
+    if dots:
         parts.append(f'<circle cx="{LEFT + plot_w - 70}" cy="{legend_y - 4}" r="4" '
                      f'fill="{BREACH}"/><text x="{LEFT + plot_w - 62}" y="{legend_y}" '
-                     f'fill="{BREACH}">breach ({len(breaches)})</text>')
+                     f'fill="{BREACH}">breach ({len(dots)})</text>')
     parts.append("</svg>")
     return "\n".join(parts)
