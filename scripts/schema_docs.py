@@ -40,15 +40,15 @@ class Page:
 
 PAGES = (
     Page("suite", "suite-file.md", "The suite file",
-         "Every key of a suite file (`suites/*.yaml`, or the folders of the ini key "
+         "Suite files are found under `suites/` (or the folders of the ini key "
          "`deploycheck_suites`). What the keys do, with examples: [Suites](../concepts/suites.md), "
          "[Check kinds and items](../concepts/check-kinds.md), "
          "[Pre-deploy checklists](../concepts/checklists.md), "
          "[Metric checks](../concepts/metrics.md) and "
          "[Databases, alerts and browser pages](../concepts/evidence.md)."),
     Page("environments", "environments-file.md", "The environments file",
-         "Every key of `environments.yaml` (or the file of `--environments` and the ini key "
-         "`deploycheck_environments`). What the keys do, with examples: "
+         "It is `environments.yaml` at the project's root, or the file of `--environments` "
+         "and the ini key `deploycheck_environments`. What the keys do, with examples: "
          "[environments.yaml](../concepts/environments.md), "
          "[Gates and rollback](../concepts/gates-and-rollback.md), "
          "[Phases, conditions and deploy facts](../concepts/phases.md) and "

@@ -97,3 +97,11 @@ def test_console_pages_are_html(demo: DemoServer) -> None:
         answer = get(demo, path)
         assert answer.headers["content-type"].startswith("text/html")
         assert f"<h1>{title}</h1>" in answer.text
+
+
+def test_a_second_demo_on_a_taken_port_says_so_in_one_line(demo: DemoServer) -> None:
+    done = cli(demo, "serve")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"demo: cannot listen on 127.0.0.1:{demo.server_port}: "
+                                   f"Address already in use (a demo still running? stop it, or "
+                                   f"pick another --port)")

@@ -79,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from .server import DemoServer
 
-        server = DemoServer(args.host, args.port, args.version)
+        try:
+            server = DemoServer(args.host, args.port, args.version)
+        except OSError as exc:  # most often a demo started earlier still runs there
+            print(f"demo: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+                  f"(a demo still running? stop it, or pick another --port)", file=sys.stderr)
+            return 1
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         print(f"demo service {args.version} on http://{args.host}:{server.server_port}",
               flush=True)

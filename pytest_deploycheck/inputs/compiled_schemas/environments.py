@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "b29de3b01a5ff1cdcb90ef1429cd1627c4c1dd09a8208f7479a1d598c7536e25"
+SCHEMA_SHA256 = "7c4ee4bccfa2aa99a6e3ba3ccadbf490d713d87558d62622bfd5be38657033c3"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re

@@ -2,7 +2,7 @@
 # Do not edit: change the schema and run the script again.
 # ruff: noqa
 # mypy: ignore-errors
-SCHEMA_SHA256 = "ff21c2c3fbf8d5f85671adabea7b2684aa5eb5a721b3af5931aa07b2c6dbdbb7"
+SCHEMA_SHA256 = "078fafd4603a377146a11c4aeea364ebfffdd3abc24d0748f07b565f136e9b75"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
