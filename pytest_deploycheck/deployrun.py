@@ -23,7 +23,7 @@ from .inputs.interpolation import LintEnviron
 from .rollout import StageResult, run_stage, stage_checks
 from .runtime.clients import ClientPool
 from .runtime.commands import run_command
-from .runtime.engine import Engine
+from .runtime.engine import Cancelled, Engine
 from .runtime.processes import ProcessManager
 from .runtime.state import StateStore
 from .secrets import Redactor
@@ -179,6 +179,9 @@ class DeployRun:
         started = time.monotonic()
         try:
             return (runners or self.runners)[instance.check.spec.type].run(instance)
+        except Cancelled as exc:  # the run stopped while it waited: it found nothing out
+            return BrokenResult(f"not evaluated: {exc}", time.monotonic() - started,
+                                outcome="inconclusive")
         except Exception as exc:  # the boundary: any exception fails this check only
             return BrokenResult(exception_line(exc), time.monotonic() - started)
 

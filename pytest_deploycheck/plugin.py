@@ -140,18 +140,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(RedactedTestIds(run.redactor), "deploycheck-test-ids")
         config.pluginmanager.register(GatePlugin(config, run), "deploycheck-gate")
-    # Progress of long observations: also under -q (a quiet run still watches for minutes);
-    # -qq silences it.
-    if config.get_verbosity() >= -1:
-        from .adapter import progress
+    from .adapter.channel import connect
 
-        if not _is_worker(config):
-            run.context.progress = run.engine.relay(progress.terminal_writer(config))
-            config.pluginmanager.register(progress.ProgressFollower(
-                progress.terminal_writer(config, captured=False), run.redactor),
-                "deploycheck-progress")
-        else:
-            run.context.progress = progress.file_writer(config, run.redactor)
+    connect(config, run, worker=_is_worker(config))
 
 
 _SIGTERM_RESTORE = pytest.StashKey[Callable[[], None]]()

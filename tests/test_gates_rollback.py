@@ -362,6 +362,36 @@ def test_rollback_fast_starts_at_the_first_failure_and_stops(project: Project,
     assert elapsed < 4.2 + 5   # the six slow checks alone would take 4.2 s on one worker
 
 
+@pytest.mark.parametrize("stop", ["--rollback-fast", "-x"])
+def test_a_stop_under_xdist_ends_an_observation_on_another_worker(
+        project: Project, server: LoopbackServer, stop: str) -> None:
+    """The first failure stops the run; an observation watching on the other worker gives up
+    at once instead of watching the rolled-back system for its minute, and it is not a pass
+    (nor a failure that would roll back another environment): inconclusive."""
+    environments(project, server, logging_rollback(hook_url(server)), """\
+            metrics:
+              calm: {type: command, command: "echo 0.1"}
+              hot: {type: command, command: "echo 5"}
+        """)
+    project.suite("post.yaml", """\
+        checks:
+          - {name: a watches, kind: metric, source: calm, query: q, threshold: "< 1",
+             observe: {duration: 60s, interval: 1s}, timeout: 90s}
+          - {name: b breaks, kind: metric, source: hot, query: q, threshold: "< 1"}
+        """)
+    started = time.monotonic()
+    result = runpytest(project.pytester, "--env=prod", stop, "-p", "xdist", "-n", "2",
+                       "--gate-report=gate.json")
+    elapsed = time.monotonic() - started
+    assert elapsed < 20, elapsed  # the observation alone would take 60 s
+    report = json.loads((project.path / "gate.json").read_text())
+    outcomes = {check["name"]: check["outcome"] for check in report["checks"]}
+    assert outcomes == {"b breaks": "failed", "a watches": "inconclusive"}, outcomes
+    assert report["verdict"] == "rolled_back"
+    assert len(log_lines(project)) == 1
+    assert "not evaluated: the run is stopping" in result.stdout.str()
+
+
 def test_sigterm_leaves_a_valid_gate_report_and_audit_log(project: Project,
                                                           server: LoopbackServer) -> None:
     hang = uuid.uuid4().hex

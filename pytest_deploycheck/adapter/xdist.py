@@ -36,6 +36,13 @@ def is_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("dsession") is not None
 
 
+def stopping(config: pytest.Config) -> bool:
+    """Whether the controller stops handing out items (``-x``, ``--maxfail``, or
+    :func:`stop_workers`); False without xdist."""
+    dsession = config.pluginmanager.get_plugin("dsession")
+    return bool(getattr(dsession, "shouldstop", False))
+
+
 def stop_workers(config: pytest.Config, reason: str) -> None:
     """Ask the controller to stop handing out items (no-op without xdist)."""
     dsession = config.pluginmanager.get_plugin("dsession")

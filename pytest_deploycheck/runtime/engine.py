@@ -291,6 +291,11 @@ class Engine:
         for key in [key for key in self._held if key not in wanted]:
             del self._held[key]
 
+    def cancel(self) -> None:
+        """Wake the sleeping checks, which give up (:class:`Cancelled`): the run is stopping.
+        Safe from any thread (an xdist worker learns of the stop on one of its own)."""
+        self._stop.set()
+
     def stop(self) -> None:
         """Stop running ahead: cancel what has not started and wake sleeping checks."""
         self._stop.set()
