@@ -146,6 +146,25 @@ def parse_relative(text: object) -> RelativeLimit:
     return RelativeLimit(text=str(text).strip(), op=op, delta=delta, percent=bool(percent))
 
 
+# The last moment (Unix seconds) every date function can show: the end of the year 9999.
+LAST_TIME = 253402300799.0
+
+
+def is_clock_time(timestamp: float) -> bool:
+    """Whether ``timestamp`` (Unix seconds) is a moment a date can be made of: finite, from
+    1970 to the year 9999."""
+    return math.isfinite(timestamp) and 0 <= timestamp <= LAST_TIME
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of plain text: its control characters (newlines, terminal
+    escapes) become spaces. A check's name or a server's message may hold any."""
+    return _CONTROL.sub(" ", text)
+
+
 def utc_iso(timestamp: float | None = None, timespec: str = "milliseconds") -> str:
     """``2026-11-22T14:05:01.120Z``: Unix time ``timestamp`` (default now) in UTC."""
     moment = dt.datetime.fromtimestamp(time.time() if timestamp is None else timestamp, dt.UTC)

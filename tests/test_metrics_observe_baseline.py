@@ -20,17 +20,22 @@ from metric_servers import Prometheus, start_prometheus, stop_prometheus
 from pytest_deploycheck.demo.server import DemoServer
 
 
-def test_observe_measures_every_interval_and_shows_progress(project: Project,
-                                                            prometheus: Prometheus) -> None:
+def _watch_suite(project: Project, prometheus: Prometheus, duration: str) -> None:
+    """A suite that watches p99 on the test Prometheus for ``duration``, once a second."""
     prometheus_env(project, prometheus.url, ", timeout: 1s")
-    project.suite("watch.yaml", """\
+    project.suite("watch.yaml", f"""\
         checks:
           - name: p99 while we watch
             kind: metric
             query: dc_latency_seconds
             threshold: "< 500ms"
-            observe: {duration: 2s, interval: 1s}
+            observe: {{duration: {duration}, interval: 1s}}
         """)
+
+
+def test_observe_measures_every_interval_and_shows_progress(project: Project,
+                                                            prometheus: Prometheus) -> None:
+    _watch_suite(project, prometheus, "2s")
     started = time.monotonic()
     result = runpytest(project.pytester, "--env=test")
     elapsed = time.monotonic() - started
@@ -47,15 +52,7 @@ def test_progress_shows_under_quiet_and_live_from_xdist_workers(project: Project
                                                               prometheus: Prometheus) -> None:
     """Under -q, and from an xdist worker through the controller, each measurement's line
     comes while the observation goes on, not at its end; -qq silences it."""
-    prometheus_env(project, prometheus.url, ", timeout: 1s")
-    project.suite("watch.yaml", """\
-        checks:
-          - name: p99 while we watch
-            kind: metric
-            query: dc_latency_seconds
-            threshold: "< 500ms"
-            observe: {duration: 3s, interval: 1s}
-        """)
+    _watch_suite(project, prometheus, "3s")
     summary = project.path / "summary.md"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GITHUB_ACTIONS", "true")

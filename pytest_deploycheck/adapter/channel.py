@@ -14,7 +14,6 @@ sleeping between retries or measurements, which give up at once, inconclusive.
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import tempfile
 import threading
@@ -27,20 +26,13 @@ import pytest
 from ..deployrun import DeployRun
 from ..runtime.engine import Engine
 from ..secrets import Redactor
+from ..units import one_line
 from . import xdist
 
 # The key of ``workerinput`` naming the folder.
 FOLDER_KEY = "deploycheck_channel"
 STOP_FILE = "stop"
 POLL = 0.25  # seconds between looks at the folder
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def _one_line(text: str) -> str:
-    """One line of plain text: a check's name may hold newlines or terminal escapes."""
-    return _CONTROL.sub(" ", text)
-
 
 def terminal_writer(config: pytest.Config, captured: bool = True) -> Callable[[str], None]:
     """A function that shows a line on the terminal; ``captured``: also while a check's output
@@ -53,7 +45,7 @@ def terminal_writer(config: pytest.Config, captured: bool = True) -> Callable[[s
             return
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             terminal.ensure_newline()
-            terminal.write_line(f"    {_one_line(line)}")
+            terminal.write_line(f"    {one_line(line)}")
 
     return write
 
@@ -147,7 +139,7 @@ class WorkerChannel:
     def write(self, line: str) -> None:
         """Append a progress line. Masked here: only this worker may know the secrets its
         checks saved."""
-        text = _one_line(self.redactor.redact(line))
+        text = one_line(self.redactor.redact(line))
         # Progress is never worth failing a check: a line that cannot be written is lost.
         with self._lock, contextlib.suppress(OSError), \
                 self.path.open("a", encoding="utf-8") as out:

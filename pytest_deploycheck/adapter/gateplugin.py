@@ -480,12 +480,13 @@ class GatePlugin:
 
         redactor = self.run.redactor
         # The verdicts first: the report shows these first, and titles itself with them.
-        properties = [pair for name, gate in self.gate.envs.items()
-                      for pair in ((f"{name}.verdict", gate.verdict or gate.decide()),
-                                   (f"{name}.checks", counts_text(gate)),
-                                   *[(f"{name}.{key}", value) for key, value in
-                                     (allure.rollback_summary(gate.rollback) if gate.rollback
-                                      is not None else [])])]
+        properties: list[tuple[str, str]] = []
+        for name, gate in self.gate.envs.items():
+            properties += [(f"{name}.verdict", gate.verdict or gate.decide()),
+                           (f"{name}.checks", counts_text(gate))]
+            if gate.rollback is not None:
+                properties += [(f"{name}.{key}", value)
+                               for key, value in allure.rollback_summary(gate.rollback)]
         properties += [("environment", ", ".join(self.gate.envs)),
                        ("deploycheck", __version__), ("pytest", pytest.__version__)]
         files: list[tuple[str, Any]] = [("categories.json", allure.CATEGORIES)]

@@ -787,12 +787,12 @@ class MetricRunner:
                               f"{breaches} breaches, {errors} errors so far")
             if breaches > observe.failure_limit or errors > observe.error_limit:
                 break
-        taken = len(result.measurements)
+        taken, seconds = len(result.measurements), self.clock() - start
         result.observation = {"taken": taken, "planned": observe.count, "breaches": breaches,
-                              "errors": errors, "seconds": round(self.clock() - start, 3)}
+                              "errors": errors, "seconds": round(seconds, 3)}
         summary = (f"{breaches} breaches (failure_limit {observe.failure_limit}) and {errors} "
                    f"errors (error_limit {observe.error_limit}) in {taken} measurements over "
-                   f"{format_duration(self.clock() - start)}")
+                   f"{format_duration(seconds)}")
         last_bad = next((m for m in reversed(result.measurements)
                          if m.status in ("breach", "error", "no_data")), None)
         detail = f"; last: {last_bad.message}" if last_bad and last_bad.message else ""

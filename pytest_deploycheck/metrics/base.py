@@ -18,7 +18,7 @@ from ..inputs.endpoints import Service
 from ..inputs.located import At
 from ..inputs.yamlfile import YamlMap
 from ..jsondoc import JsonBodyError, NotJsonError, loads
-from ..units import parse_quantity
+from ..units import is_clock_time, parse_quantity
 
 
 @dataclass(frozen=True)
@@ -185,11 +185,6 @@ def number(value: Any, what: str) -> float:
     return float(value)
 
 
-# The range of times a sample may have (Unix seconds): from 1970 to the year 9999, which
-# every date function can show.
-_LAST_TIME = 253402300799.0
-
-
 def timestamp(value: Any, what: str) -> float:
     """A sample's time from an answer (Unix seconds): a finite number a date can be made of.
 
@@ -197,7 +192,7 @@ def timestamp(value: Any, what: str) -> float:
     :class:`MetricQueryError` naming ``what``.
     """
     found = number(value, what)
-    if not (math.isfinite(found) and 0 <= found <= _LAST_TIME):
+    if not is_clock_time(found):
         raise MetricQueryError(f"{what} is not a time: {snippet(value)}")
     return found
 

@@ -3,14 +3,13 @@ Markdown summary for ``$GITHUB_STEP_SUMMARY`` (SPEC §6)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..actions import ActionResult
 from ..deploy import PHASES
 from ..gate import OK_VERDICTS, CheckRecord, EnvGate, overall_verdict, verified
-from ..units import format_duration
+from ..units import format_duration, one_line
 
 
 def _data(text: str) -> str:
@@ -104,13 +103,12 @@ def output_lines(verdict: str, failed: int, report: Path | None, prefix: str = "
 # GitHub drops a step summary over 1 MiB whole, verdicts included: the tables are cut first.
 MAX_ROWS = 100
 MAX_SUMMARY = 900_000  # characters (at most 4 bytes each in UTF-8 is still far under 1 MiB)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def _cell(text: str) -> str:
     """``text`` as plain text in a Markdown table cell or list item: one line, without markup
     (a check's name may hold ``|``, backticks or HTML)."""
-    text = _CONTROL.sub(" ", text)[:300]
+    text = one_line(text)[:300]
     return (text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
             .replace("<", "&lt;"))
 

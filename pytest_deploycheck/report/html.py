@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..runtime.durable import write_json_atomic
 from .allure import allure3_config, headline, read_properties
 
 ALLURE_PACKAGE = "allure@3.18.0"
@@ -128,8 +129,7 @@ def write_config(results: Path, path: Path, name: str) -> Path:
     _check_writable(path)
     config = allure3_config(report_name(results, name), "allure-report", single_file=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(path, config)
     except OSError as exc:
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from html import escape
 
+from ..units import is_clock_time
+
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 24, 34, 46
 COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -32,12 +34,6 @@ def _text(text: str) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# The times a chart can show (Unix seconds, from 1970 to the year 9999).
-_TIMES = (0.0, 253402300799.0)
-
-
-def _time(t: float) -> bool:
-    return math.isfinite(t) and _TIMES[0] <= t <= _TIMES[1]
 
 
 def _held(value: float) -> float:
@@ -71,10 +67,10 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
     red dot, each mark ``(label, time)`` as a vertical line. Non-finite values are left out."""
     # What can be drawn: finite values (held within a range whose width is finite too) at
     # times a clock can show.
-    drawn = [(label, [(t, _held(v)) for t, v in samples if _time(t) and math.isfinite(v)])
+    drawn = [(label, [(t, _held(v)) for t, v in samples if is_clock_time(t) and math.isfinite(v)])
              for label, samples in series]
-    dots = [(t, _held(v)) for t, v in breaches if _time(t) and math.isfinite(v)]
-    moments_marked = [(label, t) for label, t in marks if _time(t)]
+    dots = [(t, _held(v)) for t, v in breaches if is_clock_time(t) and math.isfinite(v)]
+    moments_marked = [(label, t) for label, t in marks if is_clock_time(t)]
     points = [point for _, samples in drawn for point in samples]
     lines = [(label, _held(value), color) for pairs, color in ((thresholds, THRESHOLD),
                                                                 (limits, LIMIT))

@@ -298,7 +298,7 @@ class Engine:
 
     def stop(self) -> None:
         """Stop running ahead: cancel what has not started and wake sleeping checks."""
-        self._stop.set()
+        self.cancel()
         self._held.clear()
         for future in self._futures.values():
             future.cancel()
