@@ -420,6 +420,47 @@ def test_sigterm_leaves_a_valid_gate_report_and_audit_log(project: Project,
     assert b"Traceback" not in output
 
 
+def test_sigterm_to_the_xdist_controller_alone_ends_the_workers_observations(
+        project: Project, server: LoopbackServer) -> None:
+    """A cancelled job whose signal reaches only pytest's own process: the observations on
+    the workers stop measuring at once (they would watch on until xdist ends them), and the
+    gate is not a pass."""
+    environments(project, server, logging_rollback(hook_url(server)), """\
+            metrics:
+              calm: {type: command, command: "date +%s.%N >> ticks; echo 0.1"}
+        """)
+    project.suite("post.yaml", """\
+        checks:
+          - {name: a watches, kind: metric, source: calm, query: q, threshold: "< 1",
+             observe: {duration: 60s, interval: 1s}, timeout: 90s}
+          - {name: b watches, kind: metric, source: calm, query: q, threshold: "< 1",
+             observe: {duration: 60s, interval: 1s}, timeout: 90s}
+        """)
+    ticks = project.path / "ticks"
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p",
+                            "xdist", "-n", "2", "--env=prod", "--gate-report=gate.json",
+                            "--audit-log=audit.jsonl"],
+                           cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not ticks.exists()
+                                           or len(ticks.read_text().split()) < 4):
+        time.sleep(0.1)
+    signalled = time.time()
+    run.send_signal(signal.SIGTERM)
+    output, _ = run.communicate(timeout=30)
+    # A measurement may have been under way; none starts a second after the signal (xdist
+    # alone ends its workers about five seconds later, a measurement a second until then).
+    late = [float(t) for t in ticks.read_text().split() if float(t) > signalled + 1.0]
+    assert not late, (late, signalled)
+    assert run.returncode == pytest.ExitCode.INTERRUPTED
+    report = json.loads((project.path / "gate.json").read_text())
+    assert report["verdict"] == "blocked"
+    assert not log_lines(project)
+    assert [json.loads(x)["event"] for x in
+            (project.path / "audit.jsonl").read_text().splitlines()][-1] == "verdict"
+    assert b"Traceback" not in output
+
+
 @pytest.mark.parametrize(("rollback", "message"), [
     ("rollback:\n  - kubectl: [rollout, undo]",
      "environments.yaml:5: environments.prod.rollback[[]0[]]: an action needs exactly one of "

@@ -6,9 +6,10 @@ xdist forwards only the events it knows, and a worker has no terminal. The contr
 folder and names it in each worker's ``workerinput``: each worker appends its progress lines
 to a file of its own there, which a controller thread follows and shows as the lines come
 (the controller's main thread sits in xdist's loop, which runs no hook while a worker is busy
-with one long observation). When the run stops (``-x``, ``--maxfail``, ``--rollback-fast``),
-the controller writes a ``stop`` file there; each worker's thread sees it and wakes the checks
-sleeping between retries or measurements, which give up at once, inconclusive.
+with one long observation). When the run stops (``-x``, ``--maxfail``, ``--rollback-fast``)
+or is interrupted (Ctrl-C, SIGTERM), the controller writes a ``stop`` file there; each
+worker's thread sees it and wakes the checks sleeping between retries or measurements, which
+give up at once, inconclusive.
 """
 
 from __future__ import annotations
@@ -77,12 +78,22 @@ class ControllerChannel:
         """An item's lines before its outcome: its worker wrote them before reporting it."""
         self.drain()
 
+    @pytest.hookimpl
+    def pytest_keyboard_interrupt(self) -> None:
+        """Ctrl-C, or SIGTERM (a cancelled CI job) sent to this process alone: the workers
+        would watch on until xdist ends them."""
+        self._tell_stop()
+
     def _follow(self) -> None:
         while not self._done.wait(POLL):
             self.drain()
-            if self.folder is not None and xdist.stopping(self.config):
-                with contextlib.suppress(OSError):
-                    (self.folder / STOP_FILE).touch()
+            if xdist.stopping(self.config):
+                self._tell_stop()
+
+    def _tell_stop(self) -> None:
+        if self.folder is not None:
+            with contextlib.suppress(OSError):
+                (self.folder / STOP_FILE).touch()
 
     def drain(self) -> None:
         """Show the lines written since the last look."""
