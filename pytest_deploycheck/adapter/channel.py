@@ -15,6 +15,7 @@ give up at once, inconclusive.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import tempfile
 import threading
@@ -68,6 +69,9 @@ class ControllerChannel:
     def pytest_configure_node(self, node: Any) -> None:
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix="deploycheck-channel-"))
+            # Removed at unconfigure: also when a session-finish hook before this one fails.
+            self.config.add_cleanup(functools.partial(shutil.rmtree, self.folder,
+                                                      ignore_errors=True))
             self._thread = threading.Thread(target=self._follow, daemon=True,
                                             name="deploycheck-channel")
             self._thread.start()
@@ -115,13 +119,11 @@ class ControllerChannel:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
-        """Stop following, show what is left, and remove the folder."""
+        """Stop following, and show what is left."""
         self._done.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.drain()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class WorkerChannel:
